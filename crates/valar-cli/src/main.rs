@@ -1,0 +1,2 @@
+//! The `valar` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Shared types, file formats and metrics for valar.

@@ -1,0 +1,1 @@
+//! Face preprocessing shared by prepare and predict: decode, crop, grayscale, resize.

@@ -1,0 +1,1 @@
+//! Seeded synthetic AffectNet-format datasets whose faces encode their labels.
