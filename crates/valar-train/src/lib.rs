@@ -1,1 +1,1 @@
-//! valar's training engine: the whole training step as one ONNX graph, run by ONNX Runtime.
+//! valar train, evaluate and predict: the training loop, checkpoints and metrics on top of valar-engine.
