@@ -1,1 +1,30 @@
-//! Shared types, file formats and metrics for valar.
+//! Shared types, file formats and metrics for valar: the bottom of the dependency graph.
+//!
+//! Every stage talks to the others through the files described here, never through
+//! each other's code.
+
+/// Writing outputs atomically: temporary names renamed when complete.
+mod atomic;
+/// The error type of this crate.
+mod error;
+/// Labels, dimensions, splits, boxes and colour modes.
+mod label;
+/// `manifest.csv`: one row per prepared face.
+mod manifest;
+/// The field's metrics: RMSE, PCC, CCC and SAGR.
+mod metrics;
+/// `faces.npy`: the packed uint8 face tensor.
+mod npy;
+/// `prep.json`: what `valar prepare` did, for humans and for `valar report`.
+mod prep_info;
+
+pub use atomic::{PartialDir, write_atomic};
+pub use error::CoreError;
+pub use label::{ColorMode, Dimension, FaceBox, Split, Targets};
+pub use manifest::{MANIFEST_COLUMNS, ManifestRow, read_manifest};
+pub use metrics::{DimMetrics, ccc, pcc, rmse, sagr};
+pub use npy::{Faces, read_faces, read_npy_string_scalar, write_faces};
+pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
+
+/// valar's version, recorded in every output that says how it was made.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,121 @@
+use crate::{CoreError, write_atomic};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `prep.json`: everything `valar prepare` decided and counted, so a prepared
+/// dataset can be explained (and reproduced) without the command line that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepInfo {
+    /// valar's version.
+    pub valar_version: String,
+    /// The seed for sampling and splitting.
+    pub seed: u64,
+    /// Every parameter of the run, as resolved (input paths, quota, size, …).
+    pub params: serde_json::Value,
+    /// What was stratified: `"arousal"`, `"valence"` or `"grid"` (valence × arousal).
+    pub stratify: String,
+    /// Interval edges over [-1, 1] (for a grid, the edges of both axes).
+    pub edges: Vec<f64>,
+    /// Source rows read, valid or not.
+    pub rows_read: usize,
+    /// Faces written to `faces.npy`.
+    pub faces: usize,
+    /// Faces per split.
+    pub splits: BTreeMap<String, usize>,
+    /// Counts per interval (grid cell).
+    pub intervals: Vec<IntervalCount>,
+    /// Intervals that had fewer usable rows than the quota.
+    pub short_intervals: Vec<i64>,
+    /// Dropped rows per reason (the rows themselves are in `rejects.csv`).
+    pub rejects_by_reason: BTreeMap<String, usize>,
+    /// Wall-clock seconds per phase, and in total.
+    pub timings_s: BTreeMap<String, f64>,
+    /// Label histograms of all valid source rows, before stratification.
+    pub source_histograms: SourceHistograms,
+}
+
+/// Counts for one stratification interval (or grid cell).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalCount {
+    /// Interval number: for a grid, `valence_bin * bins + arousal_bin`.
+    pub interval: i64,
+    /// Valence range `[lo, hi)` of the cell (the last one closed), if valence was stratified.
+    pub valence: Option<[f64; 2]>,
+    /// Arousal range of the cell, if arousal was stratified.
+    pub arousal: Option<[f64; 2]>,
+    /// Valid source rows that fell in it.
+    pub available: usize,
+    /// Faces wanted from it (`None` when the whole set was kept).
+    pub quota: Option<usize>,
+    /// Faces written from it.
+    pub selected: usize,
+    /// Chosen rows whose image could not be used, replaced by other rows where possible.
+    pub image_rejects: usize,
+}
+
+/// Histograms over [-1, 1] of the valid source labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SourceHistograms {
+    /// Bins per axis.
+    pub bins: usize,
+    /// Valence counts per bin.
+    pub valence: Vec<u64>,
+    /// Arousal counts per bin.
+    pub arousal: Vec<u64>,
+    /// Joint counts, `density[valence_bin][arousal_bin]`.
+    pub density: Vec<Vec<u64>>,
+}
+
+impl PrepInfo {
+    /// Writes `prep.json`, pretty-printed, atomically.
+    pub fn write(&self, path: &Path) -> Result<(), CoreError> {
+        write_atomic(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// Reads `prep.json`.
+    pub fn read(path: &Path) -> Result<Self, CoreError> {
+        let text = std::fs::read_to_string(path).map_err(CoreError::io(path))?;
+        serde_json::from_str(&text).map_err(|e| CoreError::format(path, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prep.json");
+        let info = PrepInfo {
+            valar_version: crate::VERSION.into(),
+            seed: 7,
+            params: serde_json::json!({"quota": 10}),
+            stratify: "arousal".into(),
+            edges: vec![-1.0, 0.0, 1.0],
+            rows_read: 30,
+            faces: 18,
+            splits: BTreeMap::from([("train".into(), 16), ("val".into(), 2)]),
+            intervals: vec![IntervalCount {
+                interval: 0,
+                valence: None,
+                arousal: Some([-1.0, 0.0]),
+                available: 8,
+                quota: Some(10),
+                selected: 8,
+                image_rejects: 1,
+            }],
+            short_intervals: vec![0],
+            rejects_by_reason: BTreeMap::from([("missing_file".into(), 1)]),
+            timings_s: BTreeMap::from([("total".into(), 1.5)]),
+            source_histograms: SourceHistograms::default(),
+        };
+        info.write(&path).unwrap();
+        assert_eq!(PrepInfo::read(&path).unwrap(), info);
+    }
+}
