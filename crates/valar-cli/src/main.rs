@@ -1,2 +1,56 @@
-//! The `valar` binary.
-fn main() {}
+//! The `valar` binary: parses the command line, calls one library per stage, prints.
+
+/// One module per subcommand: its arguments and the call into its library.
+mod cmd;
+/// Progress bars and terminal output shared by the subcommands.
+mod ui;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Facial-affect research in valence and arousal: prepare AffectNet, train a CNN in
+/// ONNX Runtime, and report the results as PNG figures.
+#[derive(Debug, Parser)]
+#[command(name = "valar", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a seeded synthetic dataset in AffectNet's layout (for demos, tests and benchmarks).
+    Synth(cmd::synth::SynthArgs),
+    /// Build a balanced subset of preprocessed faces from AffectNet or a CSV.
+    Prepare(cmd::prepare::PrepareArgs),
+    /// Train a CNN on a prepared dataset.
+    Train(cmd::train::TrainArgs),
+    /// Score a model on a prepared dataset.
+    Evaluate(cmd::evaluate::EvaluateArgs),
+    /// Predict valence and arousal for images.
+    Predict(cmd::predict::PredictArgs),
+    /// Draw PNG figures and a Markdown summary of a prepared dataset or a run.
+    Report(cmd::report::ReportArgs),
+    /// Run the whole pipeline: prepare, train, evaluate, report.
+    Run(cmd::run::RunArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth(args) => cmd::synth::run(args),
+        Command::Prepare(args) => cmd::prepare::run(args),
+        Command::Train(args) => cmd::train::run(args),
+        Command::Evaluate(args) => cmd::evaluate::run(args),
+        Command::Predict(args) => cmd::predict::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Run(args) => cmd::run::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            ui::error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
