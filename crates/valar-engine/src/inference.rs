@@ -1,0 +1,110 @@
+//! Inference with an exported model.onnx.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::{Tensor, ValueType};
+
+use crate::EngineError;
+use crate::runtime::{self, Device};
+
+/// A loaded inference model: input `[batch, channels, size, size]`, output `[batch, outputs]`.
+pub struct InferenceModel {
+    session: Session,
+    input_name: String,
+    input_size: usize,
+    channels: usize,
+    outputs: usize,
+    device: Device,
+}
+
+fn dims(t: &ValueType) -> Option<Vec<i64>> {
+    match t {
+        ValueType::Tensor { shape, .. } => Some(shape.to_vec()),
+        _ => None,
+    }
+}
+
+impl InferenceModel {
+    /// Loads a model written by [`crate::Trainer::export_onnx`] (or any model with the same signature).
+    pub fn load(path: &Path, device: Device) -> Result<Self, EngineError> {
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let bad = |reason: String| EngineError::InvalidModel {
+            path: PathBuf::from(path),
+            reason,
+        };
+        let (session, used) = runtime::session(&bytes, device)?;
+        let (input, output) = match (session.inputs().first(), session.outputs().first()) {
+            (Some(i), Some(o)) if session.inputs().len() == 1 => (i, o),
+            _ => {
+                return Err(bad(
+                    "expected exactly one input and at least one output".into()
+                ));
+            }
+        };
+        let ins = dims(input.dtype()).unwrap_or_default();
+        let outs = dims(output.dtype()).unwrap_or_default();
+        let ok_in = ins.len() == 4 && ins[1] > 0 && ins[2] > 0 && ins[2] == ins[3];
+        let ok_out = outs.len() == 2 && outs[1] > 0;
+        if !ok_in || !ok_out {
+            return Err(bad(format!(
+                "expected input [batch, channels, size, size] and output [batch, outputs], found {ins:?} and {outs:?}"
+            )));
+        }
+        Ok(Self {
+            input_name: input.name().to_string(),
+            input_size: ins[2] as usize,
+            channels: ins[1] as usize,
+            outputs: outs[1] as usize,
+            device: used,
+            session,
+        })
+    }
+
+    /// Side of the square input image.
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    /// Input channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Outputs per image.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Predictions for `batch` images (`batch × channels × size × size`, row-major), `batch × outputs`.
+    pub fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, EngineError> {
+        let per = self.channels * self.input_size * self.input_size;
+        if batch == 0 || x.len() != batch * per {
+            return Err(EngineError::InvalidInput(format!(
+                "batch {batch} needs {} input values, got {}",
+                batch * per,
+                x.len()
+            )));
+        }
+        let shape = [
+            batch as i64,
+            self.channels as i64,
+            self.input_size as i64,
+            self.input_size as i64,
+        ];
+        let xt = Tensor::from_array((shape, x.to_vec().into_boxed_slice()))?;
+        let out = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => xt])?;
+        let (_, data) = out[0].try_extract_tensor::<f32>()?;
+        Ok(data.to_vec())
+    }
+}

@@ -1,0 +1,503 @@
+//! The networks (facecnn, compact), their parameters and initialisation, and their training and
+//! inference graphs.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::EngineError;
+use crate::graph::{Attr, Dim, GraphBuilder, fixed};
+use crate::ops::{self, BN_EPS, BnNames, Tape, Var};
+use crate::optim::{self, OptimizerKind};
+use crate::proto::ModelProto;
+
+/// Which network to build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// The recipe's network: three conv blocks (64, 128, 256) and a 4096-1024-256 MLP head (42.6M parameters at 48×48).
+    FaceCnn,
+    /// The default small network: three conv blocks (32, 64, 128), global average pooling and a 64-unit head.
+    Compact,
+}
+
+/// A network and the shape of its inputs and outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// Which network.
+    pub kind: ModelKind,
+    /// Side of the square input image; divisible by 8.
+    pub input_size: usize,
+    /// Input channels: 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// Regression outputs: 1 or 2 (valence, arousal).
+    pub outputs: usize,
+}
+
+/// The training loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// Mean squared error over all outputs.
+    Mse,
+    /// Mean over output columns of 1 − CCC (concordance correlation, population statistics).
+    Ccc,
+    /// The sum of `Mse` and `Ccc`.
+    MseCcc,
+}
+
+/// One layer of a network.
+#[derive(Clone, Debug)]
+pub(crate) enum Layer {
+    Conv {
+        name: String,
+        cout: usize,
+    },
+    BatchNorm {
+        name: String,
+    },
+    MaxPool,
+    Relu,
+    GlobalAvgPool,
+    Flatten,
+    /// `slot` indexes the dropout noise inputs.
+    Dropout {
+        p: f32,
+        slot: usize,
+    },
+    Linear {
+        name: String,
+        fout: usize,
+    },
+}
+
+/// Looks up an exported tensor's values by name.
+pub(crate) type WeightLookup<'a> = dyn Fn(&str) -> Vec<f32> + 'a;
+
+/// How a tensor is initialised.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Init {
+    /// Kaiming (He) uniform for ReLU: U(−√(6/fan_in), √(6/fan_in)).
+    HeUniform {
+        fan_in: usize,
+    },
+    Zeros,
+    Ones,
+}
+
+/// A named tensor of the model state with its shape and initialisation.
+#[derive(Clone, Debug)]
+pub(crate) struct TensorInfo {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+/// A network laid out as layers, with its parameters and BatchNorm running statistics.
+#[derive(Clone, Debug)]
+pub(crate) struct Arch {
+    pub spec: ModelSpec,
+    pub layers: Vec<Layer>,
+    pub params: Vec<TensorInfo>,
+    pub running: Vec<TensorInfo>,
+    /// Per-sample shape of each dropout noise input.
+    pub noise: Vec<Vec<usize>>,
+}
+
+impl Arch {
+    pub(crate) fn new(spec: &ModelSpec) -> Result<Self, EngineError> {
+        if spec.input_size == 0 || !spec.input_size.is_multiple_of(8) {
+            return Err(EngineError::InvalidSpec(format!(
+                "input size {} must be a positive multiple of 8",
+                spec.input_size
+            )));
+        }
+        if spec.channels != 1 && spec.channels != 3 {
+            return Err(EngineError::InvalidSpec(format!(
+                "channels must be 1 or 3, not {}",
+                spec.channels
+            )));
+        }
+        if spec.outputs != 1 && spec.outputs != 2 {
+            return Err(EngineError::InvalidSpec(format!(
+                "outputs must be 1 or 2, not {}",
+                spec.outputs
+            )));
+        }
+        let mut b = ArchBuilder {
+            layers: Vec::new(),
+            params: Vec::new(),
+            running: Vec::new(),
+            noise: Vec::new(),
+            shape: vec![spec.channels, spec.input_size, spec.input_size],
+        };
+        let widths: &[usize] = match spec.kind {
+            ModelKind::FaceCnn => &[64, 128, 256],
+            ModelKind::Compact => &[32, 64, 128],
+        };
+        for (i, &w) in widths.iter().enumerate() {
+            b.conv_block(i + 1, w);
+        }
+        match spec.kind {
+            ModelKind::FaceCnn => {
+                b.push(Layer::Flatten);
+                b.dropout(0.2);
+                b.linear("fc1", 4096);
+                b.push(Layer::Relu);
+                b.dropout(0.5);
+                b.linear("fc2", 1024);
+                b.push(Layer::Relu);
+                b.linear("fc3", 256);
+                b.push(Layer::Relu);
+                b.linear("fc4", spec.outputs);
+            }
+            ModelKind::Compact => {
+                b.push(Layer::GlobalAvgPool);
+                b.push(Layer::Flatten);
+                b.linear("fc1", 64);
+                b.push(Layer::Relu);
+                b.dropout(0.2);
+                b.linear("fc2", spec.outputs);
+            }
+        }
+        Ok(Self {
+            spec: *spec,
+            layers: b.layers,
+            params: b.params,
+            running: b.running,
+            noise: b.noise,
+        })
+    }
+
+    pub(crate) fn parameter_count(&self) -> usize {
+        self.params
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Every state tensor in graph order: parameters, optimizer state, running statistics.
+    pub(crate) fn state_tensors(&self, opt: &OptimizerKind) -> Vec<TensorInfo> {
+        let mut all = self.params.clone();
+        for p in &self.params {
+            for name in opt.state_names(&p.name) {
+                all.push(TensorInfo {
+                    name,
+                    shape: p.shape.clone(),
+                    init: Init::Zeros,
+                });
+            }
+        }
+        all.extend(self.running.iter().cloned());
+        all
+    }
+
+    /// The training graph for a fixed batch size: one run is one optimizer step.
+    ///
+    /// Inputs: `x`, `y`, `noise0..`, `lr`, `step`, then every state tensor. Outputs: `loss`,
+    /// `predictions`, then `new.<name>` for every state tensor, in the same order.
+    pub(crate) fn train_graph(
+        &self,
+        batch: usize,
+        loss: LossKind,
+        opt: &OptimizerKind,
+        cuda: bool,
+    ) -> ModelProto {
+        let s = &self.spec;
+        let mut g = GraphBuilder::new();
+        let xshape = vec![batch, s.channels, s.input_size, s.input_size];
+        g.input("x", &fixed(&xshape));
+        g.input("y", &fixed(&[batch, s.outputs]));
+        for (i, n) in self.noise.iter().enumerate() {
+            let mut shape = vec![batch];
+            shape.extend(n);
+            g.input(&noise_name(i), &fixed(&shape));
+        }
+        g.input("lr", &[]);
+        g.input("step", &[]);
+        let state = self.state_tensors(opt);
+        for t in &state {
+            g.input(&t.name, &fixed(&t.shape));
+        }
+        let mut tape = Tape::new(cuda);
+        let mut x = Var {
+            name: "x".into(),
+            shape: xshape,
+        };
+        let mut first = true;
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv { name, cout, .. } => {
+                    let v = tape.conv(&mut g, &x, &weight(name), &bias(name), *cout, !first);
+                    first = false;
+                    v
+                }
+                Layer::BatchNorm { name, .. } => {
+                    let (rm, rv) = (running_mean(name), running_var(name));
+                    let (nrm, nrv) = (optim::new_name(&rm), optim::new_name(&rv));
+                    let (gw, gb) = (weight(name), bias(name));
+                    let names = BnNames {
+                        gamma: &gw,
+                        beta: &gb,
+                        running_mean: &rm,
+                        running_var: &rv,
+                        new_running_mean: &nrm,
+                        new_running_var: &nrv,
+                    };
+                    tape.batchnorm(&mut g, &x, &names)
+                }
+                Layer::MaxPool => tape.maxpool(&mut g, &x),
+                Layer::Relu => tape.relu(&mut g, &x),
+                Layer::GlobalAvgPool => tape.global_avg_pool(&mut g, &x),
+                Layer::Flatten => tape.flatten(&mut g, &x),
+                Layer::Dropout { p, slot } => tape.dropout(&mut g, &x, &noise_name(*slot), *p),
+                Layer::Linear { name, fout, .. } => {
+                    let v = tape.linear(&mut g, &x, &weight(name), &bias(name), *fout, !first);
+                    first = false;
+                    v
+                }
+            };
+        }
+        let (l, dpred) = ops::loss(&mut g, &x, "y", loss);
+        let (grads, _) = tape.backward(&mut g, dpred);
+        optim::emit_update(&mut g, opt, &grads, "lr", "step");
+        g.rename(&l, "loss");
+        g.rename(&x.name, "predictions");
+        g.output("loss", &[]);
+        g.output("predictions", &fixed(&[batch, s.outputs]));
+        for t in &state {
+            g.output(&optim::new_name(&t.name), &fixed(&t.shape));
+        }
+        g.finish("valar_train_step")
+    }
+
+    /// The inference graph (eval mode: running statistics, no dropout) with a symbolic batch.
+    /// With `weights` the parameters and running statistics become initializers (an exported model);
+    /// without, they are graph inputs.
+    pub(crate) fn inference_graph(&self, weights: Option<&WeightLookup<'_>>) -> ModelProto {
+        let s = &self.spec;
+        let mut g = GraphBuilder::new();
+        g.input(
+            "x",
+            &[
+                Dim::Batch,
+                Dim::Fixed(s.channels),
+                Dim::Fixed(s.input_size),
+                Dim::Fixed(s.input_size),
+            ],
+        );
+        for t in self.params.iter().chain(&self.running) {
+            match weights {
+                Some(f) => g.initializer(&t.name, &t.shape, &f(&t.name)),
+                None => g.input(&t.name, &fixed(&t.shape)),
+            }
+        }
+        let mut x = "x".to_string();
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv { name, .. } => {
+                    ops::conv_forward(&mut g, &x, &weight(name), &bias(name))
+                }
+                Layer::BatchNorm { name, .. } => g.node(
+                    "BatchNormalization",
+                    &[
+                        &x,
+                        &weight(name),
+                        &bias(name),
+                        &running_mean(name),
+                        &running_var(name),
+                    ],
+                    vec![("epsilon", Attr::Float(BN_EPS))],
+                ),
+                Layer::MaxPool => g.node(
+                    "MaxPool",
+                    &[&x],
+                    vec![
+                        ("kernel_shape", Attr::Ints(vec![2, 2])),
+                        ("strides", Attr::Ints(vec![2, 2])),
+                    ],
+                ),
+                Layer::Relu => g.node("Relu", &[&x], vec![]),
+                Layer::GlobalAvgPool => g.node("GlobalAveragePool", &[&x], vec![]),
+                Layer::Flatten => g.node("Flatten", &[&x], vec![("axis", Attr::Int(1))]),
+                Layer::Dropout { .. } => continue,
+                Layer::Linear { name, .. } => g.node(
+                    "Gemm",
+                    &[&x, &weight(name), &bias(name)],
+                    vec![("transB", Attr::Int(1))],
+                ),
+            };
+        }
+        g.rename(&x, "predictions");
+        g.output("predictions", &[Dim::Batch, Dim::Fixed(s.outputs)]);
+        g.finish("valar_inference")
+    }
+}
+
+/// Initial values of a tensor, drawn from `rng` in a fixed order.
+pub(crate) fn init_tensor(info: &TensorInfo, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let n: usize = info.shape.iter().product();
+    match info.init {
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+        Init::HeUniform { fan_in } => {
+            let bound = (6.0 / fan_in as f64).sqrt() as f32;
+            (0..n)
+                .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound)
+                .collect()
+        }
+    }
+}
+
+/// The generator for initial weights; separate from the dropout stream (see `runtime::noise_rng`).
+pub(crate) fn init_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(0);
+    rng
+}
+
+pub(crate) fn noise_name(slot: usize) -> String {
+    format!("noise{slot}")
+}
+fn weight(layer: &str) -> String {
+    format!("{layer}.weight")
+}
+fn bias(layer: &str) -> String {
+    format!("{layer}.bias")
+}
+fn running_mean(layer: &str) -> String {
+    format!("{layer}.running_mean")
+}
+fn running_var(layer: &str) -> String {
+    format!("{layer}.running_var")
+}
+
+struct ArchBuilder {
+    layers: Vec<Layer>,
+    params: Vec<TensorInfo>,
+    running: Vec<TensorInfo>,
+    noise: Vec<Vec<usize>>,
+    /// Per-sample shape of the current activation.
+    shape: Vec<usize>,
+}
+
+impl ArchBuilder {
+    fn push(&mut self, l: Layer) {
+        match &l {
+            Layer::MaxPool => {
+                self.shape[1] /= 2;
+                self.shape[2] /= 2;
+            }
+            Layer::GlobalAvgPool => {
+                self.shape[1] = 1;
+                self.shape[2] = 1;
+            }
+            Layer::Flatten => self.shape = vec![self.shape.iter().product()],
+            _ => {}
+        }
+        self.layers.push(l);
+    }
+
+    fn param(&mut self, name: String, shape: Vec<usize>, init: Init) {
+        self.params.push(TensorInfo { name, shape, init });
+    }
+
+    /// conv 3×3 → BatchNorm → MaxPool 2×2 → ReLU. Pooling before ReLU gives the same forward as the
+    /// recipe's conv → BN → ReLU → pool (both are monotone) with a 4× smaller ReLU backward.
+    fn conv_block(&mut self, i: usize, cout: usize) {
+        let cin = self.shape[0];
+        let conv = format!("conv{i}");
+        self.param(
+            weight(&conv),
+            vec![cout, cin, 3, 3],
+            Init::HeUniform { fan_in: cin * 9 },
+        );
+        self.param(bias(&conv), vec![cout], Init::Zeros);
+        self.layers.push(Layer::Conv { name: conv, cout });
+        self.shape[0] = cout;
+        let bn = format!("bn{i}");
+        self.param(weight(&bn), vec![cout], Init::Ones);
+        self.param(bias(&bn), vec![cout], Init::Zeros);
+        self.running.push(TensorInfo {
+            name: running_mean(&bn),
+            shape: vec![cout],
+            init: Init::Zeros,
+        });
+        self.running.push(TensorInfo {
+            name: running_var(&bn),
+            shape: vec![cout],
+            init: Init::Ones,
+        });
+        self.layers.push(Layer::BatchNorm { name: bn });
+        self.push(Layer::MaxPool);
+        self.push(Layer::Relu);
+    }
+
+    fn linear(&mut self, name: &str, fout: usize) {
+        let fin = self.shape[0];
+        self.param(
+            weight(name),
+            vec![fout, fin],
+            Init::HeUniform { fan_in: fin },
+        );
+        self.param(bias(name), vec![fout], Init::Zeros);
+        self.layers.push(Layer::Linear {
+            name: name.into(),
+            fout,
+        });
+        self.shape = vec![fout];
+    }
+
+    fn dropout(&mut self, p: f32) {
+        let slot = self.noise.len();
+        self.noise.push(self.shape.clone());
+        self.layers.push(Layer::Dropout { p, slot });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn facecnn_has_the_recipe_parameter_count() {
+        let spec = ModelSpec {
+            kind: ModelKind::FaceCnn,
+            input_size: 48,
+            channels: 1,
+            outputs: 2,
+        };
+        let arch = Arch::new(&spec).unwrap();
+        assert_eq!(arch.parameter_count(), 42_581_634);
+        // The training graph builds (no session needed) and has one update output per state tensor.
+        let model = arch.train_graph(4, LossKind::Mse, &OptimizerKind::adamw_default(), false);
+        let graph = model.graph.unwrap();
+        assert_eq!(
+            graph.output.len(),
+            2 + arch.state_tensors(&OptimizerKind::adamw_default()).len()
+        );
+    }
+
+    #[test]
+    fn compact_is_small() {
+        let spec = ModelSpec {
+            kind: ModelKind::Compact,
+            input_size: 48,
+            channels: 1,
+            outputs: 2,
+        };
+        let n = Arch::new(&spec).unwrap().parameter_count();
+        assert!(n < 200_000, "{n}");
+    }
+
+    #[test]
+    fn bad_specs_are_rejected() {
+        for (size, ch, out) in [(50, 1, 2), (48, 2, 2), (48, 1, 3), (0, 1, 1)] {
+            let spec = ModelSpec {
+                kind: ModelKind::Compact,
+                input_size: size,
+                channels: ch,
+                outputs: out,
+            };
+            assert!(matches!(Arch::new(&spec), Err(EngineError::InvalidSpec(_))));
+        }
+    }
+}

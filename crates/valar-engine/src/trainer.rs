@@ -1,0 +1,424 @@
+//! The training host: two sets of state buffers swapped between steps, one training session per batch
+//! size, an eval session for prediction, and model export.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, Session};
+use ort::value::Tensor;
+use prost::Message;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::EngineError;
+use crate::models::{self, Arch, LossKind, ModelSpec, TensorInfo};
+use crate::optim::{self, OptimizerKind};
+use crate::runtime::{self, Device};
+use crate::state::{self, NamedTensor, TrainState};
+
+/// Name of the state tensor holding the dropout generator's seed.
+const SEED_TENSOR: &str = "dropout_rng.seed";
+/// Training sessions kept at once (a full batch size and the last, smaller batch of an epoch).
+const MAX_SESSIONS: usize = 2;
+
+/// The result of one training step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepOutput {
+    /// The loss on this batch, before the update.
+    pub loss: f32,
+    /// The network's outputs on this batch (training mode), `batch × outputs`, row-major.
+    pub predictions: Vec<f32>,
+}
+
+/// One compiled training step for a fixed batch size.
+struct TrainSession {
+    batch: usize,
+    session: Session,
+    /// `bindings[k]` reads state from buffer set `k` and writes the updated state into set `1 - k`.
+    bindings: [IoBinding; 2],
+    loss: Tensor<f32>,
+    predictions: Tensor<f32>,
+}
+
+/// Trains one network: each [`Trainer::step`] is one run of a single ONNX graph holding the forward
+/// pass, the backward pass and the optimizer update.
+///
+/// Dropout noise comes from the host: `ChaCha8Rng` seeded with the trainer's seed, on stream
+/// `1 + step`, so a run resumed from a checkpoint draws exactly the masks an uninterrupted run would
+/// (ONNX Runtime's RandomUniformLike restarts its stream with every session).
+pub struct Trainer {
+    arch: Arch,
+    loss: LossKind,
+    opt: OptimizerKind,
+    requested: Device,
+    device: Device,
+    seed: u64,
+    step: u64,
+    infos: Vec<TensorInfo>,
+    /// Two buffer sets of every state tensor; `bufs[cur]` holds the current state.
+    bufs: [Vec<Tensor<f32>>; 2],
+    cur: usize,
+    sessions: Vec<TrainSession>,
+    eval: Session,
+}
+
+fn shape_i64(shape: &[usize]) -> Vec<i64> {
+    shape.iter().map(|&d| d as i64).collect()
+}
+
+fn cpu_tensor(shape: &[usize], data: Vec<f32>) -> Result<Tensor<f32>, EngineError> {
+    Ok(Tensor::from_array((
+        shape_i64(shape),
+        data.into_boxed_slice(),
+    ))?)
+}
+
+/// Copies a tensor's values to the host.
+fn read(t: &Tensor<f32>) -> Result<Vec<f32>, EngineError> {
+    if t.memory_info().is_cpu_accessible() {
+        Ok(t.extract_tensor().1.to_vec())
+    } else {
+        let host = t.to(AllocationDevice::CPU, 0)?;
+        Ok(host.extract_tensor().1.to_vec())
+    }
+}
+
+/// Overwrites a tensor's values from the host.
+fn write(t: &mut Tensor<f32>, data: &[f32]) -> Result<(), EngineError> {
+    if t.memory_info().is_cpu_accessible() {
+        t.extract_tensor_mut().1.copy_from_slice(data);
+    } else {
+        let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
+        let host = cpu_tensor(&shape, data.to_vec())?;
+        host.copy_into(t)?;
+    }
+    Ok(())
+}
+
+impl Trainer {
+    /// Builds the network with fresh weights (Kaiming-uniform from `seed`) and zero optimizer state.
+    /// `Device::Cuda` falls back to the CPU when CUDA is unusable; see [`Trainer::device`] and
+    /// [`crate::cuda_unavailable_reason`].
+    pub fn new(
+        spec: &ModelSpec,
+        loss: LossKind,
+        opt: OptimizerKind,
+        device: Device,
+        seed: u64,
+    ) -> Result<Self, EngineError> {
+        let arch = Arch::new(spec)?;
+        let eval_model = arch.inference_graph(None).encode_to_vec();
+        let (eval, used) = runtime::session(&eval_model, device)?;
+        let infos = arch.state_tensors(&opt);
+        let allocator = match used {
+            Device::Cpu => Allocator::default(),
+            Device::Cuda => Allocator::new(
+                &eval,
+                MemoryInfo::new(
+                    AllocationDevice::CUDA,
+                    0,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )?,
+            )?,
+        };
+        let make = || -> Result<Vec<Tensor<f32>>, EngineError> {
+            infos
+                .iter()
+                .map(|i| Ok(Tensor::<f32>::new(&allocator, shape_i64(&i.shape))?))
+                .collect()
+        };
+        let bufs = [make()?, make()?];
+        let mut t = Self {
+            arch,
+            loss,
+            opt,
+            requested: device,
+            device: used,
+            seed,
+            step: 0,
+            infos,
+            bufs,
+            cur: 0,
+            sessions: Vec::new(),
+            eval,
+        };
+        let mut rng = models::init_rng(seed);
+        for (i, info) in t.infos.iter().enumerate() {
+            write(&mut t.bufs[0][i], &models::init_tensor(info, &mut rng))?;
+        }
+        Ok(t)
+    }
+
+    /// The device the sessions actually run on (after any fallback).
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Trainable parameters (BatchNorm γ/β included, running statistics not).
+    pub fn parameter_count(&self) -> usize {
+        self.arch.parameter_count()
+    }
+
+    /// The network this trainer trains.
+    pub fn spec(&self) -> ModelSpec {
+        self.arch.spec
+    }
+
+    /// Optimizer steps taken so far.
+    pub fn step_count(&self) -> u64 {
+        self.step
+    }
+
+    fn session_index(&mut self, batch: usize) -> Result<usize, EngineError> {
+        if let Some(i) = self.sessions.iter().position(|s| s.batch == batch) {
+            return Ok(i);
+        }
+        if self.sessions.len() >= MAX_SESSIONS {
+            self.sessions.remove(0);
+        }
+        let model = self
+            .arch
+            .train_graph(batch, self.loss, &self.opt, self.device == Device::Cuda);
+        let (session, used) = runtime::session(&model.encode_to_vec(), self.device)?;
+        if used != self.device {
+            return Err(EngineError::Runtime(format!(
+                "the training session runs on {used} but the trainer's buffers live on {}",
+                self.device
+            )));
+        }
+        let host = Allocator::default();
+        let mut loss = Tensor::<f32>::new(&host, Vec::<i64>::new())?;
+        let mut predictions =
+            Tensor::<f32>::new(&host, [batch as i64, self.arch.spec.outputs as i64])?;
+        let mut bind = |k: usize| -> Result<IoBinding, EngineError> {
+            let mut b = session.create_binding()?;
+            let (b0, b1) = self.bufs.split_at_mut(1);
+            let (ins, outs) = if k == 0 {
+                (&b0[0], &mut b1[0])
+            } else {
+                (&b1[0], &mut b0[0])
+            };
+            for (i, info) in self.infos.iter().enumerate() {
+                b.bind_input(info.name.as_str(), &ins[i])?;
+                b.bind_output(optim::new_name(&info.name), &mut outs[i])?;
+            }
+            b.bind_output("loss", &mut loss)?;
+            b.bind_output("predictions", &mut predictions)?;
+            Ok(b)
+        };
+        let bindings = [bind(0)?, bind(1)?];
+        self.sessions.push(TrainSession {
+            batch,
+            session,
+            bindings,
+            loss,
+            predictions,
+        });
+        Ok(self.sessions.len() - 1)
+    }
+
+    /// One optimizer step on a batch: `x` is `batch × channels × size × size`, `y` is `batch × outputs`,
+    /// both row-major. Returns the batch loss and predictions computed before the update.
+    pub fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        batch: usize,
+        lr: f32,
+    ) -> Result<StepOutput, EngineError> {
+        let s = self.arch.spec;
+        let per = s.channels * s.input_size * s.input_size;
+        if batch == 0 || x.len() != batch * per || y.len() != batch * s.outputs {
+            return Err(EngineError::InvalidInput(format!(
+                "batch {batch} needs {} input values and {} targets, got {} and {}",
+                batch * per,
+                batch * s.outputs,
+                x.len(),
+                y.len()
+            )));
+        }
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(EngineError::InvalidInput(format!(
+                "learning rate {lr} is not a finite non-negative number"
+            )));
+        }
+        let idx = self.session_index(batch)?;
+        let xt = cpu_tensor(&[batch, s.channels, s.input_size, s.input_size], x.to_vec())?;
+        let yt = cpu_tensor(&[batch, s.outputs], y.to_vec())?;
+        let lrt = cpu_tensor(&[], vec![lr])?;
+        // 1-based, as PyTorch's bias correction counts steps.
+        let stept = cpu_tensor(&[], vec![(self.step + 1) as f32])?;
+        let noise = self.noise(batch)?;
+        let cur = self.cur;
+        let ts = &mut self.sessions[idx];
+        let b = &mut ts.bindings[cur];
+        b.bind_input("x", &xt)?;
+        b.bind_input("y", &yt)?;
+        b.bind_input("lr", &lrt)?;
+        b.bind_input("step", &stept)?;
+        for (i, n) in noise.iter().enumerate() {
+            b.bind_input(models::noise_name(i), n)?;
+        }
+        ts.session.run_binding(&ts.bindings[cur])?;
+        let loss = ts
+            .loss
+            .extract_tensor()
+            .1
+            .first()
+            .copied()
+            .unwrap_or(f32::NAN);
+        let predictions = ts.predictions.extract_tensor().1.to_vec();
+        self.cur = 1 - cur;
+        self.step += 1;
+        Ok(StepOutput { loss, predictions })
+    }
+
+    /// Uniform [0, 1) noise for every dropout layer of the step about to run.
+    fn noise(&self, batch: usize) -> Result<Vec<Tensor<f32>>, EngineError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(1 + self.step);
+        self.arch
+            .noise
+            .iter()
+            .map(|per| {
+                let mut shape = vec![batch];
+                shape.extend(per);
+                let n: usize = shape.iter().product();
+                cpu_tensor(&shape, (0..n).map(|_| rng.random::<f32>()).collect())
+            })
+            .collect()
+    }
+
+    /// The network's outputs in eval mode (BatchNorm running statistics, no dropout), `batch × outputs`.
+    pub fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, EngineError> {
+        let s = self.arch.spec;
+        let per = s.channels * s.input_size * s.input_size;
+        if batch == 0 || x.len() != batch * per {
+            return Err(EngineError::InvalidInput(format!(
+                "batch {batch} needs {} input values, got {}",
+                batch * per,
+                x.len()
+            )));
+        }
+        let xt = cpu_tensor(&[batch, s.channels, s.input_size, s.input_size], x.to_vec())?;
+        let mut b = self.eval.create_binding()?;
+        b.bind_input("x", &xt)?;
+        for (i, info) in self.infos.iter().enumerate() {
+            if self
+                .arch
+                .params
+                .iter()
+                .chain(&self.arch.running)
+                .any(|p| p.name == info.name)
+            {
+                b.bind_input(info.name.as_str(), &self.bufs[self.cur][i])?;
+            }
+        }
+        b.bind_output_to_device("predictions", &MemoryInfo::default())?;
+        let out = self.eval.run_binding(&b)?;
+        let (_, data) = out["predictions"].try_extract_tensor::<f32>()?;
+        Ok(data.to_vec())
+    }
+
+    /// A copy of the whole training state.
+    pub fn state(&self) -> TrainState {
+        self.try_state().unwrap_or_else(|_| TrainState {
+            step: self.step,
+            tensors: Vec::new(),
+        })
+    }
+
+    /// A copy of the whole training state; fails only if a device-to-host copy fails.
+    pub fn try_state(&self) -> Result<TrainState, EngineError> {
+        let mut tensors = Vec::with_capacity(self.infos.len() + 1);
+        for (i, info) in self.infos.iter().enumerate() {
+            tensors.push(NamedTensor {
+                name: info.name.clone(),
+                shape: info.shape.clone(),
+                data: read(&self.bufs[self.cur][i])?,
+            });
+        }
+        tensors.push(NamedTensor {
+            name: SEED_TENSOR.into(),
+            shape: vec![4],
+            data: state::u64_to_f32s(self.seed),
+        });
+        Ok(TrainState {
+            step: self.step,
+            tensors,
+        })
+    }
+
+    /// Replaces the training state. Every tensor of this model must be present with the right shape.
+    pub fn load_state(&mut self, st: TrainState) -> Result<(), EngineError> {
+        let by_name: HashMap<&str, &NamedTensor> =
+            st.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+        let mut problems = Vec::new();
+        for info in &self.infos {
+            match by_name.get(info.name.as_str()) {
+                None => problems.push(format!("missing `{}`", info.name)),
+                Some(t)
+                    if t.shape != info.shape
+                        || t.data.len() != info.shape.iter().product::<usize>() =>
+                {
+                    problems.push(format!(
+                        "`{}` has shape {:?}, the model needs {:?}",
+                        info.name, t.shape, info.shape
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let seed = match by_name.get(SEED_TENSOR) {
+            Some(t) => state::f32s_to_u64(&t.data),
+            None => None,
+        };
+        if seed.is_none() {
+            problems.push(format!("missing or invalid `{SEED_TENSOR}`"));
+        }
+        let known: Vec<&str> = self
+            .infos
+            .iter()
+            .map(|i| i.name.as_str())
+            .chain([SEED_TENSOR])
+            .collect();
+        for t in &st.tensors {
+            if !known.contains(&t.name.as_str()) {
+                problems.push(format!(
+                    "unexpected `{}` (another model or optimizer?)",
+                    t.name
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::StateMismatch(problems.join("; ")));
+        }
+        for (i, info) in self.infos.iter().enumerate() {
+            if let Some(t) = by_name.get(info.name.as_str()) {
+                write(&mut self.bufs[self.cur][i], &t.data)?;
+            }
+        }
+        self.seed = seed.unwrap_or(self.seed);
+        self.step = st.step;
+        Ok(())
+    }
+
+    /// Writes a standard inference model (weights as initializers, BatchNorm in inference mode,
+    /// symbolic batch) to `path` via a temporary file and a rename.
+    pub fn export_onnx(&self, path: &Path) -> Result<(), EngineError> {
+        let mut values: HashMap<String, Vec<f32>> = HashMap::new();
+        for (i, info) in self.infos.iter().enumerate() {
+            values.insert(info.name.clone(), read(&self.bufs[self.cur][i])?);
+        }
+        let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
+        let model = self.arch.inference_graph(Some(&lookup));
+        state::write_atomic(path, &model.encode_to_vec())
+    }
+
+    /// The device that was asked for.
+    pub fn requested_device(&self) -> Device {
+        self.requested
+    }
+}
