@@ -174,10 +174,10 @@ impl Arch {
     }
 
     /// Every state tensor in graph order: parameters, optimizer state, running statistics.
-    pub(crate) fn state_tensors(&self, opt: &OptimizerKind) -> Vec<TensorInfo> {
+    pub(crate) fn state_tensors(&self, opt: Option<&OptimizerKind>) -> Vec<TensorInfo> {
         let mut all = self.params.clone();
         for p in &self.params {
-            for name in opt.state_names(&p.name) {
+            for name in opt.map(|o| o.state_names(&p.name)).unwrap_or_default() {
                 all.push(TensorInfo {
                     name,
                     shape: p.shape.clone(),
@@ -193,11 +193,14 @@ impl Arch {
     ///
     /// Inputs: `x`, `y`, `noise0..`, `lr`, `step`, then every state tensor. Outputs: `loss`,
     /// `predictions`, then `new.<name>` for every state tensor, in the same order.
+    ///
+    /// Without an optimizer the graph has no `lr`/`step` inputs and outputs `grad.<param>` for
+    /// every parameter instead of updated parameters (used to check gradients).
     pub(crate) fn train_graph(
         &self,
         batch: usize,
         loss: LossKind,
-        opt: &OptimizerKind,
+        opt: Option<&OptimizerKind>,
         cuda: bool,
     ) -> ModelProto {
         let s = &self.spec;
@@ -210,8 +213,10 @@ impl Arch {
             shape.extend(n);
             g.input(&noise_name(i), &fixed(&shape));
         }
-        g.input("lr", &[]);
-        g.input("step", &[]);
+        if opt.is_some() {
+            g.input("lr", &[]);
+            g.input("step", &[]);
+        }
         let state = self.state_tensors(opt);
         for t in &state {
             g.input(&t.name, &fixed(&t.shape));
@@ -257,13 +262,33 @@ impl Arch {
         }
         let (l, dpred) = ops::loss(&mut g, &x, "y", loss);
         let (grads, _) = tape.backward(&mut g, dpred);
-        optim::emit_update(&mut g, opt, &grads, "lr", "step");
         g.rename(&l, "loss");
         g.rename(&x.name, "predictions");
         g.output("loss", &[]);
         g.output("predictions", &fixed(&[batch, s.outputs]));
-        for t in &state {
-            g.output(&optim::new_name(&t.name), &fixed(&t.shape));
+        match opt {
+            Some(opt) => {
+                optim::emit_update(&mut g, opt, &grads, "lr", "step");
+                for t in &state {
+                    g.output(&optim::new_name(&t.name), &fixed(&t.shape));
+                }
+            }
+            None => {
+                for (p, grad) in &grads {
+                    let name = format!("grad.{p}");
+                    g.rename(grad, &name);
+                    let shape = &self
+                        .params
+                        .iter()
+                        .find(|i| &i.name == p)
+                        .map(|i| i.shape.clone())
+                        .unwrap_or_default();
+                    g.output(&name, &fixed(shape));
+                }
+                for t in &self.running {
+                    g.output(&optim::new_name(&t.name), &fixed(&t.shape));
+                }
+            }
         }
         g.finish("valar_train_step")
     }
@@ -468,11 +493,92 @@ mod tests {
         let arch = Arch::new(&spec).unwrap();
         assert_eq!(arch.parameter_count(), 42_581_634);
         // The training graph builds (no session needed) and has one update output per state tensor.
-        let model = arch.train_graph(4, LossKind::Mse, &OptimizerKind::adamw_default(), false);
+        let model = arch.train_graph(
+            4,
+            LossKind::Mse,
+            Some(&OptimizerKind::adamw_default()),
+            false,
+        );
         let graph = model.graph.unwrap();
         assert_eq!(
             graph.output.len(),
-            2 + arch.state_tensors(&OptimizerKind::adamw_default()).len()
+            2 + arch
+                .state_tensors(Some(&OptimizerKind::adamw_default()))
+                .len()
+        );
+    }
+
+    /// The whole compact network's gradients (training mode, MSE+CCC) against central differences of
+    /// the f32 loss. The loss is ~1 and rounds at ~1e-7, and BatchNorm's f32 reductions add ~1e-6 of
+    /// noise, i.e. ~5e-4 after dividing by 2·eps; hence 2e-3 absolute plus 2e-2 relative.
+    #[test]
+    fn compact_model_gradients_match_finite_differences() {
+        use crate::ops::tests::{In, compare, random};
+        use prost::Message;
+        let spec = ModelSpec {
+            kind: ModelKind::Compact,
+            input_size: 8,
+            channels: 1,
+            outputs: 2,
+        };
+        let arch = Arch::new(&spec).unwrap();
+        let batch = 4;
+        let model = arch.train_graph(batch, LossKind::MseCcc, None, false);
+        let (mut session, _) =
+            crate::runtime::session(&model.encode_to_vec(), crate::Device::Cpu).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        let mut inputs = vec![
+            In {
+                name: "x".into(),
+                shape: vec![batch, 1, 8, 8],
+                data: random(&mut rng, batch * 64, 1.0),
+                check: false,
+            },
+            In {
+                name: "y".into(),
+                shape: vec![batch, 2],
+                data: random(&mut rng, batch * 2, 0.8),
+                check: false,
+            },
+        ];
+        for (i, n) in arch.noise.iter().enumerate() {
+            let mut shape = vec![batch];
+            shape.extend(n);
+            let count = shape.iter().product();
+            inputs.push(In {
+                name: noise_name(i),
+                shape,
+                data: (0..count).map(|_| rng.random::<f32>()).collect(),
+                check: false,
+            });
+        }
+        let mut init = init_rng(5);
+        for t in arch.params.iter().chain(&arch.running) {
+            let mut data = init_tensor(t, &mut init);
+            // Non-trivial BatchNorm affine parameters and biases.
+            if !matches!(t.init, Init::HeUniform { .. })
+                && arch.params.iter().any(|p| p.name == t.name)
+            {
+                for v in &mut data {
+                    *v += rng.random::<f32>() * 0.4 - 0.2;
+                }
+            }
+            let check = arch.params.iter().any(|p| p.name == t.name);
+            inputs.push(In {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                data,
+                check,
+            });
+        }
+        compare(
+            &mut session,
+            inputs,
+            &["loss"],
+            &|o| f64::from(o[0][0]),
+            1e-3,
+            3,
+            (2e-3, 2e-2),
         );
     }
 

@@ -136,3 +136,140 @@ pub(crate) fn emit_update(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::graph::fixed;
+    use crate::ops::tests::{In, run, session};
+
+    /// Runs `steps` updates of parameter `p` with fixed gradients, feeding the state back each step.
+    fn run_steps(kind: OptimizerKind, p: &[f32], grads: &[Vec<f32>], lr: f32) -> Vec<f32> {
+        let n = p.len();
+        let mut g = GraphBuilder::new();
+        let state = kind.state_names("p");
+        for name in ["p", "g"]
+            .into_iter()
+            .chain(state.iter().map(String::as_str))
+        {
+            g.input(name, &fixed(&[n]));
+        }
+        g.input("lr", &[]);
+        g.input("step", &[]);
+        emit_update(&mut g, &kind, &[("p".into(), "g".into())], "lr", "step");
+        let outs: Vec<String> = ["p".to_string()]
+            .into_iter()
+            .chain(state.iter().cloned())
+            .map(|s| new_name(&s))
+            .collect();
+        for o in &outs {
+            g.output(o, &fixed(&[n]));
+        }
+        let mut s = session(g);
+        let mut values: Vec<Vec<f32>> = vec![p.to_vec()];
+        values.extend(state.iter().map(|_| vec![0.0; n]));
+        for (t, grad) in grads.iter().enumerate() {
+            let mut ins = vec![
+                In {
+                    name: "p".into(),
+                    shape: vec![n],
+                    data: values[0].clone(),
+                    check: false,
+                },
+                In {
+                    name: "g".into(),
+                    shape: vec![n],
+                    data: grad.clone(),
+                    check: false,
+                },
+                In {
+                    name: "lr".into(),
+                    shape: vec![],
+                    data: vec![lr],
+                    check: false,
+                },
+                In {
+                    name: "step".into(),
+                    shape: vec![],
+                    data: vec![(t + 1) as f32],
+                    check: false,
+                },
+            ];
+            for (k, name) in state.iter().enumerate() {
+                ins.push(In {
+                    name: name.clone(),
+                    shape: vec![n],
+                    data: values[k + 1].clone(),
+                    check: false,
+                });
+            }
+            let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+            values = run(&mut s, &ins, &refs);
+        }
+        values.swap_remove(0)
+    }
+
+    fn grads() -> Vec<Vec<f32>> {
+        vec![
+            vec![0.5, -1.0, 2.0e-3],
+            vec![0.25, 3.0, -1.0e-3],
+            vec![-0.75, 0.1, 0.0],
+        ]
+    }
+
+    #[test]
+    fn adamw_matches_pytorch_by_hand() {
+        let (b1, b2, eps, wd, lr) = (0.9f64, 0.999f64, 1e-8f64, 0.01f64, 0.1f64);
+        let p0 = [1.0f32, -2.0, 0.5];
+        let kind = OptimizerKind::AdamW {
+            beta1: b1 as f32,
+            beta2: b2 as f32,
+            eps: eps as f32,
+            weight_decay: wd as f32,
+        };
+        let got = run_steps(kind, &p0, &grads(), lr as f32);
+        for i in 0..3 {
+            let (mut p, mut m, mut v) = (f64::from(p0[i]), 0.0, 0.0);
+            for (t, g) in grads().iter().enumerate() {
+                let g = f64::from(g[i]);
+                let t = (t + 1) as i32;
+                p *= 1.0 - lr * wd;
+                m = b1 * m + (1.0 - b1) * g;
+                v = b2 * v + (1.0 - b2) * g * g;
+                let denom = (v / (1.0 - b2.powi(t))).sqrt() + eps;
+                p -= lr / (1.0 - b1.powi(t)) * m / denom;
+            }
+            assert!(
+                (f64::from(got[i]) - p).abs() < 1e-5 * p.abs().max(1.0),
+                "[{i}] {} vs {p}",
+                got[i]
+            );
+        }
+    }
+
+    #[test]
+    fn sgd_momentum_matches_pytorch_by_hand() {
+        let (mom, wd, lr) = (0.9f64, 0.05f64, 0.2f64);
+        let p0 = [1.0f32, -2.0, 0.5];
+        let kind = OptimizerKind::Sgd {
+            momentum: mom as f32,
+            weight_decay: wd as f32,
+        };
+        let got = run_steps(kind, &p0, &grads(), lr as f32);
+        for i in 0..3 {
+            let (mut p, mut buf) = (f64::from(p0[i]), None::<f64>);
+            for g in grads() {
+                let d = f64::from(g[i]) + wd * p;
+                let b = buf.map_or(d, |b| mom * b + d);
+                buf = Some(b);
+                p -= lr * b;
+            }
+            assert!(
+                (f64::from(got[i]) - p).abs() < 1e-5 * p.abs().max(1.0),
+                "[{i}] {} vs {p}",
+                got[i]
+            );
+        }
+    }
+}

@@ -110,7 +110,7 @@ impl Trainer {
         let arch = Arch::new(spec)?;
         let eval_model = arch.inference_graph(None).encode_to_vec();
         let (eval, used) = runtime::session(&eval_model, device)?;
-        let infos = arch.state_tensors(&opt);
+        let infos = arch.state_tensors(Some(&opt));
         let allocator = match used {
             Device::Cpu => Allocator::default(),
             Device::Cuda => Allocator::new(
@@ -178,9 +178,12 @@ impl Trainer {
         if self.sessions.len() >= MAX_SESSIONS {
             self.sessions.remove(0);
         }
-        let model = self
-            .arch
-            .train_graph(batch, self.loss, &self.opt, self.device == Device::Cuda);
+        let model = self.arch.train_graph(
+            batch,
+            self.loss,
+            Some(&self.opt),
+            self.device == Device::Cuda,
+        );
         let (session, used) = runtime::session(&model.encode_to_vec(), self.device)?;
         if used != self.device {
             return Err(EngineError::Runtime(format!(
@@ -420,5 +423,183 @@ impl Trainer {
     /// The device that was asked for.
     pub fn requested_device(&self) -> Device {
         self.requested
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{InferenceModel, ModelKind};
+
+    fn spec() -> ModelSpec {
+        ModelSpec {
+            kind: ModelKind::Compact,
+            input_size: 16,
+            channels: 1,
+            outputs: 2,
+        }
+    }
+
+    /// A fixed batch whose targets depend on the image (mean brightness, left-right contrast).
+    fn batch(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let (a, b) = (
+                rng.random::<f32>() * 2.0 - 1.0,
+                rng.random::<f32>() * 2.0 - 1.0,
+            );
+            for r in 0..16 {
+                for c in 0..16 {
+                    let side = if c < 8 { b } else { -b };
+                    x.push(a + 0.5 * side + 0.1 * (rng.random::<f32>() - 0.5) + 0.01 * r as f32);
+                }
+            }
+            y.extend([a * 0.8, b * 0.8]);
+        }
+        (x, y)
+    }
+
+    fn trainer(opt: OptimizerKind, seed: u64) -> Trainer {
+        Trainer::new(&spec(), LossKind::MseCcc, opt, Device::Cpu, seed).unwrap()
+    }
+
+    #[test]
+    fn training_lowers_the_loss_with_adamw_and_sgd() {
+        let (x, y) = batch(8, 1);
+        for (opt, lr) in [
+            (OptimizerKind::adamw_default(), 3e-3),
+            (
+                OptimizerKind::Sgd {
+                    momentum: 0.9,
+                    weight_decay: 1e-4,
+                },
+                2e-2,
+            ),
+        ] {
+            let mut t = trainer(opt, 3);
+            let first = t.step(&x, &y, 8, lr).unwrap().loss;
+            let mut last = first;
+            for _ in 0..30 {
+                last = t.step(&x, &y, 8, lr).unwrap().loss;
+            }
+            assert!(
+                first.is_finite() && last < 0.7 * first,
+                "{opt:?}: {first} -> {last}"
+            );
+            assert_eq!(t.step_count(), 31);
+        }
+    }
+
+    #[test]
+    fn same_seed_gives_bit_identical_weights_and_resume_is_exact() {
+        let (x, y) = batch(6, 2);
+        let (x2, y2) = batch(3, 4);
+        let run = |t: &mut Trainer, steps: usize| {
+            for i in 0..steps {
+                // Alternate two batch sizes: two sessions share the buffers.
+                if i % 2 == 0 {
+                    t.step(&x, &y, 6, 1e-3).unwrap()
+                } else {
+                    t.step(&x2, &y2, 3, 1e-3).unwrap()
+                };
+            }
+        };
+        let mut a = trainer(OptimizerKind::adamw_default(), 9);
+        run(&mut a, 4);
+        let mut b = trainer(OptimizerKind::adamw_default(), 9);
+        run(&mut b, 4);
+        assert_eq!(a.state(), b.state());
+
+        // Stop after 2 steps, checkpoint to disk, resume in a trainer made with another seed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.bin");
+        let mut c = trainer(OptimizerKind::adamw_default(), 9);
+        run(&mut c, 2);
+        c.state().save(&path).unwrap();
+        let mut d = trainer(OptimizerKind::adamw_default(), 12345);
+        d.load_state(TrainState::load(&path).unwrap()).unwrap();
+        assert_eq!(d.step_count(), 2);
+        // Steps 3 and 4 of `run` use the 6-image then the 3-image batch.
+        d.step(&x, &y, 6, 1e-3).unwrap();
+        d.step(&x2, &y2, 3, 1e-3).unwrap();
+        assert_eq!(a.state(), d.state());
+
+        // A different seed gives different weights.
+        let mut e = trainer(OptimizerKind::adamw_default(), 10);
+        run(&mut e, 4);
+        assert_ne!(a.state(), e.state());
+    }
+
+    #[test]
+    fn load_state_rejects_mismatches() {
+        let mut t = trainer(OptimizerKind::adamw_default(), 1);
+        let sgd = trainer(
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                weight_decay: 0.0,
+            },
+            1,
+        );
+        let err = t.load_state(sgd.state()).unwrap_err();
+        assert!(matches!(err, EngineError::StateMismatch(_)));
+        assert!(err.to_string().contains("adamw_m"), "{err}");
+        let mut st = t.state();
+        st.tensors[0].shape = vec![1];
+        assert!(matches!(
+            t.load_state(st),
+            Err(EngineError::StateMismatch(_))
+        ));
+        assert!(matches!(
+            t.step(&[0.0; 3], &[0.0; 2], 1, 1e-3),
+            Err(EngineError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn exported_model_matches_eval_predictions() {
+        let (x, y) = batch(8, 5);
+        let mut t = trainer(OptimizerKind::adamw_default(), 4);
+        for _ in 0..3 {
+            t.step(&x, &y, 8, 1e-2).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        t.export_onnx(&path).unwrap();
+        let mine = t.predict(&x, 8).unwrap();
+        let mut m = InferenceModel::load(&path, Device::Cpu).unwrap();
+        assert_eq!((m.input_size(), m.channels(), m.outputs()), (16, 1, 2));
+        let theirs = m.predict(&x, 8).unwrap();
+        assert_eq!(mine.len(), 16);
+        for (a, b) in mine.iter().zip(&theirs) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+        }
+        // Eval mode differs from the training-mode predictions of the same batch (BatchNorm, dropout),
+        // and is deterministic.
+        assert_eq!(t.predict(&x, 8).unwrap(), mine);
+        assert_eq!(m.predict(&x[..256], 1).unwrap(), theirs[..2].to_vec());
+    }
+
+    #[test]
+    fn cuda_request_falls_back_to_cpu_with_a_reason() {
+        let t = Trainer::new(
+            &spec(),
+            LossKind::Mse,
+            OptimizerKind::adamw_default(),
+            Device::Cuda,
+            1,
+        )
+        .unwrap();
+        if t.device() == Device::Cpu {
+            assert!(crate::cuda_unavailable_reason().is_some());
+        }
+    }
+
+    #[test]
+    fn the_library_is_found() {
+        let p = crate::ort_library().unwrap();
+        assert!(p.ends_with("libonnxruntime.so.1.31.1"), "{}", p.display());
     }
 }
