@@ -261,14 +261,21 @@ impl Arch {
             };
         }
         let (l, dpred) = ops::loss(&mut g, &x, "y", loss);
-        let (grads, _) = tape.backward(&mut g, dpred);
+        let scale = opt.map_or(1.0, optim::grad_scale);
+        let seed = if scale != 1.0 {
+            let c = g.scalar(scale);
+            g.bin("Mul", &dpred, &c)
+        } else {
+            dpred
+        };
+        let (grads, _) = tape.backward(&mut g, seed);
         g.rename(&l, "loss");
         g.rename(&x.name, "predictions");
         g.output("loss", &[]);
         g.output("predictions", &fixed(&[batch, s.outputs]));
         match opt {
             Some(opt) => {
-                optim::emit_update(&mut g, opt, &grads, "lr", "step");
+                optim::emit_update(&mut g, opt, &grads, scale, "lr", "step");
                 for t in &state {
                     g.output(&optim::new_name(&t.name), &fixed(&t.shape));
                 }

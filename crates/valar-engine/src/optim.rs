@@ -50,12 +50,28 @@ pub(crate) fn new_name(name: &str) -> String {
     format!("new.{name}")
 }
 
-/// Emits one update step for every `(parameter, gradient)` pair. `lr` and `step` are scalar graph
-/// inputs; `step` is the 1-based number of this step (PyTorch's `state["step"]` after increment).
+/// The factor the training graph applies to the loss gradient before the backward pass, so the
+/// gradients reaching [`emit_update`] are already scaled: AdamW's (1 − β₁) then costs no extra pass
+/// over every parameter (backpropagation is linear in the seed).
+pub(crate) fn grad_scale(kind: &OptimizerKind) -> f32 {
+    match *kind {
+        OptimizerKind::AdamW { beta1, .. } if (1.0 - beta1) >= 1e-6 => 1.0 - beta1,
+        _ => 1.0,
+    }
+}
+
+/// Emits one update step for every `(parameter, gradient)` pair, where each gradient is the true
+/// gradient times `scale` (see [`grad_scale`]). `lr` and `step` are scalar graph inputs; `step` is the
+/// 1-based number of this step (PyTorch's `state["step"]` after increment).
+///
+/// AdamW is PyTorch's algorithm rearranged to 12 elementwise passes per parameter (from 14):
+/// m' = β₁m + g̃ (g̃ = (1 − β₁)g), v' = β₂v + c·g̃², p' = (1 − lr·λ)p − m'/(√v'·k/s + ε/s) with
+/// k = 1/√(1 − β₂ᵗ), s = lr/(1 − β₁ᵗ). m and v are PyTorch's `exp_avg` and `exp_avg_sq`.
 pub(crate) fn emit_update(
     g: &mut GraphBuilder,
     kind: &OptimizerKind,
     grads: &[(String, String)],
+    scale: f32,
     lr: &str,
     step: &str,
 ) {
@@ -74,10 +90,16 @@ pub(crate) fn emit_update(
             let bc1 = g.bin("Sub", &one, &p1);
             let p2 = g.bin("Pow", &b2, step);
             let bc2 = g.bin("Sub", &one, &p2);
-            // step_size = lr / bc1; denominator = sqrt(v)/sqrt(bc2) + eps, as torch.optim.AdamW.
-            let step_size = g.bin("Div", lr, &bc1);
+            // s = lr/bc1 and k = 1/sqrt(bc2) fold into the denominator's two scalars. A learning rate
+            // of 0 is raised to 1e-30 so that they stay finite (the update is then ~1e-30·m/√v).
+            let tiny = g.scalar(1e-30);
+            let lr_pos = g.bin("Max", lr, &tiny);
+            let s = g.bin("Div", &lr_pos, &bc1);
             let sq = g.node("Sqrt", &[&bc2], vec![]);
-            let inv_sqrt_bc2 = g.node("Reciprocal", &[&sq], vec![]);
+            let ks = g.bin("Mul", &sq, &s);
+            let k_over_s = g.node("Reciprocal", &[&ks], vec![]);
+            let epsc = g.scalar(eps);
+            let eps_over_s = g.bin("Div", &epsc, &s);
             let decay = if weight_decay != 0.0 {
                 let wd = g.scalar(weight_decay);
                 let lw = g.bin("Mul", lr, &wd);
@@ -85,26 +107,28 @@ pub(crate) fn emit_update(
             } else {
                 None
             };
-            let one_m_b1 = g.scalar(1.0 - beta1);
-            let one_m_b2 = g.scalar(1.0 - beta2);
-            let epsc = g.scalar(eps);
+            let cm = (1.0 - beta1) / scale;
+            let cm = ((cm - 1.0).abs() > 1e-7).then(|| g.scalar(cm));
+            let cv = g.scalar((1.0 - beta2) / (scale * scale));
             for (p, grad) in grads {
                 let names = kind.state_names(p);
                 let (m, v) = (&names[0], &names[1]);
                 let mb = g.bin("Mul", m, &b1);
-                let gb = g.bin("Mul", grad, &one_m_b1);
+                let gm = match &cm {
+                    Some(c) => g.bin("Mul", grad, c),
+                    None => grad.clone(),
+                };
                 let new_m = new_name(m);
-                g.node_to("Add", &[&mb, &gb], &[&new_m], vec![]);
+                g.node_to("Add", &[&mb, &gm], &[&new_m], vec![]);
                 let vb = g.bin("Mul", v, &b2);
-                let gg = g.bin("Mul", grad, grad);
-                let ggb = g.bin("Mul", &gg, &one_m_b2);
+                let gc = g.bin("Mul", grad, &cv);
+                let gg = g.bin("Mul", &gc, grad);
                 let new_v = new_name(v);
-                g.node_to("Add", &[&vb, &ggb], &[&new_v], vec![]);
+                g.node_to("Add", &[&vb, &gg], &[&new_v], vec![]);
                 let sv = g.node("Sqrt", &[&new_v], vec![]);
-                let svk = g.bin("Mul", &sv, &inv_sqrt_bc2);
-                let denom = g.bin("Add", &svk, &epsc);
-                let ratio = g.bin("Div", &new_m, &denom);
-                let upd = g.bin("Mul", &ratio, &step_size);
+                let svk = g.bin("Mul", &sv, &k_over_s);
+                let denom = g.bin("Add", &svk, &eps_over_s);
+                let upd = g.bin("Div", &new_m, &denom);
                 let base = match &decay {
                     Some(d) => g.bin("Mul", p, d),
                     None => p.clone(),
@@ -118,8 +142,14 @@ pub(crate) fn emit_update(
         } => {
             let mom = g.scalar(momentum);
             let wd = g.scalar(weight_decay);
+            let unscale = g.scalar(1.0 / scale);
             for (p, grad) in grads {
                 let buf = &kind.state_names(p)[0];
+                let grad = &if scale != 1.0 {
+                    g.bin("Mul", grad, &unscale)
+                } else {
+                    grad.clone()
+                };
                 let d = if weight_decay != 0.0 {
                     let pw = g.bin("Mul", p, &wd);
                     g.bin("Add", grad, &pw)
@@ -157,7 +187,15 @@ mod tests {
         }
         g.input("lr", &[]);
         g.input("step", &[]);
-        emit_update(&mut g, &kind, &[("p".into(), "g".into())], "lr", "step");
+        let scale = grad_scale(&kind);
+        emit_update(
+            &mut g,
+            &kind,
+            &[("p".into(), "g".into())],
+            scale,
+            "lr",
+            "step",
+        );
         let outs: Vec<String> = ["p".to_string()]
             .into_iter()
             .chain(state.iter().cloned())
@@ -180,7 +218,7 @@ mod tests {
                 In {
                     name: "g".into(),
                     shape: vec![n],
-                    data: grad.clone(),
+                    data: grad.iter().map(|v| v * scale).collect(),
                     check: false,
                 },
                 In {
@@ -245,6 +283,15 @@ mod tests {
                 "[{i}] {} vs {p}",
                 got[i]
             );
+        }
+    }
+
+    #[test]
+    fn adamw_with_zero_learning_rate_keeps_parameters() {
+        let p0 = [1.0f32, -2.0, 0.5];
+        let got = run_steps(OptimizerKind::adamw_default(), &p0, &grads(), 0.0);
+        for (a, b) in got.iter().zip(&p0) {
+            assert!(a.is_finite() && (a - b).abs() < 1e-6, "{a} vs {b}");
         }
     }
 

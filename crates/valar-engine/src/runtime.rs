@@ -172,6 +172,12 @@ pub(crate) fn session(model: &[u8], device: Device) -> Result<(Session, Device),
         .map_err(ort::Error::from)?
         .with_inter_threads(1)
         .map_err(ort::Error::from)?;
+    // VALAR_ORT_PROFILE=<prefix> writes ONNX Runtime's per-node timings (JSON) for each session.
+    if let Some(prefix) = std::env::var_os("VALAR_ORT_PROFILE") {
+        b = b
+            .with_profiling(PathBuf::from(prefix))
+            .map_err(ort::Error::from)?;
+    }
     let mut used = Device::Cpu;
     if device == Device::Cuda && rt.cuda {
         let ep = ort::ep::CUDA::default().build().error_on_failure();

@@ -96,6 +96,27 @@ fn write(t: &mut Tensor<f32>, data: &[f32]) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// The dropout noise of step `step` (0-based): `(shape, values)` per dropout layer, drawn from
+/// `ChaCha8Rng` seeded with `seed` on stream `1 + step` (stream 0 initialises the weights).
+pub(crate) fn noise_values(
+    arch: &Arch,
+    seed: u64,
+    step: u64,
+    batch: usize,
+) -> Vec<(Vec<usize>, Vec<f32>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1 + step);
+    arch.noise
+        .iter()
+        .map(|per| {
+            let mut shape = vec![batch];
+            shape.extend(per);
+            let n: usize = shape.iter().product();
+            (shape, (0..n).map(|_| rng.random::<f32>()).collect())
+        })
+        .collect()
+}
+
 impl Trainer {
     /// Builds the network with fresh weights (Kaiming-uniform from `seed`) and zero optimizer state.
     /// `Device::Cuda` falls back to the CPU when CUDA is unusable; see [`Trainer::device`] and
@@ -280,17 +301,9 @@ impl Trainer {
 
     /// Uniform [0, 1) noise for every dropout layer of the step about to run.
     fn noise(&self, batch: usize) -> Result<Vec<Tensor<f32>>, EngineError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(1 + self.step);
-        self.arch
-            .noise
-            .iter()
-            .map(|per| {
-                let mut shape = vec![batch];
-                shape.extend(per);
-                let n: usize = shape.iter().product();
-                cpu_tensor(&shape, (0..n).map(|_| rng.random::<f32>()).collect())
-            })
+        noise_values(&self.arch, self.seed, self.step, batch)
+            .into_iter()
+            .map(|(shape, data)| cpu_tensor(&shape, data))
             .collect()
     }
 
@@ -531,6 +544,96 @@ mod tests {
         let mut e = trainer(OptimizerKind::adamw_default(), 10);
         run(&mut e, 4);
         assert_ne!(a.state(), e.state());
+    }
+
+    /// One whole-model AdamW step equals PyTorch's first AdamW step computed on the host from the
+    /// gradient graph's gradients: p₁ = p₀(1 − lr·λ) − lr·g/(|g| + ε).
+    #[test]
+    fn first_adamw_step_matches_the_gradients() {
+        use crate::ops::tests::{In, run};
+        use prost::Message;
+        let (x, y) = batch(4, 6);
+        let (lr, wd, eps) = (1e-2f64, 0.01f64, 1e-8f64);
+        let mut t = trainer(OptimizerKind::adamw_default(), 8);
+        let before = t.state();
+        t.step(&x, &y, 4, lr as f32).unwrap();
+        let after = t.state();
+
+        let model = t.arch.train_graph(4, LossKind::MseCcc, None, false);
+        let (mut s, _) = runtime::session(&model.encode_to_vec(), Device::Cpu).unwrap();
+        let mut ins = vec![
+            In {
+                name: "x".into(),
+                shape: vec![4, 1, 16, 16],
+                data: x.clone(),
+                check: false,
+            },
+            In {
+                name: "y".into(),
+                shape: vec![4, 2],
+                data: y.clone(),
+                check: false,
+            },
+        ];
+        for (i, (shape, data)) in noise_values(&t.arch, 8, 0, 4).into_iter().enumerate() {
+            ins.push(In {
+                name: models::noise_name(i),
+                shape,
+                data,
+                check: false,
+            });
+        }
+        for nt in &before.tensors {
+            if t.arch
+                .params
+                .iter()
+                .chain(&t.arch.running)
+                .any(|p| p.name == nt.name)
+            {
+                ins.push(In {
+                    name: nt.name.clone(),
+                    shape: nt.shape.clone(),
+                    data: nt.data.clone(),
+                    check: false,
+                });
+            }
+        }
+        let names: Vec<String> = t
+            .arch
+            .params
+            .iter()
+            .map(|p| format!("grad.{}", p.name))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let grads = run(&mut s, &ins, &refs);
+        let find = |st: &TrainState, n: &str| {
+            st.tensors
+                .iter()
+                .find(|t| t.name == n)
+                .unwrap()
+                .data
+                .clone()
+        };
+        let mut checked = 0;
+        for (p, g) in t.arch.params.iter().zip(&grads) {
+            let (p0, p1) = (find(&before, &p.name), find(&after, &p.name));
+            for i in 0..p0.len() {
+                let g = f64::from(g[i]);
+                // Near-zero gradients make g/|g| ill-conditioned; compare where |g| ≫ ε and rounding.
+                if g.abs() < 1e-4 {
+                    continue;
+                }
+                let expect = f64::from(p0[i]) * (1.0 - lr * wd) - lr * g / (g.abs() + eps);
+                assert!(
+                    (f64::from(p1[i]) - expect).abs() < 1e-6,
+                    "{}[{i}]: {} vs {expect}",
+                    p.name,
+                    p1[i]
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! Benchmark: training-step time at batch 64, inference throughput at batch 256 and peak RSS, for
+//! facecnn and compact on 48×48 grey faces with 2 outputs. Prints one JSON line per measurement.
+//!
+//! `cargo run --release -p valar-engine --example bench_train [-- facecnn|compact] [--steps N]`
+#![allow(clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use valar_engine::{
+    Device, InferenceModel, LossKind, ModelKind, ModelSpec, OptimizerKind, Trainer,
+};
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn emit(model: &str, measure: &str, batch: usize, value: f64, unit: &str) {
+    println!(
+        "{{\"engine\":\"valar-ort\",\"model\":\"{model}\",\"measure\":\"{measure}\",\"batch\":{batch},\"value\":{value:.3},\"unit\":\"{unit}\",\"threads\":{}}}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let steps: usize = args
+        .iter()
+        .position(|a| a == "--steps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let kinds: Vec<(&str, ModelKind)> = [
+        ("facecnn", ModelKind::FaceCnn),
+        ("compact", ModelKind::Compact),
+    ]
+    .into_iter()
+    .filter(|(n, _)| {
+        args.iter()
+            .all(|a| a.starts_with("--") || a.parse::<usize>().is_ok() || a == n)
+    })
+    .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for (name, kind) in kinds {
+        let spec = ModelSpec {
+            kind,
+            input_size: 48,
+            channels: 1,
+            outputs: 2,
+        };
+        let per = 48 * 48;
+        let (batch, infer_batch) = (64, 256);
+        let x: Vec<f32> = (0..batch * per).map(|_| rng.random::<f32>()).collect();
+        let y: Vec<f32> = (0..batch * 2)
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect();
+        let mut t = Trainer::new(
+            &spec,
+            LossKind::Mse,
+            OptimizerKind::adamw_default(),
+            Device::Cpu,
+            1,
+        )?;
+        let build = Instant::now();
+        t.step(&x, &y, batch, 1e-4)?;
+        emit(
+            name,
+            "first_step_ms",
+            batch,
+            build.elapsed().as_secs_f64() * 1e3,
+            "ms",
+        );
+        t.step(&x, &y, batch, 1e-4)?;
+        let start = Instant::now();
+        for _ in 0..steps {
+            t.step(&x, &y, batch, 1e-4)?;
+        }
+        emit(
+            name,
+            "train_step_ms",
+            batch,
+            start.elapsed().as_secs_f64() * 1e3 / steps as f64,
+            "ms",
+        );
+
+        let dir = std::env::temp_dir().join(format!("valar-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.onnx"));
+        t.export_onnx(&path)?;
+        drop(t);
+        let mut m = InferenceModel::load(&path, Device::Cpu)?;
+        let xi: Vec<f32> = (0..infer_batch * per)
+            .map(|_| rng.random::<f32>())
+            .collect();
+        m.predict(&xi, infer_batch)?;
+        let runs = steps.max(3);
+        let start = Instant::now();
+        for _ in 0..runs {
+            m.predict(&xi, infer_batch)?;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        emit(
+            name,
+            "inference_images_per_s",
+            infer_batch,
+            (runs * infer_batch) as f64 / secs,
+            "images/s",
+        );
+        std::fs::remove_dir_all(&dir)?;
+        emit(name, "peak_rss_mib", batch, peak_rss_mib(), "MiB");
+    }
+    Ok(())
+}

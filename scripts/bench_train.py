@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""PyTorch CPU baseline for crates/valar-engine/examples/bench_train.rs.
+
+Same networks (facecnn, compact), same sizes (48x48 grey, 2 outputs), same measurements:
+training-step time at batch 64 (MSE loss, AdamW with PyTorch defaults, once with the default
+implementation and once with fused=True), inference images/s at batch 256 in eval mode, and peak RSS.
+Prints one JSON line per measurement, like the Rust benchmark.
+
+    pip install torch        # CPU wheels are enough
+    python3 scripts/bench_train.py [facecnn|compact] [--steps N]
+
+Run each model in its own process (pass its name) so the peak RSS figures do not mix.
+"""
+import argparse
+import json
+import os
+import time
+
+import torch
+from torch import nn
+
+
+def conv_block(cin, cout):
+    # The recipe's order; valar pools before the ReLU, which computes the same function.
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+
+
+def facecnn(size=48, channels=1, outputs=2):
+    side = size // 8
+    return nn.Sequential(
+        *conv_block(channels, 64), *conv_block(64, 128), *conv_block(128, 256),
+        nn.Flatten(), nn.Dropout(0.2),
+        nn.Linear(256 * side * side, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 1024), nn.ReLU(),
+        nn.Linear(1024, 256), nn.ReLU(),
+        nn.Linear(256, outputs),
+    )
+
+
+def compact(size=48, channels=1, outputs=2):
+    return nn.Sequential(
+        *conv_block(channels, 32), *conv_block(32, 64), *conv_block(64, 128),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(128, 64), nn.ReLU(), nn.Dropout(0.2),
+        nn.Linear(64, outputs),
+    )
+
+
+def peak_rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def emit(model, measure, batch, value, unit, **extra):
+    print(json.dumps({"engine": "pytorch", "model": model, "measure": measure, "batch": batch,
+                      "value": round(value, 3), "unit": unit, "threads": torch.get_num_threads(), **extra}),
+          flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*", default=["facecnn", "compact"])
+    ap.add_argument("--steps", type=int, default=10)
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    builders = {"facecnn": facecnn, "compact": compact}
+    batch, infer_batch = 64, 256
+    for name in args.models:
+        x = torch.rand(batch, 1, 48, 48)
+        y = torch.rand(batch, 2) * 2 - 1
+        assert name != "facecnn" or sum(p.numel() for p in facecnn().parameters()) == 42_581_634
+        for fused in (False, True):
+            model = builders[name]()
+            model.train()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
+            loss_fn = nn.MSELoss()
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                opt.step()
+                return loss.item()
+
+            step()
+            step()
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            ms = (time.perf_counter() - start) * 1e3 / args.steps
+            emit(name, "train_step_ms", batch, ms, "ms", optimizer="adamw_fused" if fused else "adamw")
+        model.eval()
+        xi = torch.rand(infer_batch, 1, 48, 48)
+        runs = max(args.steps, 3)
+        with torch.inference_mode():
+            model(xi)
+            start = time.perf_counter()
+            for _ in range(runs):
+                model(xi)
+            secs = time.perf_counter() - start
+        emit(name, "inference_images_per_s", infer_batch, runs * infer_batch / secs, "images/s")
+        emit(name, "peak_rss_mib", batch, peak_rss_mib(), "MiB")
+
+
+if __name__ == "__main__":
+    main()
