@@ -1,0 +1,71 @@
+//! What to generate: sizes, seed, layout and image quality.
+
+use crate::SynthError;
+
+/// Which AffectNet release's folder layout to imitate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// The original release: CSV file lists plus full images with a face box.
+    #[default]
+    Original,
+    /// The newer release: cropped faces with one `.npy` string scalar per label.
+    Newer,
+}
+
+/// Settings for [`crate::synthesize`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthConfig {
+    /// Number of training images.
+    pub n: usize,
+    /// Number of validation images (may be 0).
+    pub val_n: usize,
+    /// Seed; the same seed and settings give byte-identical output.
+    pub seed: u64,
+    /// Folder layout to write.
+    pub layout: Layout,
+    /// Share of rows that are unusable like AffectNet's (expression 8-10, labels -2).
+    pub invalid_fraction: f64,
+    /// JPEG quality, 1-100.
+    pub quality: u8,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        SynthConfig {
+            n: 1000,
+            val_n: 100,
+            seed: 0,
+            layout: Layout::Original,
+            invalid_fraction: 0.03,
+            quality: 90,
+        }
+    }
+}
+
+impl SynthConfig {
+    /// Rejects settings that cannot produce a sensible dataset.
+    pub(crate) fn validate(&self) -> Result<(), SynthError> {
+        if self.n == 0 {
+            return Err(SynthError::Config(
+                "n (training images) must be at least 1".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.invalid_fraction) {
+            return Err(SynthError::Config(format!(
+                "invalid_fraction must lie in [0, 1], got {}",
+                self.invalid_fraction
+            )));
+        }
+        if !(1..=100).contains(&self.quality) {
+            return Err(SynthError::Config(format!(
+                "JPEG quality must lie in 1..=100, got {}",
+                self.quality
+            )));
+        }
+        // Ids and file names are derived from 40-bit indices.
+        if self.n.saturating_add(self.val_n) >= 1 << 40 {
+            return Err(SynthError::Config("too many images requested".into()));
+        }
+        Ok(())
+    }
+}

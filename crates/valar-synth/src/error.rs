@@ -1,0 +1,42 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can stop [`crate::synthesize`].
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// The output folder exists and holds files; we never overwrite a dataset.
+    #[error("output folder {0} already exists and is not empty; choose another path or remove it")]
+    OutputExists(PathBuf),
+    /// A configuration value is out of range.
+    #[error("invalid synth configuration: {0}")]
+    Config(String),
+    /// Reading or writing a file or folder failed.
+    #[error("I/O error at {path}: {source}")]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding an image as JPEG failed.
+    #[error("could not encode JPEG {path}: {source}")]
+    Encode {
+        /// The image being written.
+        path: PathBuf,
+        /// The encoder's error.
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+impl SynthError {
+    /// Wraps an I/O error with the path it happened at.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        SynthError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
