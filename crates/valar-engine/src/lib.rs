@@ -1,9 +1,20 @@
 //! valar's training engine: forward, backward and optimizer as one ONNX graph, run by ONNX Runtime.
 //!
 //! A [`Trainer`] builds the whole training step of a network (forward pass, reverse-mode gradients,
-//! optimizer update) as one graph of standard ONNX operators, so one session run is one step.
-//! [`Trainer::export_onnx`] writes a plain inference model that [`InferenceModel`] (or any ONNX
-//! runtime) can load.
+//! optimizer update) as one graph of standard ONNX operators (opset 18, no `com.microsoft` ops), so
+//! one session run is one step. [`Trainer::export_onnx`] writes a plain inference model that
+//! [`InferenceModel`] (or any ONNX runtime) can load.
+//!
+//! Design notes:
+//! - **One graph per step.** Inputs: the batch, targets, dropout noise, learning rate, step number
+//!   and every state tensor; outputs: loss, predictions and `new.<name>` for every state tensor.
+//!   The host keeps two sets of state buffers and two `IoBinding`s per session (set 0 → set 1 and
+//!   back), so parameters never pass through host copies between steps.
+//! - **Dropout** noise is drawn on the host from `ChaCha8Rng` (seed, stream 1 + step) and fed as an
+//!   input, so a run resumed from a checkpoint reproduces the uninterrupted run bit for bit.
+//! - **Library**: ONNX Runtime 1.31.1 is loaded at run time (see [`ort_library`]), once per process.
+//! - **CUDA** ([`Device::Cuda`]) needs the NVIDIA driver and the CUDA build of ONNX Runtime; without
+//!   them the engine runs on the CPU and [`cuda_unavailable_reason`] says why.
 
 mod error;
 mod graph;

@@ -637,6 +637,37 @@ mod tests {
     }
 
     #[test]
+    fn facecnn_runs_steps_and_predicts() {
+        let spec = ModelSpec {
+            kind: ModelKind::FaceCnn,
+            input_size: 8,
+            channels: 3,
+            outputs: 1,
+        };
+        let mut t = Trainer::new(
+            &spec,
+            LossKind::Ccc,
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            },
+            Device::Cpu,
+            2,
+        )
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let x: Vec<f32> = (0..4 * 3 * 64).map(|_| rng.random::<f32>()).collect();
+        let y: Vec<f32> = (0..4).map(|_| rng.random::<f32>()).collect();
+        let before = t.state();
+        let out = t.step(&x, &y, 4, 1e-2).unwrap();
+        assert!(out.loss.is_finite() && out.predictions.len() == 4);
+        t.step(&x, &y, 4, 1e-2).unwrap();
+        assert_ne!(before, t.state());
+        let p = t.predict(&x, 4).unwrap();
+        assert!(p.len() == 4 && p.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
     fn load_state_rejects_mismatches() {
         let mut t = trainer(OptimizerKind::adamw_default(), 1);
         let sgd = trainer(
