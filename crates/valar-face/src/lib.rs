@@ -1,1 +1,18 @@
-//! Face preprocessing shared by prepare and predict: decode, crop, grayscale, resize.
+//! Face preprocessing shared by `valar prepare` and `valar predict`: decode an image,
+//! crop it to the face box, make it gray (or keep RGB) and resize it to S×S.
+//!
+//! Both stages call [`decode_face`], so a model sees at prediction time exactly the
+//! pixels it was trained on.
+
+/// Decoding: JPEG at reduced DCT scale, everything else through `image`.
+mod decode;
+/// The error type, with a short reason code per failure.
+mod error;
+/// Resolving image paths under a root without letting them escape it.
+mod paths;
+/// Crop, colour conversion and resize.
+mod pipeline;
+
+pub use error::FaceError;
+pub use paths::resolve_under_root;
+pub use pipeline::{Face, FaceSpec, decode_face, load_face};

@@ -1,0 +1,56 @@
+use valar_core::FaceBox;
+
+/// Why a face could not be produced from an image.
+#[derive(Debug, thiserror::Error)]
+pub enum FaceError {
+    /// The file does not exist.
+    #[error("file not found")]
+    Missing,
+    /// The file exists but could not be read.
+    #[error("cannot read file: {0}")]
+    Unreadable(std::io::Error),
+    /// The bytes are not a decodable image (corrupt, truncated or an unknown format).
+    #[error("corrupt or truncated image: {0}")]
+    Corrupt(String),
+    /// The image is larger than the pixel limit, which guards against decompression bombs.
+    #[error("image is {width}×{height} = {} pixels, over the limit of {limit}", u64::from(*width) * u64::from(*height))]
+    TooManyPixels {
+        /// Image width.
+        width: u32,
+        /// Image height.
+        height: u32,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The box has a zero or negative width or height.
+    #[error("face box has no area ({0})")]
+    EmptyBox(FaceBox),
+    /// The box does not overlap the image at all.
+    #[error("face box {face_box} lies outside the {width}×{height} image")]
+    BoxOutsideImage {
+        /// The box as given.
+        face_box: FaceBox,
+        /// Image width.
+        width: u32,
+        /// Image height.
+        height: u32,
+    },
+    /// The path leaves the image root (`..`, or an absolute path).
+    #[error("path escapes the image root")]
+    EscapesRoot,
+}
+
+impl FaceError {
+    /// A short, stable code for `rejects.csv` and summaries.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FaceError::Missing => "missing_file",
+            FaceError::Unreadable(_) => "unreadable_file",
+            FaceError::Corrupt(_) => "corrupt_image",
+            FaceError::TooManyPixels { .. } => "too_many_pixels",
+            FaceError::EmptyBox(_) => "bad_box",
+            FaceError::BoxOutsideImage { .. } => "box_outside_image",
+            FaceError::EscapesRoot => "path_escapes_root",
+        }
+    }
+}

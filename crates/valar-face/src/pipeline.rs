@@ -1,0 +1,397 @@
+use crate::FaceError;
+use crate::decode::{Decoded, decode};
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::path::Path;
+use valar_core::{ColorMode, FaceBox};
+
+/// How faces are cut out and scaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceSpec {
+    /// Output side length S (faces are S×S).
+    pub size: u32,
+    /// Gray (one channel) or RGB.
+    pub color: ColorMode,
+    /// Extra context around the box, as a share of the box size on each side.
+    pub margin: f32,
+    /// Images with more pixels than this are refused (Pillow's default is 89,478,485).
+    pub max_pixels: u64,
+}
+
+impl Default for FaceSpec {
+    fn default() -> Self {
+        FaceSpec {
+            size: 48,
+            color: ColorMode::Gray,
+            margin: 0.0,
+            max_pixels: 89_478_485,
+        }
+    }
+}
+
+/// A preprocessed face.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face {
+    /// Pixels, channel planes one after the other: C×S×S.
+    pub pixels: Vec<u8>,
+    /// The region actually cropped, in full-image pixels: the box plus margin, clamped.
+    pub face_box: FaceBox,
+    /// Width of the source image.
+    pub image_width: u32,
+    /// Height of the source image.
+    pub image_height: u32,
+}
+
+/// Reads an image file and preprocesses the face in it (the whole image without a box).
+pub fn load_face(
+    path: &Path,
+    face_box: Option<FaceBox>,
+    spec: &FaceSpec,
+) -> Result<Face, FaceError> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => FaceError::Missing,
+        _ => FaceError::Unreadable(e),
+    })?;
+    decode_face(&bytes, face_box, spec)
+}
+
+/// Preprocesses the face in an encoded image already in memory.
+pub fn decode_face(
+    bytes: &[u8],
+    face_box: Option<FaceBox>,
+    spec: &FaceSpec,
+) -> Result<Face, FaceError> {
+    if let Some(b) = face_box
+        && (b.width <= 0 || b.height <= 0)
+    {
+        return Err(FaceError::EmptyBox(b));
+    }
+    let size = spec.size.max(1);
+    let decoded = decode(bytes, spec.max_pixels, |w, h| {
+        let crop = crop_region(face_box, spec.margin, w, h)?;
+        // Decode just large enough that the crop still has S pixels on its short side.
+        let ratio = f64::from(size) / crop.width.min(crop.height) as f64;
+        Ok((
+            (f64::from(w) * ratio).ceil() as u32,
+            (f64::from(h) * ratio).ceil() as u32,
+        ))
+    })?;
+    let crop = crop_region(
+        face_box,
+        spec.margin,
+        decoded.full_width,
+        decoded.full_height,
+    )?;
+    let pixels = crop_and_resize(&decoded, crop, size, spec.color)?;
+    Ok(Face {
+        pixels,
+        face_box: crop,
+        image_width: decoded.full_width,
+        image_height: decoded.full_height,
+    })
+}
+
+/// The box grown by the margin and clamped to the image; an error if nothing is left.
+fn crop_region(
+    face_box: Option<FaceBox>,
+    margin: f32,
+    width: u32,
+    height: u32,
+) -> Result<FaceBox, FaceError> {
+    let Some(b) = face_box else {
+        return Ok(FaceBox::whole(width, height));
+    };
+    let mx = (f64::from(margin) * b.width as f64).round() as i64;
+    let my = (f64::from(margin) * b.height as f64).round() as i64;
+    let x0 = (b.x - mx).max(0);
+    let y0 = (b.y - my).max(0);
+    let x1 = (b.x + b.width + mx).min(i64::from(width));
+    let y1 = (b.y + b.height + my).min(i64::from(height));
+    if x1 <= x0 || y1 <= y0 {
+        return Err(FaceError::BoxOutsideImage {
+            face_box: b,
+            width,
+            height,
+        });
+    }
+    Ok(FaceBox {
+        x: x0,
+        y: y0,
+        width: x1 - x0,
+        height: y1 - y0,
+    })
+}
+
+/// Pillow's integer BT.601 luma, so gray faces match `Image.convert("L")`.
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000) >> 16) as u8
+}
+
+fn crop_and_resize(
+    decoded: &Decoded,
+    crop: FaceBox,
+    size: u32,
+    color: ColorMode,
+) -> Result<Vec<u8>, FaceError> {
+    let (pixels, pixel_type) = match (color, decoded.channels) {
+        (ColorMode::Gray, 3) => (
+            decoded
+                .pixels
+                .chunks_exact(3)
+                .map(|p| luma(p[0], p[1], p[2]))
+                .collect(),
+            PixelType::U8,
+        ),
+        (ColorMode::Gray, _) => (decoded.pixels.clone(), PixelType::U8),
+        (ColorMode::Rgb, 1) => (
+            decoded.pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+            PixelType::U8x3,
+        ),
+        (ColorMode::Rgb, _) => (decoded.pixels.clone(), PixelType::U8x3),
+    };
+    let resize_error =
+        |e: &dyn std::fmt::Display| FaceError::Corrupt(format!("resize failed: {e}"));
+    let src = Image::from_vec_u8(decoded.width, decoded.height, pixels, pixel_type)
+        .map_err(|e| resize_error(&e))?;
+    let mut dst = Image::new(size, size, pixel_type);
+    // Box coordinates refer to the full image; the decode may be smaller.
+    let sx = f64::from(decoded.width) / f64::from(decoded.full_width);
+    let sy = f64::from(decoded.height) / f64::from(decoded.full_height);
+    let options = ResizeOptions::new()
+        // Catmull-Rom is the bicubic filter Pillow's resize uses by default.
+        .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
+        .crop(
+            crop.x as f64 * sx,
+            crop.y as f64 * sy,
+            crop.width as f64 * sx,
+            crop.height as f64 * sy,
+        );
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| resize_error(&e))?;
+    let out = dst.into_vec();
+    Ok(match color {
+        ColorMode::Gray => out,
+        // Planar C×S×S, the layout of faces.npy and of the model input.
+        ColorMode::Rgb => (0..3)
+            .flat_map(|c| out.iter().skip(c).step_by(3).copied().collect::<Vec<_>>())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, Rgb, RgbImage};
+
+    /// A JPEG whose left half is black and right half white, 400×300.
+    fn half_and_half_jpeg(width: u32, height: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(width, height, |x, _| {
+            if x < width / 2 {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([255, 255, 255])
+            }
+        });
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    fn png(width: u32, height: u32, color: [u8; 3]) -> Vec<u8> {
+        let img = RgbImage::from_pixel(width, height, Rgb(color));
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn crops_the_box_and_resizes_to_size() {
+        let jpeg = half_and_half_jpeg(400, 300);
+        let spec = FaceSpec::default();
+        // A box entirely in the white half gives a white face; in the black half, black.
+        let white = decode_face(
+            &jpeg,
+            Some(FaceBox {
+                x: 250,
+                y: 50,
+                width: 100,
+                height: 100,
+            }),
+            &spec,
+        )
+        .unwrap();
+        let black = decode_face(
+            &jpeg,
+            Some(FaceBox {
+                x: 20,
+                y: 50,
+                width: 100,
+                height: 100,
+            }),
+            &spec,
+        )
+        .unwrap();
+        assert_eq!(white.pixels.len(), 48 * 48);
+        assert!(
+            white.pixels.iter().all(|&v| v > 240),
+            "{:?}",
+            &white.pixels[..8]
+        );
+        assert!(black.pixels.iter().all(|&v| v < 15));
+        assert_eq!((white.image_width, white.image_height), (400, 300));
+    }
+
+    #[test]
+    fn whole_image_without_box_and_rgb_is_planar() {
+        let bytes = png(60, 40, [200, 100, 50]);
+        let spec = FaceSpec {
+            color: ColorMode::Rgb,
+            size: 8,
+            ..FaceSpec::default()
+        };
+        let face = decode_face(&bytes, None, &spec).unwrap();
+        assert_eq!(face.face_box, FaceBox::whole(60, 40));
+        assert_eq!(face.pixels.len(), 3 * 64);
+        assert!(face.pixels[..64].iter().all(|&v| v == 200));
+        assert!(face.pixels[64..128].iter().all(|&v| v == 100));
+        assert!(face.pixels[128..].iter().all(|&v| v == 50));
+        let gray = decode_face(
+            &bytes,
+            None,
+            &FaceSpec {
+                size: 8,
+                ..FaceSpec::default()
+            },
+        )
+        .unwrap();
+        assert!(gray.pixels.iter().all(|&v| v == luma(200, 100, 50)));
+    }
+
+    #[test]
+    fn box_is_clamped_and_margin_grows_it() {
+        let bytes = png(100, 100, [9, 9, 9]);
+        let spec = FaceSpec {
+            margin: 0.1,
+            ..FaceSpec::default()
+        };
+        let face = decode_face(
+            &bytes,
+            Some(FaceBox {
+                x: 80,
+                y: -10,
+                width: 50,
+                height: 50,
+            }),
+            &spec,
+        )
+        .unwrap();
+        assert_eq!(
+            face.face_box,
+            FaceBox {
+                x: 75,
+                y: 0,
+                width: 25,
+                height: 45
+            }
+        );
+    }
+
+    #[test]
+    fn bad_boxes_are_reported() {
+        let bytes = png(100, 100, [9, 9, 9]);
+        let spec = FaceSpec::default();
+        for b in [
+            FaceBox {
+                x: 0,
+                y: 0,
+                width: 0,
+                height: 10,
+            },
+            FaceBox {
+                x: 0,
+                y: 0,
+                width: 10,
+                height: -3,
+            },
+        ] {
+            assert_eq!(
+                decode_face(&bytes, Some(b), &spec).unwrap_err().reason(),
+                "bad_box"
+            );
+        }
+        let outside = FaceBox {
+            x: 150,
+            y: 0,
+            width: 20,
+            height: 20,
+        };
+        assert_eq!(
+            decode_face(&bytes, Some(outside), &spec)
+                .unwrap_err()
+                .reason(),
+            "box_outside_image"
+        );
+        let jpeg = half_and_half_jpeg(64, 64);
+        assert_eq!(
+            decode_face(&jpeg, Some(outside), &spec)
+                .unwrap_err()
+                .reason(),
+            "box_outside_image"
+        );
+    }
+
+    #[test]
+    fn corrupt_truncated_and_oversized_images_are_reported() {
+        let spec = FaceSpec::default();
+        assert_eq!(
+            decode_face(b"not an image at all", None, &spec)
+                .unwrap_err()
+                .reason(),
+            "corrupt_image"
+        );
+        let jpeg = half_and_half_jpeg(400, 300);
+        let truncated = &jpeg[..jpeg.len() / 2];
+        assert_eq!(
+            decode_face(truncated, None, &spec).unwrap_err().reason(),
+            "corrupt_image"
+        );
+        let small_limit = FaceSpec {
+            max_pixels: 400 * 300 - 1,
+            ..FaceSpec::default()
+        };
+        assert_eq!(
+            decode_face(&jpeg, None, &small_limit).unwrap_err().reason(),
+            "too_many_pixels"
+        );
+        assert_eq!(
+            decode_face(
+                &png(100, 100, [0, 0, 0]),
+                None,
+                &FaceSpec {
+                    max_pixels: 99,
+                    ..FaceSpec::default()
+                }
+            )
+            .unwrap_err()
+            .reason(),
+            "too_many_pixels"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_reported() {
+        let err = load_face(
+            Path::new("/definitely/not/here.jpg"),
+            None,
+            &FaceSpec::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), "missing_file");
+    }
+}
