@@ -17,6 +17,8 @@ mod metrics;
 mod npy;
 /// `prep.json`: what `valar prepare` did, for humans and for `valar report`.
 mod prep_info;
+/// Progress reporting from the libraries to whatever front end drives them.
+mod progress;
 
 pub use atomic::{PartialDir, write_atomic};
 pub use error::CoreError;
@@ -25,6 +27,7 @@ pub use manifest::{MANIFEST_COLUMNS, ManifestRow, read_manifest};
 pub use metrics::{DimMetrics, ccc, pcc, rmse, sagr};
 pub use npy::{Faces, read_faces, read_npy_string_scalar, write_faces};
 pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
+pub use progress::{NoProgress, Progress};
 
 /// valar's version, recorded in every output that says how it was made.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
