@@ -338,7 +338,9 @@ impl Trainer {
         Ok(data.to_vec())
     }
 
-    /// A copy of the whole training state.
+    /// A copy of the whole training state. On the CPU this cannot fail; if a CUDA device-to-host copy
+    /// fails the tensor list is empty (and [`Trainer::load_state`] would reject it): use
+    /// [`Trainer::try_state`] to see the error.
     pub fn state(&self) -> TrainState {
         self.try_state().unwrap_or_else(|_| TrainState {
             step: self.step,
