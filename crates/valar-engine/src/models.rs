@@ -19,6 +19,25 @@ pub enum ModelKind {
     Compact,
 }
 
+impl Default for ModelKind {
+    /// The compact network.
+    fn default() -> Self {
+        Self::Compact
+    }
+}
+
+impl Default for ModelSpec {
+    /// Compact, 48×48 grey input, 2 outputs (valence, arousal).
+    fn default() -> Self {
+        Self {
+            kind: ModelKind::Compact,
+            input_size: 48,
+            channels: 1,
+            outputs: 2,
+        }
+    }
+}
+
 /// A network and the shape of its inputs and outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelSpec {

@@ -25,6 +25,13 @@ pub enum OptimizerKind {
     },
 }
 
+impl Default for OptimizerKind {
+    /// AdamW with PyTorch's defaults.
+    fn default() -> Self {
+        Self::adamw_default()
+    }
+}
+
 impl OptimizerKind {
     /// AdamW with PyTorch's defaults.
     pub fn adamw_default() -> Self {

@@ -734,6 +734,14 @@ mod tests {
     }
 
     #[test]
+    fn trainer_and_model_can_move_to_another_thread() {
+        fn send<T: Send>() {}
+        send::<Trainer>();
+        send::<InferenceModel>();
+        send::<TrainState>();
+    }
+
+    #[test]
     fn the_library_is_found() {
         let p = crate::ort_library().unwrap();
         assert!(p.ends_with("libonnxruntime.so.1.31.1"), "{}", p.display());
