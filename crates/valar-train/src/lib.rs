@@ -1,1 +1,36 @@
-//! valar train, evaluate and predict: the training loop, checkpoints and metrics on top of valar-engine.
+//! valar train, evaluate and predict: the training loop, checkpoints and metrics on top of
+//! valar-engine.
+//!
+//! Inputs are normalized with the fixed mapping `x / 127.5 − 1` ([`normalize_pixel`]) in
+//! training, evaluation and prediction alike, so an exported `model.onnx` needs nothing else.
+
+/// Seeded horizontal flips, shifts and scales of training faces.
+mod augment;
+/// The run folder's layout and the loop's checkpoint.
+mod checkpoint;
+/// The resolved configuration, presets, and TOML/flag overrides.
+mod config;
+/// The prepared dataset and input normalization.
+mod data;
+/// The crate's error type.
+mod error;
+/// The engine as the loop sees it.
+mod model;
+/// `metrics.csv` and `predictions.csv`.
+mod outputs;
+/// Progress reporting and its terminal display.
+mod progress;
+/// Learning-rate schedules and early stopping.
+mod schedule;
+/// The epoch loop, checkpoints and resume.
+mod train_loop;
+
+pub use config::{
+    DeviceChoice, LossChoice, ModelChoice, OptimizerChoice, Recipe, ScheduleKind, TrainConfig,
+    TrainOverrides,
+};
+pub use data::{SplitChoice, normalize_pixel};
+pub use error::TrainError;
+pub use outputs::{EpochRecord, METRICS_COLUMNS, PREDICTIONS_COLUMNS};
+pub use progress::{Quiet, RunStart, TerminalProgress, TrainObserver};
+pub use train_loop::{StopReason, TrainSummary, resume, train};

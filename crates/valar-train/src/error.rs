@@ -1,0 +1,79 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while training, evaluating or predicting.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A shared file format (faces.npy, manifest.csv) could not be read or written.
+    #[error(transparent)]
+    Core(#[from] valar_core::CoreError),
+    /// The training engine or ONNX Runtime failed.
+    #[error(transparent)]
+    Engine(#[from] valar_engine::EngineError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A configuration value or combination that cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The prepared dataset cannot be used as asked (empty split, wrong face size, …).
+    #[error("{path}: {reason}")]
+    Data {
+        /// The dataset folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A run folder or checkpoint that cannot be used or resumed.
+    #[error("{path}: {reason}")]
+    Checkpoint {
+        /// The run folder or checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The training loss (or a validation prediction) stopped being a finite number.
+    #[error(
+        "training diverged in epoch {epoch}, step {step}: the {what} is {value}; the last good checkpoint \
+         (after epoch {last_good_epoch}) is kept; try a lower learning rate"
+    )]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch (0 for validation).
+        step: usize,
+        /// What was not finite.
+        what: &'static str,
+        /// The value.
+        value: f32,
+        /// Epochs completed in the last checkpoint (0: none).
+        last_good_epoch: usize,
+    },
+}
+
+impl TrainError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| TrainError::Io { path, source }
+    }
+
+    pub(crate) fn data(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        TrainError::Data {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        TrainError::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

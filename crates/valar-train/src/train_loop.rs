@@ -1,0 +1,801 @@
+//! `valar train`: the epoch loop, validation, model selection, checkpoints and resume.
+
+use crate::TrainError;
+use crate::augment::{AugParams, augment_into};
+use crate::checkpoint::{LoopState, RunDir, best_name, state_name};
+use crate::config::{DeviceChoice, TrainConfig};
+use crate::data::{Dataset, SplitChoice};
+use crate::model::{StepModel, build_trainer, host_loss};
+use crate::outputs::{EpochRecord, dim_metrics, write_metrics_csv, write_predictions_csv};
+use crate::progress::{RunStart, TrainObserver};
+use crate::schedule::LrSchedule;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use valar_core::{Dimension, write_atomic};
+
+/// Faces per inference call during validation (eval mode is per-face, so any size gives the
+/// same numbers).
+const EVAL_BATCH: usize = 256;
+
+/// Keys that separate the generators of the loop's random choices.
+const SHUFFLE_KEY: u64 = 0x5348_5546_464c_4531; // "SHUFFLE1"
+const AUGMENT_KEY: u64 = 0x4155_474d_454e_5431; // "AUGMENT1"
+
+/// Why a training run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// All configured epochs ran.
+    Completed,
+    /// Validation CCC stopped improving for `patience` epochs.
+    EarlyStopped,
+    /// `--resume` found a run that had already ended.
+    AlreadyFinished,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopReason::Completed => "all epochs completed",
+            StopReason::EarlyStopped => "stopped early: validation CCC no longer improved",
+            StopReason::AlreadyFinished => "the run had already finished",
+        })
+    }
+}
+
+/// The outcome of a training run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Epochs completed in total.
+    pub epochs_done: usize,
+    /// The best epoch by validation CCC (its row of `metrics.csv`).
+    pub best: Option<EpochRecord>,
+    /// Why training ended.
+    pub stop: StopReason,
+}
+
+/// Trains a new run in `out` with `config`, writing `config.toml`, `checkpoint/`,
+/// `metrics.csv`, `model.onnx` and `predictions.csv` there.
+///
+/// An existing non-empty `out` is an error unless `force` (which deletes it first).
+pub fn train(
+    config: &TrainConfig,
+    out: &Path,
+    force: bool,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainSummary, TrainError> {
+    config.validate()?;
+    let mut config = config.clone();
+    // Absolute, so `--resume` works from any directory.
+    config.data = std::path::absolute(&config.data).map_err(TrainError::io(&config.data))?;
+    let job = Job::load(&config)?;
+
+    let non_empty = std::fs::read_dir(out)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if non_empty {
+        if !force {
+            return Err(TrainError::checkpoint(
+                out,
+                format!(
+                    "already exists and is not empty: pass --resume {} to continue that run, or --force to start over",
+                    out.display()
+                ),
+            ));
+        }
+        std::fs::remove_dir_all(out).map_err(TrainError::io(out))?;
+    }
+    let run = RunDir::new(out);
+    std::fs::create_dir_all(run.checkpoints()).map_err(TrainError::io(run.checkpoints()))?;
+    let text = config.to_toml()?;
+    write_atomic(&run.config(), |w| w.write_all(text.as_bytes()))?;
+
+    let mut model = build_trainer(&config, job.data.faces.size, job.data.faces.channels)?;
+    let start = job.start_info(&config, &model, 1);
+    observer.run_started(&start);
+    run_loop(
+        &job,
+        &mut model,
+        &run,
+        LoopState::fresh(config.patience),
+        observer,
+        None,
+    )
+}
+
+/// Continues the run in `run_dir` from its last checkpoint, with its saved configuration
+/// (optionally on another device), so that it ends with the weights an uninterrupted run
+/// would have had.
+pub fn resume(
+    run_dir: &Path,
+    device: Option<DeviceChoice>,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainSummary, TrainError> {
+    let run = RunDir::new(run_dir);
+    if !run.config().is_file() {
+        return Err(TrainError::checkpoint(
+            run_dir,
+            "is not a valar run folder (no config.toml); start a run with `valar train --data … --out …`",
+        ));
+    }
+    let mut config = TrainConfig::read(&run.config())?;
+    if let Some(d) = device {
+        config.device = d;
+    }
+    let state = LoopState::load(&run)?.unwrap_or_else(|| LoopState::fresh(config.patience));
+    if state.finished.is_some() {
+        return Ok(TrainSummary {
+            run_dir: run.root.clone(),
+            epochs_done: state.epochs_done,
+            best: best_record(&state),
+            stop: StopReason::AlreadyFinished,
+        });
+    }
+    let job = Job::load(&config)?;
+    let mut model = build_trainer(&config, job.data.faces.size, job.data.faces.channels)?;
+    let start = job.start_info(&config, &model, state.epochs_done + 1);
+    continue_run(&job, &mut model, &run, state, observer, Some(start), None)
+}
+
+/// Restores `model` from the checkpoint `state` names (if any) and runs the remaining epochs.
+pub(crate) fn continue_run<M: StepModel>(
+    job: &Job,
+    model: &mut M,
+    run: &RunDir,
+    state: LoopState,
+    observer: &mut dyn TrainObserver,
+    start: Option<RunStart>,
+    interrupt_after: Option<u64>,
+) -> Result<TrainSummary, TrainError> {
+    if let Some(name) = &state.state_file {
+        let file = run.checkpoint_file(name);
+        restore(model, &file, job)?;
+        if model.steps_taken() != state.global_step {
+            return Err(TrainError::checkpoint(
+                &file,
+                format!(
+                    "holds {} steps but loop.json expects {}: the checkpoint folder is inconsistent",
+                    model.steps_taken(),
+                    state.global_step
+                ),
+            ));
+        }
+    }
+    if let Some(start) = start {
+        observer.run_started(&start);
+    }
+    run_loop(job, model, run, state, observer, interrupt_after)
+}
+
+/// Loads a checkpoint into `model`, explaining a shape mismatch in terms of the data.
+fn restore<M: StepModel>(model: &mut M, file: &Path, job: &Job) -> Result<(), TrainError> {
+    model.load_state(file).map_err(|e| match e {
+        TrainError::Engine(valar_engine::EngineError::StateMismatch(m)) => TrainError::checkpoint(
+            file,
+            format!(
+                "does not fit a {} model on {}×{}×{} faces with {} output(s) (did the dataset change?): {m}",
+                job.config.model,
+                job.data.faces.channels,
+                job.data.faces.size,
+                job.data.faces.size,
+                job.config.targets.dimensions().len()
+            ),
+        ),
+        other => other,
+    })
+}
+
+fn best_record(state: &LoopState) -> Option<EpochRecord> {
+    let (_, epoch) = state.early.best?;
+    state.history.iter().find(|r| r.epoch == epoch).cloned()
+}
+
+/// A configuration with its data loaded and checked.
+pub(crate) struct Job {
+    pub config: TrainConfig,
+    pub data: Dataset,
+    pub train_rows: Vec<usize>,
+    pub val_rows: Vec<usize>,
+}
+
+impl Job {
+    pub(crate) fn load(config: &TrainConfig) -> Result<Self, TrainError> {
+        let data = Dataset::load(&config.data)?;
+        let train_rows = data.split_indices(SplitChoice::Train);
+        let val_rows = data.split_indices(SplitChoice::Val);
+        if train_rows.len() < 2 {
+            return Err(TrainError::data(
+                &config.data,
+                format!(
+                    "the train split has {} face(s); training needs at least 2",
+                    train_rows.len()
+                ),
+            ));
+        }
+        if val_rows.is_empty() {
+            return Err(TrainError::data(
+                &config.data,
+                "the val split is empty; training needs validation faces for early stopping and model choice",
+            ));
+        }
+        data.check_labels(&train_rows, config.targets)?;
+        data.check_labels(&val_rows, config.targets)?;
+        Ok(Job {
+            config: config.clone(),
+            data,
+            train_rows,
+            val_rows,
+        })
+    }
+
+    /// The batches of an epoch, as row indices: the training rows shuffled by a generator keyed
+    /// by (seed, epoch), cut into batches; a last batch of one face is dropped (BatchNorm cannot
+    /// normalize a single face).
+    pub(crate) fn epoch_batches(&self, epoch: usize) -> Vec<Vec<usize>> {
+        let mut order = self.train_rows.clone();
+        order.shuffle(&mut epoch_rng(self.config.seed, SHUFFLE_KEY, epoch));
+        order
+            .chunks(self.config.batch_size)
+            .filter(|c| c.len() >= 2)
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        let (n, b) = (self.train_rows.len(), self.config.batch_size);
+        n / b + usize::from(n % b >= 2)
+    }
+
+    fn start_info(
+        &self,
+        config: &TrainConfig,
+        model: &valar_engine::Trainer,
+        first_epoch: usize,
+    ) -> RunStart {
+        let cuda_fallback = (config.device == DeviceChoice::Cuda
+            && model.device() != valar_engine::Device::Cuda)
+            .then(|| {
+                valar_engine::cuda_unavailable_reason().unwrap_or_else(|| "unknown reason".into())
+            });
+        RunStart {
+            device: model.device().to_string(),
+            cuda_fallback,
+            parameters: model.parameter_count(),
+            train_rows: self.train_rows.len(),
+            val_rows: self.val_rows.len(),
+            steps_per_epoch: self.steps_per_epoch(),
+            first_epoch,
+            epochs: config.epochs,
+        }
+    }
+}
+
+/// A generator for one purpose and one epoch: a fixed function of (seed, purpose, epoch), so
+/// a resumed run regenerates exactly the draws of an uninterrupted one.
+fn epoch_rng(seed: u64, key: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ key);
+    rng.set_stream(epoch as u64);
+    rng
+}
+
+/// Predictions of `model` (eval mode) for `rows`, `rows × outputs`.
+pub(crate) fn predict_rows<M: StepModel>(
+    model: &mut M,
+    data: &Dataset,
+    rows: &[usize],
+) -> Result<Vec<f32>, TrainError> {
+    let mut out = Vec::new();
+    let mut x = Vec::new();
+    for chunk in rows.chunks(EVAL_BATCH) {
+        data.inputs(chunk, &mut x);
+        out.extend(model.predict(&x, chunk.len())?);
+    }
+    Ok(out)
+}
+
+/// Runs epochs from `state.epochs_done` until the configured count or early stopping, with a
+/// checkpoint after each. `interrupt_after` (tests only) fails once that many steps have run,
+/// like a kill between two steps.
+pub(crate) fn run_loop<M: StepModel>(
+    job: &Job,
+    model: &mut M,
+    run: &RunDir,
+    mut state: LoopState,
+    observer: &mut dyn TrainObserver,
+    interrupt_after: Option<u64>,
+) -> Result<TrainSummary, TrainError> {
+    let config = &job.config;
+    let targets = config.targets;
+    let dims = targets.dimensions().len();
+    let faces = &job.data.faces;
+    let schedule = LrSchedule::new(config, job.steps_per_epoch());
+    let val_truth = job.data.labels(&job.val_rows, targets);
+    let mut x = Vec::new();
+    let mut stop = StopReason::Completed;
+
+    for epoch in state.epochs_done..config.epochs {
+        let started = Instant::now();
+        let batches = job.epoch_batches(epoch);
+        let images: usize = batches.iter().map(Vec::len).sum();
+        observer.epoch_started(epoch + 1, config.epochs, images, batches.len());
+        let mut aug_rng = epoch_rng(config.seed, AUGMENT_KEY, epoch);
+        let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
+        for (k, rows) in batches.iter().enumerate() {
+            if interrupt_after == Some(state.global_step) {
+                return Err(TrainError::Config("interrupted (test)".into()));
+            }
+            if config.augment {
+                x.clear();
+                for &r in rows {
+                    let p = AugParams::draw(&mut aug_rng, faces.size);
+                    augment_into(faces.face(r), faces.channels, faces.size, &p, &mut x);
+                }
+            } else {
+                job.data.inputs(rows, &mut x);
+            }
+            let y = job.data.labels(rows, targets);
+            let lr = schedule.at(epoch, k) as f32;
+            let loss = model.step(&x, &y, rows.len(), lr)?;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: epoch + 1,
+                    step: k + 1,
+                    what: "training loss",
+                    value: loss,
+                    last_good_epoch: state.epochs_done,
+                });
+            }
+            state.global_step += 1;
+            loss_sum += f64::from(loss) * rows.len() as f64;
+            loss_n += rows.len();
+            observer.step_done(rows.len(), loss);
+        }
+
+        let pred = predict_rows(model, &job.data, &job.val_rows)?;
+        if let Some(bad) = pred.iter().find(|v| !v.is_finite()) {
+            return Err(TrainError::Diverged {
+                epoch: epoch + 1,
+                step: 0,
+                what: "validation prediction",
+                value: *bad,
+                last_good_epoch: state.epochs_done,
+            });
+        }
+        let metrics = dim_metrics(targets, &val_truth, &pred);
+        let find = |d: Dimension| metrics.iter().find(|(m, _)| *m == d).map(|(_, m)| *m);
+        let mut record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / loss_n.max(1) as f64,
+            val_loss: host_loss(config.loss, &val_truth, &pred, dims),
+            valence: find(Dimension::Valence),
+            arousal: find(Dimension::Arousal),
+            lr: schedule.at(epoch, 0),
+            seconds: 0.0,
+        };
+        let best = state.early.record(epoch + 1, record.score());
+        if best {
+            let name = best_name(epoch + 1);
+            model.save_state(&run.checkpoint_file(&name))?;
+            model.export(&run.model())?;
+            write_predictions_csv(
+                &run.predictions(),
+                &job.data.rows,
+                &job.val_rows,
+                &pred,
+                targets,
+            )?;
+            state.best_file = Some(name);
+        }
+        let name = state_name(epoch + 1);
+        model.save_state(&run.checkpoint_file(&name))?;
+        state.state_file = Some(name);
+        state.epochs_done = epoch + 1;
+        record.seconds = started.elapsed().as_secs_f64();
+        state.history.push(record.clone());
+        write_metrics_csv(&run.metrics(), &state.history)?;
+        state.commit(run)?;
+        observer.epoch_done(&record, best);
+        if state.early.should_stop() {
+            stop = StopReason::EarlyStopped;
+            break;
+        }
+    }
+
+    if !run.model().is_file() {
+        // No epoch ever scored (every CCC undefined): ship the last weights rather than nothing.
+        model.export(&run.model())?;
+        let pred = predict_rows(model, &job.data, &job.val_rows)?;
+        write_predictions_csv(
+            &run.predictions(),
+            &job.data.rows,
+            &job.val_rows,
+            &pred,
+            targets,
+        )?;
+    }
+    state.finished = Some(stop.to_string());
+    state.commit(run)?;
+    Ok(TrainSummary {
+        run_dir: run.root.clone(),
+        epochs_done: state.epochs_done,
+        best: best_record(&state),
+        stop,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::data::tests::write_dataset;
+    use crate::progress::Quiet;
+    use valar_engine::{NamedTensor, TrainState};
+
+    /// A pure-Rust stand-in for the engine: per output, `w · mean(x) + b`, trained by SGD on
+    /// MSE. It logs every learning rate and first row it sees, so tests can check the order.
+    struct FakeModel {
+        outputs: usize,
+        w: Vec<f32>,
+        b: Vec<f32>,
+        steps: u64,
+        frozen: bool,
+        nan_at_step: Option<u64>,
+        lrs: Vec<f32>,
+    }
+
+    impl FakeModel {
+        fn new(outputs: usize) -> Self {
+            FakeModel {
+                outputs,
+                w: vec![0.1; outputs],
+                b: vec![0.0; outputs],
+                steps: 0,
+                frozen: false,
+                nan_at_step: None,
+                lrs: Vec::new(),
+            }
+        }
+
+        fn means(x: &[f32], batch: usize) -> Vec<f32> {
+            let per = x.len() / batch;
+            x.chunks(per)
+                .map(|c| c.iter().sum::<f32>() / per as f32)
+                .collect()
+        }
+
+        fn state(&self) -> TrainState {
+            TrainState {
+                step: self.steps,
+                tensors: vec![
+                    NamedTensor {
+                        name: "w".into(),
+                        shape: vec![self.outputs],
+                        data: self.w.clone(),
+                    },
+                    NamedTensor {
+                        name: "b".into(),
+                        shape: vec![self.outputs],
+                        data: self.b.clone(),
+                    },
+                ],
+            }
+        }
+    }
+
+    impl StepModel for FakeModel {
+        fn step(&mut self, x: &[f32], y: &[f32], batch: usize, lr: f32) -> Result<f32, TrainError> {
+            self.lrs.push(lr);
+            if self.nan_at_step == Some(self.steps) {
+                self.steps += 1;
+                return Ok(f32::NAN);
+            }
+            let m = Self::means(x, batch);
+            let mut loss = 0.0;
+            let (mut gw, mut gb) = (vec![0.0; self.outputs], vec![0.0; self.outputs]);
+            for (i, mi) in m.iter().enumerate() {
+                for d in 0..self.outputs {
+                    let err = self.w[d] * mi + self.b[d] - y[i * self.outputs + d];
+                    loss += err * err;
+                    gw[d] += 2.0 * err * mi / batch as f32;
+                    gb[d] += 2.0 * err / batch as f32;
+                }
+            }
+            if !self.frozen {
+                for d in 0..self.outputs {
+                    self.w[d] -= lr * gw[d];
+                    self.b[d] -= lr * gb[d];
+                }
+            }
+            self.steps += 1;
+            Ok(loss / (batch * self.outputs) as f32)
+        }
+
+        fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, TrainError> {
+            Ok(Self::means(x, batch)
+                .iter()
+                .flat_map(|m| (0..self.outputs).map(move |d| (d, *m)))
+                .map(|(d, m)| self.w[d] * m + self.b[d])
+                .collect())
+        }
+
+        fn save_state(&self, path: &Path) -> Result<(), TrainError> {
+            Ok(self.state().save(path)?)
+        }
+
+        fn load_state(&mut self, path: &Path) -> Result<(), TrainError> {
+            let s = TrainState::load(path)?;
+            for t in &s.tensors {
+                if t.shape != vec![self.outputs] {
+                    return Err(
+                        valar_engine::EngineError::StateMismatch(format!("`{}`", t.name)).into(),
+                    );
+                }
+            }
+            self.steps = s.step;
+            self.w = s.tensors[0].data.clone();
+            self.b = s.tensors[1].data.clone();
+            Ok(())
+        }
+
+        fn export(&self, path: &Path) -> Result<(), TrainError> {
+            Ok(self.state().save(path)?)
+        }
+
+        fn steps_taken(&self) -> u64 {
+            self.steps
+        }
+    }
+
+    /// 40 faces whose brightness encodes valence (arousal = −valence); 30 train, 10 val.
+    fn job(dir: &Path, epochs: usize, patience: usize) -> Job {
+        let data = dir.join("prep");
+        let label = |i: usize| ((i * 37 % 40) as f32 / 20.0 - 1.0, 0.0);
+        write_dataset(
+            &data,
+            40,
+            |i| (label(i).0, -label(i).0),
+            |i| if i % 4 == 3 { "val" } else { "train" },
+            move |i, _| ((label(i).0 + 1.0) * 127.5).round() as u8,
+        );
+        let mut c = TrainConfig::defaults(data);
+        c.epochs = epochs;
+        c.patience = patience;
+        c.batch_size = 8;
+        c.lr = 0.5;
+        c.augment = true;
+        c.validate().unwrap();
+        Job::load(&c).unwrap()
+    }
+
+    fn fresh_run(dir: &Path) -> RunDir {
+        let run = RunDir::new(dir);
+        std::fs::create_dir_all(run.checkpoints()).unwrap();
+        run
+    }
+
+    fn without_seconds(history: &[EpochRecord]) -> Vec<EpochRecord> {
+        history
+            .iter()
+            .map(|r| EpochRecord {
+                seconds: 0.0,
+                ..r.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_seeded_per_epoch_and_drop_a_single_leftover() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = job(dir.path(), 3, 0);
+        // 30 training rows in batches of 8: 8, 8, 8, 6.
+        let b0 = j.epoch_batches(0);
+        assert_eq!(
+            b0.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![8, 8, 8, 6]
+        );
+        assert_eq!(b0, j.epoch_batches(0));
+        assert_ne!(b0, j.epoch_batches(1));
+        let mut all: Vec<usize> = b0.concat();
+        all.sort_unstable();
+        assert_eq!(all, j.train_rows);
+        // 30 rows in batches of 29: one face left over, dropped.
+        j.config.batch_size = 29;
+        assert_eq!(j.epoch_batches(0).len(), 1);
+        assert_eq!(j.steps_per_epoch(), 1);
+    }
+
+    #[test]
+    fn loop_learns_writes_outputs_and_follows_the_schedule() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = job(dir.path(), 6, 0);
+        let run = fresh_run(&dir.path().join("run"));
+        let mut model = FakeModel::new(2);
+        let summary =
+            run_loop(&j, &mut model, &run, LoopState::fresh(0), &mut Quiet, None).unwrap();
+        assert_eq!(summary.stop, StopReason::Completed);
+        assert_eq!(summary.epochs_done, 6);
+        let best = summary.best.unwrap();
+        assert!(best.valence.unwrap().ccc > 0.9, "{best:?}");
+
+        // Learning rates are the cosine schedule's, step by step.
+        let s = LrSchedule::new(&j.config, 4);
+        let expected: Vec<f32> = (0..6)
+            .flat_map(|e| (0..4).map(move |k| (e, k)))
+            .map(|(e, k)| s.at(e, k) as f32)
+            .collect();
+        assert_eq!(model.lrs, expected);
+
+        let metrics = std::fs::read_to_string(run.metrics()).unwrap();
+        assert_eq!(metrics.lines().count(), 7);
+        let predictions = std::fs::read_to_string(run.predictions()).unwrap();
+        assert_eq!(predictions.lines().count(), 11);
+        assert!(run.model().is_file());
+        let state = LoopState::load(&run).unwrap().unwrap();
+        assert!(state.finished.is_some());
+        assert_eq!(state.global_step, 24);
+        // Only the last and the best engine states remain.
+        let ckpts = std::fs::read_dir(run.checkpoints()).unwrap().filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".ckpt")
+        });
+        assert!(ckpts.count() <= 2);
+    }
+
+    #[test]
+    fn interrupted_and_resumed_run_matches_an_uninterrupted_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = job(dir.path(), 4, 0);
+        let full = fresh_run(&dir.path().join("full"));
+        let mut a = FakeModel::new(2);
+        run_loop(&j, &mut a, &full, LoopState::fresh(0), &mut Quiet, None).unwrap();
+
+        for interrupt in [0, 3, 4, 6, 15] {
+            let broken = fresh_run(&dir.path().join(format!("broken{interrupt}")));
+            let mut b = FakeModel::new(2);
+            let err = run_loop(
+                &j,
+                &mut b,
+                &broken,
+                LoopState::fresh(0),
+                &mut Quiet,
+                Some(interrupt),
+            );
+            assert!(err.is_err());
+            // A new process: a fresh model, then whatever the checkpoint says.
+            let state = LoopState::load(&broken)
+                .unwrap()
+                .unwrap_or_else(|| LoopState::fresh(0));
+            assert_eq!(state.epochs_done, interrupt as usize / 4);
+            let mut c = FakeModel::new(2);
+            continue_run(&j, &mut c, &broken, state, &mut Quiet, None, None).unwrap();
+            assert_eq!(
+                (c.w.clone(), c.b.clone(), c.steps),
+                (a.w.clone(), a.b.clone(), a.steps)
+            );
+            let (sa, sb) = (
+                LoopState::load(&full).unwrap().unwrap(),
+                LoopState::load(&broken).unwrap().unwrap(),
+            );
+            assert_eq!(without_seconds(&sa.history), without_seconds(&sb.history));
+            assert_eq!(sa.early, sb.early);
+            for f in ["predictions.csv", "model.onnx"] {
+                assert_eq!(
+                    std::fs::read(full.root.join(f)).unwrap(),
+                    std::fs::read(broken.root.join(f)).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn early_stopping_ends_the_run_after_patience_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = job(dir.path(), 10, 2);
+        let run = fresh_run(&dir.path().join("run"));
+        let mut model = FakeModel::new(2);
+        model.frozen = true;
+        let summary =
+            run_loop(&j, &mut model, &run, LoopState::fresh(2), &mut Quiet, None).unwrap();
+        assert_eq!(summary.stop, StopReason::EarlyStopped);
+        assert_eq!(summary.epochs_done, 3);
+        assert_eq!(summary.best.unwrap().epoch, 1);
+        // A finished run is not continued.
+        let state = LoopState::load(&run).unwrap().unwrap();
+        assert!(state.finished.unwrap().contains("early"));
+    }
+
+    #[test]
+    fn nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = job(dir.path(), 4, 0);
+        let run = fresh_run(&dir.path().join("run"));
+        let mut model = FakeModel::new(2);
+        model.nan_at_step = Some(9); // epoch 3, step 2
+        let err =
+            run_loop(&j, &mut model, &run, LoopState::fresh(0), &mut Quiet, None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("epoch 3, step 2")
+                && text.contains("NaN")
+                && text.contains("after epoch 2"),
+            "{text}"
+        );
+        let state = LoopState::load(&run).unwrap().unwrap();
+        assert_eq!(state.epochs_done, 2);
+        assert!(state.finished.is_none());
+        let mut fresh = FakeModel::new(2);
+        fresh
+            .load_state(&run.checkpoint_file(state.state_file.as_deref().unwrap()))
+            .unwrap();
+        assert_eq!(fresh.steps, 8);
+        assert_eq!(
+            std::fs::read_to_string(run.metrics())
+                .unwrap()
+                .lines()
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn corrupt_or_mismatched_checkpoint_is_refused_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = job(dir.path(), 3, 0);
+        let run = fresh_run(&dir.path().join("run"));
+        let mut model = FakeModel::new(2);
+        assert!(
+            run_loop(
+                &j,
+                &mut model,
+                &run,
+                LoopState::fresh(0),
+                &mut Quiet,
+                Some(5)
+            )
+            .is_err()
+        );
+        let state = LoopState::load(&run).unwrap().unwrap();
+        let file = run.checkpoint_file(state.state_file.as_deref().unwrap());
+        let good = std::fs::read(&file).unwrap();
+
+        let mut one_output = FakeModel::new(1);
+        let err = continue_run(
+            &j,
+            &mut one_output,
+            &run,
+            state.clone(),
+            &mut Quiet,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("does not fit"), "{err}");
+
+        let mut bytes = good.clone();
+        bytes[12] ^= 0x40;
+        std::fs::write(&file, &bytes).unwrap();
+        let err = continue_run(
+            &j,
+            &mut FakeModel::new(2),
+            &run,
+            state.clone(),
+            &mut Quiet,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("corrupt checkpoint"), "{err}");
+
+        std::fs::remove_file(&file).unwrap();
+        let err = LoopState::load(&run).unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+}
