@@ -38,6 +38,54 @@ impl Default for ModelSpec {
     }
 }
 
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::FaceCnn => "facecnn",
+            ModelKind::Compact => "compact",
+        })
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = EngineError;
+    /// `facecnn` or `compact` (any case).
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        match s.to_ascii_lowercase().as_str() {
+            "facecnn" => Ok(ModelKind::FaceCnn),
+            "compact" => Ok(ModelKind::Compact),
+            _ => Err(EngineError::InvalidSpec(format!(
+                "unknown model `{s}` (expected facecnn or compact)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for LossKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LossKind::Mse => "mse",
+            LossKind::Ccc => "ccc",
+            LossKind::MseCcc => "mse+ccc",
+        })
+    }
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = EngineError;
+    /// `mse`, `ccc` or `mse+ccc` (also `mse_ccc`, `mseccc`; any case).
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        match s.to_ascii_lowercase().as_str() {
+            "mse" => Ok(LossKind::Mse),
+            "ccc" => Ok(LossKind::Ccc),
+            "mse+ccc" | "mse_ccc" | "mseccc" | "mse-ccc" => Ok(LossKind::MseCcc),
+            _ => Err(EngineError::InvalidInput(format!(
+                "unknown loss `{s}` (expected mse, ccc or mse+ccc)"
+            ))),
+        }
+    }
+}
+
 /// A network and the shape of its inputs and outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ModelSpec {
@@ -606,6 +654,22 @@ mod tests {
             3,
             (2e-3, 2e-2),
         );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for k in [ModelKind::FaceCnn, ModelKind::Compact] {
+            assert_eq!(k.to_string().parse::<ModelKind>().unwrap(), k);
+        }
+        for l in [LossKind::Mse, LossKind::Ccc, LossKind::MseCcc] {
+            assert_eq!(l.to_string().parse::<LossKind>().unwrap(), l);
+        }
+        for d in [crate::Device::Cpu, crate::Device::Cuda] {
+            assert_eq!(d.to_string().parse::<crate::Device>().unwrap(), d);
+        }
+        assert!("resnet".parse::<ModelKind>().is_err());
+        assert!("l1".parse::<LossKind>().is_err());
+        assert!("tpu".parse::<crate::Device>().is_err());
     }
 
     #[test]

@@ -30,6 +30,20 @@ impl std::fmt::Display for Device {
     }
 }
 
+impl std::str::FromStr for Device {
+    type Err = EngineError;
+    /// `cpu` or `cuda` (any case).
+    fn from_str(s: &str) -> Result<Self, EngineError> {
+        match s.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda),
+            _ => Err(EngineError::InvalidInput(format!(
+                "unknown device `{s}` (expected cpu or cuda)"
+            ))),
+        }
+    }
+}
+
 fn lib_name() -> String {
     format!("libonnxruntime.so.{ORT_VERSION}")
 }
