@@ -14,11 +14,15 @@ mod config;
 mod data;
 /// The crate's error type.
 mod error;
+/// Scoring a saved model on a prepared dataset.
+mod evaluate;
 /// The engine as the loop sees it.
 mod model;
 /// `metrics.csv` and `predictions.csv`.
 mod outputs;
-/// Progress reporting and its terminal display.
+/// Predictions for image files.
+mod predict;
+/// Progress reporting, for the CLI to display.
 mod progress;
 /// Learning-rate schedules and early stopping.
 mod schedule;
@@ -31,6 +35,11 @@ pub use config::{
 };
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
+pub use evaluate::{EvaluateOptions, Evaluation, evaluate};
 pub use outputs::{EpochRecord, METRICS_COLUMNS, PREDICTIONS_COLUMNS};
-pub use progress::{Quiet, RunStart, TerminalProgress, TrainObserver};
+pub use predict::{
+    PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, predict, save_predict_csv,
+    write_predict_csv,
+};
+pub use progress::{Quiet, RunStart, TrainObserver};
 pub use train_loop::{StopReason, TrainSummary, resume, train};

@@ -1,0 +1,305 @@
+//! `valar predict`: valence and arousal for image files, with the preprocessing of
+//! `valar prepare` (valar-face).
+
+use crate::TrainError;
+use crate::config::DeviceChoice;
+use crate::data::normalize_pixel;
+use crate::evaluate::{load_model, model_targets};
+use rayon::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use valar_core::{ColorMode, Dimension, FaceBox, Targets, write_atomic};
+use valar_face::{FaceSpec, load_face};
+
+/// Images decoded (in parallel) and predicted per batch.
+const BATCH: usize = 256;
+
+/// The columns of predict's CSV output, in order.
+pub const PREDICT_COLUMNS: [&str; 4] = ["path", "valence", "arousal", "error"];
+
+/// The images to predict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PredictInput {
+    /// Image files, whole images.
+    Images(Vec<PathBuf>),
+    /// A CSV with a `path` column (or AffectNet's `subDirectory_filePath`) and optionally
+    /// `face_x,face_y,face_width,face_height`; a row with all four uses that face box.
+    Csv {
+        /// The CSV file.
+        file: PathBuf,
+        /// The folder relative paths start from; `None`: the CSV's folder.
+        root: Option<PathBuf>,
+    },
+}
+
+/// What to predict with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictOptions {
+    /// An inference model (`model.onnx` of a run).
+    pub model: PathBuf,
+    /// The images.
+    pub input: PredictInput,
+    /// The dimensions the model predicts; `None`: as for `evaluate`.
+    pub targets: Option<Targets>,
+    /// Where the model runs.
+    pub device: DeviceChoice,
+    /// Context around a face box, as in `valar prepare --margin`.
+    pub margin: f32,
+}
+
+/// One image's prediction, or why there is none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictRow {
+    /// The image, as the input named it.
+    pub path: String,
+    /// Predicted valence, if the model predicts it and the image could be used.
+    pub valence: Option<f32>,
+    /// Predicted arousal, likewise.
+    pub arousal: Option<f32>,
+    /// Why the image could not be used (`reason: details`).
+    pub error: Option<String>,
+}
+
+struct Job {
+    path: String,
+    file: PathBuf,
+    face_box: Result<Option<FaceBox>, String>,
+}
+
+/// Predicts every image; an image that cannot be read becomes a row with its error and the
+/// others carry on. Rows keep the input's order.
+pub fn predict(opts: &PredictOptions) -> Result<Vec<PredictRow>, TrainError> {
+    let jobs = match &opts.input {
+        PredictInput::Images(paths) => paths
+            .iter()
+            .map(|p| Job {
+                path: p.display().to_string(),
+                file: p.clone(),
+                face_box: Ok(None),
+            })
+            .collect(),
+        PredictInput::Csv { file, root } => read_csv_jobs(file, root.as_deref())?,
+    };
+    let mut model = load_model(&opts.model, opts.device)?;
+    let targets = model_targets(&opts.model, model.outputs(), opts.targets)?;
+    let color = match model.channels() {
+        1 => ColorMode::Gray,
+        3 => ColorMode::Rgb,
+        c => {
+            return Err(TrainError::data(
+                &opts.model,
+                format!("takes {c} input channels; valar models take 1 (gray) or 3 (RGB)"),
+            ));
+        }
+    };
+    let spec = FaceSpec {
+        size: u32::try_from(model.input_size()).unwrap_or(u32::MAX),
+        color,
+        margin: opts.margin,
+        ..FaceSpec::default()
+    };
+    let dims = targets.dimensions();
+    let mut rows = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(BATCH) {
+        let faces: Vec<Result<Vec<u8>, String>> = chunk
+            .par_iter()
+            .map(|job| {
+                let face_box = job.face_box.clone()?;
+                load_face(&job.file, face_box, &spec)
+                    .map(|f| f.pixels)
+                    .map_err(|e| format!("{}: {e}", e.reason()))
+            })
+            .collect();
+        let x: Vec<f32> = faces
+            .iter()
+            .flatten()
+            .flat_map(|px| px.iter().map(|&p| normalize_pixel(p)))
+            .collect();
+        let ok = faces.iter().filter(|f| f.is_ok()).count();
+        let pred = if ok > 0 {
+            model.predict(&x, ok)?
+        } else {
+            Vec::new()
+        };
+        let mut next = 0;
+        for (job, face) in chunk.iter().zip(&faces) {
+            let mut row = PredictRow {
+                path: job.path.clone(),
+                valence: None,
+                arousal: None,
+                error: None,
+            };
+            match face {
+                Ok(_) => {
+                    for (d, &dim) in dims.iter().enumerate() {
+                        let v = pred[next * dims.len() + d];
+                        match dim {
+                            Dimension::Valence => row.valence = Some(v),
+                            Dimension::Arousal => row.arousal = Some(v),
+                        }
+                    }
+                    next += 1;
+                }
+                Err(e) => row.error = Some(e.clone()),
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainError> {
+    let bad = |reason: String| TrainError::data(file, reason);
+    let mut reader = csv::Reader::from_path(file).map_err(|e| bad(e.to_string()))?;
+    let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+    let col = |name: &str| header.iter().position(|h| h.trim() == name);
+    let path_col = col("path")
+        .or_else(|| col("subDirectory_filePath"))
+        .ok_or_else(|| {
+            bad(format!(
+                "has no `path` column (found: {})",
+                header.iter().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+    let box_cols = [
+        col("face_x"),
+        col("face_y"),
+        col("face_width"),
+        col("face_height"),
+    ];
+    let root = root
+        .map(Path::to_path_buf)
+        .or_else(|| file.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let mut jobs = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| bad(format!("row {}: {e}", i + 1)))?;
+        let path = record.get(path_col).unwrap_or("").trim().to_string();
+        let cells: Vec<&str> = box_cols
+            .iter()
+            .map(|c| c.and_then(|c| record.get(c)).unwrap_or("").trim())
+            .collect();
+        let face_box = if cells.iter().all(|c| c.is_empty()) {
+            Ok(None)
+        } else {
+            let nums: Result<Vec<i64>, _> = cells
+                .iter()
+                .map(|c| c.parse::<f64>().map(|v| v.round() as i64))
+                .collect();
+            match nums {
+                Ok(n) => Ok(Some(FaceBox {
+                    x: n[0],
+                    y: n[1],
+                    width: n[2],
+                    height: n[3],
+                })),
+                Err(_) => Err(format!(
+                    "bad_box: face box cells are not all numbers: {}",
+                    cells.join(",")
+                )),
+            }
+        };
+        let rel = PathBuf::from(&path);
+        let file = if rel.is_absolute() {
+            rel
+        } else {
+            root.join(rel)
+        };
+        jobs.push(Job {
+            path,
+            file,
+            face_box,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Writes predict's CSV (`path,valence,arousal,error`; empty cells for what is missing).
+pub fn write_predict_csv(w: &mut dyn Write, rows: &[PredictRow]) -> std::io::Result<()> {
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record(PREDICT_COLUMNS)?;
+    let cell = |v: Option<f32>| v.map(|v| v.to_string()).unwrap_or_default();
+    for r in rows {
+        out.write_record([
+            r.path.clone(),
+            cell(r.valence),
+            cell(r.arousal),
+            r.error.clone().unwrap_or_default(),
+        ])?;
+    }
+    out.flush()
+}
+
+/// Writes predict's CSV to a file, atomically.
+pub fn save_predict_csv(path: &Path, rows: &[PredictRow]) -> Result<(), TrainError> {
+    Ok(write_atomic(path, |w| write_predict_csv(w, rows))?)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_rows_with_and_without_boxes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("list.csv");
+        std::fs::write(
+            &file,
+            "path,face_x,face_y,face_width,face_height\na.jpg,1,2,30,40\nsub/b.png,,,,\nc.jpg,1,x,3,4\n/abs/d.jpg,,,,\n",
+        )
+        .unwrap();
+        let jobs = read_csv_jobs(&file, None).unwrap();
+        assert_eq!(jobs.len(), 4);
+        assert_eq!(jobs[0].file, dir.path().join("a.jpg"));
+        assert_eq!(
+            jobs[0].face_box,
+            Ok(Some(FaceBox {
+                x: 1,
+                y: 2,
+                width: 30,
+                height: 40
+            }))
+        );
+        assert_eq!(jobs[1].face_box, Ok(None));
+        assert_eq!(jobs[1].file, dir.path().join("sub/b.png"));
+        assert!(
+            jobs[2]
+                .face_box
+                .as_ref()
+                .unwrap_err()
+                .starts_with("bad_box")
+        );
+        assert_eq!(jobs[3].file, PathBuf::from("/abs/d.jpg"));
+        let jobs = read_csv_jobs(&file, Some(Path::new("/images"))).unwrap();
+        assert_eq!(jobs[0].file, PathBuf::from("/images/a.jpg"));
+
+        std::fs::write(&file, "file\na.jpg\n").unwrap();
+        let err = read_csv_jobs(&file, None).err().unwrap().to_string();
+        assert!(err.contains("no `path` column"), "{err}");
+    }
+
+    #[test]
+    fn predict_csv_has_empty_cells_for_what_is_missing() {
+        let rows = vec![
+            PredictRow {
+                path: "a.jpg".into(),
+                valence: Some(0.5),
+                arousal: Some(-0.25),
+                error: None,
+            },
+            PredictRow {
+                path: "b,c.jpg".into(),
+                valence: None,
+                arousal: None,
+                error: Some("missing_file: file not found".into()),
+            },
+        ];
+        let mut buf = Vec::new();
+        write_predict_csv(&mut buf, &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "path,valence,arousal,error\na.jpg,0.5,-0.25,\n\"b,c.jpg\",,,missing_file: file not found\n"
+        );
+    }
+}
