@@ -1,1 +1,27 @@
 //! valar report: PNG figures and a Markdown summary of a prepared dataset or a training run.
+//!
+//! [`report`] reads a prepared folder (`prep.json`, `manifest.csv`), a run folder
+//! (`metrics.csv`, `predictions.csv`, `config.toml`), or both, and writes
+//! publication-size PNGs (1800 × 1200 px, drawn with an embedded DejaVu Sans so no
+//! system font is needed) and a `report.md` that embeds them.
+
+/// Figure size, embedded fonts, colours and PNG output shared by every figure.
+mod canvas;
+/// Figures of a prepared folder: label histograms, density, intervals, rejects.
+mod data_charts;
+/// The error type of this crate.
+mod error;
+/// Figures of a model's predictions: scatter, error by interval, residuals.
+mod error_charts;
+/// `report.md`: the figures, the key numbers and the run's configuration.
+mod markdown;
+/// The entry point: reads the inputs, draws what they allow, writes the summary.
+mod report;
+/// Reading a run folder: `metrics.csv`, `predictions.csv`, `config.toml`.
+mod run_files;
+/// Figures of a training run: loss and validation CCC per epoch.
+mod training_charts;
+
+pub use error::ReportError;
+pub use report::{ReportInputs, ReportSummary, report};
+pub use run_files::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};

@@ -1,0 +1,381 @@
+use crate::ReportError;
+use crate::canvas::{
+    Area, Drawn, FULL, INK, NOTE, PANEL_TITLE, TITLE, WIDE, bold, count, dim_colour, dim_title,
+    font, legend_line, num, styled_legend, styled_mesh, swatch, titled, write_png,
+};
+use crate::data_charts::bin_of;
+use crate::run_files::Predictions;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+use valar_core::{DimMetrics, Dimension};
+
+/// The file names of the error figures.
+pub(crate) const SCATTER: &str = "errors_scatter.png";
+pub(crate) const BY_INTERVAL: &str = "errors_by_interval.png";
+pub(crate) const RESIDUALS: &str = "errors_residuals.png";
+
+/// Pixels a panel caption takes: the text height (size / 1.24 with ab_glyph) plus 10.
+const CAPTION: i32 = (PANEL_TITLE / 1.24) as i32 + 10;
+
+/// Intervals of the true label for the error-by-interval figure.
+pub(crate) const ERROR_BINS: usize = 10;
+
+/// Mean absolute error and its quartiles in one interval of the true label.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BinError {
+    pub n: usize,
+    pub mean: f64,
+    pub q1: f64,
+    pub q3: f64,
+}
+
+/// The `q`-quantile of sorted values, linearly interpolated (numpy's default).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let i = pos.floor() as usize;
+    let j = (i + 1).min(sorted.len() - 1);
+    sorted[i] + (sorted[j] - sorted[i]) * (pos - i as f64)
+}
+
+/// Absolute errors summarised per interval of the true label; `None` for empty bins.
+pub(crate) fn errors_by_bin(truth: &[f32], pred: &[f32], bins: usize) -> Vec<Option<BinError>> {
+    let mut groups = vec![Vec::new(); bins];
+    for (&t, &p) in truth.iter().zip(pred) {
+        groups[bin_of(f64::from(t), bins)].push((f64::from(p) - f64::from(t)).abs());
+    }
+    groups
+        .into_iter()
+        .map(|mut g| {
+            if g.is_empty() {
+                return None;
+            }
+            g.sort_by(f64::total_cmp);
+            Some(BinError {
+                n: g.len(),
+                mean: g.iter().sum::<f64>() / g.len() as f64,
+                q1: quantile(&g, 0.25),
+                q3: quantile(&g, 0.75),
+            })
+        })
+        .collect()
+}
+
+/// Predicted against true label, one square panel per dimension.
+pub(crate) fn scatter(preds: &Predictions, path: &Path) -> Result<(), ReportError> {
+    write_png(path, WIDE, |root: &Area<'_>| -> Drawn {
+        let body = titled(root, "Predicted vs true labels")?;
+        let panels = body.split_evenly((1, preds.dims.len().max(1)));
+        for (area, (dim, truth, pred)) in panels.iter().zip(&preds.dims) {
+            // Square plot area: as wide as the panel allows, at most as tall.
+            let (w, h) = area.dim_in_pixel();
+            // Label areas and margins around the plot: 130 + 2 × 20 across,
+            // 100 + caption + 2 × 20 down.
+            let (across, down) = (130 + 40, 100 + CAPTION + 40);
+            let side = (w as i32 - across).min(h as i32 - down).max(100);
+            let spare_w = (w as i32 - side - across).max(0);
+            let spare_h = (h as i32 - side - down).max(0);
+            let area = area.margin(
+                spare_h / 2,
+                spare_h - spare_h / 2,
+                spare_w / 2,
+                spare_w - spare_w / 2,
+            );
+            scatter_panel(&area, *dim, truth, pred)?;
+        }
+        Ok(())
+    })
+}
+
+fn scatter_panel(area: &Area<'_>, dim: Dimension, truth: &[f32], pred: &[f32]) -> Drawn {
+    let m = DimMetrics::compute(truth, pred);
+    let extreme = truth
+        .iter()
+        .chain(pred)
+        .fold(1.0f32, |a, &b| a.max(b.abs()))
+        .min(3.0);
+    let lim = f64::from(extreme) + 0.05;
+    let colour = dim_colour(dim);
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!("{} (n = {})", dim_title(dim), count(truth.len() as u64)),
+            font(PANEL_TITLE),
+        )
+        .margin(20)
+        .x_label_area_size(100)
+        .y_label_area_size(130)
+        .build_cartesian_2d(-lim..lim, -lim..lim)?;
+    styled_mesh!(chart)
+        .x_desc(format!("true {}", dim.name()))
+        .y_desc(format!("predicted {}", dim.name()))
+        .x_labels(5)
+        .y_labels(5)
+        .x_label_formatter(&|v| num(*v, 1))
+        .y_label_formatter(&|v| num(*v, 1))
+        .draw()?;
+    // Many faces overlap near neutral; transparency keeps the density readable.
+    let alpha = if truth.len() > 5000 {
+        0.12
+    } else if truth.len() > 500 {
+        0.3
+    } else {
+        0.6
+    };
+    let radius = if truth.len() > 5000 { 3 } else { 5 };
+    chart
+        .draw_series(truth.iter().zip(pred).map(|(&t, &p)| {
+            Circle::new(
+                (f64::from(t), f64::from(p)),
+                radius,
+                colour.mix(alpha).filled(),
+            )
+        }))?
+        .label("faces")
+        .legend(|(x, y)| Circle::new((x + 14, y), 8, colour.filled()));
+    let identity = INK.stroke_width(3);
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(-lim, -lim), (lim, lim)],
+            14,
+            10,
+            identity,
+        ))?
+        .label("identity (predicted = true)")
+        .legend(legend_line(identity));
+    for line in [
+        format!("RMSE {}", fixed(m.rmse, 3)),
+        format!("PCC  {}", fixed(m.pcc, 3)),
+        format!("CCC  {}", fixed(m.ccc, 3)),
+        format!("SAGR {}", fixed(m.sagr, 3)),
+    ] {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+            .label(line)
+            .legend(|(x, y)| EmptyElement::at((x, y)));
+    }
+    // Lower right: the corner a model that regresses to the mean leaves empty.
+    styled_legend!(chart, SeriesLabelPosition::LowerRight)?;
+    Ok(())
+}
+
+/// A metric at fixed precision with a true minus sign, for tables and legends.
+pub(crate) fn fixed(v: f64, decimals: usize) -> String {
+    if v.is_nan() {
+        return "n/a".to_string();
+    }
+    format!("{v:.decimals$}").replace('-', "\u{2212}")
+}
+
+/// Mean absolute error per interval of the true label, quartiles as whiskers.
+pub(crate) fn by_interval(preds: &Predictions, path: &Path) -> Result<(), ReportError> {
+    let summaries: Vec<(Dimension, Vec<Option<BinError>>)> = preds
+        .dims
+        .iter()
+        .map(|(d, t, p)| (*d, errors_by_bin(t, p, ERROR_BINS)))
+        .collect();
+    let top = summaries
+        .iter()
+        .flat_map(|(_, s)| s.iter().flatten().map(|b| b.q3.max(b.mean)))
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.3;
+    let width = 2.0 / ERROR_BINS as f64;
+    let groups = summaries.len() as f64;
+    write_png(path, FULL, |root: &Area<'_>| -> Drawn {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Absolute error by interval of the true label", bold(TITLE))
+            .margin(30)
+            .margin_right(50)
+            .x_label_area_size(100)
+            .y_label_area_size(150)
+            .build_cartesian_2d(-1f64..1f64, 0f64..top)?;
+        styled_mesh!(chart)
+            .disable_x_mesh()
+            .x_desc("true label")
+            .y_desc("mean |predicted − true|")
+            .x_labels(ERROR_BINS + 1)
+            .x_label_formatter(&|v| num(*v, 1))
+            .y_label_formatter(&|v| num(*v, 3))
+            .draw()?;
+        for (g, (dim, bins)) in summaries.iter().enumerate() {
+            let colour = dim_colour(*dim);
+            // Each interval holds one bar per dimension, side by side.
+            let span = |i: usize| {
+                let lo = -1.0 + i as f64 * width + width * 0.1;
+                let bar = width * 0.8 / groups;
+                (lo + g as f64 * bar, lo + (g as f64 + 1.0) * bar)
+            };
+            chart
+                .draw_series(bins.iter().enumerate().filter_map(|(i, b)| {
+                    b.map(|b| {
+                        let (x0, x1) = span(i);
+                        Rectangle::new([(x0, 0.0), (x1, b.mean)], colour.mix(0.85).filled())
+                    })
+                }))?
+                .label(dim_title(*dim))
+                .legend(swatch(colour));
+            let whisker = INK.stroke_width(3);
+            for (i, b) in bins.iter().enumerate() {
+                let Some(b) = b else { continue };
+                let (x0, x1) = span(i);
+                let mid = (x0 + x1) / 2.0;
+                let cap = (x1 - x0) * 0.2;
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(mid, b.q1), (mid, b.q3)],
+                    whisker,
+                )))?;
+                for y in [b.q1, b.q3] {
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(mid - cap, y), (mid + cap, y)],
+                        whisker,
+                    )))?;
+                }
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("n={}", b.n),
+                    (mid, b.q3.max(b.mean)),
+                    font(NOTE * 0.8)
+                        .color(&INK)
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
+                )))?;
+            }
+        }
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+            .label("whiskers: 25th–75th percentile")
+            .legend(legend_line(INK.stroke_width(3)));
+        styled_legend!(chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
+}
+
+/// Histogram of residuals (predicted − true), one outline per dimension.
+pub(crate) fn residuals(preds: &Predictions, path: &Path) -> Result<(), ReportError> {
+    const BINS: usize = 40;
+    let extreme = preds
+        .dims
+        .iter()
+        .flat_map(|(_, t, p)| t.iter().zip(p).map(|(&t, &p)| f64::from(p - t).abs()))
+        .fold(0.0f64, f64::max);
+    // A round, symmetric range: the bins then sit on readable boundaries.
+    let r = ((extreme * 10.0).ceil() / 10.0).clamp(0.2, 2.0);
+    let width = 2.0 * r / BINS as f64;
+    let hists: Vec<(Dimension, Vec<f64>, f64, f64)> = preds
+        .dims
+        .iter()
+        .map(|(d, t, p)| {
+            let res: Vec<f64> = t
+                .iter()
+                .zip(p)
+                .map(|(&t, &p)| f64::from(p) - f64::from(t))
+                .collect();
+            let mut counts = vec![0u64; BINS];
+            for &e in &res {
+                let i = (((e + r) / width).floor().max(0.0) as usize).min(BINS - 1);
+                counts[i] += 1;
+            }
+            let n = res.len().max(1) as f64;
+            let mean = res.iter().sum::<f64>() / n;
+            let sd = (res.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n).sqrt();
+            (
+                *d,
+                counts.iter().map(|&c| 100.0 * c as f64 / n).collect(),
+                mean,
+                sd,
+            )
+        })
+        .collect();
+    let top = hists
+        .iter()
+        .flat_map(|(_, h, _, _)| h.iter().copied())
+        .fold(1.0f64, f64::max)
+        * 1.3;
+    write_png(path, FULL, |root: &Area<'_>| -> Drawn {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Residuals (predicted − true)", bold(TITLE))
+            .margin(30)
+            .margin_right(50)
+            .x_label_area_size(100)
+            .y_label_area_size(150)
+            .build_cartesian_2d(-r..r, 0f64..top)?;
+        styled_mesh!(chart)
+            .x_desc("residual")
+            .y_desc("share of faces (%)")
+            .x_labels(9)
+            .x_label_formatter(&|v| num(*v, 2))
+            .y_label_formatter(&|v| num(*v, 1))
+            .draw()?;
+        for (dim, shares, mean, sd) in &hists {
+            let colour = dim_colour(*dim);
+            chart.draw_series(shares.iter().enumerate().map(|(i, &s)| {
+                let x0 = -r + i as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, s)], colour.mix(0.25).filled())
+            }))?;
+            let mut outline = vec![(-r, 0.0)];
+            for (i, &s) in shares.iter().enumerate() {
+                let x0 = -r + i as f64 * width;
+                outline.push((x0, s));
+                outline.push((x0 + width, s));
+            }
+            outline.push((r, 0.0));
+            chart
+                .draw_series(LineSeries::new(outline, colour.stroke_width(4)))?
+                .label(format!(
+                    "{}: mean {}, SD {}",
+                    dim_title(*dim),
+                    fixed(*mean, 3),
+                    fixed(*sd, 3)
+                ))
+                .legend(swatch(colour.mix(0.6)));
+        }
+        let zero = INK.stroke_width(3);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, 0.0), (0.0, top)],
+                14,
+                10,
+                zero,
+            ))?
+            .label("zero error")
+            .legend(legend_line(zero));
+        styled_legend!(chart, SeriesLabelPosition::UpperRight)?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&v, 0.25), 1.75);
+        assert_eq!(quantile(&v, 0.75), 3.25);
+        assert_eq!(quantile(&[5.0], 0.25), 5.0);
+    }
+
+    #[test]
+    fn errors_group_by_true_label() {
+        let truth = [-0.95f32, -0.9, 0.95, 1.0];
+        let pred = [-0.75f32, -0.5, 0.95, 0.0];
+        let bins = errors_by_bin(&truth, &pred, 10);
+        let first = bins[0].unwrap();
+        assert_eq!(first.n, 2);
+        assert!((first.mean - 0.3).abs() < 1e-6);
+        let last = bins[9].unwrap();
+        assert_eq!(last.n, 2);
+        assert!((last.mean - 0.5).abs() < 1e-6);
+        assert!(bins[1..9].iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn fixed_keeps_precision_and_marks_missing() {
+        assert_eq!(fixed(0.5, 3), "0.500");
+        assert_eq!(fixed(-0.25, 2), "\u{2212}0.25");
+        assert_eq!(fixed(f64::NAN, 2), "n/a");
+    }
+}

@@ -1,0 +1,235 @@
+use crate::ReportError;
+use crate::data_charts::{self, Prepared};
+use crate::error_charts;
+use crate::markdown::{self, Contents, Figure};
+use crate::run_files::{self, Predictions, RunConfig};
+use crate::training_charts;
+use std::path::{Path, PathBuf};
+use valar_core::Dimension;
+
+/// What to report on: a prepared folder, a run folder, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportInputs {
+    /// A folder written by `valar prepare` (`prep.json`, `manifest.csv`).
+    pub prepared: Option<PathBuf>,
+    /// A folder written by `valar train` (`metrics.csv`, and where present
+    /// `predictions.csv` and `config.toml`). Without `prepared`, the prepared folder
+    /// is found from the `data` key of the run's `config.toml`.
+    pub run: Option<PathBuf>,
+}
+
+/// What [`report`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSummary {
+    /// The PNG figures, in the order `report.md` shows them.
+    pub pngs: Vec<PathBuf>,
+    /// `report.md`, which embeds every PNG.
+    pub markdown: PathBuf,
+    /// The prepared folder the data figures were drawn from, if any.
+    pub prepared: Option<PathBuf>,
+    /// Parts left out and why (a run without predictions, say); also listed in `report.md`.
+    pub notes: Vec<String>,
+}
+
+/// Every figure name this crate writes, so stale ones from an earlier report are removed.
+const ALL_FIGURES: [&str; 10] = [
+    data_charts::HISTOGRAM_VALENCE,
+    data_charts::HISTOGRAM_AROUSAL,
+    data_charts::DENSITY,
+    data_charts::INTERVALS,
+    data_charts::REJECTS,
+    training_charts::LOSS,
+    training_charts::CCC,
+    error_charts::SCATTER,
+    error_charts::BY_INTERVAL,
+    error_charts::RESIDUALS,
+];
+
+/// The run's prepared folder from its `config.toml`: the path as written, else
+/// relative to the run folder.
+fn prepared_from_config(run: &Path, config: &RunConfig) -> Option<PathBuf> {
+    let data = config.data.as_ref()?;
+    [data.clone(), run.join(data)]
+        .into_iter()
+        .find(|p| p.is_dir())
+}
+
+/// Draws the figures of a prepared folder, a run, or both into `out`, and a
+/// `report.md` that embeds them.
+///
+/// Every file is written under a temporary name and renamed when complete; figures
+/// of an earlier report in `out` that this one does not draw are removed, so
+/// `report.md` and the folder agree.
+pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError> {
+    if inputs.prepared.is_none() && inputs.run.is_none() {
+        return Err(ReportError::NoInputs);
+    }
+    let mut notes = Vec::new();
+
+    let mut epochs = Vec::new();
+    let mut predictions: Option<Predictions> = None;
+    let mut config: Option<RunConfig> = None;
+    if let Some(run) = &inputs.run {
+        if !run.is_dir() {
+            return Err(ReportError::Missing {
+                path: run.clone(),
+                what: "a run folder written by `valar train`",
+            });
+        }
+        epochs = run_files::read_metrics(&run.join("metrics.csv"))?;
+        let config_path = run.join("config.toml");
+        if config_path.is_file() {
+            config = Some(run_files::read_config(&config_path)?);
+        } else {
+            notes.push(format!(
+                "{} not found: the configuration is not shown.",
+                config_path.display()
+            ));
+        }
+        let predictions_path = run.join("predictions.csv");
+        if predictions_path.is_file() {
+            predictions = Some(run_files::read_predictions(&predictions_path)?);
+        } else {
+            notes.push(format!(
+                "{} not found: no error figures.",
+                predictions_path.display()
+            ));
+        }
+    }
+
+    let prepared_dir = match (&inputs.prepared, &inputs.run, &config) {
+        (Some(p), _, _) => Some(p.clone()),
+        (None, Some(run), Some(c)) => {
+            let found = prepared_from_config(run, c);
+            if found.is_none() {
+                notes.push(match &c.data {
+                    Some(d) => format!(
+                        "the run's config.toml names data folder {}, which was not found: no data figures (pass the prepared folder explicitly).",
+                        d.display()
+                    ),
+                    None => "the run's config.toml has no `data` key: no data figures (pass the prepared folder explicitly).".to_string(),
+                });
+            }
+            found
+        }
+        _ => None,
+    };
+    let prepared = prepared_dir.as_deref().map(Prepared::read).transpose()?;
+
+    std::fs::create_dir_all(out).map_err(ReportError::io(out))?;
+    let mut data_figures = Vec::new();
+    let mut training_figures = Vec::new();
+    let mut error_figures = Vec::new();
+
+    if let Some(p) = &prepared {
+        for (dim, file) in [
+            (Dimension::Valence, data_charts::HISTOGRAM_VALENCE),
+            (Dimension::Arousal, data_charts::HISTOGRAM_AROUSAL),
+        ] {
+            data_charts::histogram(p, dim, &out.join(file))?;
+            data_figures.push(Figure {
+                file,
+                caption: format!(
+                    "{} labels in the source and in the prepared subset",
+                    crate::canvas::dim_title(dim)
+                ),
+            });
+        }
+        data_charts::density(p, &out.join(data_charts::DENSITY))?;
+        data_figures.push(Figure {
+            file: data_charts::DENSITY,
+            caption: "Joint valence × arousal density, source and prepared subset".into(),
+        });
+        if p.info.intervals.is_empty() {
+            notes.push("prep.json lists no intervals: no interval figure.".into());
+        } else {
+            data_charts::intervals(p, &out.join(data_charts::INTERVALS))?;
+            data_figures.push(Figure {
+                file: data_charts::INTERVALS,
+                caption: "Faces available and selected per interval, with the quota".into(),
+            });
+        }
+        if data_charts::rejects(p, &out.join(data_charts::REJECTS))? {
+            data_figures.push(Figure {
+                file: data_charts::REJECTS,
+                caption: "Source rows rejected, by reason".into(),
+            });
+        }
+    }
+
+    if !epochs.is_empty() {
+        training_charts::loss(&epochs, &out.join(training_charts::LOSS))?;
+        training_figures.push(Figure {
+            file: training_charts::LOSS,
+            caption: "Training and validation loss per epoch".into(),
+        });
+        if training_charts::ccc(&epochs, &out.join(training_charts::CCC))? {
+            training_figures.push(Figure {
+                file: training_charts::CCC,
+                caption: "Validation CCC per dimension per epoch".into(),
+            });
+        } else {
+            notes.push("metrics.csv has no per-dimension metrics: no CCC figure.".into());
+        }
+    }
+
+    if let Some(preds) = &predictions {
+        for (file, caption, draw) in [
+            (
+                error_charts::SCATTER,
+                "Predicted against true labels, with the identity line",
+                error_charts::scatter as fn(&Predictions, &Path) -> Result<(), ReportError>,
+            ),
+            (
+                error_charts::BY_INTERVAL,
+                "Mean absolute error per interval of the true label",
+                error_charts::by_interval,
+            ),
+            (
+                error_charts::RESIDUALS,
+                "Distribution of residuals (predicted − true)",
+                error_charts::residuals,
+            ),
+        ] {
+            draw(preds, &out.join(file))?;
+            error_figures.push(Figure {
+                file,
+                caption: caption.into(),
+            });
+        }
+    }
+
+    let written: Vec<&str> = data_figures
+        .iter()
+        .chain(&training_figures)
+        .chain(&error_figures)
+        .map(|f| f.file)
+        .collect();
+    for stale in ALL_FIGURES.iter().filter(|f| !written.contains(f)) {
+        let path = out.join(stale);
+        if path.is_file() {
+            std::fs::remove_file(&path).map_err(ReportError::io(&path))?;
+        }
+    }
+
+    let text = markdown::render(&Contents {
+        prepared: prepared.as_ref(),
+        run: inputs.run.as_deref(),
+        epochs: &epochs,
+        predictions: predictions.as_ref(),
+        config: config.as_ref(),
+        data_figures: &data_figures,
+        training_figures: &training_figures,
+        error_figures: &error_figures,
+        notes: &notes,
+    });
+    let markdown = out.join("report.md");
+    valar_core::write_atomic(&markdown, |w| w.write_all(text.as_bytes()))?;
+
+    Ok(ReportSummary {
+        pngs: written.iter().map(|f| out.join(f)).collect(),
+        markdown,
+        prepared: prepared.map(|p| p.dir),
+        notes,
+    })
+}
