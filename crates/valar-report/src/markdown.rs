@@ -115,9 +115,10 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
         if let Some(b) = best {
             let _ = writeln!(
                 md,
-                "Best epoch (lowest validation loss): {}, validation loss {}.",
-                b.epoch,
-                b.val_loss.map_or("n/a".to_string(), |v| fixed(v, 4))
+                "Best epoch ({}): {}, validation loss {}.",
+                b.rule,
+                b.epoch.epoch,
+                b.epoch.val_loss.map_or("n/a".to_string(), |v| fixed(v, 4))
             );
         }
         md.push('\n');
@@ -131,7 +132,7 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
                 if let Some(m) = last.dim(dim) {
                     metrics_row(&mut md, dim, &format!("final ({})", last.epoch), m);
                 }
-                if let Some((b, m)) = best.and_then(|b| b.dim(dim).map(|m| (b, m))) {
+                if let Some((b, m)) = best.and_then(|b| b.epoch.dim(dim).map(|m| (b.epoch, m))) {
                     metrics_row(&mut md, dim, &format!("best ({})", b.epoch), m);
                 }
             }

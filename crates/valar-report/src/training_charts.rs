@@ -12,15 +12,56 @@ use valar_core::Dimension;
 pub(crate) const LOSS: &str = "training_loss.png";
 pub(crate) const CCC: &str = "training_ccc.png";
 
-/// The epoch with the lowest validation loss (the first, on ties), if any was recorded.
-pub(crate) fn best_epoch(epochs: &[Epoch]) -> Option<&Epoch> {
+/// The best epoch and the rule that chose it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Best<'a> {
+    pub epoch: &'a Epoch,
+    /// How it was chosen, for legends and the summary.
+    pub rule: &'static str,
+}
+
+/// The mean validation CCC of the trained dimensions, the score `valar train` keeps
+/// its checkpoint by; NaN when no dimension has metrics.
+fn score(e: &Epoch) -> f64 {
+    let cccs: Vec<f64> = [e.valence, e.arousal]
+        .into_iter()
+        .flatten()
+        .map(|m| m.ccc)
+        .collect();
+    if cccs.is_empty() {
+        f64::NAN
+    } else {
+        cccs.iter().sum::<f64>() / cccs.len() as f64
+    }
+}
+
+/// The epoch `valar train` would keep: highest mean validation CCC (the first, on
+/// ties); without per-dimension metrics, the lowest validation loss.
+pub(crate) fn best_epoch(epochs: &[Epoch]) -> Option<Best<'_>> {
+    let by_score =
+        epochs
+            .iter()
+            .filter(|e| score(e).is_finite())
+            .fold(None::<&Epoch>, |best, e| match best {
+                Some(b) if score(b) >= score(e) => Some(b),
+                _ => Some(e),
+            });
+    if let Some(epoch) = by_score {
+        return Some(Best {
+            epoch,
+            rule: "highest mean validation CCC",
+        });
+    }
     epochs
         .iter()
         .filter(|e| e.val_loss.is_some_and(f64::is_finite))
-        .min_by(|a, b| {
-            a.val_loss
-                .unwrap_or(f64::INFINITY)
-                .total_cmp(&b.val_loss.unwrap_or(f64::INFINITY))
+        .fold(None::<&Epoch>, |best, e| match best {
+            Some(b) if b.val_loss <= e.val_loss => Some(b),
+            _ => Some(e),
+        })
+        .map(|epoch| Best {
+            epoch,
+            rule: "lowest validation loss",
         })
 }
 
@@ -38,10 +79,10 @@ fn best_marker<'a>(
         BitMapBackend<'a>,
         Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
     >,
-    best: Option<&Epoch>,
+    best: Option<Best<'_>>,
     y: std::ops::Range<f64>,
 ) -> Drawn {
-    if let Some(best) = best {
+    if let Some(Best { epoch: best, rule }) = best {
         let style = GREY.stroke_width(3);
         chart
             .draw_series(DashedLineSeries::new(
@@ -50,10 +91,7 @@ fn best_marker<'a>(
                 10,
                 style,
             ))?
-            .label(format!(
-                "best epoch ({}, lowest validation loss)",
-                best.epoch
-            ))
+            .label(format!("best epoch ({}, {rule})", best.epoch))
             .legend(legend_line(style));
     }
     Ok(())
@@ -198,4 +236,50 @@ pub(crate) fn ccc(epochs: &[Epoch], path: &Path) -> Result<bool, ReportError> {
         Ok(())
     })?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valar_core::DimMetrics;
+
+    fn epoch(n: u32, val_loss: f64, ccc: Option<f64>) -> Epoch {
+        let m = ccc.map(|ccc| DimMetrics {
+            rmse: 0.3,
+            pcc: 0.5,
+            ccc,
+            sagr: 0.7,
+        });
+        Epoch {
+            epoch: n,
+            train_loss: 1.0,
+            val_loss: Some(val_loss),
+            valence: m,
+            arousal: m,
+        }
+    }
+
+    #[test]
+    fn best_is_highest_ccc_like_the_trainer() {
+        let epochs = [
+            epoch(1, 0.5, Some(0.2)),
+            epoch(2, 0.3, Some(0.4)),
+            epoch(3, 0.2, Some(0.4)),
+            epoch(4, 0.1, Some(f64::NAN)),
+        ];
+        let best = best_epoch(&epochs).map(|b| (b.epoch.epoch, b.rule));
+        assert_eq!(best, Some((2, "highest mean validation CCC")));
+    }
+
+    #[test]
+    fn without_metrics_best_is_lowest_loss() {
+        let epochs = [
+            epoch(1, 0.5, None),
+            epoch(2, 0.3, None),
+            epoch(3, 0.4, None),
+        ];
+        let best = best_epoch(&epochs).map(|b| (b.epoch.epoch, b.rule));
+        assert_eq!(best, Some((2, "lowest validation loss")));
+        assert!(best_epoch(&[]).is_none());
+    }
 }

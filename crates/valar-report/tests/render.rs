@@ -123,11 +123,12 @@ fn write_run(dir: &Path, data: Option<&Path>) {
             0.4 / f.sqrt() + 0.02 * (f - 5.0).max(0.0),
             0.5 - 0.03 * f,
             0.2 + 0.07 * f,
-            0.15 + 0.08 * f,
+            // CCC peaks at epoch 6, the epoch valar train would keep.
+            0.6 - 0.02 * (f - 6.0).powi(2),
             0.6 + 0.03 * f,
             0.55 - 0.02 * f,
             0.1 + 0.05 * f,
-            0.05 + 0.06 * f,
+            0.45 - 0.015 * (f - 6.0).powi(2),
             0.55 + 0.02 * f,
         ));
     }
@@ -252,7 +253,11 @@ fn run_with_prepared_data_draws_everything() {
     assert!(text.contains("```toml\nepochs = 8"), "{text}");
     assert!(text.contains("| Faces written | 270 |"), "{text}");
     assert!(text.contains("| Short intervals | 0 |"), "{text}");
-    assert!(text.contains("best (5)"), "{text}");
+    assert!(text.contains("best (6)"), "{text}");
+    assert!(
+        text.contains("Best epoch (highest mean validation CCC): 6"),
+        "{text}"
+    );
     assert!(text.contains("final (8)"), "{text}");
     assert!(text.contains("## Errors"), "{text}");
     assert!(summary.notes.is_empty(), "{:?}", summary.notes);
