@@ -31,16 +31,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{} images ({} invalid rows) in {secs:.1} s: {:.1} images/s on {} threads",
+        "{} images ({} invalid rows) in {secs:.1} s: {:.1} images/s with {} cores available",
         summary.images,
         summary.invalid_rows,
         summary.images as f64 / secs,
-        rayon_threads()
+        available_cores()
     );
     Ok(())
 }
 
-fn rayon_threads() -> usize {
+fn available_cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
