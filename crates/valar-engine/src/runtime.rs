@@ -189,7 +189,10 @@ pub(crate) fn session(model: &[u8], device: Device) -> Result<(Session, Device),
     // Spinning workers only pay off for sub-millisecond kernels; here every kernel is long, and on a
     // shared machine spinning steals the cores (compact step 625 ms with it, 425-475 ms without,
     // measured on 2 busy cores).
-    let mut b = b.with_intra_op_spinning(false).map_err(ort::Error::from)?;
+    let b = b.with_intra_op_spinning(false).map_err(ort::Error::from)?;
+    // Without memory patterns the arena serves each tensor as it is planned, and peak RSS drops
+    // (facecnn training 3.45 → 2.66 GiB, compact 344 → 194 MiB) at no measurable cost in step time.
+    let mut b = b.with_memory_pattern(false).map_err(ort::Error::from)?;
     // VALAR_ORT_PROFILE=<prefix> writes ONNX Runtime's per-node timings (JSON) for each session.
     if let Some(prefix) = std::env::var_os("VALAR_ORT_PROFILE") {
         b = b
