@@ -263,8 +263,15 @@ pub(crate) fn histogram(prep: &Prepared, dim: Dimension, path: &Path) -> Result<
     })
 }
 
-/// Draws one valence × arousal density panel; shares are in % of the panel's faces.
-fn density_panel(area: &Area<'_>, title: &str, shares: &[Vec<f64>], scale: (f64, f64)) -> Drawn {
+/// Draws one valence × arousal density panel; shares are in % of the panel's faces,
+/// `edges` the stratification edges of (valence, arousal), empty for an axis not stratified.
+fn density_panel(
+    area: &Area<'_>,
+    title: &str,
+    shares: &[Vec<f64>],
+    scale: (f64, f64),
+    edges: (&[f64], &[f64]),
+) -> Drawn {
     let bins = shares.len();
     let width = 2.0 / bins as f64;
     let (lo, hi) = (scale.0.ln(), scale.1.ln());
@@ -299,6 +306,24 @@ fn density_panel(area: &Area<'_>, title: &str, shares: &[Vec<f64>], scale: (f64,
         .x_label_formatter(&|v| num(*v, 1))
         .y_label_formatter(&|v| num(*v, 1))
         .draw()?;
+    let edge_style = INK.mix(0.55).stroke_width(2);
+    let interior = |e: &&f64| **e > -1.0 && **e < 1.0;
+    for &v in edges.0.iter().filter(interior) {
+        chart.draw_series(DashedLineSeries::new(
+            [(v, -1.0), (v, 1.0)],
+            10,
+            8,
+            edge_style,
+        ))?;
+    }
+    for &a in edges.1.iter().filter(interior) {
+        chart.draw_series(DashedLineSeries::new(
+            [(-1.0, a), (1.0, a)],
+            10,
+            8,
+            edge_style,
+        ))?;
+    }
     chart.draw_series(std::iter::once(Rectangle::new(
         [(-1.0, -1.0), (1.0, 1.0)],
         INK.stroke_width(2),
@@ -353,6 +378,15 @@ pub(crate) fn density(prep: &Prepared, path: &Path) -> Result<(), ReportError> {
     } else {
         (0.01, 100.0)
     };
+    let edges_of = |dim| {
+        if prep.stratified(dim) {
+            prep.info.edges.clone()
+        } else {
+            Vec::new()
+        }
+    };
+    let (valence_edges, arousal_edges) =
+        (edges_of(Dimension::Valence), edges_of(Dimension::Arousal));
     write_png(path, WIDE, |root: &Area<'_>| -> Drawn {
         let body = titled(root, "Valence × arousal density")?;
         let (w, h) = body.dim_in_pixel();
@@ -376,7 +410,13 @@ pub(crate) fn density(prep: &Prepared, path: &Path) -> Result<(), ReportError> {
             ),
         ] {
             let area = area.margin(spare / 2, spare - spare / 2, 0, 0);
-            density_panel(&area, &title, shares, (lo, hi))?;
+            density_panel(
+                &area,
+                &title,
+                shares,
+                (lo, hi),
+                (&valence_edges, &arousal_edges),
+            )?;
         }
         let bar = bar.margin(spare / 2 + CAPTION, spare - spare / 2 + 100, 10, 20);
         let mut chart = ChartBuilder::on(&bar)

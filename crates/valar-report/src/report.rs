@@ -138,7 +138,13 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         data_charts::density(p, &out.join(data_charts::DENSITY))?;
         data_figures.push(Figure {
             file: data_charts::DENSITY,
-            caption: "Joint valence × arousal density, source and prepared subset".into(),
+            caption: if p.stratified(Dimension::Valence) || p.stratified(Dimension::Arousal) {
+                "Joint valence × arousal density, source and prepared subset \
+                 (dashed: stratification edges)"
+                    .into()
+            } else {
+                "Joint valence × arousal density, source and prepared subset".into()
+            },
         });
         if p.info.intervals.is_empty() {
             notes.push("prep.json lists no intervals: no interval figure.".into());
