@@ -1,1 +1,31 @@
-//! valar prepare: read AffectNet or a generic CSV, stratify, preprocess faces, write a packed dataset.
+//! `valar prepare`: turn AffectNet (either release) or a generic CSV into a balanced,
+//! preprocessed, packed dataset: `faces.npy`, `manifest.csv`, `rejects.csv`, `prep.json`.
+//!
+//! The flow is read → exclude → stratify → preprocess faces → write, each step in
+//! its own module. Tables are polars DataFrames until the chosen rows go to the
+//! parallel face pipeline.
+
+/// What to prepare and how: inputs, stratification, face size, seed.
+mod config;
+/// The error type.
+mod error;
+/// Label rules that exclude rows (−2 labels, expressions 8–10, out of range).
+mod exclude;
+/// Parallel face preprocessing of the chosen rows, with replacement of failed images.
+mod faces;
+/// Input readers: AffectNet's original CSV, its newer release, a generic CSV.
+mod input;
+/// The whole run, phase by phase.
+mod pipeline;
+/// Rows that were dropped, and why.
+mod rejects;
+/// Intervals, seeded sampling and the stratified train/validation split.
+mod stratify;
+/// Writing the output folder.
+mod write;
+
+pub use config::{Input, PrepareConfig, Stratify};
+pub use error::PrepError;
+pub use pipeline::{Prepared, prepare};
+pub use rejects::Reject;
+pub use stratify::{Plan, plan_only};

@@ -1,0 +1,151 @@
+use serde::Serialize;
+use std::path::PathBuf;
+use valar_core::Dimension;
+use valar_face::FaceSpec;
+
+/// Where the samples come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Input {
+    /// AffectNet's original release: `training.csv` or `validation.csv` (with or
+    /// without a header row) and the folder its image paths are relative to.
+    AffectNet {
+        /// The CSV.
+        csv: PathBuf,
+        /// The image root (`Manually_Annotated_Images`).
+        images: PathBuf,
+    },
+    /// AffectNet's newer release: a `train_set` or `val_set` folder holding
+    /// `images/` and `annotations/`. Faces are already cropped: no box.
+    AffectNetNewer {
+        /// The set folder.
+        dir: PathBuf,
+    },
+    /// A CSV with a header naming `path`, `valence`, `arousal`, and optionally
+    /// `face_x`, `face_y`, `face_width`, `face_height` and `expression`.
+    Generic {
+        /// The CSV.
+        csv: PathBuf,
+        /// The folder image paths are relative to.
+        images: PathBuf,
+    },
+}
+
+impl Input {
+    /// A CSV input of either kind, told apart by its first line: a header with a
+    /// `path` column is a generic CSV; anything else is AffectNet's file list (whose
+    /// header may be missing).
+    pub fn from_csv(csv: PathBuf, images: PathBuf) -> Result<Self, crate::PrepError> {
+        use std::io::BufRead;
+        let file = std::fs::File::open(&csv).map_err(crate::PrepError::io(&csv))?;
+        let mut first = String::new();
+        std::io::BufReader::new(file)
+            .read_line(&mut first)
+            .map_err(crate::PrepError::io(&csv))?;
+        let generic = first
+            .trim_end()
+            .split(',')
+            .any(|f| f.trim().trim_matches('"') == "path");
+        Ok(if generic {
+            Input::Generic { csv, images }
+        } else {
+            Input::AffectNet { csv, images }
+        })
+    }
+
+    /// The file or folder that row numbers in `rejects.csv` refer to.
+    pub fn source(&self) -> &PathBuf {
+        match self {
+            Input::AffectNet { csv, .. } | Input::Generic { csv, .. } => csv,
+            Input::AffectNetNewer { dir } => dir,
+        }
+    }
+}
+
+/// What the subset is balanced over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stratify {
+    /// Equal intervals of one dimension.
+    One(Dimension),
+    /// A valence × arousal grid of equal cells.
+    Grid,
+}
+
+impl Stratify {
+    /// The name written to `prep.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stratify::One(d) => d.name(),
+            Stratify::Grid => "grid",
+        }
+    }
+}
+
+/// Everything `valar prepare` needs to know.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrepareConfig {
+    /// The input.
+    pub input: Input,
+    /// The output folder (written as `<out>.partial`, renamed when complete).
+    pub out: PathBuf,
+    /// Replace an existing output folder.
+    pub force: bool,
+    /// What to balance over.
+    pub stratify: Stratify,
+    /// Intervals over [-1, 1] (per axis, for a grid).
+    pub intervals: usize,
+    /// Faces per interval (grid cell). Ignored with `keep_all`.
+    pub quota: usize,
+    /// Keep every valid row as a test set, without sampling or a validation split.
+    pub keep_all: bool,
+    /// Share of each interval held out for validation.
+    pub val_fraction: f64,
+    /// Seed for sampling and splitting.
+    pub seed: u64,
+    /// Face size, colour, margin and pixel limit.
+    #[serde(skip)]
+    pub face: FaceSpec,
+    /// Also write every face as a PNG, in a folder per interval.
+    pub png: bool,
+}
+
+impl PrepareConfig {
+    /// The classic recipe's settings for `input`: arousal in ten intervals of 1000
+    /// faces, 48×48 gray, a 90/10 split.
+    pub fn recipe(input: Input, out: PathBuf) -> Self {
+        PrepareConfig {
+            input,
+            out,
+            force: false,
+            stratify: Stratify::One(Dimension::Arousal),
+            intervals: 10,
+            quota: 1000,
+            keep_all: false,
+            val_fraction: 0.1,
+            seed: 0,
+            face: FaceSpec::default(),
+            png: false,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::PrepError> {
+        let bad = |m: &str| Err(crate::PrepError::Config(m.to_string()));
+        if self.intervals == 0 {
+            return bad("--intervals must be at least 1");
+        }
+        if !self.keep_all && self.quota == 0 {
+            return bad("--quota must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return bad("--val-fraction must be in [0, 1)");
+        }
+        if self.face.size < 8 || self.face.size > 1024 {
+            return bad("--size must be between 8 and 1024");
+        }
+        if !(0.0..=1.0).contains(&self.face.margin) {
+            return bad("--margin must be between 0 and 1");
+        }
+        Ok(())
+    }
+}

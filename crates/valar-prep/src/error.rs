@@ -1,0 +1,58 @@
+use std::path::PathBuf;
+
+/// Why `valar prepare` could not run at all. (Bad rows never end up here: they
+/// become lines of `rejects.csv` and the run goes on.)
+#[derive(Debug, thiserror::Error)]
+pub enum PrepError {
+    /// The CSV lacks columns the chosen input kind needs.
+    #[error("{path}: missing columns {missing:?}; found [{}], expected [{}]", found.join(", "), expected.join(", "))]
+    MissingColumns {
+        /// The CSV.
+        path: PathBuf,
+        /// The needed columns that are absent.
+        missing: Vec<String>,
+        /// The columns the file has.
+        found: Vec<String>,
+        /// The columns this input kind reads.
+        expected: Vec<String>,
+    },
+    /// An input file or folder cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// polars could not parse or process a table.
+    #[error("{path}: {source}")]
+    Table {
+        /// The file the table came from or goes to.
+        path: PathBuf,
+        /// The underlying error.
+        source: polars::error::PolarsError,
+    },
+    /// A setting makes no sense (zero intervals, a split fraction outside [0, 1), …).
+    #[error("invalid setting: {0}")]
+    Config(String),
+    /// Writing an output failed.
+    #[error(transparent)]
+    Output(#[from] valar_core::CoreError),
+    /// No usable row was left after exclusions.
+    #[error("no usable rows in {0}: every row was excluded (see the counts above)")]
+    NothingLeft(PathBuf),
+}
+
+impl PrepError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| PrepError::Io { path, source }
+    }
+
+    pub(crate) fn table(
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(polars::error::PolarsError) -> Self {
+        let path = path.into();
+        move |source| PrepError::Table { path, source }
+    }
+}

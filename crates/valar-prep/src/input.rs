@@ -1,0 +1,34 @@
+//! Each reader turns its input into the same table of samples, plus the rows it
+//! could not parse. Columns: `row` (u64), `path` (str), `face_x`, `face_y`,
+//! `face_width`, `face_height` (i64, null without a box), `expression` (i32, null
+//! when unknown), `valence`, `arousal` (f64).
+
+/// Reading CSVs with polars and checking every row's fields.
+mod csv;
+/// AffectNet's newer release: one image and four `.npy` files per sample.
+mod newer;
+
+use crate::{Input, PrepError, Reject};
+use polars::prelude::DataFrame;
+use std::path::PathBuf;
+
+/// A parsed input.
+pub(crate) struct Loaded {
+    /// Rows that parsed, in input order.
+    pub table: DataFrame,
+    /// Rows that did not.
+    pub rejects: Vec<Reject>,
+    /// Data rows read, parsed or not.
+    pub rows_read: usize,
+    /// What relative image paths are joined to.
+    pub image_root: PathBuf,
+}
+
+/// Reads any input kind.
+pub(crate) fn load(input: &Input) -> Result<Loaded, PrepError> {
+    match input {
+        Input::AffectNet { csv, images } => csv::load_affectnet(csv, images),
+        Input::Generic { csv, images } => csv::load_generic(csv, images),
+        Input::AffectNetNewer { dir } => newer::load(dir),
+    }
+}

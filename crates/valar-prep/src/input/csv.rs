@@ -1,0 +1,489 @@
+use super::Loaded;
+use crate::rejects::reason;
+use crate::{PrepError, Reject};
+use polars::prelude::*;
+use std::io::BufRead;
+use std::path::Path;
+
+/// AffectNet's original columns, in file order.
+const AFFECTNET_COLUMNS: [&str; 9] = [
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+];
+
+/// Catches rows with more fields than the header: polars puts the surplus here
+/// instead of failing the whole file.
+const EXTRA: &str = "__extra";
+const ROW: &str = "__row";
+
+/// Which input column feeds each sample field.
+struct Mapping<'a> {
+    path: &'a str,
+    boxes: Option<[&'a str; 4]>,
+    /// AffectNet needs a box on every row; a generic CSV may leave a row's box empty.
+    box_required: bool,
+    expression: Option<&'a str>,
+    valence: &'a str,
+    arousal: &'a str,
+}
+
+/// Reads AffectNet's `training.csv` or `validation.csv`, with or without a header row.
+pub(super) fn load_affectnet(csv: &Path, images: &Path) -> Result<Loaded, PrepError> {
+    let first = first_line(csv)?;
+    let fields = split_fields(&first);
+    // Some copies of validation.csv have no header. A header is recognised by
+    // AffectNet's first column name, or by non-numeric label columns that name a label.
+    let has_header = fields.first().is_some_and(|f| f == "subDirectory_filePath")
+        || (fields.len() >= 9
+            && fields[7].parse::<f64>().is_err()
+            && fields.iter().any(|f| f == "valence" || f == "arousal"));
+    let names: Vec<String> = if has_header {
+        fields
+    } else {
+        AFFECTNET_COLUMNS.iter().map(|s| s.to_string()).collect()
+    };
+    let needed: Vec<&str> = AFFECTNET_COLUMNS
+        .iter()
+        .copied()
+        .filter(|&c| c != "facial_landmarks")
+        .collect();
+    require(csv, &names, &needed, &AFFECTNET_COLUMNS)?;
+    let mapping = Mapping {
+        path: "subDirectory_filePath",
+        boxes: Some(["face_x", "face_y", "face_width", "face_height"]),
+        box_required: true,
+        expression: Some("expression"),
+        valence: "valence",
+        arousal: "arousal",
+    };
+    read_rows(csv, images, &names, has_header, &mapping)
+}
+
+/// Reads a CSV with a header naming `path`, `valence`, `arousal` and, optionally,
+/// the four box columns and `expression`. Other columns are ignored.
+pub(super) fn load_generic(csv: &Path, images: &Path) -> Result<Loaded, PrepError> {
+    const BOX: [&str; 4] = ["face_x", "face_y", "face_width", "face_height"];
+    let expected = [
+        "path",
+        "valence",
+        "arousal",
+        "face_x (optional)",
+        "face_y (optional)",
+        "face_width (optional)",
+        "face_height (optional)",
+        "expression (optional)",
+    ];
+    let names = split_fields(&first_line(csv)?);
+    let mut needed = vec!["path", "valence", "arousal"];
+    let box_count = BOX.iter().filter(|c| names.iter().any(|n| n == *c)).count();
+    if box_count > 0 {
+        // Half a box is a broken file, not an optional column.
+        needed.extend(BOX);
+    }
+    require(csv, &names, &needed, &expected)?;
+    let has = |c: &str| names.iter().any(|n| n == c);
+    let mapping = Mapping {
+        path: "path",
+        boxes: (box_count > 0).then_some(BOX),
+        box_required: false,
+        expression: has("expression").then_some("expression"),
+        valence: "valence",
+        arousal: "arousal",
+    };
+    read_rows(csv, images, &names, true, &mapping)
+}
+
+fn first_line(path: &Path) -> Result<String, PrepError> {
+    let file = std::fs::File::open(path).map_err(PrepError::io(path))?;
+    let mut line = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(PrepError::io(path))?;
+    Ok(line
+        .trim_end_matches(['\n', '\r'])
+        .trim_start_matches('\u{feff}')
+        .to_string())
+}
+
+fn split_fields(line: &str) -> Vec<String> {
+    line.split(',')
+        .map(|f| f.trim().trim_matches('"').to_string())
+        .collect()
+}
+
+fn require(
+    path: &Path,
+    found: &[String],
+    needed: &[&str],
+    expected: &[&str],
+) -> Result<(), PrepError> {
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|c| !found.iter().any(|f| f == *c))
+        .map(|c| c.to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(PrepError::MissingColumns {
+        path: path.to_path_buf(),
+        missing,
+        found: found.to_vec(),
+        expected: expected.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+/// Reads every field as text with polars, then parses the fields valar uses; a row
+/// with a missing, surplus or unparseable field becomes a `malformed_row` reject.
+fn read_rows(
+    csv: &Path,
+    images: &Path,
+    names: &[String],
+    has_header: bool,
+    m: &Mapping,
+) -> Result<Loaded, PrepError> {
+    let table_err = PrepError::table(csv);
+    let mut all: Vec<String> = names.to_vec();
+    all.push(EXTRA.to_string());
+    let schema: Schema = all
+        .iter()
+        .map(|n| Field::new(n.as_str().into(), DataType::String))
+        .collect();
+    let mut used: Vec<&str> = vec![m.path, m.valence, m.arousal];
+    used.extend(m.boxes.iter().flatten());
+    used.extend(m.expression);
+    used.push(EXTRA);
+    let projection: Arc<[PlSmallStr]> = used.iter().map(|&c| PlSmallStr::from(c)).collect();
+    let raw = CsvReadOptions::default()
+        .with_has_header(false)
+        .with_skip_rows(usize::from(has_header))
+        .with_schema(Some(Arc::new(schema)))
+        .with_columns(Some(projection))
+        .map_parse_options(|o| o.with_truncate_ragged_lines(true))
+        .with_row_index(Some(RowIndex {
+            name: ROW.into(),
+            // Line numbers as an editor shows them.
+            offset: if has_header { 2 } else { 1 },
+        }))
+        .try_into_reader_with_file_path(Some(csv.to_path_buf()))
+        .map_err(PrepError::table(csv))?
+        .finish()
+        .map_err(table_err)?;
+    parse_rows(csv, images, raw, m)
+}
+
+fn parse_rows(csv: &Path, images: &Path, raw: DataFrame, m: &Mapping) -> Result<Loaded, PrepError> {
+    let err = |e| PrepError::Table {
+        path: csv.to_path_buf(),
+        source: e,
+    };
+    let n = raw.height();
+    let text = |name: &str| -> Result<StringChunked, PrepError> {
+        Ok(raw.column(name).map_err(err)?.str().map_err(err)?.clone())
+    };
+    let rows: Vec<u64> = raw
+        .column(ROW)
+        .map_err(err)?
+        .cast(&DataType::UInt64)
+        .map_err(err)?
+        .u64()
+        .map_err(err)?
+        .into_no_null_iter()
+        .collect();
+    let path = text(m.path)?;
+    let extra = text(EXTRA)?;
+    let valence = text(m.valence)?;
+    let arousal = text(m.arousal)?;
+    let boxes = match m.boxes {
+        Some(cols) => Some(cols.map(&text).into_iter().collect::<Result<Vec<_>, _>>()?),
+        None => None,
+    };
+    let expression = m.expression.map(text).transpose()?;
+
+    let mut rejects = Vec::new();
+    let (mut out_row, mut out_path) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut out_v, mut out_a) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut out_box: [Vec<Option<i64>>; 4] = Default::default();
+    let mut out_expr: Vec<Option<i32>> = Vec::with_capacity(n);
+    for (i, &row) in rows.iter().enumerate() {
+        let p = path.get(i).unwrap_or("");
+        let parsed = parse_one(
+            i,
+            m,
+            &path,
+            &extra,
+            &valence,
+            &arousal,
+            boxes.as_deref(),
+            expression.as_ref(),
+        );
+        match parsed {
+            Ok((v, a, b, e)) => {
+                out_row.push(row);
+                out_path.push(p.to_string());
+                out_v.push(v);
+                out_a.push(a);
+                for k in 0..4 {
+                    out_box[k].push(b.map(|b| b[k]));
+                }
+                out_expr.push(e);
+            }
+            Err(detail) => {
+                rejects.push(Reject {
+                    row,
+                    path: p.to_string(),
+                    reason: reason::MALFORMED,
+                    detail,
+                });
+            }
+        }
+    }
+    let [bx, by, bw, bh] = out_box;
+    let table = DataFrame::new(
+        out_row.len(),
+        vec![
+            Column::new("row".into(), out_row),
+            Column::new("path".into(), out_path),
+            Column::new("face_x".into(), bx),
+            Column::new("face_y".into(), by),
+            Column::new("face_width".into(), bw),
+            Column::new("face_height".into(), bh),
+            Column::new("expression".into(), out_expr),
+            Column::new("valence".into(), out_v),
+            Column::new("arousal".into(), out_a),
+        ],
+    )
+    .map_err(err)?;
+    Ok(Loaded {
+        table,
+        rejects,
+        rows_read: n,
+        image_root: images.to_path_buf(),
+    })
+}
+
+type Parsed = (f64, f64, Option<[i64; 4]>, Option<i32>);
+
+#[allow(clippy::too_many_arguments)]
+fn parse_one(
+    i: usize,
+    m: &Mapping,
+    path: &StringChunked,
+    extra: &StringChunked,
+    valence: &StringChunked,
+    arousal: &StringChunked,
+    boxes: Option<&[StringChunked]>,
+    expression: Option<&StringChunked>,
+) -> Result<Parsed, String> {
+    if let Some(surplus) = extra.get(i) {
+        return Err(format!(
+            "more fields than the header has (surplus starts with `{surplus}`)"
+        ));
+    }
+    let field = |ca: &StringChunked, name: &str| -> Result<String, String> {
+        match ca.get(i).map(str::trim) {
+            Some(s) if !s.is_empty() => Ok(s.to_string()),
+            _ => Err(format!("field `{name}` is missing or empty")),
+        }
+    };
+    let number = |ca: &StringChunked, name: &str| -> Result<f64, String> {
+        let s = field(ca, name)?;
+        s.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("field `{name}` is `{s}`, not a number"))
+    };
+    let integer = |ca: &StringChunked, name: &str| -> Result<i64, String> {
+        let s = field(ca, name)?;
+        s.parse::<i64>()
+            .map_err(|_| format!("field `{name}` is `{s}`, not an integer"))
+    };
+    field(path, m.path)?;
+    let v = number(valence, m.valence)?;
+    let a = number(arousal, m.arousal)?;
+    let b = match (boxes, m.boxes) {
+        (Some(cas), Some(names)) => {
+            let empty = cas
+                .iter()
+                .all(|ca| ca.get(i).is_none_or(|s| s.trim().is_empty()));
+            if empty && !m.box_required {
+                None
+            } else {
+                let mut out = [0i64; 4];
+                for k in 0..4 {
+                    out[k] = integer(&cas[k], names[k])?;
+                }
+                Some(out)
+            }
+        }
+        _ => None,
+    };
+    let e = match (expression, m.expression) {
+        (Some(ca), Some(name)) => match ca.get(i).map(str::trim) {
+            Some(s) if !s.is_empty() => Some(
+                s.parse::<i32>()
+                    .map_err(|_| format!("field `{name}` is `{s}`, not an expression code"))?,
+            ),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok((v, a, b, e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal";
+
+    fn load(text: &str, generic: bool) -> Result<Loaded, PrepError> {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("t.csv");
+        std::fs::write(&csv, text).unwrap();
+        if generic {
+            load_generic(&csv, dir.path())
+        } else {
+            load_affectnet(&csv, dir.path())
+        }
+    }
+
+    fn column_f64(l: &Loaded, name: &str) -> Vec<f64> {
+        l.table
+            .column(name)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn affectnet_with_and_without_header() {
+        let rows = "1/a.jpg,10,20,30,30,1.0;2.0,1,0.5,-0.25\n2/b.jpg,0,0,40,40,,2,-0.75,0.125\n";
+        let with = load(&format!("{HEADER}\n{rows}"), false).unwrap();
+        let without = load(rows, false).unwrap();
+        assert_eq!(with.rows_read, 2);
+        assert_eq!(column_f64(&with, "valence"), [0.5, -0.75]);
+        assert_eq!(column_f64(&without, "arousal"), [-0.25, 0.125]);
+        // Line numbers: the header takes line 1 when present.
+        let lines = |l: &Loaded| {
+            l.table
+                .column("row")
+                .unwrap()
+                .u64()
+                .unwrap()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines(&with), [2, 3]);
+        assert_eq!(lines(&without), [1, 2]);
+        let widths: Vec<i64> = with
+            .table
+            .column("face_width")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(widths, [30, 40]);
+    }
+
+    #[test]
+    fn malformed_rows_are_rejected_with_their_line_and_the_rest_kept() {
+        let text = format!(
+            "{HEADER}\n1/a.jpg,10,20,30,30,,1,0.5,0.5\n1/b.jpg,10,20,30,30,,1,abc,0.5\n1/c.jpg,10,20\n1/d.jpg,10,20,30,30,,1,0.5,0.5,extra\n1/e.jpg,1.5,20,30,30,,1,0.5,0.5\n1/f.jpg,10,20,30,30,,1,0.1,0.2\n"
+        );
+        let l = load(&text, false).unwrap();
+        assert_eq!(l.rows_read, 6);
+        assert_eq!(column_f64(&l, "valence"), [0.5, 0.1]);
+        let got: Vec<(u64, &str)> = l.rejects.iter().map(|r| (r.row, r.path.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (3, "1/b.jpg"),
+                (4, "1/c.jpg"),
+                (5, "1/d.jpg"),
+                (6, "1/e.jpg")
+            ]
+        );
+        assert!(l.rejects.iter().all(|r| r.reason == "malformed_row"));
+        assert!(
+            l.rejects[0].detail.contains("`valence` is `abc`"),
+            "{}",
+            l.rejects[0].detail
+        );
+        assert!(
+            l.rejects[2].detail.contains("more fields"),
+            "{}",
+            l.rejects[2].detail
+        );
+    }
+
+    #[test]
+    fn missing_columns_are_listed_with_the_found_ones() {
+        let err = load(
+            "subDirectory_filePath,face_x,valence\n1/a.jpg,1,0.5\n",
+            false,
+        )
+        .err()
+        .unwrap();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("found [subDirectory_filePath, face_x, valence]"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("arousal") && msg.contains("expected ["),
+            "{msg}"
+        );
+        let err = load("path,arousal\na.jpg,0.5\n", true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("[\"valence\"]"), "{err}");
+    }
+
+    #[test]
+    fn generic_csv_boxes_and_expression_are_optional() {
+        let l = load(
+            "path,valence,arousal,notes\na.jpg,0.5,0.5,hello\nb.jpg,-1,1,\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(l.table.height(), 2);
+        assert_eq!(l.table.column("face_x").unwrap().null_count(), 2);
+        assert_eq!(l.table.column("expression").unwrap().null_count(), 2);
+        let l = load(
+            "path,face_x,face_y,face_width,face_height,valence,arousal,expression\na.jpg,1,2,3,4,0.5,0.5,3\nb.jpg,,,,,0.1,0.1,\nc.jpg,1,,3,4,0.1,0.1,1\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(l.table.height(), 2, "a row with a partial box is malformed");
+        assert_eq!(l.rejects[0].row, 4);
+        let exprs: Vec<Option<i32>> = l
+            .table
+            .column("expression")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(exprs, [Some(3), None]);
+        assert!(
+            load("path,face_x,valence,arousal\na.jpg,1,0.5,0.5\n", true).is_err(),
+            "half a box header"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+use super::Loaded;
+use crate::rejects::reason;
+use crate::{PrepError, Reject};
+use polars::prelude::*;
+use rayon::prelude::*;
+use std::path::Path;
+use valar_core::read_npy_string_scalar;
+
+/// Reads a `train_set` or `val_set` folder of AffectNet's newer release:
+/// `images/<id>.jpg` with `annotations/<id>_{exp,val,aro}.npy`, each a NumPy
+/// string scalar. The image is the face, so there is no box.
+pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
+    let images = dir.join("images");
+    let annotations = dir.join("annotations");
+    for needed in [&images, &annotations] {
+        if !needed.is_dir() {
+            return Err(PrepError::Config(format!(
+                "{} is not a folder: AffectNet's newer release has images/ and annotations/ inside each set folder",
+                needed.display()
+            )));
+        }
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&images)
+        .map_err(PrepError::io(&images))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    // Numeric ids in numeric order, so row numbers are stable and readable.
+    files.sort_by(|a, b| {
+        let key = |s: &str| stem(s).parse::<u64>().ok();
+        key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+    });
+    let parsed: Vec<Result<Labels, String>> = files
+        .par_iter()
+        .map(|file| read_labels(&annotations, stem(file)))
+        .collect();
+
+    let mut rejects = Vec::new();
+    let (mut rows, mut paths, mut vs, mut as_, mut exprs) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for (i, (file, labels)) in files.iter().zip(parsed).enumerate() {
+        let row = i as u64 + 1;
+        let path = format!("images/{file}");
+        match labels {
+            Ok((v, a, e)) => {
+                rows.push(row);
+                paths.push(path);
+                vs.push(v);
+                as_.push(a);
+                exprs.push(e);
+            }
+            Err(detail) => rejects.push(Reject {
+                row,
+                path,
+                reason: reason::MALFORMED,
+                detail,
+            }),
+        }
+    }
+    let n = rows.len();
+    let none = || Column::full_null("".into(), n, &DataType::Int64);
+    let table = DataFrame::new(
+        n,
+        vec![
+            Column::new("row".into(), rows),
+            Column::new("path".into(), paths),
+            none().with_name("face_x".into()),
+            none().with_name("face_y".into()),
+            none().with_name("face_width".into()),
+            none().with_name("face_height".into()),
+            Column::new("expression".into(), exprs),
+            Column::new("valence".into(), vs),
+            Column::new("arousal".into(), as_),
+        ],
+    )
+    .map_err(PrepError::table(dir))?;
+    Ok(Loaded {
+        table,
+        rejects,
+        rows_read: files.len(),
+        image_root: dir.to_path_buf(),
+    })
+}
+
+fn stem(file: &str) -> &str {
+    file.rsplit_once('.').map_or(file, |(s, _)| s)
+}
+
+/// Valence, arousal and expression of one sample.
+type Labels = (f64, f64, Option<i32>);
+
+fn read_labels(annotations: &Path, id: &str) -> Result<Labels, String> {
+    let scalar = |suffix: &str| -> Result<String, String> {
+        let path = annotations.join(format!("{id}_{suffix}.npy"));
+        if !path.exists() {
+            return Err(format!("annotation {} is missing", path.display()));
+        }
+        read_npy_string_scalar(&path).map_err(|e| e.to_string())
+    };
+    let number = |suffix: &str| -> Result<f64, String> {
+        let s = scalar(suffix)?;
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("{id}_{suffix}.npy holds `{s}`, not a number"))
+    };
+    let v = number("val")?;
+    let a = number("aro")?;
+    let e = scalar("exp")?;
+    let e = e
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|e| e.fract() == 0.0)
+        .map(|e| e as i32)
+        .ok_or_else(|| format!("{id}_exp.npy holds `{e}`, not an expression code"))?;
+    Ok((v, a, Some(e)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Bytes as `numpy.save(path, numpy.array(value))` writes a string scalar.
+    fn npy_string(value: &str) -> Vec<u8> {
+        let mut header = format!(
+            "{{'descr': '<U{}', 'fortran_order': False, 'shape': (), }}",
+            value.chars().count()
+        );
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        for c in value.chars() {
+            bytes.extend((c as u32).to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn reads_string_scalar_labels_in_numeric_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("images")).unwrap();
+        std::fs::create_dir_all(dir.path().join("annotations")).unwrap();
+        for (id, v, a, e) in [
+            (10, "-0.176846", "0.5", "3"),
+            (2, "0.25", "-0.5", "1"),
+            (7, "oops", "0.1", "0"),
+        ] {
+            std::fs::write(dir.path().join(format!("images/{id}.jpg")), b"x").unwrap();
+            for (suffix, value) in [("val", v), ("aro", a), ("exp", e)] {
+                let p = dir.path().join(format!("annotations/{id}_{suffix}.npy"));
+                std::fs::write(p, npy_string(value)).unwrap();
+            }
+        }
+        std::fs::write(dir.path().join("images/11.jpg"), b"x").unwrap();
+        let l = load(dir.path()).unwrap();
+        assert_eq!(l.rows_read, 4);
+        let paths: Vec<&str> = l
+            .table
+            .column("path")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(paths, ["images/2.jpg", "images/10.jpg"]);
+        let v: Vec<f64> = l
+            .table
+            .column("valence")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(v, [0.25, -0.176846]);
+        let e: Vec<i32> = l
+            .table
+            .column("expression")
+            .unwrap()
+            .i32()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(e, [1, 3]);
+        let rejected: Vec<(u64, &str)> =
+            l.rejects.iter().map(|r| (r.row, r.path.as_str())).collect();
+        assert_eq!(rejected, [(2, "images/7.jpg"), (4, "images/11.jpg")]);
+        assert!(l.rejects[0].detail.contains("oops"));
+        assert!(l.rejects[1].detail.contains("missing"));
+    }
+
+    #[test]
+    fn a_folder_without_annotations_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("images")).unwrap();
+        let err = load(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("annotations"), "{err}");
+    }
+}

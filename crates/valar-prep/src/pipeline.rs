@@ -1,0 +1,281 @@
+use crate::faces::{Chosen, Selection, select};
+use crate::rejects::write_rejects;
+use crate::stratify::{edges, source_histograms, stratify, val_count};
+use crate::write::write_csv;
+use crate::{PrepError, PrepareConfig, Stratify, exclude::exclude, input};
+use polars::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use valar_core::{
+    ColorMode, Dimension, Faces, IntervalCount, PartialDir, PrepInfo, Progress, Split, VERSION,
+    write_faces,
+};
+
+/// A finished `valar prepare`.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The output folder.
+    pub out: PathBuf,
+    /// What was done, as written to `prep.json`.
+    pub info: PrepInfo,
+}
+
+/// Runs `valar prepare`: reads the input, drops unusable rows, draws a seeded
+/// stratified sample, preprocesses the faces in parallel and writes the output
+/// folder, which appears only once complete.
+pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared, PrepError> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let mut timings = BTreeMap::new();
+    let source = cfg.input.source().clone();
+    let table_err = || PrepError::table(&source);
+
+    let out = PartialDir::create(&cfg.out, cfg.force)?;
+    progress.start("reading", 0);
+    let loaded = input::load(&cfg.input)?;
+    progress.finish();
+    timings.insert("read".to_string(), started.elapsed().as_secs_f64());
+
+    let phase = Instant::now();
+    let mut rejects = loaded.rejects;
+    let usable = exclude(&loaded.table, &loaded.image_root, &mut rejects).map_err(table_err())?;
+    if usable.height() == 0 {
+        return Err(PrepError::NothingLeft(source));
+    }
+    let histograms = source_histograms(&usable).map_err(table_err())?;
+    let strata = stratify(&usable, cfg.stratify, cfg.intervals, cfg.seed).map_err(table_err())?;
+    timings.insert("stratify".to_string(), phase.elapsed().as_secs_f64());
+
+    let phase = Instant::now();
+    let quota = (!cfg.keep_all).then_some(cfg.quota);
+    let selection =
+        select(&strata, quota, &loaded.image_root, &cfg.face, progress).map_err(table_err())?;
+    timings.insert("faces".to_string(), phase.elapsed().as_secs_f64());
+
+    let phase = Instant::now();
+    let splits = assign_splits(&selection, cfg);
+    let mut manifest =
+        manifest_table(&strata.table, &selection.chosen, &splits).map_err(table_err())?;
+    let faces = pack_faces(&selection.chosen, cfg);
+    write_faces(&out.path().join("faces.npy"), &faces)?;
+    write_csv(&out.path().join("manifest.csv"), &mut manifest).map_err(table_err())?;
+    if cfg.png {
+        write_pngs(out.path(), &selection.chosen, cfg)?;
+    }
+    rejects.extend(selection.rejects.iter().cloned());
+    write_rejects(&out.path().join("rejects.csv"), &source, &mut rejects).map_err(table_err())?;
+    timings.insert("write".to_string(), phase.elapsed().as_secs_f64());
+    timings.insert("total".to_string(), started.elapsed().as_secs_f64());
+
+    let info = prep_info(
+        cfg,
+        &strata,
+        &selection,
+        &splits,
+        &rejects,
+        loaded.rows_read,
+        histograms,
+        timings,
+    );
+    for &cell in &info.short_intervals {
+        let c = &info.intervals[cell as usize];
+        progress.warn(&format!(
+            "interval {} {} has {} usable faces, fewer than the quota of {}",
+            cell,
+            describe_range(c),
+            c.selected,
+            cfg.quota
+        ));
+    }
+    info.write(&out.path().join("prep.json"))?;
+    let out = out.commit()?;
+    Ok(Prepared { out, info })
+}
+
+/// Splits each cell: with `keep_all` everything is test; otherwise the last
+/// `val_count` faces of each cell (in seeded order) go to validation.
+fn assign_splits(selection: &Selection, cfg: &PrepareConfig) -> Vec<Split> {
+    let mut per_cell: BTreeMap<usize, usize> = BTreeMap::new();
+    for c in &selection.chosen {
+        *per_cell.entry(c.cell).or_default() += 1;
+    }
+    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    selection
+        .chosen
+        .iter()
+        .map(|c| {
+            if cfg.keep_all {
+                return Split::Test;
+            }
+            let n = per_cell[&c.cell];
+            let k = seen.entry(c.cell).or_default();
+            *k += 1;
+            if *k > n - val_count(n, cfg.val_fraction) {
+                Split::Val
+            } else {
+                Split::Train
+            }
+        })
+        .collect()
+}
+
+fn manifest_table(
+    table: &DataFrame,
+    chosen: &[Chosen],
+    splits: &[Split],
+) -> PolarsResult<DataFrame> {
+    let positions: Vec<IdxSize> = chosen.iter().map(|c| c.pos as IdxSize).collect();
+    let picked = table.take(&IdxCa::from_vec("pos".into(), positions))?;
+    let n = chosen.len();
+    let boxes = |f: fn(&Chosen) -> i64| chosen.iter().map(f).collect::<Vec<i64>>();
+    DataFrame::new(
+        n,
+        vec![
+            Column::new("index".into(), (0..n as u64).collect::<Vec<_>>()),
+            picked.column("path")?.clone(),
+            picked.column("valence")?.clone(),
+            picked.column("arousal")?.clone(),
+            picked.column("expression")?.clone(),
+            Column::new(
+                "interval".into(),
+                chosen.iter().map(|c| c.cell as i64).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "split".into(),
+                splits.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            ),
+            Column::new("face_x".into(), boxes(|c| c.face.face_box.x)),
+            Column::new("face_y".into(), boxes(|c| c.face.face_box.y)),
+            Column::new("face_width".into(), boxes(|c| c.face.face_box.width)),
+            Column::new("face_height".into(), boxes(|c| c.face.face_box.height)),
+            Column::new(
+                "sha256".into(),
+                chosen.iter().map(|c| c.sha256.as_str()).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+}
+
+fn pack_faces(chosen: &[Chosen], cfg: &PrepareConfig) -> Faces {
+    let mut data = Vec::with_capacity(chosen.iter().map(|c| c.face.pixels.len()).sum());
+    for c in chosen {
+        data.extend_from_slice(&c.face.pixels);
+    }
+    Faces {
+        n: chosen.len(),
+        channels: cfg.face.color.channels(),
+        size: cfg.face.size as usize,
+        data,
+    }
+}
+
+fn write_pngs(dir: &Path, chosen: &[Chosen], cfg: &PrepareConfig) -> Result<(), PrepError> {
+    let s = cfg.face.size;
+    for (index, c) in chosen.iter().enumerate() {
+        let folder = dir.join("png").join(format!("interval_{:03}", c.cell));
+        std::fs::create_dir_all(&folder).map_err(PrepError::io(&folder))?;
+        let path = folder.join(format!("{index:06}.png"));
+        let (pixels, color) = match cfg.face.color {
+            ColorMode::Gray => (c.face.pixels.clone(), image::ExtendedColorType::L8),
+            ColorMode::Rgb => {
+                let plane = (s * s) as usize;
+                let p = &c.face.pixels;
+                let rgb = (0..plane)
+                    .flat_map(|i| [p[i], p[plane + i], p[2 * plane + i]])
+                    .collect();
+                (rgb, image::ExtendedColorType::Rgb8)
+            }
+        };
+        image::save_buffer_with_format(&path, &pixels, s, s, color, image::ImageFormat::Png)
+            .map_err(|e| PrepError::io(&path)(std::io::Error::other(e)))?;
+    }
+    Ok(())
+}
+
+fn describe_range(c: &IntervalCount) -> String {
+    let r =
+        |name: &str, v: Option<[f64; 2]>| v.map(|[lo, hi]| format!("{name} [{lo:+.1}, {hi:+.1}]"));
+    [r("valence", c.valence), r("arousal", c.arousal)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" × ")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prep_info(
+    cfg: &PrepareConfig,
+    strata: &crate::stratify::Strata,
+    selection: &Selection,
+    splits: &[Split],
+    rejects: &[crate::Reject],
+    rows_read: usize,
+    source_histograms: valar_core::SourceHistograms,
+    timings_s: BTreeMap<String, f64>,
+) -> PrepInfo {
+    let k = strata.k;
+    let e = edges(k);
+    let range = |i: usize| [e[i], e[i + 1]];
+    let mut selected = vec![0usize; strata.order.len()];
+    for c in &selection.chosen {
+        selected[c.cell] += 1;
+    }
+    let quota = (!cfg.keep_all).then_some(cfg.quota);
+    let intervals: Vec<IntervalCount> = (0..strata.order.len())
+        .map(|cell| {
+            let (valence, arousal) = match cfg.stratify {
+                Stratify::One(Dimension::Valence) => (Some(range(cell)), None),
+                Stratify::One(Dimension::Arousal) => (None, Some(range(cell))),
+                Stratify::Grid => (Some(range(cell / k)), Some(range(cell % k))),
+            };
+            IntervalCount {
+                interval: cell as i64,
+                valence,
+                arousal,
+                available: strata.order[cell].len(),
+                quota,
+                selected: selected[cell],
+                image_rejects: selection.failures[cell],
+            }
+        })
+        .collect();
+    let short_intervals = intervals
+        .iter()
+        .filter(|c| quota.is_some_and(|q| c.selected < q))
+        .map(|c| c.interval)
+        .collect();
+    let mut split_counts = BTreeMap::new();
+    for s in splits {
+        *split_counts.entry(s.name().to_string()).or_insert(0) += 1;
+    }
+    let mut rejects_by_reason = BTreeMap::new();
+    for r in rejects {
+        *rejects_by_reason.entry(r.reason.to_string()).or_insert(0) += 1;
+    }
+    let mut params = serde_json::to_value(cfg).unwrap_or_default();
+    if let Some(obj) = params.as_object_mut() {
+        obj.insert("size".into(), cfg.face.size.into());
+        obj.insert(
+            "color".into(),
+            serde_json::to_value(cfg.face.color).unwrap_or_default(),
+        );
+        obj.insert("margin".into(), f64::from(cfg.face.margin).into());
+        obj.insert("max_pixels".into(), cfg.face.max_pixels.into());
+    }
+    PrepInfo {
+        valar_version: VERSION.to_string(),
+        seed: cfg.seed,
+        params,
+        stratify: cfg.stratify.name().to_string(),
+        edges: e,
+        rows_read,
+        faces: selection.chosen.len(),
+        splits: split_counts,
+        intervals,
+        short_intervals,
+        rejects_by_reason,
+        timings_s,
+        source_histograms,
+    }
+}

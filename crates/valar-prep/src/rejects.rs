@@ -1,0 +1,66 @@
+use polars::prelude::*;
+use std::path::Path;
+
+/// A dropped input row, as written to `rejects.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    /// Line number in the CSV (1 = the first line, header included), or the
+    /// 1-based position of the image for AffectNet's newer release.
+    pub row: u64,
+    /// The image path as the input gave it.
+    pub path: String,
+    /// A short, stable code.
+    pub reason: &'static str,
+    /// A sentence for a human.
+    pub detail: String,
+}
+
+/// Reason codes for rows dropped before any image is opened.
+pub(crate) mod reason {
+    /// Wrong number of fields, or a field that is not a number.
+    pub const MALFORMED: &str = "malformed_row";
+    /// Valence or arousal is −2: AffectNet's mark for Uncertain and Non-Face.
+    pub const NO_LABEL: &str = "no_label";
+    /// Expression 8 (None), 9 (Uncertain) or 10 (Non-Face).
+    pub const EXPRESSION: &str = "excluded_expression";
+    /// A label outside [-1, 1].
+    pub const OUT_OF_RANGE: &str = "label_out_of_range";
+}
+
+/// Writes `rejects.csv`: `source,row,path,reason,detail`, sorted by row.
+pub(crate) fn write_rejects(
+    path: &Path,
+    source: &Path,
+    rejects: &mut [Reject],
+) -> PolarsResult<DataFrame> {
+    rejects.sort_by(|a, b| a.row.cmp(&b.row).then(a.reason.cmp(b.reason)));
+    let n = rejects.len();
+    let source = source.display().to_string();
+    let mut df = DataFrame::new(
+        n,
+        vec![
+            Column::new("source".into(), vec![source.as_str(); n]),
+            Column::new(
+                "row".into(),
+                rejects.iter().map(|r| r.row).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "path".into(),
+                rejects.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "reason".into(),
+                rejects.iter().map(|r| r.reason).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "detail".into(),
+                rejects
+                    .iter()
+                    .map(|r| r.detail.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )?;
+    crate::write::write_csv(path, &mut df)?;
+    Ok(df)
+}
