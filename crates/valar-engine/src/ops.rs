@@ -114,10 +114,9 @@ impl Tape {
     pub(crate) fn batchnorm(&mut self, g: &mut GraphBuilder, x: &Var, p: &BnNames<'_>) -> Var {
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
         let n = (b * h * w) as f32;
-        let axes = [0, 2, 3];
         // One pass each for E[x] and E[x²]; the variance is clamped at 0 against rounding.
-        let mean = g.reduce("ReduceMean", &x.name, &axes, true);
-        let ss = g.reduce("ReduceSumSquare", &x.name, &axes, true);
+        let mean = per_channel(g, "ReduceMean", &x.name, &x.shape, true);
+        let ss = per_channel(g, "ReduceSumSquare", &x.name, &x.shape, true);
         let inv_n = g.scalar(1.0 / n);
         let ex2 = g.bin("Mul", &ss, &inv_n);
         let m2 = g.bin("Mul", &mean, &mean);
@@ -265,7 +264,8 @@ impl Tape {
                     cout,
                     need_dx,
                 } => {
-                    let db = g.reduce("ReduceSum", &dy, &[0, 2, 3], false);
+                    let yshape = [x.shape[0], cout, x.shape[2], x.shape[3]];
+                    let db = per_channel(g, "ReduceSum", &dy, &yshape, false);
                     let dw = conv_weight_grad(g, &x, &dy, cout);
                     grads.push((w.clone(), dw));
                     grads.push((bname, db));
@@ -299,10 +299,9 @@ impl Tape {
                 } => {
                     let c = x.shape[1] as i64;
                     let n = (x.shape[0] * x.shape[2] * x.shape[3]) as f32;
-                    let axes = [0, 2, 3];
-                    let sdy = g.reduce("ReduceSum", &dy, &axes, true);
+                    let sdy = per_channel(g, "ReduceSum", &dy, &x.shape, true);
                     let dyx = g.bin("Mul", &dy, &x.name);
-                    let sdyx = g.reduce("ReduceSum", &dyx, &axes, true);
+                    let sdyx = per_channel(g, "ReduceSum", &dyx, &x.shape, true);
                     // dγ = Σ dy·x̂ = invstd·(Σ dy·x − mean·Σ dy); dβ = Σ dy.
                     let ms = g.bin("Mul", &mean, &sdy);
                     let t = g.bin("Sub", &sdyx, &ms);
@@ -395,6 +394,32 @@ impl Tape {
             };
         }
         (grads, Some(dy))
+    }
+}
+
+/// Reduces an NCHW tensor to one value per channel, `[1, C, 1, 1]` (`keep`) or `[C]`.
+///
+/// ONNX Runtime reduces over axes (0, 2, 3) on a slow general path; reducing the contiguous H·W axis
+/// first, then the batch axis, takes the fast paths (and sums in a better order). `op` is
+/// ReduceMean, ReduceSum or ReduceSumSquare; the second stage is a mean or a plain sum.
+fn per_channel(g: &mut GraphBuilder, op: &str, x: &str, shape: &[usize], keep: bool) -> String {
+    let (b, c, hw) = (
+        shape[0] as i64,
+        shape[1] as i64,
+        (shape[2] * shape[3]) as i64,
+    );
+    let flat = g.reshape(x, &[b, c, hw]);
+    let first = g.reduce(op, &flat, &[2], false);
+    let second = if op == "ReduceMean" {
+        "ReduceMean"
+    } else {
+        "ReduceSum"
+    };
+    let per = g.reduce(second, &first, &[0], false);
+    if keep {
+        g.reshape(&per, &[1, c, 1, 1])
+    } else {
+        per
     }
 }
 
