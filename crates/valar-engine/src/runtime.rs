@@ -48,9 +48,9 @@ fn lib_name() -> String {
     format!("libonnxruntime.so.{ORT_VERSION}")
 }
 
-/// `dir/<sub>/libonnxruntime.so.1.31.1` for `dir` the current directory, its ancestors, and the
+/// The directories searched, in order: the current directory and its ancestors, then the
 /// ancestors of the running executable.
-fn search_dirs(sub: &str) -> Option<PathBuf> {
+fn search_roots() -> Vec<PathBuf> {
     let mut roots: Vec<PathBuf> = Vec::new();
     if let Ok(cwd) = std::env::current_dir() {
         roots.extend(cwd.ancestors().map(Path::to_path_buf));
@@ -59,9 +59,18 @@ fn search_dirs(sub: &str) -> Option<PathBuf> {
         roots.extend(exe.ancestors().skip(1).map(Path::to_path_buf));
     }
     roots
-        .into_iter()
+}
+
+/// The first `root/<sub>/libonnxruntime.so.1.31.1` that exists.
+fn find_in(roots: &[PathBuf], sub: &str) -> Option<PathBuf> {
+    roots
+        .iter()
         .map(|r| r.join(sub).join(lib_name()))
         .find(|p| p.is_file())
+}
+
+fn search_dirs(sub: &str) -> Option<PathBuf> {
+    find_in(&search_roots(), sub)
 }
 
 fn env_override() -> Option<PathBuf> {
@@ -81,7 +90,11 @@ fn not_found() -> EngineError {
 /// The CPU ONNX Runtime library valar would load: `ORT_DYLIB_PATH`, else `.ort/libonnxruntime.so.1.31.1`
 /// in the current directory or an ancestor, else in an ancestor of the running executable.
 pub fn ort_library() -> Result<PathBuf, EngineError> {
-    if let Some(p) = env_override() {
+    locate(env_override(), &search_roots())
+}
+
+fn locate(env: Option<PathBuf>, roots: &[PathBuf]) -> Result<PathBuf, EngineError> {
+    if let Some(p) = env {
         return if p.is_file() {
             Ok(p)
         } else {
@@ -92,7 +105,7 @@ pub fn ort_library() -> Result<PathBuf, EngineError> {
             )))
         };
     }
-    search_dirs(".ort").ok_or_else(not_found)
+    find_in(roots, ".ort").ok_or_else(not_found)
 }
 
 /// The loaded runtime: one per process, because ONNX Runtime's library can be loaded only once.
@@ -102,7 +115,13 @@ pub(crate) struct Runtime {
     pub cuda: bool,
 }
 
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+/// Why loading failed, kept so every later caller gets the same error.
+enum LoadFailure {
+    NotFound(String),
+    Failed(String),
+}
+
+static RUNTIME: OnceLock<Result<Runtime, LoadFailure>> = OnceLock::new();
 static CUDA_REASON: Mutex<Option<String>> = Mutex::new(None);
 
 fn set_cuda_reason(reason: String) {
@@ -146,10 +165,14 @@ pub(crate) fn runtime(device: Device) -> Result<&'static Runtime, EngineError> {
         }
         let path = match path {
             Some(p) => p,
-            None => ort_library().map_err(|e| e.to_string())?,
+            None => ort_library().map_err(|e| LoadFailure::NotFound(e.to_string()))?,
         };
-        let builder = ort::init_from(&path).map_err(|e| format!("loading {}: {e}", path.display()))?;
-        let env = builder.with_name("valar").build().map_err(|e| format!("creating the ONNX Runtime environment: {e}"))?;
+        let builder = ort::init_from(&path)
+            .map_err(|e| LoadFailure::Failed(format!("loading {}: {e}", path.display())))?;
+        let env = builder
+            .with_name("valar")
+            .build()
+            .map_err(|e| LoadFailure::Failed(format!("creating the ONNX Runtime environment: {e}")))?;
         Ok(Runtime { env, cuda })
     });
     match r {
@@ -161,10 +184,8 @@ pub(crate) fn runtime(device: Device) -> Result<&'static Runtime, EngineError> {
             }
             Ok(rt)
         }
-        Err(e) if e.starts_with("ONNX Runtime") || e.starts_with("ORT_DYLIB_PATH") => {
-            Err(EngineError::OrtNotFound(e.clone()))
-        }
-        Err(e) => Err(EngineError::Runtime(e.clone())),
+        Err(LoadFailure::NotFound(e)) => Err(EngineError::OrtNotFound(e.clone())),
+        Err(LoadFailure::Failed(e)) => Err(EngineError::Runtime(e.clone())),
     }
 }
 
@@ -217,4 +238,38 @@ pub(crate) fn session(model: &[u8], device: Device) -> Result<(Session, Device),
     }
     let session = b.commit_from_memory(model)?;
     Ok((session, used))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn library_search_order_and_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        std::fs::create_dir_all(&deep).unwrap();
+        let roots: Vec<PathBuf> = deep.ancestors().map(Path::to_path_buf).collect();
+        let err = locate(None, &roots).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "ONNX Runtime 1.31.1 not found. Run `just setup` (or `scripts/setup-ort.sh`) in the valar checkout, \
+             or set ORT_DYLIB_PATH=/path/to/libonnxruntime.so.1.31.1"
+        );
+        // `.ort` in an ancestor is found.
+        let lib = dir.path().join("a/.ort/libonnxruntime.so.1.31.1");
+        std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
+        std::fs::write(&lib, b"").unwrap();
+        assert_eq!(locate(None, &roots).unwrap(), lib);
+        // ORT_DYLIB_PATH wins, and a wrong one is reported as such.
+        let other = dir.path().join("libonnxruntime.so.1.31.1");
+        std::fs::write(&other, b"").unwrap();
+        assert_eq!(locate(Some(other.clone()), &roots).unwrap(), other);
+        let missing = locate(Some(dir.path().join("nope.so")), &roots).unwrap_err();
+        assert!(
+            matches!(missing, EngineError::OrtNotFound(_))
+                && missing.to_string().contains("ORT_DYLIB_PATH=")
+        );
+    }
 }
