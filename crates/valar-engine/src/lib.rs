@@ -15,6 +15,8 @@
 //! - **Library**: ONNX Runtime 1.31.1 is loaded at run time (see [`ort_library`]), once per process.
 //! - **CUDA** ([`Device::Cuda`]) needs the NVIDIA driver and the CUDA build of ONNX Runtime; without
 //!   them the engine runs on the CPU and [`cuda_unavailable_reason`] says why.
+//! - **Profiling**: with `VALAR_ORT_PROFILE=<prefix>` every session writes ONNX Runtime's per-node
+//!   timings to `<prefix>_<date>.json` when it is dropped.
 
 mod error;
 mod graph;
