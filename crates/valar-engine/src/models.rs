@@ -656,6 +656,89 @@ mod tests {
         );
     }
 
+    /// The CUDA flavour of the training graph (ScatterElements instead of MaxUnpool) computes the
+    /// same step; it runs here on the CPU execution provider.
+    #[test]
+    fn cuda_flavoured_graph_matches_on_cpu() {
+        use crate::ops::tests::{In, random, run};
+        use prost::Message;
+        let spec = ModelSpec {
+            kind: ModelKind::Compact,
+            input_size: 16,
+            channels: 3,
+            outputs: 2,
+        };
+        let arch = Arch::new(&spec).unwrap();
+        let opt = OptimizerKind::adamw_default();
+        let batch = 3;
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut ins = vec![
+            In {
+                name: "x".into(),
+                shape: vec![batch, 3, 16, 16],
+                data: random(&mut rng, batch * 768, 1.0),
+                check: false,
+            },
+            In {
+                name: "y".into(),
+                shape: vec![batch, 2],
+                data: random(&mut rng, batch * 2, 0.8),
+                check: false,
+            },
+            In {
+                name: "lr".into(),
+                shape: vec![],
+                data: vec![1e-3],
+                check: false,
+            },
+            In {
+                name: "step".into(),
+                shape: vec![],
+                data: vec![1.0],
+                check: false,
+            },
+        ];
+        for (i, n) in arch.noise.iter().enumerate() {
+            let mut shape = vec![batch];
+            shape.extend(n);
+            let count = shape.iter().product();
+            ins.push(In {
+                name: noise_name(i),
+                shape,
+                data: (0..count).map(|_| rng.random::<f32>()).collect(),
+                check: false,
+            });
+        }
+        let mut init = init_rng(1);
+        for t in arch.state_tensors(Some(&opt)) {
+            ins.push(In {
+                name: t.name.clone(),
+                shape: t.shape.clone(),
+                data: init_tensor(&t, &mut init),
+                check: false,
+            });
+        }
+        let outs: Vec<String> = ["loss".to_string(), "predictions".to_string()]
+            .into_iter()
+            .chain(
+                arch.state_tensors(Some(&opt))
+                    .iter()
+                    .map(|t| optim::new_name(&t.name)),
+            )
+            .collect();
+        let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+        let results: Vec<Vec<Vec<f32>>> = [false, true]
+            .into_iter()
+            .map(|cuda| {
+                let model = arch.train_graph(batch, LossKind::MseCcc, Some(&opt), cuda);
+                let (mut s, _) =
+                    crate::runtime::session(&model.encode_to_vec(), crate::Device::Cpu).unwrap();
+                run(&mut s, &ins, &refs)
+            })
+            .collect();
+        assert_eq!(results[0], results[1]);
+    }
+
     #[test]
     fn names_round_trip() {
         for k in [ModelKind::FaceCnn, ModelKind::Compact] {
