@@ -12,6 +12,7 @@ use crate::runtime::{self, Device};
 pub struct InferenceModel {
     session: Session,
     input_name: String,
+    output_name: String,
     input_size: usize,
     channels: usize,
     outputs: usize,
@@ -56,6 +57,7 @@ impl InferenceModel {
         }
         Ok(Self {
             input_name: input.name().to_string(),
+            output_name: output.name().to_string(),
             input_size: ins[2] as usize,
             channels: ins[1] as usize,
             outputs: outs[1] as usize,
@@ -104,7 +106,12 @@ impl InferenceModel {
         let out = self
             .session
             .run(ort::inputs![self.input_name.as_str() => xt])?;
-        let (_, data) = out[0].try_extract_tensor::<f32>()?;
+        let (_, data) = out
+            .get(&self.output_name)
+            .ok_or_else(|| {
+                EngineError::Runtime(format!("the model returned no `{}`", self.output_name))
+            })?
+            .try_extract_tensor::<f32>()?;
         Ok(data.to_vec())
     }
 }

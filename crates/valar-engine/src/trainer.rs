@@ -334,7 +334,10 @@ impl Trainer {
         }
         b.bind_output_to_device("predictions", &MemoryInfo::default())?;
         let out = self.eval.run_binding(&b)?;
-        let (_, data) = out["predictions"].try_extract_tensor::<f32>()?;
+        let (_, data) = out
+            .get("predictions")
+            .ok_or_else(|| EngineError::Runtime("the eval graph returned no predictions".into()))?
+            .try_extract_tensor::<f32>()?;
         Ok(data.to_vec())
     }
 
