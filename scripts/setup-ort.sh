@@ -9,6 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 pkg=onnxruntime; dest="$root/.ort"
 if [ "${1:-}" = "--cuda" ]; then pkg=onnxruntime-gpu; dest="$root/.ort-cuda"; fi
 lib="$dest/libonnxruntime.so.$ORT_VERSION"
+# The tests check faces.npy with numpy itself, the way users will load it.
+python3 -c "import numpy" 2>/dev/null || python3 -m pip install --quiet numpy
 if [ -f "$lib" ]; then echo "ONNX Runtime $ORT_VERSION already in $dest"; exit 0; fi
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -1,10 +1,146 @@
 //! `valar prepare`.
 
+use crate::ui::Bars;
+use anyhow::Context;
+use std::path::PathBuf;
+use valar_core::{ColorMode, Dimension};
+use valar_face::FaceSpec;
+use valar_prep::{Input, PrepareConfig, Stratify, plan_only, prepare};
+
 /// Arguments of `valar prepare`.
 #[derive(Debug, clap::Args)]
-pub struct PrepareArgs {}
+#[command(group(clap::ArgGroup::new("input").required(true).args(["csv", "set"])))]
+pub struct PrepareArgs {
+    /// AffectNet's `training.csv`/`validation.csv` (header optional), or a CSV with
+    /// columns path, valence, arousal [, face_x, face_y, face_width, face_height, expression].
+    #[arg(long, requires = "images")]
+    pub csv: Option<PathBuf>,
+    /// Folder the CSV's image paths are relative to (AffectNet: Manually_Annotated_Images).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// A `train_set` or `val_set` folder of AffectNet's newer release (images/ + annotations/).
+    #[arg(long)]
+    pub set: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, required_unless_present = "dry_run")]
+    pub out: Option<PathBuf>,
+    /// Replace the output folder if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// What to balance over.
+    #[arg(long, value_enum, default_value_t = StratifyArg::Arousal)]
+    pub stratify: StratifyArg,
+    /// Equal intervals over [-1, 1] (per axis for the grid).
+    #[arg(long, default_value_t = 10)]
+    pub intervals: usize,
+    /// Faces drawn per interval (grid cell).
+    #[arg(long, default_value_t = 1000)]
+    pub quota: usize,
+    /// Keep every usable row as a test set: no sampling, no validation split.
+    #[arg(long)]
+    pub all: bool,
+    /// Share of each interval held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    pub val_fraction: f64,
+    /// Seed for sampling and splitting.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Face side length in pixels.
+    #[arg(long, default_value_t = 48)]
+    pub size: u32,
+    /// Keep colour (3 channels) instead of converting to gray.
+    #[arg(long)]
+    pub rgb: bool,
+    /// Context added around the box on each side, as a share of its size.
+    #[arg(long, default_value_t = 0.0)]
+    pub margin: f32,
+    /// Refuse images with more pixels than this (a decompression-bomb guard; Pillow's default).
+    #[arg(long, default_value_t = 89_478_485)]
+    pub max_pixels: u64,
+    /// Also write every face as a PNG, in a folder per interval.
+    #[arg(long)]
+    pub png: bool,
+    /// Read, exclude and stratify, print the counts, and stop before opening any image.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// What to stratify.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StratifyArg {
+    /// Equal intervals of arousal (the classic recipe).
+    Arousal,
+    /// Equal intervals of valence.
+    Valence,
+    /// A valence × arousal grid.
+    Grid,
+}
+
+impl PrepareArgs {
+    /// The library configuration these arguments ask for.
+    pub fn config(&self) -> anyhow::Result<PrepareConfig> {
+        let input = match (&self.csv, &self.images, &self.set) {
+            (Some(csv), Some(images), _) => Input::from_csv(csv.clone(), images.clone())?,
+            (_, _, Some(dir)) => Input::AffectNetNewer { dir: dir.clone() },
+            _ => anyhow::bail!("give --csv with --images, or --set"),
+        };
+        Ok(PrepareConfig {
+            input,
+            out: self.out.clone().unwrap_or_default(),
+            force: self.force,
+            stratify: match self.stratify {
+                StratifyArg::Arousal => Stratify::One(Dimension::Arousal),
+                StratifyArg::Valence => Stratify::One(Dimension::Valence),
+                StratifyArg::Grid => Stratify::Grid,
+            },
+            intervals: self.intervals,
+            quota: self.quota,
+            keep_all: self.all,
+            val_fraction: self.val_fraction,
+            seed: self.seed,
+            face: FaceSpec {
+                size: self.size,
+                color: if self.rgb { ColorMode::Rgb } else { ColorMode::Gray },
+                margin: self.margin,
+                max_pixels: self.max_pixels,
+            },
+            png: self.png,
+        })
+    }
+}
 
 /// Runs `valar prepare`.
-pub fn run(_args: PrepareArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`valar prepare` is not built yet")
+pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    if args.dry_run {
+        let plan = plan_only(&cfg)?;
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(());
+    }
+    let prepared = prepare(&cfg, &Bars::default())
+        .with_context(|| format!("preparing {}", cfg.input.source().display()))?;
+    let info = &prepared.info;
+    println!(
+        "Prepared {} faces from {} rows in {:.1} s → {}",
+        info.faces,
+        info.rows_read,
+        info.timings_s.get("total").copied().unwrap_or_default(),
+        prepared.out.display()
+    );
+    let splits: Vec<String> = info.splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("  splits: {}", splits.join(", "));
+    let counts: Vec<String> = info.intervals.iter().map(|c| c.selected.to_string()).collect();
+    println!("  faces per interval: {}", counts.join(" "));
+    if !info.short_intervals.is_empty() {
+        println!(
+            "  short of the quota of {}: intervals {:?} (see prep.json)",
+            cfg.quota, info.short_intervals
+        );
+    }
+    let rejected: usize = info.rejects_by_reason.values().sum();
+    if rejected > 0 {
+        let reasons: Vec<String> = info.rejects_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("  rejected {rejected} rows (rejects.csv): {}", reasons.join(", "));
+    }
+    Ok(())
 }

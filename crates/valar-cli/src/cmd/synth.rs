@@ -1,10 +1,71 @@
 //! `valar synth`.
 
+use crate::ui::Bars;
+use std::path::PathBuf;
+use valar_core::Progress;
+use valar_synth::{Layout, SynthConfig, synthesize};
+
 /// Arguments of `valar synth`.
 #[derive(Debug, clap::Args)]
-pub struct SynthArgs {}
+pub struct SynthArgs {
+    /// Output folder (must not exist yet, or be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Training images.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Validation images [default: a tenth of --n].
+    #[arg(long)]
+    pub val_n: Option<usize>,
+    /// Seed: the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Which AffectNet release to imitate.
+    #[arg(long, value_enum, default_value_t = LayoutArg::Original)]
+    pub layout: LayoutArg,
+    /// Share of rows with AffectNet's unusable labels (−2, expressions 8–10).
+    #[arg(long, default_value_t = 0.03)]
+    pub invalid_fraction: f64,
+}
+
+/// AffectNet's two layouts.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// CSV file lists and full images with face boxes.
+    Original,
+    /// train_set/ and val_set/ with cropped faces and .npy labels.
+    Newer,
+}
 
 /// Runs `valar synth`.
-pub fn run(_args: SynthArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`valar synth` is not built yet")
+pub fn run(args: SynthArgs) -> anyhow::Result<()> {
+    let cfg = SynthConfig {
+        n: args.n,
+        val_n: args.val_n.unwrap_or(args.n / 10),
+        seed: args.seed,
+        layout: match args.layout {
+            LayoutArg::Original => Layout::Original,
+            LayoutArg::Newer => Layout::Newer,
+        },
+        invalid_fraction: args.invalid_fraction,
+        ..SynthConfig::default()
+    };
+    let bars = Bars::default();
+    bars.start("synthesizing", (cfg.n + cfg.val_n) as u64);
+    let summary = synthesize(&args.out, &cfg, &|| bars.advance(1))?;
+    bars.finish();
+    println!(
+        "Wrote {} images ({} with unusable labels) to {}",
+        summary.images,
+        summary.invalid_rows,
+        summary.root.display()
+    );
+    if let Some(csv) = &summary.train_csv {
+        println!("  training list: {}", csv.display());
+    }
+    if let Some(csv) = &summary.val_csv {
+        println!("  validation list: {}", csv.display());
+    }
+    println!("  images: {}", summary.image_root.display());
+    Ok(())
 }

@@ -1,0 +1,49 @@
+# valar's tasks. `just demo` runs the whole pipeline; `just test` runs the tests.
+# Both fetch ONNX Runtime first when it is missing.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+ort_lib := justfile_directory() / ".ort/libonnxruntime.so.1.31.1"
+export ORT_DYLIB_PATH := env("ORT_DYLIB_PATH", ort_lib)
+
+# List the recipes.
+default:
+    @just --list
+
+# Fetch ONNX Runtime 1.31.1 (CPU) from PyPI into .ort/ (skipped when present).
+setup:
+    scripts/setup-ort.sh
+
+# Fetch ONNX Runtime's CUDA build into .ort-cuda/ and its CUDA 13 / cuDNN 9 wheels.
+setup-cuda:
+    scripts/setup-ort.sh --cuda
+    python3 -m pip install "onnxruntime-gpu[cuda,cudnn]==1.31.1"
+
+# Build the valar binary (release).
+build:
+    cargo build --release -p valar-cli
+
+# Run the whole pipeline on the built-in synthetic dataset; the report lands in runs/demo/report.
+demo: setup build
+    target/release/valar run --out runs/demo
+
+# Run every test (unit tests next to the code, end-to-end tests in tests/).
+test: setup
+    cargo nextest run --workspace --no-fail-fast || { echo "nextest failed; see above"; exit 1; }
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Lint: rustfmt check and clippy with warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmark valar prepare against pandas + Pillow (draft) with 2 processes.
+bench-prep: build
+    scripts/bench-prep.sh
+
+# Benchmark a training step and inference against PyTorch on CPU.
+bench-train: setup
+    scripts/bench-train.sh
