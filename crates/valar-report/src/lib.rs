@@ -2,8 +2,10 @@
 //!
 //! [`report`] reads a prepared folder (`prep.json`, `manifest.csv`), a run folder
 //! (`metrics.csv`, `predictions.csv`, `config.toml`), or both, and writes
-//! publication-size PNGs (1800 × 1200 px, drawn with an embedded DejaVu Sans so no
-//! system font is needed) and a `report.md` that embeds them.
+//! publication-size PNGs (1800 × 1200 px, a 900 × 600 figure at twice the scale;
+//! 1800 × 1000 for the two square-panel figures), drawn with an embedded DejaVu Sans
+//! so no system font is needed, and a `report.md` that embeds them. The same inputs
+//! give byte-identical files.
 
 /// Figure size, embedded fonts, colours and PNG output shared by every figure.
 mod canvas;
