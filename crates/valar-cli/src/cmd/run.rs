@@ -1,10 +1,65 @@
 //! `valar run`.
 
+use crate::cmd::train::TerminalProgress;
+use crate::ui::Bars;
+use std::path::PathBuf;
+use valar_pipeline::{Hooks, PipelineConfig, StageOutcome, run as run_pipeline};
+
 /// Arguments of `valar run`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// A valar.toml with [data], [prepare] and [train] sections. Without it (or
+    /// without [data]) the pipeline runs on synthetic faces.
+    #[arg(long, value_name = "valar.toml")]
+    pub config: Option<PathBuf>,
+    /// Folder for every stage's output.
+    #[arg(long, default_value = "runs/pipeline")]
+    pub out: PathBuf,
+    /// Rerun every stage, even those whose inputs have not changed.
+    #[arg(long)]
+    pub force: bool,
+}
 
 /// Runs `valar run`.
-pub fn run(_args: RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`valar run` is not built yet")
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = match &args.config {
+        Some(path) => PipelineConfig::read(path)?,
+        None => PipelineConfig::default(),
+    };
+    if cfg.is_synthetic() {
+        eprintln!("no [data] given: running the pipeline on valar's synthetic faces");
+    }
+    let bars = Bars::default();
+    let mut train_progress = TerminalProgress::default();
+    let mut on_stage = |name: &str, outcome: Option<StageOutcome>| match outcome {
+        None => eprintln!("==> {name}"),
+        Some(StageOutcome::Reused) => eprintln!("==> {name}: up to date, reused"),
+        Some(StageOutcome::Ran(s)) => eprintln!("    {name} done in {s:.1} s"),
+    };
+    let mut hooks = Hooks {
+        progress: &bars,
+        train: &mut train_progress,
+        stage: &mut on_stage,
+    };
+    let summary = run_pipeline(&cfg, &args.out, args.force, &mut hooks)?;
+    let e = &summary.evaluation;
+    println!("Evaluation on {} faces ({} split):", e.rows, e.split.name());
+    println!(
+        "  {:<8} {:>7} {:>7} {:>7} {:>7}",
+        "", "RMSE", "PCC", "CCC", "SAGR"
+    );
+    for (dim, m) in &e.metrics {
+        println!(
+            "  {:<8} {:>7.3} {:>7.3} {:>7.3} {:>7.3}",
+            dim.name(),
+            m.rmse,
+            m.pcc,
+            m.ccc,
+            m.sagr
+        );
+    }
+    println!("Prepared data: {}", summary.prepared.display());
+    println!("Model: {}", summary.run.join("model.onnx").display());
+    println!("Report: {}", summary.report.display());
+    Ok(())
 }

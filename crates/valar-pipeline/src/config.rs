@@ -1,0 +1,202 @@
+use crate::PipelineError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use valar_train::TrainOverrides;
+
+/// Where the faces come from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataSource {
+    /// valar's seeded synthetic faces (the default): quick, and their labels are learnable.
+    Synthetic {
+        /// Training images.
+        n: usize,
+        /// Images of the separate test set.
+        test_n: usize,
+        /// Seed.
+        seed: u64,
+    },
+    /// AffectNet's original release: a file list and the image root, and optionally
+    /// `validation.csv` to prepare whole as the test set.
+    AffectNet {
+        /// `training.csv`, or a generic CSV.
+        csv: PathBuf,
+        /// `Manually_Annotated_Images`.
+        images: PathBuf,
+        /// `validation.csv`.
+        test_csv: Option<PathBuf>,
+    },
+    /// AffectNet's newer release: `train_set/`, and optionally `val_set/` as the test set.
+    AffectNetNewer {
+        /// `train_set`.
+        set: PathBuf,
+        /// `val_set`.
+        test_set: Option<PathBuf>,
+    },
+}
+
+/// `[prepare]` in `valar.toml`: any of `valar prepare`'s settings; the rest come from
+/// the recipe (AffectNet) or the demo's defaults (synthetic data).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // Each field is the `valar prepare` flag of the same name.
+pub struct PrepareSection {
+    pub stratify: Option<String>,
+    pub intervals: Option<usize>,
+    pub quota: Option<usize>,
+    pub val_fraction: Option<f64>,
+    pub seed: Option<u64>,
+    pub size: Option<u32>,
+    pub rgb: Option<bool>,
+    pub margin: Option<f32>,
+    pub max_pixels: Option<u64>,
+}
+
+/// The whole pipeline's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    /// The data.
+    pub data: DataSource,
+    /// Preparation settings.
+    pub prepare: PrepareSection,
+    /// Training settings, over the defaults of the data source.
+    pub train: TrainOverrides,
+}
+
+/// `[data]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataSection {
+    csv: Option<PathBuf>,
+    images: Option<PathBuf>,
+    test_csv: Option<PathBuf>,
+    set: Option<PathBuf>,
+    test_set: Option<PathBuf>,
+    synth_n: Option<usize>,
+    synth_test_n: Option<usize>,
+    synth_seed: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    data: DataSection,
+    #[serde(default)]
+    prepare: PrepareSection,
+    #[serde(default)]
+    train: TrainOverrides,
+}
+
+/// Synthetic faces for the demo: enough for every interval to fill its quota, few
+/// enough that the whole pipeline takes minutes on two cores.
+const DEMO_N: usize = 4000;
+const DEMO_TEST_N: usize = 600;
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            data: DataSource::Synthetic {
+                n: DEMO_N,
+                test_n: DEMO_TEST_N,
+                seed: 0,
+            },
+            prepare: PrepareSection::default(),
+            train: TrainOverrides::default(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Reads `valar.toml`. Relative paths are taken from the file's folder.
+    pub fn read(path: &Path) -> Result<Self, PipelineError> {
+        let err = |reason: String| PipelineError::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let file: File = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let d = file.data;
+        let data = match (d.csv, d.images, d.set) {
+            (Some(csv), Some(images), None) => DataSource::AffectNet {
+                csv: abs(csv),
+                images: abs(images),
+                test_csv: d.test_csv.map(abs),
+            },
+            (None, None, Some(set)) => DataSource::AffectNetNewer {
+                set: abs(set),
+                test_set: d.test_set.map(abs),
+            },
+            (None, None, None) => DataSource::Synthetic {
+                n: d.synth_n.unwrap_or(DEMO_N),
+                test_n: d.synth_test_n.unwrap_or(DEMO_TEST_N),
+                seed: d.synth_seed.unwrap_or(0),
+            },
+            _ => {
+                return Err(err(
+                    "[data] takes either `csv` with `images` (AffectNet's original release or a generic CSV), or `set` (its newer release), or neither (synthetic faces)".into(),
+                ));
+            }
+        };
+        let mut train = file.train;
+        if let Some(d) = &train.data {
+            train.data = Some(abs(d.clone()));
+        }
+        Ok(PipelineConfig {
+            data,
+            prepare: file.prepare,
+            train,
+        })
+    }
+
+    /// Whether this is the built-in synthetic default.
+    pub fn is_synthetic(&self) -> bool {
+        matches!(self.data, DataSource::Synthetic { .. })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<PipelineConfig, PipelineError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("valar.toml");
+        std::fs::write(&path, text).unwrap();
+        PipelineConfig::read(&path)
+    }
+
+    #[test]
+    fn empty_file_is_the_synthetic_default() {
+        assert_eq!(read("").unwrap(), PipelineConfig::default());
+    }
+
+    #[test]
+    fn affectnet_paths_are_resolved_from_the_file() {
+        let c = read("[data]\ncsv = \"lists/training.csv\"\nimages = \"/abs/images\"\n[prepare]\nquota = 500\n[train]\nepochs = 3\n").unwrap();
+        match c.data {
+            DataSource::AffectNet {
+                csv,
+                images,
+                test_csv,
+            } => {
+                assert!(csv.ends_with("lists/training.csv") && csv.is_absolute());
+                assert_eq!(images, PathBuf::from("/abs/images"));
+                assert!(test_csv.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.prepare.quota, Some(500));
+        assert_eq!(c.train.epochs, Some(3));
+    }
+
+    #[test]
+    fn mixed_or_unknown_keys_are_refused() {
+        assert!(read("[data]\ncsv = \"a.csv\"\nset = \"b\"\n").is_err());
+        assert!(read("[data]\ncsv = \"a.csv\"\n").is_err());
+        assert!(read("[prepare]\nquotaa = 3\n").is_err());
+    }
+}

@@ -1,0 +1,324 @@
+use crate::fingerprint::{fingerprint, forget, is_current, record};
+use crate::{DataSource, PipelineConfig, PipelineError, PrepareSection};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use valar_core::{ColorMode, Dimension, Progress};
+use valar_face::FaceSpec;
+use valar_prep::{Input, PrepareConfig, Stratify, prepare};
+use valar_report::{ReportInputs, report};
+use valar_synth::{Layout, SynthConfig, synthesize};
+use valar_train::{
+    EvaluateOptions, Evaluation, Recipe, TrainObserver, TrainOverrides, evaluate, train,
+};
+
+/// What a stage did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StageOutcome {
+    /// It ran, taking this many seconds.
+    Ran(f64),
+    /// Its earlier output was still current.
+    Reused,
+}
+
+/// Where the pipeline reports to.
+pub struct Hooks<'a> {
+    /// Progress of synthesis and preparation.
+    pub progress: &'a dyn Progress,
+    /// Progress of training.
+    pub train: &'a mut dyn TrainObserver,
+    /// Called when a stage starts (`None`) and when it ends.
+    pub stage: &'a mut dyn FnMut(&str, Option<StageOutcome>),
+}
+
+/// What `valar run` produced.
+#[derive(Debug)]
+pub struct PipelineSummary {
+    /// Each stage and what it did.
+    pub stages: Vec<(String, StageOutcome)>,
+    /// The prepared dataset.
+    pub prepared: PathBuf,
+    /// The training run folder.
+    pub run: PathBuf,
+    /// Scores on the test set (or the validation split when there is none).
+    pub evaluation: Evaluation,
+    /// The report's `report.md`, beside its PNGs.
+    pub report: PathBuf,
+}
+
+/// Runs every stage under `out`: `synth/` (synthetic data only), `prepared/`, `test/`
+/// (when there is a test set), `train/`, `evaluation/` and `report/`. A stage whose
+/// fingerprint matches its last completed run is reused, unless `force`.
+pub fn run(
+    cfg: &PipelineConfig,
+    out: &Path,
+    force: bool,
+    hooks: &mut Hooks,
+) -> Result<PipelineSummary, PipelineError> {
+    std::fs::create_dir_all(out).map_err(|source| PipelineError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let mut stages = Stages {
+        force,
+        done: Vec::new(),
+    };
+
+    // 1. Data.
+    let (train_input, test_input, upstream) = match &cfg.data {
+        DataSource::Synthetic { n, test_n, seed } => {
+            let dir = out.join("synth");
+            let synth_cfg = SynthConfig {
+                n: *n,
+                val_n: *test_n,
+                seed: *seed,
+                layout: Layout::Original,
+                ..SynthConfig::default()
+            };
+            let fp = fingerprint("synth", &(n, test_n, seed), &[]);
+            stages.run("synth", &dir, &fp, hooks, &mut |h| {
+                remove_dir(&dir)?;
+                h.progress.start("synthesizing", (n + test_n) as u64);
+                synthesize(&dir, &synth_cfg, &|| h.progress.advance(1))?;
+                h.progress.finish();
+                Ok(())
+            })?;
+            let lists = dir.join("Manually_Annotated_file_lists");
+            let images = dir.join("Manually_Annotated_Images");
+            let test = (*test_n > 0).then(|| Input::AffectNet {
+                csv: lists.join("validation.csv"),
+                images: images.clone(),
+            });
+            (
+                Input::AffectNet {
+                    csv: lists.join("training.csv"),
+                    images,
+                },
+                test,
+                Some(dir),
+            )
+        }
+        DataSource::AffectNet {
+            csv,
+            images,
+            test_csv,
+        } => (
+            Input::from_csv(csv.clone(), images.clone())?,
+            test_csv
+                .as_ref()
+                .map(|t| Input::from_csv(t.clone(), images.clone()))
+                .transpose()?,
+            None,
+        ),
+        DataSource::AffectNetNewer { set, test_set } => (
+            Input::AffectNetNewer { dir: set.clone() },
+            test_set
+                .as_ref()
+                .map(|d| Input::AffectNetNewer { dir: d.clone() }),
+            None,
+        ),
+    };
+    let upstream: Vec<&Path> = upstream.iter().map(PathBuf::as_path).collect();
+
+    // 2. Prepare the training subset, and the test set whole.
+    let prepared = out.join("prepared");
+    let prep_cfg = prepare_config(
+        &cfg.prepare,
+        cfg.is_synthetic(),
+        train_input,
+        &prepared,
+        false,
+    )?;
+    prepare_stage("prepare", &prep_cfg, &upstream, hooks, &mut stages)?;
+    let test = match test_input {
+        Some(input) => {
+            let dir = out.join("test");
+            let test_cfg = prepare_config(&cfg.prepare, cfg.is_synthetic(), input, &dir, true)?;
+            prepare_stage("prepare test set", &test_cfg, &upstream, hooks, &mut stages)?;
+            Some(dir)
+        }
+        None => None,
+    };
+
+    // 3. Train.
+    let run_dir = out.join("train");
+    let train_cfg = train_overrides(cfg, &prepared).resolve()?;
+    let fp = fingerprint("train", &train_cfg, &[&prepared]);
+    stages.run("train", &run_dir, &fp, hooks, &mut |h| {
+        train(&train_cfg, &run_dir, true, h.train)?;
+        Ok(())
+    })?;
+
+    // 4. Evaluate on the test set (the validation split when there is none).
+    let eval_dir = out.join("evaluation");
+    let eval_data = test.clone().unwrap_or_else(|| prepared.clone());
+    let eval_opts = EvaluateOptions {
+        model: run_dir.join("model.onnx"),
+        data: eval_data.clone(),
+        split: None,
+        out: Some(eval_dir.join("predictions.csv")),
+        targets: Some(train_cfg.targets),
+        device: train_cfg.device,
+    };
+    // Evaluation takes seconds; rerunning it is how the summary gets its numbers.
+    std::fs::create_dir_all(&eval_dir).map_err(|source| PipelineError::Io {
+        path: eval_dir.clone(),
+        source,
+    })?;
+    (hooks.stage)("evaluate", None);
+    let started = Instant::now();
+    let evaluation = evaluate(&eval_opts)?;
+    let ran = StageOutcome::Ran(started.elapsed().as_secs_f64());
+    (hooks.stage)("evaluate", Some(ran));
+
+    stages.done.push(("evaluate".to_string(), ran));
+
+    // 5. Report.
+    let report_dir = out.join("report");
+    let report_inputs = ReportInputs {
+        prepared: Some(prepared.clone()),
+        run: Some(run_dir.clone()),
+    };
+    let fp = fingerprint("report", &valar_core::VERSION, &[&prepared, &run_dir]);
+    stages.run("report", &report_dir, &fp, hooks, &mut |_| {
+        report(&report_inputs, &report_dir)?;
+        Ok(())
+    })?;
+
+    Ok(PipelineSummary {
+        stages: stages.done,
+        prepared,
+        run: run_dir,
+        evaluation,
+        report: report_dir.join("report.md"),
+    })
+}
+
+/// Runs stages, or skips those whose output is still current.
+struct Stages {
+    force: bool,
+    done: Vec<(String, StageOutcome)>,
+}
+
+type Body<'b> = dyn FnMut(&mut Hooks) -> Result<(), PipelineError> + 'b;
+
+impl Stages {
+    /// Runs `body` to make `output`, unless the record beside `output` has this
+    /// fingerprint. The record is written only after `body` succeeds.
+    fn run(
+        &mut self,
+        name: &str,
+        output: &Path,
+        fp: &str,
+        hooks: &mut Hooks,
+        body: &mut Body,
+    ) -> Result<(), PipelineError> {
+        if !self.force && is_current(output, fp) {
+            (hooks.stage)(name, Some(StageOutcome::Reused));
+            self.done.push((name.to_string(), StageOutcome::Reused));
+            return Ok(());
+        }
+        (hooks.stage)(name, None);
+        forget(output)?;
+        let started = Instant::now();
+        body(hooks)?;
+        record(output, name, fp)?;
+        let outcome = StageOutcome::Ran(started.elapsed().as_secs_f64());
+        (hooks.stage)(name, Some(outcome));
+        self.done.push((name.to_string(), outcome));
+        Ok(())
+    }
+}
+
+fn prepare_stage(
+    name: &str,
+    cfg: &PrepareConfig,
+    upstream: &[&Path],
+    hooks: &mut Hooks,
+    stages: &mut Stages,
+) -> Result<(), PipelineError> {
+    let mut inputs: Vec<&Path> = upstream.to_vec();
+    inputs.push(cfg.input.source());
+    let face = (
+        cfg.face.size,
+        cfg.face.color,
+        cfg.face.margin,
+        cfg.face.max_pixels,
+    );
+    let fp = fingerprint("prepare", &(cfg, face), &inputs);
+    stages.run(name, &cfg.out, &fp, hooks, &mut |h| {
+        prepare(cfg, h.progress)?;
+        Ok(())
+    })
+}
+
+fn prepare_config(
+    p: &PrepareSection,
+    synthetic: bool,
+    input: Input,
+    out: &Path,
+    test_set: bool,
+) -> Result<PrepareConfig, PipelineError> {
+    let mut cfg = PrepareConfig::recipe(input, out.to_path_buf());
+    cfg.force = true;
+    cfg.keep_all = test_set;
+    // The demo's quota fits DEMO_N synthetic images; AffectNet gets the recipe's 1000.
+    cfg.quota = p.quota.unwrap_or(if synthetic { 250 } else { 1000 });
+    if let Some(s) = &p.stratify {
+        cfg.stratify = match s.as_str() {
+            "arousal" => Stratify::One(Dimension::Arousal),
+            "valence" => Stratify::One(Dimension::Valence),
+            "grid" => Stratify::Grid,
+            other => {
+                return Err(PipelineError::Config {
+                    path: PathBuf::from("valar.toml"),
+                    reason: format!(
+                        "[prepare] stratify = \"{other}\": expected arousal, valence or grid"
+                    ),
+                });
+            }
+        };
+    }
+    cfg.intervals = p.intervals.unwrap_or(cfg.intervals);
+    cfg.val_fraction = p.val_fraction.unwrap_or(cfg.val_fraction);
+    cfg.seed = p.seed.unwrap_or(cfg.seed);
+    cfg.face = FaceSpec {
+        size: p.size.unwrap_or(48),
+        color: if p.rgb.unwrap_or(false) {
+            ColorMode::Rgb
+        } else {
+            ColorMode::Gray
+        },
+        margin: p.margin.unwrap_or(0.0),
+        max_pixels: p.max_pixels.unwrap_or(FaceSpec::default().max_pixels),
+    };
+    Ok(cfg)
+}
+
+/// The training settings: the user's, over the data source's defaults. AffectNet runs
+/// the classic recipe; the synthetic demo trains the compact model briefly.
+fn train_overrides(cfg: &PipelineConfig, prepared: &Path) -> TrainOverrides {
+    let base = if cfg.is_synthetic() {
+        TrainOverrides {
+            epochs: Some(12),
+            ..TrainOverrides::default()
+        }
+    } else {
+        TrainOverrides {
+            recipe: Some(Recipe::Seed),
+            ..TrainOverrides::default()
+        }
+    };
+    let mut o = cfg.train.clone().over(base);
+    o.data = Some(prepared.to_path_buf());
+    o
+}
+
+fn remove_dir(dir: &Path) -> Result<(), PipelineError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PipelineError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,91 @@
+//! End-to-end test of `valar run` on a tiny synthetic dataset.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::process::Command;
+
+#[test]
+fn run_writes_every_stage_and_a_report_linking_each_png_then_reuses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("valar.toml");
+    std::fs::write(
+        &config,
+        "[data]\nsynth_n = 300\nsynth_test_n = 60\n[prepare]\nquota = 20\n[train]\nepochs = 2\nbatch_size = 32\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let valar = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_valar"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "valar run failed:\n{text}");
+        text
+    };
+    let first = valar(&[]);
+
+    for file in [
+        "synth/Manually_Annotated_file_lists/training.csv",
+        "prepared/faces.npy",
+        "prepared/manifest.csv",
+        "prepared/rejects.csv",
+        "prepared/prep.json",
+        "test/faces.npy",
+        "test/manifest.csv",
+        "train/model.onnx",
+        "train/metrics.csv",
+        "train/predictions.csv",
+        "train/config.toml",
+        "evaluation/predictions.csv",
+        "report/report.md",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing; output:\n{first}");
+    }
+    let report = std::fs::read_to_string(out.join("report/report.md")).unwrap();
+    let pngs: Vec<_> = std::fs::read_dir(out.join("report"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    for expected in [
+        "data_arousal_histogram.png",
+        "training_loss.png",
+        "training_ccc.png",
+        "errors_scatter.png",
+    ] {
+        assert!(
+            pngs.iter().any(|p| p == expected),
+            "{expected} not drawn: {pngs:?}"
+        );
+    }
+    for png in &pngs {
+        let linked =
+            report.contains(&format!("](<{png}>)")) || report.contains(&format!("]({png})"));
+        assert!(linked, "report.md does not link {png}:\n{report}");
+    }
+    assert!(first.contains("CCC"), "{first}");
+
+    // Nothing changed: every stage but the quick evaluation is reused.
+    let second = valar(&[]);
+    for stage in ["synth", "prepare", "train", "report"] {
+        assert!(
+            second.contains(&format!("==> {stage}: up to date, reused")),
+            "{stage} rerun:\n{second}"
+        );
+    }
+    // --force reruns them.
+    let third = valar(&["--force"]);
+    assert!(!third.contains("reused"), "{third}");
+}
