@@ -9,11 +9,12 @@ pub fn write_atomic(
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), CoreError> {
     let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".valar-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(CoreError::io(dir))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".valar-").suffix(".tmp");
+    // tempfile creates 0600 files; outputs are meant to be shared like any other file.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder.tempfile_in(dir).map_err(CoreError::io(dir))?;
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut buffered).map_err(CoreError::io(path))?;
@@ -119,6 +120,16 @@ mod tests {
         write_atomic(&path, |w| w.write_all(b"second")).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"second");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(
+                mode & 0o044,
+                0o044,
+                "outputs are readable by others: {mode:o}"
+            );
+        }
     }
 
     #[test]
