@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 use valar_core::{FaceBox, Split, read_faces, read_manifest};
 
 fn valar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_valar")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(args: &[&str]) -> String {
@@ -34,7 +37,17 @@ struct Synth {
 fn synth(n: usize, seed: u64) -> Synth {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("synth");
-    ok(&["synth", "--out", s(&root), "--n", &n.to_string(), "--val-n", "40", "--seed", &seed.to_string()]);
+    ok(&[
+        "synth",
+        "--out",
+        s(&root),
+        "--n",
+        &n.to_string(),
+        "--val-n",
+        "40",
+        "--seed",
+        &seed.to_string(),
+    ]);
     Synth {
         csv: root.join("Manually_Annotated_file_lists/training.csv"),
         images: root.join("Manually_Annotated_Images"),
@@ -53,9 +66,17 @@ fn plant_bad_rows(data: &Synth) -> Vec<(u64, &'static str)> {
     let row = |path: &str, bx: &str| format!("{path},{bx},1.0;2.0,1,0.5,0.5");
 
     std::fs::create_dir_all(data.images.join("bad")).unwrap();
-    std::fs::write(data.images.join("bad/corrupt.jpg"), b"\xFF\xD8\xFF\xE0 this is not a JPEG").unwrap();
+    std::fs::write(
+        data.images.join("bad/corrupt.jpg"),
+        b"\xFF\xD8\xFF\xE0 this is not a JPEG",
+    )
+    .unwrap();
     let jpeg = std::fs::read(data.images.join(good_path)).unwrap();
-    std::fs::write(data.images.join("bad/truncated.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    std::fs::write(
+        data.images.join("bad/truncated.jpg"),
+        &jpeg[..jpeg.len() / 3],
+    )
+    .unwrap();
     let big = image::GrayImage::from_pixel(1600, 1600, image::Luma([90]));
     big.save(data.images.join("bad/bomb.png")).unwrap();
 
@@ -69,9 +90,15 @@ fn plant_bad_rows(data: &Synth) -> Vec<(u64, &'static str)> {
         (row("../outside.jpg", "10,10,50,50"), "path_escapes_root"),
         (row("/etc/hostname", "10,10,50,50"), "path_escapes_root"),
         (row("bad/bomb.png", "10,10,500,500"), "too_many_pixels"),
-        (format!("{good_path},10,10,50,50,1.0,1,not-a-number,0.5"), "malformed_row"),
+        (
+            format!("{good_path},10,10,50,50,1.0,1,not-a-number,0.5"),
+            "malformed_row",
+        ),
         (format!("{good_path},10,10,50"), "malformed_row"),
-        (format!("{good_path},10,10,50,50,1.0,1,0.5,0.5,surplus"), "malformed_row"),
+        (
+            format!("{good_path},10,10,50,50,1.0,1,0.5,0.5,surplus"),
+            "malformed_row",
+        ),
     ];
     let mut out = text.clone();
     let mut expected = Vec::new();
@@ -105,15 +132,28 @@ fn prepare_rejects_every_planted_bad_row_and_packs_the_rest() {
     let planted = plant_bad_rows(&data);
     let out = data.root.join("prepared");
     let log = ok(&[
-        "prepare", "--csv", s(&data.csv), "--images", s(&data.images), "--out", s(&out),
-        "--quota", "30", "--max-pixels", "2000000", "--seed", "5",
+        "prepare",
+        "--csv",
+        s(&data.csv),
+        "--images",
+        s(&data.images),
+        "--out",
+        s(&out),
+        "--quota",
+        "30",
+        "--max-pixels",
+        "2000000",
+        "--seed",
+        "5",
     ]);
     assert!(!data.root.join("prepared.partial").exists());
 
     let rejects = read_rejects(&out);
     for (line, reason) in &planted {
         let hit = rejects.iter().find(|r| r.0 == *line);
-        let hit = hit.unwrap_or_else(|| panic!("line {line} ({reason}) missing from rejects.csv:\n{rejects:?}"));
+        let hit = hit.unwrap_or_else(|| {
+            panic!("line {line} ({reason}) missing from rejects.csv:\n{rejects:?}")
+        });
         assert_eq!(hit.1, *reason, "line {line}: {}", hit.2);
         assert!(!hit.2.is_empty());
     }
@@ -122,7 +162,10 @@ fn prepare_rejects_every_planted_bad_row_and_packs_the_rest() {
 
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
     let faces = read_faces(&out.join("faces.npy")).unwrap();
-    assert_eq!((faces.n, faces.channels, faces.size), (manifest.len(), 1, 48));
+    assert_eq!(
+        (faces.n, faces.channels, faces.size),
+        (manifest.len(), 1, 48)
+    );
     // ten intervals of at most 30, and no planted row slipped through
     let mut per_interval = [0usize; 10];
     for row in &manifest {
@@ -131,17 +174,25 @@ fn prepare_rejects_every_planted_bad_row_and_packs_the_rest() {
         assert_eq!(row.sha256.len(), 64);
     }
     assert!(per_interval.iter().all(|&c| c <= 30), "{per_interval:?}");
-    assert!(per_interval.iter().filter(|&&c| c == 30).count() >= 5, "{per_interval:?}");
+    assert!(
+        per_interval.iter().filter(|&&c| c == 30).count() >= 5,
+        "{per_interval:?}"
+    );
     let vals = manifest.iter().filter(|r| r.split == Split::Val).count();
     assert!(vals > 0 && vals < manifest.len() / 5, "{vals}");
 
     // Each face is exactly what the shared preprocessing gives for its row.
     let spec = valar_face::FaceSpec::default();
     for row in manifest.iter().step_by(17) {
-        let face = valar_face::load_face(&data.images.join(&row.path), Some(row.face_box()), &spec).unwrap();
+        let face = valar_face::load_face(&data.images.join(&row.path), Some(row.face_box()), &spec)
+            .unwrap();
         assert_eq!(face.face_box, row.face_box());
         assert_eq!(face.pixels, faces.face(row.index), "face {}", row.index);
-        let distinct = face.pixels.iter().collect::<std::collections::BTreeSet<_>>().len();
+        let distinct = face
+            .pixels
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         assert!(distinct > 20, "face {} is nearly flat", row.index);
     }
 
@@ -162,15 +213,39 @@ fn prepare_rejects_every_planted_bad_row_and_packs_the_rest() {
 fn numpy_loads_faces_npy_with_the_manifest_shape() {
     let data = synth(120, 4);
     let out = data.root.join("p");
-    ok(&["prepare", "--csv", s(&data.csv), "--images", s(&data.images), "--out", s(&out), "--quota", "5", "--rgb", "--size", "32"]);
+    ok(&[
+        "prepare",
+        "--csv",
+        s(&data.csv),
+        "--images",
+        s(&data.images),
+        "--out",
+        s(&out),
+        "--quota",
+        "5",
+        "--rgb",
+        "--size",
+        "32",
+    ]);
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
     let check = Command::new("python3")
-        .args(["-c", "import numpy, sys; a = numpy.load(sys.argv[1]); print(a.dtype, a.shape, int(a.max()))", s(&out.join("faces.npy"))])
+        .args([
+            "-c",
+            "import numpy, sys; a = numpy.load(sys.argv[1]); print(a.dtype, a.shape, int(a.max()))",
+            s(&out.join("faces.npy")),
+        ])
         .output()
         .unwrap();
-    assert!(check.status.success(), "numpy is needed (just setup installs it): {}", String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "numpy is needed (just setup installs it): {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     let printed = String::from_utf8_lossy(&check.stdout);
-    assert!(printed.starts_with(&format!("uint8 ({}, 3, 32, 32)", manifest.len())), "{printed}");
+    assert!(
+        printed.starts_with(&format!("uint8 ({}, 3, 32, 32)", manifest.len())),
+        "{printed}"
+    );
 }
 
 #[test]
@@ -178,8 +253,23 @@ fn same_seed_gives_identical_outputs_and_another_seed_does_not() {
     let data = synth(200, 5);
     let run = |name: &str, seed: &str| {
         let out = data.root.join(name);
-        ok(&["prepare", "--csv", s(&data.csv), "--images", s(&data.images), "--out", s(&out), "--quota", "12", "--seed", seed]);
-        (std::fs::read(out.join("manifest.csv")).unwrap(), std::fs::read(out.join("faces.npy")).unwrap())
+        ok(&[
+            "prepare",
+            "--csv",
+            s(&data.csv),
+            "--images",
+            s(&data.images),
+            "--out",
+            s(&out),
+            "--quota",
+            "12",
+            "--seed",
+            seed,
+        ]);
+        (
+            std::fs::read(out.join("manifest.csv")).unwrap(),
+            std::fs::read(out.join("faces.npy")).unwrap(),
+        )
     };
     let a = run("a", "1");
     let b = run("b", "1");
@@ -196,7 +286,17 @@ fn headerless_csv_reads_like_the_headered_one() {
     std::fs::write(&headerless, text.split_once('\n').unwrap().1).unwrap();
     let run = |csv: &Path, name: &str| {
         let out = data.root.join(name);
-        ok(&["prepare", "--csv", s(csv), "--images", s(&data.images), "--out", s(&out), "--quota", "8"]);
+        ok(&[
+            "prepare",
+            "--csv",
+            s(csv),
+            "--images",
+            s(&data.images),
+            "--out",
+            s(&out),
+            "--quota",
+            "8",
+        ]);
         std::fs::read(out.join("manifest.csv")).unwrap()
     };
     assert_eq!(run(&data.csv, "with"), run(&headerless, "without"));
@@ -205,15 +305,34 @@ fn headerless_csv_reads_like_the_headered_one() {
 #[test]
 fn whole_set_as_test_split_and_pngs_per_interval() {
     let data = synth(100, 7);
-    let val = data.root.join("Manually_Annotated_file_lists/validation.csv");
+    let val = data
+        .root
+        .join("Manually_Annotated_file_lists/validation.csv");
     let out = data.root.join("test-set");
-    ok(&["prepare", "--csv", s(&val), "--images", s(&data.images), "--out", s(&out), "--all", "--png"]);
+    ok(&[
+        "prepare",
+        "--csv",
+        s(&val),
+        "--images",
+        s(&data.images),
+        "--out",
+        s(&out),
+        "--all",
+        "--png",
+    ]);
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
     let rejects = read_rejects(&out);
     let rows = std::fs::read_to_string(&val).unwrap().lines().count() - 1;
-    assert_eq!(manifest.len() + rejects.len(), rows, "every row is kept or rejected");
+    assert_eq!(
+        manifest.len() + rejects.len(),
+        rows,
+        "every row is kept or rejected"
+    );
     assert!(manifest.iter().all(|r| r.split == Split::Test));
-    let png = out.join("png").join(format!("interval_{:03}", manifest[0].interval)).join("000000.png");
+    let png = out
+        .join("png")
+        .join(format!("interval_{:03}", manifest[0].interval))
+        .join("000000.png");
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (48, 48));
 }
@@ -222,14 +341,42 @@ fn whole_set_as_test_split_and_pngs_per_interval() {
 fn newer_release_layout_is_read_from_npy_labels() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("newer");
-    ok(&["synth", "--out", s(&root), "--n", "80", "--val-n", "0", "--layout", "newer", "--seed", "8"]);
+    ok(&[
+        "synth",
+        "--out",
+        s(&root),
+        "--n",
+        "80",
+        "--val-n",
+        "0",
+        "--layout",
+        "newer",
+        "--seed",
+        "8",
+    ]);
     let out = dir.path().join("p");
-    ok(&["prepare", "--set", s(&root.join("train_set")), "--out", s(&out), "--quota", "4", "--stratify", "grid", "--intervals", "2"]);
+    ok(&[
+        "prepare",
+        "--set",
+        s(&root.join("train_set")),
+        "--out",
+        s(&out),
+        "--quota",
+        "4",
+        "--stratify",
+        "grid",
+        "--intervals",
+        "2",
+    ]);
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
     assert!(!manifest.is_empty() && manifest.len() <= 16);
     for row in &manifest {
         assert!(row.path.starts_with("images/"));
-        assert_eq!((row.face_x, row.face_y), (0, 0), "the whole image is the face");
+        assert_eq!(
+            (row.face_x, row.face_y),
+            (0, 0),
+            "the whole image is the face"
+        );
         let cell = (usize::from(row.valence >= 0.0)) * 2 + usize::from(row.arousal >= 0.0);
         assert_eq!(row.interval as usize, cell);
     }
@@ -240,10 +387,21 @@ fn csv_without_needed_columns_fails_at_once_listing_them() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("generic.csv");
     std::fs::write(&csv, "path,valence,face_x\na.jpg,0.1,3\n").unwrap();
-    let out = valar(&["prepare", "--csv", s(&csv), "--images", s(dir.path()), "--out", s(&dir.path().join("o"))]);
+    let out = valar(&[
+        "prepare",
+        "--csv",
+        s(&csv),
+        "--images",
+        s(dir.path()),
+        "--out",
+        s(&dir.path().join("o")),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("arousal") && err.contains("found [path, valence, face_x]"), "{err}");
+    assert!(
+        err.contains("arousal") && err.contains("found [path, valence, face_x]"),
+        "{err}"
+    );
     assert!(!dir.path().join("o").exists());
 }
 
@@ -257,16 +415,32 @@ fn generic_csv_with_optional_boxes() {
         if f[7] == "-2" {
             continue;
         }
-        generic.push_str(&format!("{},{},{},{},{},{},{}\n", f[0], f[7], f[8], f[1], f[2], f[3], f[4]));
+        generic.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            f[0], f[7], f[8], f[1], f[2], f[3], f[4]
+        ));
     }
     let first = text.lines().nth(1).unwrap().split(',').next().unwrap();
     generic.push_str(&format!("{first},0.2,0.3,,,,\n"));
     let csv = data.root.join("generic.csv");
     std::fs::write(&csv, generic).unwrap();
     let out = data.root.join("g");
-    ok(&["prepare", "--csv", s(&csv), "--images", s(&data.images), "--out", s(&out), "--quota", "100"]);
+    ok(&[
+        "prepare",
+        "--csv",
+        s(&csv),
+        "--images",
+        s(&data.images),
+        "--out",
+        s(&out),
+        "--quota",
+        "100",
+    ]);
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
-    let whole = manifest.iter().find(|r| r.valence == 0.2 && r.arousal == 0.3).unwrap();
+    let whole = manifest
+        .iter()
+        .find(|r| r.valence == 0.2 && r.arousal == 0.3)
+        .unwrap();
     let img = image::open(data.images.join(&whole.path)).unwrap();
     assert_eq!(whole.face_box(), FaceBox::whole(img.width(), img.height()));
     assert!(manifest.iter().all(|r| r.expression.is_none()));

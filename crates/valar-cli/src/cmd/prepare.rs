@@ -100,7 +100,11 @@ impl PrepareArgs {
             seed: self.seed,
             face: FaceSpec {
                 size: self.size,
-                color: if self.rgb { ColorMode::Rgb } else { ColorMode::Gray },
+                color: if self.rgb {
+                    ColorMode::Rgb
+                } else {
+                    ColorMode::Gray
+                },
                 margin: self.margin,
                 max_pixels: self.max_pixels,
             },
@@ -127,9 +131,17 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
         info.timings_s.get("total").copied().unwrap_or_default(),
         prepared.out.display()
     );
-    let splits: Vec<String> = info.splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let splits: Vec<String> = info
+        .splits
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     println!("  splits: {}", splits.join(", "));
-    let counts: Vec<String> = info.intervals.iter().map(|c| c.selected.to_string()).collect();
+    let counts: Vec<String> = info
+        .intervals
+        .iter()
+        .map(|c| c.selected.to_string())
+        .collect();
     println!("  faces per interval: {}", counts.join(" "));
     if !info.short_intervals.is_empty() {
         println!(
@@ -139,8 +151,15 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
     }
     let rejected: usize = info.rejects_by_reason.values().sum();
     if rejected > 0 {
-        let reasons: Vec<String> = info.rejects_by_reason.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("  rejected {rejected} rows (rejects.csv): {}", reasons.join(", "));
+        let reasons: Vec<String> = info
+            .rejects_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!(
+            "  rejected {rejected} rows (rejects.csv): {}",
+            reasons.join(", ")
+        );
     }
     Ok(())
 }
