@@ -159,7 +159,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 /// A progress bar per epoch (running loss, images/s, ETA) and a one-line validation summary
 /// after each, on standard error. indicatif hides the bar when stderr is not a terminal.
 #[derive(Debug, Default)]
-struct TerminalProgress {
+pub(crate) struct TerminalProgress {
     bar: Option<ProgressBar>,
     loss_sum: f64,
     loss_images: usize,
