@@ -77,6 +77,9 @@ pub(crate) struct LoopState {
     pub best_file: Option<String>,
     /// Why training ended, once it has.
     pub finished: Option<String>,
+    /// The dataset's fingerprint (`Dataset::fingerprint`), checked on resume.
+    #[serde(default)]
+    pub data_sha256: Option<String>,
 }
 
 impl LoopState {
@@ -90,6 +93,7 @@ impl LoopState {
             state_file: None,
             best_file: None,
             finished: None,
+            data_sha256: None,
         }
     }
 

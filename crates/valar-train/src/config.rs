@@ -409,6 +409,44 @@ mod tests {
     }
 
     #[test]
+    fn seed_recipe_is_the_original_recipe() {
+        let c = TrainOverrides {
+            recipe: Some(Recipe::Seed),
+            data: Some("d".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (c.model, c.loss, c.optimizer, c.schedule),
+            (
+                ModelChoice::FaceCnn,
+                LossChoice::Mse,
+                OptimizerChoice::AdamW,
+                ScheduleKind::Constant
+            )
+        );
+        assert_eq!(
+            (c.lr, c.weight_decay, c.batch_size, c.epochs),
+            (1e-4, 0.01, 64, 20)
+        );
+        assert_eq!(
+            (c.patience, c.augment, c.targets),
+            (0, false, Targets::Both)
+        );
+        let d = TrainOverrides {
+            data: Some("d".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (d.model, d.loss),
+            (ModelChoice::Compact, LossChoice::MseCcc)
+        );
+    }
+
+    #[test]
     fn config_round_trips_through_toml() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");

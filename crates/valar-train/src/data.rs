@@ -123,6 +123,21 @@ impl Dataset {
         })
     }
 
+    /// SHA-256 of the faces (shape and pixels) and of `manifest.csv`'s bytes: what a resumed
+    /// run checks to be sure it continues on the data it started with.
+    pub(crate) fn fingerprint(&self) -> Result<String, TrainError> {
+        use sha2::{Digest, Sha256};
+        let manifest = self.dir.join("manifest.csv");
+        let bytes = std::fs::read(&manifest).map_err(TrainError::io(&manifest))?;
+        let mut h = Sha256::new();
+        for d in [self.faces.n, self.faces.channels, self.faces.size] {
+            h.update((d as u64).to_le_bytes());
+        }
+        h.update(&self.faces.data);
+        h.update(&bytes);
+        Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
     /// Row indices of the rows `choice` includes, in manifest order.
     pub(crate) fn split_indices(&self, choice: SplitChoice) -> Vec<usize> {
         (0..self.rows.len())

@@ -152,6 +152,18 @@ pub(crate) fn continue_run<M: StepModel>(
     start: Option<RunStart>,
     interrupt_after: Option<u64>,
 ) -> Result<TrainSummary, TrainError> {
+    if let Some(saved) = &state.data_sha256
+        && *saved != job.fingerprint
+    {
+        return Err(TrainError::checkpoint(
+            run.loop_state(),
+            format!(
+                "{} is not the dataset this run started with (its faces or manifest changed); \
+                 resume needs the same data, or start a new run",
+                job.config.data.display()
+            ),
+        ));
+    }
     if let Some(name) = &state.state_file {
         let file = run.checkpoint_file(name);
         restore(model, &file, job)?;
@@ -201,6 +213,8 @@ pub(crate) struct Job {
     pub data: Dataset,
     pub train_rows: Vec<usize>,
     pub val_rows: Vec<usize>,
+    /// `Dataset::fingerprint` of `data`.
+    pub fingerprint: String,
 }
 
 impl Job {
@@ -227,6 +241,7 @@ impl Job {
         data.check_labels(&val_rows, config.targets)?;
         Ok(Job {
             config: config.clone(),
+            fingerprint: data.fingerprint()?,
             data,
             train_rows,
             val_rows,
@@ -317,6 +332,7 @@ pub(crate) fn run_loop<M: StepModel>(
     let val_truth = job.data.labels(&job.val_rows, targets);
     let mut x = Vec::new();
     let mut stop = StopReason::Completed;
+    state.data_sha256 = Some(job.fingerprint.clone());
 
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
@@ -693,6 +709,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn resume_refuses_a_changed_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = job(dir.path(), 3, 0);
+        let run = fresh_run(&dir.path().join("run"));
+        let mut model = FakeModel::new(2);
+        assert!(
+            run_loop(
+                &j,
+                &mut model,
+                &run,
+                LoopState::fresh(0),
+                &mut Quiet,
+                Some(5)
+            )
+            .is_err()
+        );
+        let state = LoopState::load(&run).unwrap().unwrap();
+        assert_eq!(state.data_sha256.as_ref(), Some(&j.fingerprint));
+        // Relabel one face: same shape, different data.
+        let manifest = j.config.data.join("manifest.csv");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, text.replacen(",train,", ",val,", 1)).unwrap();
+        let changed = Job::load(&j.config).unwrap();
+        let err = continue_run(
+            &changed,
+            &mut FakeModel::new(2),
+            &run,
+            state,
+            &mut Quiet,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not the dataset this run started with"),
+            "{err}"
+        );
     }
 
     #[test]
