@@ -243,6 +243,32 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
         s(&data.prepared),
     ]);
     assert!(out.contains("split val"), "{out}");
+    // A test set prepared without subsampling (every row split `test`) is scored by default.
+    let test_set = dir.join("test-set");
+    ok(&[
+        "prepare",
+        "--csv",
+        s(&data.csv.with_file_name("validation.csv")),
+        "--images",
+        s(&data.images),
+        "--out",
+        s(&test_set),
+        "--all",
+    ]);
+    let test_csv = dir.join("test.csv");
+    let out = ok(&[
+        "evaluate",
+        "--model",
+        s(&run.join("model.onnx")),
+        "--data",
+        s(&test_set),
+        "--out",
+        s(&test_csv),
+    ]);
+    assert!(out.contains("split test"), "{out}");
+    let test_rows = read_manifest(&test_set.join("manifest.csv")).unwrap().len();
+    assert!(test_rows > 0);
+    assert_eq!(read_csv(&test_csv).1.len(), test_rows);
 
     // predict, given the manifest's face boxes, crops exactly what prepare cropped, so it
     // matches evaluate's predictions for the same faces.
