@@ -4,7 +4,7 @@
 //! Both stages call [`decode_face`], so a model sees at prediction time exactly the
 //! pixels it was trained on.
 
-/// Decoding: JPEG at reduced DCT scale, everything else through `image`.
+/// Decoding: JPEG through zune-jpeg (straight to luma for gray faces), the rest through `image`.
 mod decode;
 /// The error type, with a short reason code per failure.
 mod error;

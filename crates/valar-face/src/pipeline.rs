@@ -67,14 +67,9 @@ pub fn decode_face(
         return Err(FaceError::EmptyBox(b));
     }
     let size = spec.size.max(1);
-    let decoded = decode(bytes, spec.max_pixels, |w, h| {
-        let crop = crop_region(face_box, spec.margin, w, h)?;
-        // Decode just large enough that the crop still has S pixels on its short side.
-        let ratio = f64::from(size) / crop.width.min(crop.height) as f64;
-        Ok((
-            (f64::from(w) * ratio).ceil() as u32,
-            (f64::from(h) * ratio).ceil() as u32,
-        ))
+    let gray = spec.color == ColorMode::Gray;
+    let decoded = decode(bytes, spec.max_pixels, gray, |w, h| {
+        crop_region(face_box, spec.margin, w, h).map(|_| ())
     })?;
     let crop = crop_region(
         face_box,
