@@ -15,8 +15,8 @@ csv="$data/Manually_Annotated_file_lists/training.csv"
 images="$data/Manually_Annotated_Images"
 
 now() { python3 -c 'import time; print(time.perf_counter())'; }
-# Drop the page cache effect: both tools read the same files warm.
-cat "$images"/*/* > /dev/null
+# Warm the page cache, so both tools read the same files from memory.
+find "$images" -type f -exec cat {} + > /dev/null
 
 echo "== preparation: $n-image synthetic set, quota 1000 x 10 intervals, 48x48 gray"
 t0=$(now)

@@ -34,7 +34,8 @@ def stratify(df, quota, intervals, seed):
     ok = (df.valence != -2) & (df.arousal != -2) & (df.expression < 8)
     ok &= df.valence.between(-1, 1) & df.arousal.between(-1, 1)
     df = df[ok].copy()
-    df["interval"] = np.minimum(np.floor((df.arousal + 1) / 2 * intervals), intervals - 1).astype(int)
+    # The same edge rule as valar: a label on an edge belongs to the interval above it.
+    df["interval"] = np.minimum(np.floor((df.arousal + 1) / 2 * intervals + 1e-9), intervals - 1).astype(int)
     return df.groupby("interval", group_keys=False).apply(
         lambda g: g.sample(n=min(quota, len(g)), random_state=seed))
 
