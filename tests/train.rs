@@ -327,13 +327,30 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
         hrow[5]
     );
 
-    // Whole images given on the command line go to standard output.
-    let one = data.images.join(&val_rows[0].path);
-    let out = valar(&["predict", "--model", s(&run.join("model.onnx")), s(&one)]);
+    // Whole images (of every shape synth draws) given on the command line go to standard
+    // output, one row each, in order.
+    let model = run.join("model.onnx");
+    let images: Vec<PathBuf> = manifest
+        .iter()
+        .take(30)
+        .map(|r| data.images.join(&r.path))
+        .collect();
+    let mut args = vec!["predict", "--model", s(&model)];
+    args.extend(images.iter().map(|p| s(p)));
+    let out = valar(&args);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), 2, "{stdout}");
-    assert!(stdout.lines().nth(1).unwrap().ends_with(','), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 31, "{stdout}");
+    for (line, image) in lines[1..].iter().zip(&images) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[0], s(image));
+        assert!(
+            cells[1].parse::<f32>().is_ok() && cells[2].parse::<f32>().is_ok(),
+            "{line}"
+        );
+        assert!(cells[3].is_empty(), "{line}");
+    }
 }
 
 /// A run killed with SIGKILL in the middle of an epoch, then resumed, ends with exactly the
