@@ -515,6 +515,21 @@ fn bad_inputs_are_refused_with_clear_errors() {
     let err = fails(&["train", "--resume", s(&dir)]);
     assert!(err.contains("config.toml"), "{err}");
 
+    // --force deletes only a folder a run wrote.
+    let precious = dir.join("precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("thesis.tex"), "…").unwrap();
+    let err = fails(&[
+        "train",
+        "--data",
+        s(&data.prepared),
+        "--out",
+        s(&precious),
+        "--force",
+    ]);
+    assert!(err.contains("refusing to delete"), "{err}");
+    assert!(precious.join("thesis.tex").is_file());
+
     // A dataset whose faces are not the model's size, and one without validation rows.
     let small = dir.join("small");
     std::fs::create_dir_all(&small).unwrap();

@@ -88,6 +88,13 @@ pub fn train(
                 ),
             ));
         }
+        // --force deletes a whole folder: only ever one that a run wrote.
+        if !RunDir::new(out).config().is_file() {
+            return Err(TrainError::checkpoint(
+                out,
+                "is not empty and not a valar run folder (no config.toml): refusing to delete it; choose another --out",
+            ));
+        }
         std::fs::remove_dir_all(out).map_err(TrainError::io(out))?;
     }
     let run = RunDir::new(out);
