@@ -19,6 +19,8 @@ mod npy;
 mod prep_info;
 /// Progress reporting from the libraries to whatever front end drives them.
 mod progress;
+/// The column layouts of a training run's `metrics.csv` and `predictions.csv`.
+mod run_tables;
 
 pub use atomic::{PartialDir, write_atomic};
 pub use error::CoreError;
@@ -28,6 +30,7 @@ pub use metrics::{DimMetrics, ccc, pcc, rmse, sagr};
 pub use npy::{Faces, read_faces, read_npy_string_scalar, write_faces};
 pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};
+pub use run_tables::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
 
 /// valar's version, recorded in every output that says how it was made.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

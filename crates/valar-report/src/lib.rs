@@ -26,4 +26,4 @@ mod training_charts;
 
 pub use error::ReportError;
 pub use report::{ReportInputs, ReportSummary, report};
-pub use run_files::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
+pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};

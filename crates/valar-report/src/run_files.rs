@@ -1,34 +1,7 @@
 use crate::ReportError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use valar_core::{DimMetrics, Dimension};
-
-/// The columns of `metrics.csv`, in order.
-pub const METRICS_COLUMNS: [&str; 13] = [
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "valence_rmse",
-    "valence_pcc",
-    "valence_ccc",
-    "valence_sagr",
-    "arousal_rmse",
-    "arousal_pcc",
-    "arousal_ccc",
-    "arousal_sagr",
-    "lr",
-    "seconds",
-];
-
-/// The columns of `predictions.csv`, in order.
-pub const PREDICTIONS_COLUMNS: [&str; 6] = [
-    "index",
-    "path",
-    "valence_true",
-    "valence_pred",
-    "arousal_true",
-    "arousal_pred",
-];
+use valar_core::{DimMetrics, Dimension, METRICS_COLUMNS, PREDICTIONS_COLUMNS};
 
 /// One epoch of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq)]

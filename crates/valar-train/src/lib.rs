@@ -36,10 +36,11 @@ pub use config::{
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
 pub use evaluate::{EvaluateOptions, Evaluation, evaluate};
-pub use outputs::{EpochRecord, METRICS_COLUMNS, PREDICTIONS_COLUMNS};
+pub use outputs::EpochRecord;
 pub use predict::{
     PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, predict, save_predict_csv,
     write_predict_csv,
 };
 pub use progress::{Quiet, RunStart, TrainObserver};
 pub use train_loop::{StopReason, TrainSummary, resume, train};
+pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};

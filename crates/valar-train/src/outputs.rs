@@ -3,34 +3,9 @@
 use crate::TrainError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use valar_core::{DimMetrics, Dimension, ManifestRow, Targets, write_atomic};
-
-/// The columns of `metrics.csv`, in order.
-pub const METRICS_COLUMNS: [&str; 13] = [
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "valence_rmse",
-    "valence_pcc",
-    "valence_ccc",
-    "valence_sagr",
-    "arousal_rmse",
-    "arousal_pcc",
-    "arousal_ccc",
-    "arousal_sagr",
-    "lr",
-    "seconds",
-];
-
-/// The columns of `predictions.csv`, in order.
-pub const PREDICTIONS_COLUMNS: [&str; 6] = [
-    "index",
-    "path",
-    "valence_true",
-    "valence_pred",
-    "arousal_true",
-    "arousal_pred",
-];
+use valar_core::{
+    DimMetrics, Dimension, METRICS_COLUMNS, ManifestRow, PREDICTIONS_COLUMNS, Targets, write_atomic,
+};
 
 /// What one epoch did: one row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
