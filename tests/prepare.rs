@@ -1,31 +1,12 @@
 //! End-to-end tests of `valar synth` and `valar prepare`, run through the binary.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+use common::{ok, s, valar};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use valar_core::{FaceBox, Split, read_faces, read_manifest};
-
-fn valar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_valar"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = valar(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "valar {args:?} failed:\n{text}");
-    text
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 struct Synth {
     _dir: tempfile::TempDir,

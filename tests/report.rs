@@ -2,30 +2,10 @@
 //! `valar synth` + `valar prepare`, and on a run folder that names it in its config.toml.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+use common::{ok, s, valar};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn valar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_valar"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = valar(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "valar {args:?} failed:\n{text}");
-    text
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn pngs(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)

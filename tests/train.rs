@@ -2,8 +2,11 @@
 //! binary on a small synthetic set (`valar synth` + `valar prepare`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+use common::{fails, ok, s, valar};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 use valar_core::{Split, read_manifest};
@@ -14,34 +17,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn valar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_valar"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = valar(args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "valar {args:?} failed:\n{text}");
-    text
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = valar(args);
-    assert!(!out.status.success(), "valar {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A fresh scratch folder under cargo's per-target temporary directory.

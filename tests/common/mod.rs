@@ -1,0 +1,38 @@
+//! Helpers shared by the end-to-end tests: running the `valar` binary.
+// Each test file uses only some of these.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `valar` with `args`.
+pub fn valar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs `valar`, asserts it succeeded, and returns its stdout and stderr.
+pub fn ok(args: &[&str]) -> String {
+    let out = valar(args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "valar {args:?} failed:\n{text}");
+    text
+}
+
+/// Runs `valar`, asserts it failed, and returns its stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = valar(args);
+    assert!(!out.status.success(), "valar {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A path as the `&str` a command line takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
