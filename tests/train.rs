@@ -7,16 +7,29 @@ use common::{fails, ok, s, valar};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use valar_core::{Split, read_manifest};
 use valar_engine::TrainState;
 
-/// Training runs use every core; running two at once would only slow both down.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Training runs use every core; running two at once would only slow both down. nextest
+/// runs each test in its own process, so the lock is a file lock, not a mutex.
+fn serial() -> std::fs::File {
+    lock_file("serial.lock")
+}
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// An exclusive lock on a file under the tests' scratch folder, held until dropped.
+fn lock_file(name: &str) -> std::fs::File {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("valar-train-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(name))
+        .unwrap();
+    file.lock().unwrap();
+    file
 }
 
 /// A fresh scratch folder under cargo's per-target temporary directory.
@@ -38,39 +51,52 @@ struct Data {
 }
 
 /// 1200 synthetic images, prepared with 80 faces per arousal interval: about 800 faces,
-/// 718 train and 80 val. Made once per test binary.
+/// 718 train and 80 val. Made once per build of the binary and shared by the tests, which
+/// nextest runs as separate processes: the first to take the lock makes the data, the
+/// others wait and reuse it.
 fn data() -> &'static Data {
     static DATA: OnceLock<Data> = OnceLock::new();
     DATA.get_or_init(|| {
-        let dir = scratch("data");
+        let _lock = lock_file("data.lock");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("valar-train-e2e")
+            .join("data");
         let synth = dir.join("synth");
         let prepared = dir.join("prepared");
-        ok(&[
-            "synth",
-            "--out",
-            s(&synth),
-            "--n",
-            "1200",
-            "--val-n",
-            "10",
-            "--seed",
-            "7",
-        ]);
         let images = synth.join("Manually_Annotated_Images");
         let csv = synth.join("Manually_Annotated_file_lists/training.csv");
-        ok(&[
-            "prepare",
-            "--csv",
-            s(&csv),
-            "--images",
-            s(&images),
-            "--out",
-            s(&prepared),
-            "--quota",
-            "80",
-            "--seed",
-            "7",
-        ]);
+        // Data made by an older binary is made again.
+        let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
+        let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
+        let done = dir.join("done");
+        if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
+            let dir = scratch("data");
+            ok(&[
+                "synth",
+                "--out",
+                s(&synth),
+                "--n",
+                "1200",
+                "--val-n",
+                "10",
+                "--seed",
+                "7",
+            ]);
+            ok(&[
+                "prepare",
+                "--csv",
+                s(&csv),
+                "--images",
+                s(&images),
+                "--out",
+                s(&prepared),
+                "--quota",
+                "80",
+                "--seed",
+                "7",
+            ]);
+            std::fs::write(dir.join("done"), &stamp).unwrap();
+        }
         Data {
             csv,
             images,
