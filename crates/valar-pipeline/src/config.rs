@@ -140,6 +140,13 @@ impl PipelineConfig {
                 ));
             }
         };
+        if let Some(how) = &file.prepare.stratify
+            && !["arousal", "valence", "grid"].contains(&how.as_str())
+        {
+            return Err(err(format!(
+                "[prepare] stratify = \"{how}\": expected arousal, valence or grid"
+            )));
+        }
         let mut train = file.train;
         if let Some(d) = &train.data {
             train.data = Some(abs(d.clone()));
@@ -198,5 +205,12 @@ mod tests {
         assert!(read("[data]\ncsv = \"a.csv\"\nset = \"b\"\n").is_err());
         assert!(read("[data]\ncsv = \"a.csv\"\n").is_err());
         assert!(read("[prepare]\nquotaa = 3\n").is_err());
+        let err = read("[prepare]\nstratify = \"expression\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("valar.toml") && err.contains("expected arousal"),
+            "{err}"
+        );
     }
 }

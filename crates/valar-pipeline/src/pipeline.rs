@@ -269,6 +269,8 @@ fn prepare_config(
             "valence" => Stratify::One(Dimension::Valence),
             "grid" => Stratify::Grid,
             other => {
+                // PipelineConfig::read already refuses these, naming the file; this
+                // guards configurations built in code.
                 return Err(PipelineError::Config {
                     path: PathBuf::from("valar.toml"),
                     reason: format!(
