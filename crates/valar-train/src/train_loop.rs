@@ -601,6 +601,24 @@ mod tests {
         run
     }
 
+    /// A run stopped after 5 steps, as a kill would leave it, and its saved loop state.
+    fn interrupted_run(dir: &Path) -> (Job, RunDir, LoopState) {
+        let j = job(dir, 3, 0);
+        let run = fresh_run(&dir.join("run"));
+        let mut model = FakeModel::new(2);
+        let stopped = run_loop(
+            &j,
+            &mut model,
+            &run,
+            LoopState::fresh(0),
+            &mut Quiet,
+            Some(5),
+        );
+        assert!(stopped.is_err());
+        let state = LoopState::load(&run).unwrap().unwrap();
+        (j, run, state)
+    }
+
     fn without_seconds(history: &[EpochRecord]) -> Vec<EpochRecord> {
         history
             .iter()
@@ -721,21 +739,7 @@ mod tests {
     #[test]
     fn resume_refuses_a_changed_dataset() {
         let dir = tempfile::tempdir().unwrap();
-        let j = job(dir.path(), 3, 0);
-        let run = fresh_run(&dir.path().join("run"));
-        let mut model = FakeModel::new(2);
-        assert!(
-            run_loop(
-                &j,
-                &mut model,
-                &run,
-                LoopState::fresh(0),
-                &mut Quiet,
-                Some(5)
-            )
-            .is_err()
-        );
-        let state = LoopState::load(&run).unwrap().unwrap();
+        let (j, run, state) = interrupted_run(dir.path());
         assert_eq!(state.data_sha256.as_ref(), Some(&j.fingerprint));
         // Relabel one face: same shape, different data.
         let manifest = j.config.data.join("manifest.csv");
@@ -812,21 +816,7 @@ mod tests {
     #[test]
     fn corrupt_or_mismatched_checkpoint_is_refused_on_resume() {
         let dir = tempfile::tempdir().unwrap();
-        let j = job(dir.path(), 3, 0);
-        let run = fresh_run(&dir.path().join("run"));
-        let mut model = FakeModel::new(2);
-        assert!(
-            run_loop(
-                &j,
-                &mut model,
-                &run,
-                LoopState::fresh(0),
-                &mut Quiet,
-                Some(5)
-            )
-            .is_err()
-        );
-        let state = LoopState::load(&run).unwrap().unwrap();
+        let (j, run, state) = interrupted_run(dir.path());
         let file = run.checkpoint_file(state.state_file.as_deref().unwrap());
         let good = std::fs::read(&file).unwrap();
 
