@@ -90,6 +90,27 @@ pub fn read_faces(path: &Path) -> Result<Faces, CoreError> {
     })
 }
 
+/// Encodes `value` as a `.npy` file holding a 0-d unicode string array, what
+/// `numpy.save("x.npy", numpy.array("-0.176846"))` writes: AffectNet's newer release
+/// stores each label this way. npyz writes the header and the UTF-32LE payload; its
+/// header is 16-byte aligned where NumPy pads to 64, which NumPy reads fine.
+pub fn npy_string_scalar(value: &str) -> std::io::Result<Vec<u8>> {
+    // NumPy sizes `<U` to the string's code points; an empty string still gets `<U1`.
+    let len = value.chars().count().max(1);
+    let type_str: npyz::TypeStr = format!("<U{len}")
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+    let mut buf = Vec::with_capacity(128 + 4 * len);
+    let mut writer = npyz::WriteOptions::<str>::new()
+        .dtype(npyz::DType::Plain(type_str))
+        .shape(&[])
+        .writer(&mut buf)
+        .begin_nd()?;
+    writer.push(value)?;
+    writer.finish()?;
+    Ok(buf)
+}
+
 /// Reads a `.npy` file holding one NumPy string scalar (dtype `<U…`, shape `()`),
 /// the way AffectNet's newer release stores each label.
 pub fn read_npy_string_scalar(path: &Path) -> Result<String, CoreError> {
@@ -174,6 +195,30 @@ mod tests {
         let path = dir.path().join("0_val.npy");
         std::fs::write(&path, numpy_string_scalar("-0.176846")).unwrap();
         assert_eq!(read_npy_string_scalar(&path).unwrap(), "-0.176846");
+    }
+
+    #[test]
+    fn encoded_string_scalars_have_numpys_header_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        for value in ["-0.176846", "1;2.5;3", ""] {
+            let bytes = npy_string_scalar(value).unwrap();
+            assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+            let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+            let units = value.chars().count().max(1);
+            assert!(
+                header.starts_with(&format!(
+                    "{{'descr': '<U{units}', 'fortran_order': False, 'shape': (), }}"
+                )),
+                "{header}"
+            );
+            assert!(header.ends_with('\n'));
+            assert_eq!((10 + header_len) % 16, 0);
+            assert_eq!(bytes.len() - 10 - header_len, units * 4);
+            let path = dir.path().join("x.npy");
+            std::fs::write(&path, &bytes).unwrap();
+            assert_eq!(read_npy_string_scalar(&path).unwrap(), value);
+        }
     }
 
     #[test]

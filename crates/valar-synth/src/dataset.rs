@@ -11,9 +11,9 @@ use rayon::prelude::*;
 
 use crate::face::{Face, Pt, format_landmarks};
 use crate::labels::{Invalid, RowLabels, format_label};
-use crate::npy::string_scalar;
 use crate::render::{Picture, render};
 use crate::{Layout, SynthConfig, SynthError};
+use valar_core::npy_string_scalar as string_scalar;
 
 /// The CSV header of AffectNet's original file lists.
 pub const CSV_HEADER: &str = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal";

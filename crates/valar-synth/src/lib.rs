@@ -12,7 +12,6 @@ mod dataset;
 mod error;
 mod face;
 mod labels;
-mod npy;
 mod render;
 
 pub use config::{Layout, SynthConfig};

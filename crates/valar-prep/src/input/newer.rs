@@ -124,25 +124,6 @@ fn read_labels(annotations: &Path, id: &str) -> Result<Labels, String> {
 mod tests {
     use super::*;
 
-    /// Bytes as `numpy.save(path, numpy.array(value))` writes a string scalar.
-    fn npy_string(value: &str) -> Vec<u8> {
-        let mut header = format!(
-            "{{'descr': '<U{}', 'fortran_order': False, 'shape': (), }}",
-            value.chars().count()
-        );
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend((header.len() as u16).to_le_bytes());
-        bytes.extend(header.as_bytes());
-        for c in value.chars() {
-            bytes.extend((c as u32).to_le_bytes());
-        }
-        bytes
-    }
-
     #[test]
     fn reads_string_scalar_labels_in_numeric_id_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -156,7 +137,7 @@ mod tests {
             std::fs::write(dir.path().join(format!("images/{id}.jpg")), b"x").unwrap();
             for (suffix, value) in [("val", v), ("aro", a), ("exp", e)] {
                 let p = dir.path().join(format!("annotations/{id}_{suffix}.npy"));
-                std::fs::write(p, npy_string(value)).unwrap();
+                std::fs::write(p, valar_core::npy_string_scalar(value).unwrap()).unwrap();
             }
         }
         std::fs::write(dir.path().join("images/11.jpg"), b"x").unwrap();
