@@ -54,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             input_size: 48,
             channels: 1,
             outputs: 2,
+            input: valar_engine::InputAffine::IDENTITY,
         };
         let per = 48 * 48;
         let (batch, infer_batch) = (64, 256);

@@ -31,7 +31,7 @@ mod trainer;
 
 pub use error::EngineError;
 pub use inference::InferenceModel;
-pub use models::{LossKind, ModelKind, ModelSpec};
+pub use models::{InputAffine, LossKind, ModelKind, ModelSpec};
 pub use optim::OptimizerKind;
 pub use runtime::{Device, cuda_unavailable_reason, ort_library};
 pub use state::{NamedTensor, TrainState};

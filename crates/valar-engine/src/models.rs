@@ -17,6 +17,9 @@ pub enum ModelKind {
     FaceCnn,
     /// The default small network: three conv blocks (32, 64, 128), global average pooling and a 64-unit head.
     Compact,
+    /// The PyTorch reference recipe's network (`scripts/quality_torch.py`): three conv blocks
+    /// (64, 128, 256) and a 1024-256 MLP head without dropout (10.1M parameters at 48×48).
+    Reference,
 }
 
 impl Default for ModelKind {
@@ -34,6 +37,7 @@ impl Default for ModelSpec {
             input_size: 48,
             channels: 1,
             outputs: 2,
+            input: InputAffine::IDENTITY,
         }
     }
 }
@@ -43,19 +47,21 @@ impl std::fmt::Display for ModelKind {
         f.write_str(match self {
             ModelKind::FaceCnn => "facecnn",
             ModelKind::Compact => "compact",
+            ModelKind::Reference => "reference",
         })
     }
 }
 
 impl std::str::FromStr for ModelKind {
     type Err = EngineError;
-    /// `facecnn` or `compact` (any case).
+    /// `facecnn`, `compact` or `reference` (any case).
     fn from_str(s: &str) -> Result<Self, EngineError> {
         match s.to_ascii_lowercase().as_str() {
             "facecnn" => Ok(ModelKind::FaceCnn),
             "compact" => Ok(ModelKind::Compact),
+            "reference" => Ok(ModelKind::Reference),
             _ => Err(EngineError::InvalidSpec(format!(
-                "unknown model `{s}` (expected facecnn or compact)"
+                "unknown model `{s}` (expected facecnn, compact or reference)"
             ))),
         }
     }
@@ -86,8 +92,32 @@ impl std::str::FromStr for LossKind {
     }
 }
 
+/// An affine map `x · scale + shift` that both graphs apply to their input before the first
+/// layer. It lets a run standardise its inputs by the training set's statistics while the
+/// host (and any user of an exported `model.onnx`) keeps feeding valar's one fixed pixel
+/// mapping: the statistics travel inside the model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputAffine {
+    /// Multiplies the input.
+    pub scale: f32,
+    /// Added after scaling.
+    pub shift: f32,
+}
+
+impl InputAffine {
+    /// No change: the graphs see the input as fed.
+    pub const IDENTITY: InputAffine = InputAffine {
+        scale: 1.0,
+        shift: 0.0,
+    };
+
+    fn is_identity(self) -> bool {
+        self == Self::IDENTITY
+    }
+}
+
 /// A network and the shape of its inputs and outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ModelSpec {
     /// Which network.
     pub kind: ModelKind,
@@ -97,6 +127,8 @@ pub struct ModelSpec {
     pub channels: usize,
     /// Regression outputs: 1 or 2 (valence, arousal).
     pub outputs: usize,
+    /// Applied to the input before the first layer, in training and in the exported model.
+    pub input: InputAffine,
 }
 
 /// The training loss.
@@ -141,8 +173,9 @@ pub(crate) type WeightLookup<'a> = dyn Fn(&str) -> Vec<f32> + 'a;
 /// How a tensor is initialised.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Init {
-    /// Kaiming (He) uniform for ReLU: U(−√(6/fan_in), √(6/fan_in)).
-    HeUniform {
+    /// PyTorch's default for `Conv2d` and `Linear` weights and biases: U(−1/√fan_in, 1/√fan_in)
+    /// (`kaiming_uniform_(a=√5)` for the weights, the same bound for the biases).
+    TorchUniform {
         fan_in: usize,
     },
     Zeros,
@@ -188,6 +221,15 @@ impl Arch {
                 spec.outputs
             )));
         }
+        if !(spec.input.scale.is_finite()
+            && spec.input.scale != 0.0
+            && spec.input.shift.is_finite())
+        {
+            return Err(EngineError::InvalidSpec(format!(
+                "the input affine must have a finite non-zero scale and a finite shift, not {:?}",
+                spec.input
+            )));
+        }
         let mut b = ArchBuilder {
             layers: Vec::new(),
             params: Vec::new(),
@@ -198,6 +240,7 @@ impl Arch {
         let widths: &[usize] = match spec.kind {
             ModelKind::FaceCnn => &[64, 128, 256],
             ModelKind::Compact => &[32, 64, 128],
+            ModelKind::Reference => &[64, 128, 256],
         };
         for (i, &w) in widths.iter().enumerate() {
             b.conv_block(i + 1, w);
@@ -222,6 +265,14 @@ impl Arch {
                 b.push(Layer::Relu);
                 b.dropout(0.2);
                 b.linear("fc2", spec.outputs);
+            }
+            ModelKind::Reference => {
+                b.push(Layer::Flatten);
+                b.linear("fc1", 1024);
+                b.push(Layer::Relu);
+                b.linear("fc2", 256);
+                b.push(Layer::Relu);
+                b.linear("fc3", spec.outputs);
             }
         }
         Ok(Self {
@@ -289,8 +340,9 @@ impl Arch {
             g.input(&t.name, &fixed(&t.shape));
         }
         let mut tape = Tape::new(cuda);
+        // The first layer needs no input gradient, so the affine needs no backward rule.
         let mut x = Var {
-            name: "x".into(),
+            name: input_affine(&mut g, "x", s.input),
             shape: xshape,
         };
         let mut first = true;
@@ -388,7 +440,7 @@ impl Arch {
                 None => g.input(&t.name, &fixed(&t.shape)),
             }
         }
-        let mut x = "x".to_string();
+        let mut x = input_affine(&mut g, "x", s.input);
         for layer in &self.layers {
             x = match layer {
                 Layer::Conv { name, .. } => {
@@ -430,14 +482,25 @@ impl Arch {
     }
 }
 
+/// `x · scale + shift`, or `x` itself for the identity.
+fn input_affine(g: &mut GraphBuilder, x: &str, a: InputAffine) -> String {
+    if a.is_identity() {
+        return x.to_string();
+    }
+    let scale = g.scalar(a.scale);
+    let shift = g.scalar(a.shift);
+    let scaled = g.bin("Mul", x, &scale);
+    g.bin("Add", &scaled, &shift)
+}
+
 /// Initial values of a tensor, drawn from `rng` in a fixed order.
 pub(crate) fn init_tensor(info: &TensorInfo, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let n: usize = info.shape.iter().product();
     match info.init {
         Init::Zeros => vec![0.0; n],
         Init::Ones => vec![1.0; n],
-        Init::HeUniform { fan_in } => {
-            let bound = (6.0 / fan_in as f64).sqrt() as f32;
+        Init::TorchUniform { fan_in } => {
+            let bound = (1.0 / fan_in as f64).sqrt() as f32;
             (0..n)
                 .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound)
                 .collect()
@@ -506,9 +569,13 @@ impl ArchBuilder {
         self.param(
             weight(&conv),
             vec![cout, cin, 3, 3],
-            Init::HeUniform { fan_in: cin * 9 },
+            Init::TorchUniform { fan_in: cin * 9 },
         );
-        self.param(bias(&conv), vec![cout], Init::Zeros);
+        self.param(
+            bias(&conv),
+            vec![cout],
+            Init::TorchUniform { fan_in: cin * 9 },
+        );
         self.layers.push(Layer::Conv { name: conv, cout });
         self.shape[0] = cout;
         let bn = format!("bn{i}");
@@ -534,9 +601,9 @@ impl ArchBuilder {
         self.param(
             weight(name),
             vec![fout, fin],
-            Init::HeUniform { fan_in: fin },
+            Init::TorchUniform { fan_in: fin },
         );
-        self.param(bias(name), vec![fout], Init::Zeros);
+        self.param(bias(name), vec![fout], Init::TorchUniform { fan_in: fin });
         self.layers.push(Layer::Linear {
             name: name.into(),
             fout,
@@ -563,6 +630,7 @@ mod tests {
             input_size: 48,
             channels: 1,
             outputs: 2,
+            input: crate::InputAffine::IDENTITY,
         };
         let arch = Arch::new(&spec).unwrap();
         assert_eq!(arch.parameter_count(), 42_581_634);
@@ -594,6 +662,7 @@ mod tests {
             input_size: 8,
             channels: 1,
             outputs: 2,
+            input: crate::InputAffine::IDENTITY,
         };
         let arch = Arch::new(&spec).unwrap();
         let batch = 4;
@@ -630,7 +699,7 @@ mod tests {
         for t in arch.params.iter().chain(&arch.running) {
             let mut data = init_tensor(t, &mut init);
             // Non-trivial BatchNorm affine parameters and biases.
-            if !matches!(t.init, Init::HeUniform { .. })
+            if matches!(t.init, Init::Ones | Init::Zeros)
                 && arch.params.iter().any(|p| p.name == t.name)
             {
                 for v in &mut data {
@@ -667,6 +736,7 @@ mod tests {
             input_size: 16,
             channels: 3,
             outputs: 2,
+            input: crate::InputAffine::IDENTITY,
         };
         let arch = Arch::new(&spec).unwrap();
         let opt = OptimizerKind::adamw_default();
@@ -739,9 +809,48 @@ mod tests {
         assert_eq!(results[0], results[1]);
     }
 
+    /// The reference recipe's network: convolutions 640 + 73,856 + 295,168, BatchNorms
+    /// 128 + 256 + 512, and Linear 9216→1024 (9,438,208), 1024→256 (262,400), 256→2 (514).
+    #[test]
+    fn reference_has_the_pytorch_parameter_count() {
+        let spec = ModelSpec {
+            kind: ModelKind::Reference,
+            ..ModelSpec::default()
+        };
+        let arch = Arch::new(&spec).unwrap();
+        assert_eq!(arch.parameter_count(), 10_071_682);
+        assert!(
+            arch.noise.is_empty(),
+            "the reference network has no dropout"
+        );
+    }
+
+    /// Weights and biases of convolutions and linear layers are drawn as PyTorch draws them,
+    /// U(±1/√fan_in): every value inside the bound and the extremes close to it.
+    #[test]
+    fn initialisation_is_pytorchs_default() {
+        let arch = Arch::new(&ModelSpec::default()).unwrap();
+        let mut rng = init_rng(3);
+        for t in &arch.params {
+            let values = init_tensor(t, &mut rng);
+            match t.init {
+                Init::TorchUniform { fan_in } => {
+                    let bound = 1.0 / (fan_in as f32).sqrt();
+                    let max = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    assert!(max <= bound, "{}: {max} > {bound}", t.name);
+                    if values.len() >= 100 {
+                        assert!(max > 0.9 * bound, "{}: {max} vs {bound}", t.name);
+                    }
+                }
+                Init::Ones => assert!(values.iter().all(|&v| v == 1.0)),
+                Init::Zeros => assert!(values.iter().all(|&v| v == 0.0)),
+            }
+        }
+    }
+
     #[test]
     fn names_round_trip() {
-        for k in [ModelKind::FaceCnn, ModelKind::Compact] {
+        for k in [ModelKind::FaceCnn, ModelKind::Compact, ModelKind::Reference] {
             assert_eq!(k.to_string().parse::<ModelKind>().unwrap(), k);
         }
         for l in [LossKind::Mse, LossKind::Ccc, LossKind::MseCcc] {
@@ -762,6 +871,7 @@ mod tests {
             input_size: 48,
             channels: 1,
             outputs: 2,
+            input: crate::InputAffine::IDENTITY,
         };
         let n = Arch::new(&spec).unwrap().parameter_count();
         assert!(n < 200_000, "{n}");
@@ -775,6 +885,7 @@ mod tests {
                 input_size: size,
                 channels: ch,
                 outputs: out,
+                input: crate::InputAffine::IDENTITY,
             };
             assert!(matches!(Arch::new(&spec), Err(EngineError::InvalidSpec(_))));
         }

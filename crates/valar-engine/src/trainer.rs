@@ -118,7 +118,7 @@ pub(crate) fn noise_values(
 }
 
 impl Trainer {
-    /// Builds the network with fresh weights (Kaiming-uniform from `seed`) and zero optimizer state.
+    /// Builds the network with fresh weights (PyTorch's default initialisation, drawn from `seed`) and zero optimizer state.
     /// `Device::Cuda` falls back to the CPU when CUDA is unusable; see [`Trainer::device`] and
     /// [`crate::cuda_unavailable_reason`].
     pub fn new(
@@ -456,6 +456,7 @@ mod tests {
             input_size: 16,
             channels: 1,
             outputs: 2,
+            input: crate::InputAffine::IDENTITY,
         }
     }
 
@@ -648,6 +649,7 @@ mod tests {
             input_size: 8,
             channels: 3,
             outputs: 1,
+            input: crate::InputAffine::IDENTITY,
         };
         let mut t = Trainer::new(
             &spec,
@@ -719,6 +721,44 @@ mod tests {
         // and is deterministic.
         assert_eq!(t.predict(&x, 8).unwrap(), mine);
         assert_eq!(m.predict(&x[..256], 1).unwrap(), theirs[..2].to_vec());
+    }
+
+    /// A network that folds `x·scale + shift` into its graphs trains and predicts exactly as
+    /// the same network fed `x·scale + shift` itself (same seed, so the same weights), and its
+    /// exported model carries the affine: it needs no statistics beside it.
+    #[test]
+    fn input_affine_is_the_same_as_transforming_the_input() {
+        let affine = crate::InputAffine {
+            scale: 2.5,
+            shift: -0.75,
+        };
+        let folded_spec = ModelSpec {
+            input: affine,
+            ..spec()
+        };
+        let opt = OptimizerKind::adamw_default();
+        let mut folded = Trainer::new(&folded_spec, LossKind::MseCcc, opt, Device::Cpu, 9).unwrap();
+        let mut plain = Trainer::new(&spec(), LossKind::MseCcc, opt, Device::Cpu, 9).unwrap();
+        let (x, y) = batch(8, 6);
+        let xt: Vec<f32> = x.iter().map(|v| v * affine.scale + affine.shift).collect();
+        let close = |a: &[f32], b: &[f32]| {
+            assert_eq!(a.len(), b.len());
+            for (p, q) in a.iter().zip(b) {
+                assert!((p - q).abs() <= 1e-4 * p.abs().max(1.0), "{p} vs {q}");
+            }
+        };
+        for _ in 0..3 {
+            let a = folded.step(&x, &y, 8, 1e-2).unwrap();
+            let b = plain.step(&xt, &y, 8, 1e-2).unwrap();
+            assert!((a.loss - b.loss).abs() <= 1e-4 * a.loss.abs().max(1.0));
+        }
+        let mine = folded.predict(&x, 8).unwrap();
+        close(&mine, &plain.predict(&xt, 8).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        folded.export_onnx(&path).unwrap();
+        let mut m = InferenceModel::load(&path, Device::Cpu).unwrap();
+        close(&mine, &m.predict(&x, 8).unwrap());
     }
 
     #[test]
