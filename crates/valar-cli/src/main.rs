@@ -5,7 +5,7 @@ mod cmd;
 /// Progress bars and terminal output shared by the subcommands.
 mod ui;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Facial-affect research in valence and arousal: prepare AffectNet, train a CNN in
@@ -36,7 +36,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command()
+        .mut_subcommand("train", cmd::train::document_defaults)
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
         Command::Synth(args) => cmd::synth::run(args),
         Command::Prepare(args) => cmd::prepare::run(args),

@@ -1,5 +1,6 @@
 //! Light, seeded augmentation of training faces: horizontal flip, small shift and scale.
 
+use crate::config::Augment;
 use crate::data::normalize_pixel;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -31,18 +32,33 @@ impl AugParams {
     };
 
     /// Draws the choices for one face of side `size`, always taking four values from `rng`
-    /// so the stream stays aligned whatever is drawn.
-    pub(crate) fn draw(rng: &mut ChaCha8Rng, size: usize) -> Self {
+    /// so the stream stays aligned whatever is drawn. `Augment::Flip` keeps only the flip
+    /// (an exact pixel mirror, no resampling); `Augment::None` changes nothing.
+    pub(crate) fn draw(rng: &mut ChaCha8Rng, size: usize, kind: Augment) -> Self {
         let side = size as f32;
         let flip = rng.random::<f32>() < 0.5;
         let dx = (rng.random::<f32>() * 2.0 - 1.0) * MAX_SHIFT * side;
         let dy = (rng.random::<f32>() * 2.0 - 1.0) * MAX_SHIFT * side;
         let scale = 1.0 + (rng.random::<f32>() * 2.0 - 1.0) * MAX_SCALE_CHANGE;
-        AugParams {
-            flip,
-            dx,
-            dy,
-            scale,
+        match kind {
+            Augment::Full => AugParams {
+                flip,
+                dx,
+                dy,
+                scale,
+            },
+            Augment::Flip => AugParams {
+                flip,
+                dx: 0.0,
+                dy: 0.0,
+                scale: 1.0,
+            },
+            Augment::None => AugParams {
+                flip: false,
+                dx: 0.0,
+                dy: 0.0,
+                scale: 1.0,
+            },
         }
     }
 }
@@ -110,6 +126,27 @@ mod tests {
         }
     }
 
+    /// Each kind draws four values per face, so the stream stays aligned across kinds, and
+    /// only `full` ever moves or scales.
+    #[test]
+    fn flip_only_draws_never_shift_or_scale() {
+        let mut a = ChaCha8Rng::seed_from_u64(4);
+        let mut b = ChaCha8Rng::seed_from_u64(4);
+        let mut flips = 0;
+        for _ in 0..200 {
+            let f = AugParams::draw(&mut a, 48, Augment::Flip);
+            let full = AugParams::draw(&mut b, 48, Augment::Full);
+            assert_eq!((f.dx, f.dy, f.scale), (0.0, 0.0, 1.0));
+            assert_eq!(f.flip, full.flip);
+            flips += usize::from(f.flip);
+        }
+        assert!((60..140).contains(&flips), "{flips} flips of 200");
+        assert_eq!(
+            AugParams::draw(&mut a, 48, Augment::None),
+            AugParams::IDENTITY
+        );
+    }
+
     #[test]
     fn whole_pixel_shift_moves_content() {
         let src = ramp(6);
@@ -129,8 +166,8 @@ mod tests {
         let mut a = ChaCha8Rng::seed_from_u64(3);
         let mut b = ChaCha8Rng::seed_from_u64(3);
         for _ in 0..100 {
-            let p = AugParams::draw(&mut a, 48);
-            assert_eq!(p, AugParams::draw(&mut b, 48));
+            let p = AugParams::draw(&mut a, 48, Augment::Full);
+            assert_eq!(p, AugParams::draw(&mut b, 48, Augment::Full));
             assert!(p.dx.abs() <= 4.8 && p.dy.abs() <= 4.8);
             assert!((0.9..=1.1).contains(&p.scale));
         }

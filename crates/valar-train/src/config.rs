@@ -47,8 +47,12 @@ pub enum ModelChoice {
     /// A small network with global average pooling (~100k parameters); the default.
     #[serde(rename = "compact")]
     Compact,
+    /// The PyTorch reference recipe's network (`scripts/quality_torch.py`; 10.1M parameters
+    /// at 48×48): three conv blocks (64, 128, 256), then a 1024-256 MLP head.
+    #[serde(rename = "reference")]
+    Reference,
 }
-named_enum!(ModelChoice, "model", FaceCnn => "facecnn", Compact => "compact");
+named_enum!(ModelChoice, "model", FaceCnn => "facecnn", Compact => "compact", Reference => "reference");
 
 /// The training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +75,11 @@ pub enum ScheduleKind {
     /// Cosine decay from `lr` to `min_lr` over all steps of all epochs.
     #[serde(rename = "cosine")]
     Cosine,
+    /// Cosine decay changed once per epoch, as PyTorch's `CosineAnnealingLR(T_max=epochs)`
+    /// stepped after each epoch: epoch e (0-based) trains at
+    /// `min_lr + (lr − min_lr)·(1 + cos(π·e/epochs))/2`.
+    #[serde(rename = "cosine-epoch")]
+    CosineEpoch,
     /// `lr · gamma^⌊epoch / step_size⌋`.
     #[serde(rename = "step")]
     Step,
@@ -78,7 +87,7 @@ pub enum ScheduleKind {
     #[serde(rename = "constant")]
     Constant,
 }
-named_enum!(ScheduleKind, "schedule", Cosine => "cosine", Step => "step", Constant => "constant");
+named_enum!(ScheduleKind, "schedule", Cosine => "cosine", CosineEpoch => "cosine-epoch", Step => "step", Constant => "constant");
 
 /// The optimizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,59 +123,173 @@ impl DeviceChoice {
     }
 }
 
+/// How training faces are varied each epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Augment {
+    /// Every face as prepared.
+    #[serde(rename = "none")]
+    None,
+    /// Random horizontal flips (probability 0.5), as torchvision's `RandomHorizontalFlip`.
+    #[serde(rename = "flip")]
+    Flip,
+    /// Flips plus random shifts (±10%) and scales (0.9–1.1), resampled bilinearly.
+    #[serde(rename = "full")]
+    Full,
+}
+named_enum!(Augment, "augmentation", None => "none", Flip => "flip", Full => "full");
+
+impl<'de> Deserialize<'de> for Augment {
+    /// A name, or a boolean as earlier `config.toml` files wrote it (`true` was `full`).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(true) => Ok(Augment::Full),
+            Raw::Bool(false) => Ok(Augment::None),
+            Raw::Name(n) => n.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// How stored pixels become the network's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputNorm {
+    /// `x / 127.5 − 1` ([`crate::normalize_pixel`]).
+    #[serde(rename = "fixed")]
+    Fixed,
+    /// `(x/255 − mean) / sd` with the mean and standard deviation of the training split's
+    /// pixels, as PyTorch users write it; the statistics are folded into `model.onnx`.
+    #[serde(rename = "standardize")]
+    Standardize,
+}
+named_enum!(InputNorm, "input normalization", Fixed => "fixed", Standardize => "standardize");
+
+/// Which epoch's weights become `model.onnx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Keep {
+    /// The epoch with the best validation CCC.
+    #[serde(rename = "best")]
+    Best,
+    /// The final epoch, as a plain PyTorch loop ends.
+    #[serde(rename = "last")]
+    Last,
+}
+named_enum!(Keep, "keep", Best => "best", Last => "last");
+
 /// A named preset of training values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Recipe {
-    /// The original recipe: facecnn, MSE, AdamW with PyTorch's defaults (weight decay 0.01),
-    /// learning rate 1e-4 held constant, batch 64, 20 epochs, no augmentation, no early stopping.
+    /// The original recipe: facecnn trained on arousal alone (one output), MSE, AdamW with
+    /// PyTorch's defaults (weight decay 0.01), learning rate 1e-4 held constant, batch 64,
+    /// 20 epochs, no augmentation, no early stopping.
     #[serde(rename = "seed")]
     Seed,
+    /// The PyTorch reference recipe of `scripts/quality_torch.py`: the `reference` network,
+    /// MSE + CCC, AdamW 1e-3 with weight decay 1e-4, cosine stepped per epoch, batch 64,
+    /// flips, inputs standardised by the training set, 25 epochs, the final epoch kept.
+    #[serde(rename = "reference")]
+    Reference,
 }
-named_enum!(Recipe, "recipe", Seed => "seed");
+named_enum!(Recipe, "recipe", Seed => "seed", Reference => "reference");
 
-/// Every value that decides a training run, as saved in the run's `config.toml`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// The preset the values started from, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipe: Option<Recipe>,
-    /// The prepared dataset folder (faces.npy, manifest.csv).
-    pub data: PathBuf,
-    /// The network.
-    pub model: ModelChoice,
-    /// The dimensions to predict.
-    pub targets: Targets,
-    /// The loss.
-    pub loss: LossChoice,
-    /// The optimizer.
-    pub optimizer: OptimizerChoice,
-    /// Passes over the training split (an upper bound with early stopping).
-    pub epochs: usize,
+/// Declares every training setting once. From this one list come the resolved
+/// [`TrainConfig`] field, the optional [`TrainOverrides`] field (a `valar.toml` key and a
+/// `valar train` flag, with this doc comment as its help) and the code that lays overrides
+/// over a preset. A new setting is one entry here plus its value in
+/// [`TrainConfig::defaults`].
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty $([$($arg:tt)*])? ;)+) => {
+        /// Every value that decides a training run, as saved in the run's `config.toml`.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct TrainConfig {
+            /// The preset the values started from, if any.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub recipe: Option<Recipe>,
+            /// The prepared dataset folder (faces.npy, manifest.csv).
+            pub data: PathBuf,
+            $( $(#[doc = $doc])+ pub $name: $ty, )+
+        }
+
+        /// Values given in a `valar.toml` file or as `valar train` flags; each one present
+        /// overrides the preset (or the defaults).
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+        #[serde(deny_unknown_fields)]
+        pub struct TrainOverrides {
+            /// A preset: `seed` (the original arousal-only facecnn recipe) or `reference`
+            /// (the PyTorch reference recipe of scripts/quality_torch.py).
+            #[arg(long)]
+            pub recipe: Option<Recipe>,
+            /// A prepared dataset folder (from `valar prepare`).
+            #[arg(long)]
+            pub data: Option<PathBuf>,
+            $( $(#[doc = $doc])+ #[arg(long $(, $($arg)*)?)] pub $name: Option<$ty>, )+
+        }
+
+        impl TrainOverrides {
+            /// These values, with `base` filling the ones not given here.
+            pub fn over(self, base: TrainOverrides) -> TrainOverrides {
+                TrainOverrides {
+                    recipe: self.recipe.or(base.recipe),
+                    data: self.data.or(base.data),
+                    $( $name: self.$name.or(base.$name), )+
+                }
+            }
+
+            /// Writes every value given here into `c`.
+            fn apply(self, c: &mut TrainConfig) {
+                $( if let Some(v) = self.$name { c.$name = v; } )+
+            }
+        }
+    };
+}
+
+settings! {
+    /// The network: facecnn, compact or reference.
+    model: ModelChoice;
+    /// The dimensions to predict: valence, arousal or both.
+    targets: Targets;
+    /// The loss: mse, ccc or mse+ccc.
+    loss: LossChoice;
+    /// The optimizer: adamw or sgd.
+    optimizer: OptimizerChoice;
+    /// Passes over the training faces (an upper bound with early stopping).
+    epochs: usize;
     /// Faces per optimizer step.
-    pub batch_size: usize,
+    batch_size: usize;
     /// Peak learning rate.
-    pub lr: f64,
-    /// Learning-rate schedule.
-    pub schedule: ScheduleKind,
-    /// Final learning rate of the cosine schedule.
-    pub min_lr: f64,
+    lr: f64;
+    /// Learning-rate schedule: cosine (per step), cosine-epoch (per epoch, as PyTorch's
+    /// CosineAnnealingLR), step or constant.
+    schedule: ScheduleKind;
+    /// Final learning rate of the cosine schedules.
+    min_lr: f64;
     /// Epochs between decays of the step schedule.
-    pub step_size: usize,
-    /// Factor of each decay of the step schedule.
-    pub gamma: f64,
+    step_size: usize;
+    /// Decay factor of the step schedule.
+    gamma: f64;
     /// Weight decay (decoupled for AdamW, L2 for SGD).
-    pub weight_decay: f64,
+    weight_decay: f64;
     /// SGD momentum (unused by AdamW).
-    pub momentum: f64,
+    momentum: f64;
     /// Epochs without a better validation CCC before stopping; 0 never stops early.
-    pub patience: usize,
-    /// Random horizontal flips, shifts (±10%) and scales (0.9–1.1) of training faces.
-    pub augment: bool,
-    /// Where the network runs.
-    pub device: DeviceChoice,
+    patience: usize;
+    /// Augmentation of training faces: none, flip, or full (flips, shifts ±10%, scales
+    /// 0.9–1.1); `--augment` alone means full, `--augment=none` turns a file's value off.
+    augment: Augment [num_args = 0..=1, require_equals = true, default_missing_value = "full"];
+    /// Input scaling: fixed (x/127.5 − 1) or standardize (by the training split's pixel
+    /// mean and sd, folded into model.onnx).
+    normalize: InputNorm;
+    /// Which weights become model.onnx: best (validation CCC) or last (the final epoch).
+    keep: Keep;
+    /// Where to run: cpu or cuda (allowed with --resume).
+    device: DeviceChoice;
     /// Seeds weights, shuffling, dropout and augmentation.
-    pub seed: u64,
+    seed: u64;
 }
 
 impl TrainConfig {
@@ -189,7 +312,9 @@ impl TrainConfig {
             weight_decay: 1e-4,
             momentum: 0.9,
             patience: 5,
-            augment: false,
+            augment: Augment::None,
+            normalize: InputNorm::Fixed,
+            keep: Keep::Best,
             device: DeviceChoice::Cpu,
             seed: 0,
         }
@@ -201,6 +326,7 @@ impl TrainConfig {
             Recipe::Seed => TrainConfig {
                 recipe: Some(Recipe::Seed),
                 model: ModelChoice::FaceCnn,
+                targets: Targets::Arousal,
                 loss: LossChoice::Mse,
                 optimizer: OptimizerChoice::AdamW,
                 epochs: 20,
@@ -209,7 +335,25 @@ impl TrainConfig {
                 schedule: ScheduleKind::Constant,
                 weight_decay: 0.01,
                 patience: 0,
-                augment: false,
+                augment: Augment::None,
+                ..TrainConfig::defaults(data)
+            },
+            Recipe::Reference => TrainConfig {
+                recipe: Some(Recipe::Reference),
+                model: ModelChoice::Reference,
+                targets: Targets::Both,
+                loss: LossChoice::MseCcc,
+                optimizer: OptimizerChoice::AdamW,
+                epochs: 25,
+                batch_size: 64,
+                lr: 1e-3,
+                schedule: ScheduleKind::CosineEpoch,
+                min_lr: 0.0,
+                weight_decay: 1e-4,
+                patience: 0,
+                augment: Augment::Flip,
+                normalize: InputNorm::Standardize,
+                keep: Keep::Last,
                 ..TrainConfig::defaults(data)
             },
         }
@@ -275,33 +419,6 @@ impl TrainConfig {
     }
 }
 
-/// Values given in a `valar.toml` file or on the command line; each one present overrides
-/// the preset (or the defaults).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // Each field is the `TrainConfig` field of the same name.
-pub struct TrainOverrides {
-    pub recipe: Option<Recipe>,
-    pub data: Option<PathBuf>,
-    pub model: Option<ModelChoice>,
-    pub targets: Option<Targets>,
-    pub loss: Option<LossChoice>,
-    pub optimizer: Option<OptimizerChoice>,
-    pub epochs: Option<usize>,
-    pub batch_size: Option<usize>,
-    pub lr: Option<f64>,
-    pub schedule: Option<ScheduleKind>,
-    pub min_lr: Option<f64>,
-    pub step_size: Option<usize>,
-    pub gamma: Option<f64>,
-    pub weight_decay: Option<f64>,
-    pub momentum: Option<f64>,
-    pub patience: Option<usize>,
-    pub augment: Option<bool>,
-    pub device: Option<DeviceChoice>,
-    pub seed: Option<u64>,
-}
-
 impl TrainOverrides {
     /// Reads a `valar.toml`: any subset of the `config.toml` keys. Relative `data` paths are
     /// taken relative to the file's folder.
@@ -317,34 +434,18 @@ impl TrainOverrides {
         Ok(o)
     }
 
-    /// These values, with `base` filling the ones not given here.
-    pub fn over(self, base: TrainOverrides) -> TrainOverrides {
-        TrainOverrides {
-            recipe: self.recipe.or(base.recipe),
-            data: self.data.or(base.data),
-            model: self.model.or(base.model),
-            targets: self.targets.or(base.targets),
-            loss: self.loss.or(base.loss),
-            optimizer: self.optimizer.or(base.optimizer),
-            epochs: self.epochs.or(base.epochs),
-            batch_size: self.batch_size.or(base.batch_size),
-            lr: self.lr.or(base.lr),
-            schedule: self.schedule.or(base.schedule),
-            min_lr: self.min_lr.or(base.min_lr),
-            step_size: self.step_size.or(base.step_size),
-            gamma: self.gamma.or(base.gamma),
-            weight_decay: self.weight_decay.or(base.weight_decay),
-            momentum: self.momentum.or(base.momentum),
-            patience: self.patience.or(base.patience),
-            augment: self.augment.or(base.augment),
-            device: self.device.or(base.device),
-            seed: self.seed.or(base.seed),
+    /// The keys given here, in declaration order (for messages such as "--resume takes its
+    /// settings from the run").
+    pub fn given(&self) -> Vec<String> {
+        match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
+            _ => Vec::new(),
         }
     }
 
     /// The full configuration: the preset (or the defaults), then every value given here.
-    pub fn resolve(self) -> Result<TrainConfig, TrainError> {
-        let data = self.data.ok_or_else(|| {
+    pub fn resolve(mut self) -> Result<TrainConfig, TrainError> {
+        let data = self.data.take().ok_or_else(|| {
             TrainError::Config(
                 "no dataset: pass --data PREPARED (or set `data` in the config file)".into(),
             )
@@ -353,28 +454,7 @@ impl TrainOverrides {
             Some(r) => TrainConfig::recipe(r, data),
             None => TrainConfig::defaults(data),
         };
-        macro_rules! set {
-            ($($field:ident),+) => { $(if let Some(v) = self.$field { c.$field = v; })+ };
-        }
-        set!(
-            model,
-            targets,
-            loss,
-            optimizer,
-            epochs,
-            batch_size,
-            lr,
-            schedule,
-            min_lr,
-            step_size,
-            gamma,
-            weight_decay,
-            momentum,
-            patience,
-            augment,
-            device,
-            seed
-        );
+        self.apply(&mut c);
         c.validate()?;
         Ok(c)
     }
@@ -432,7 +512,7 @@ mod tests {
         );
         assert_eq!(
             (c.patience, c.augment, c.targets),
-            (0, false, Targets::Both)
+            (0, Augment::None, Targets::Arousal)
         );
         let d = TrainOverrides {
             data: Some("d".into()),
@@ -444,6 +524,47 @@ mod tests {
             (d.model, d.loss),
             (ModelChoice::Compact, LossChoice::MseCcc)
         );
+    }
+
+    #[test]
+    fn reference_recipe_is_the_pytorch_reference() {
+        let c = TrainOverrides {
+            recipe: Some(Recipe::Reference),
+            data: Some("d".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (c.model, c.loss, c.optimizer, c.schedule, c.targets),
+            (
+                ModelChoice::Reference,
+                LossChoice::MseCcc,
+                OptimizerChoice::AdamW,
+                ScheduleKind::CosineEpoch,
+                Targets::Both
+            )
+        );
+        assert_eq!(
+            (c.lr, c.weight_decay, c.batch_size, c.epochs, c.min_lr),
+            (1e-3, 1e-4, 64, 25, 0.0)
+        );
+        assert_eq!(
+            (c.patience, c.augment, c.normalize, c.keep),
+            (0, Augment::Flip, InputNorm::Standardize, Keep::Last)
+        );
+    }
+
+    /// Augmentation is named; `config.toml` files written before it was (`augment = true`)
+    /// still read, as the full augmentation they meant.
+    #[test]
+    fn augment_reads_names_and_old_booleans() {
+        let read = |text: &str| toml::from_str::<TrainOverrides>(text).map(|o| o.augment);
+        assert_eq!(read("augment = true").unwrap(), Some(Augment::Full));
+        assert_eq!(read("augment = false").unwrap(), Some(Augment::None));
+        assert_eq!(read("augment = \"flip\"").unwrap(), Some(Augment::Flip));
+        let err = read("augment = \"rotate\"").unwrap_err().to_string();
+        assert!(err.contains("none, flip, full"), "{err}");
     }
 
     #[test]
@@ -471,7 +592,7 @@ mod tests {
         std::fs::write(&file, "model = \"resnet\"\n").unwrap();
         assert!(TrainOverrides::from_toml_file(&file).is_err());
         let err = "resnet".parse::<ModelChoice>().unwrap_err();
-        assert!(err.contains("facecnn, compact"), "{err}");
+        assert!(err.contains("facecnn, compact, reference"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use valar_core::{Dimension, Faces, ManifestRow, Split, Targets, read_faces, read_manifest};
+use valar_engine::InputAffine;
 
 /// Maps a stored pixel to the network's input: `x / 127.5 − 1`, so 0 → −1 and 255 → +1.
 ///
@@ -185,6 +186,35 @@ impl Dataset {
         Ok(())
     }
 
+    /// The input affine that standardises pixels the way PyTorch users write it,
+    /// `(p/255 − mean)/sd` with the mean and (population) standard deviation of every pixel
+    /// of `rows`, expressed on valar's fixed input `x = p/127.5 − 1` (so `p/255 = (x + 1)/2`).
+    /// Summed in integers, so the result does not depend on the order of the rows.
+    pub(crate) fn standardizer(&self, rows: &[usize]) -> Result<InputAffine, TrainError> {
+        let (mut sum, mut sum_sq, mut n) = (0u128, 0u128, 0u128);
+        for &r in rows {
+            for &p in self.faces.face(r) {
+                sum += u128::from(p);
+                sum_sq += u128::from(p) * u128::from(p);
+                n += 1;
+            }
+        }
+        let nf = n.max(1) as f64;
+        let mean = sum as f64 / nf / 255.0;
+        let var = (sum_sq as f64 / nf) / (255.0 * 255.0) - mean * mean;
+        let sd = var.max(0.0).sqrt();
+        if sd < 1e-6 {
+            return Err(TrainError::data(
+                &self.dir,
+                "every training pixel has the same value, so inputs cannot be standardised; use --normalize fixed",
+            ));
+        }
+        Ok(InputAffine {
+            scale: (1.0 / (2.0 * sd)) as f32,
+            shift: ((0.5 - mean) / sd) as f32,
+        })
+    }
+
     /// Labels of `rows` for the trained dimensions, row-major `rows × dims`.
     pub(crate) fn labels(&self, rows: &[usize], targets: Targets) -> Vec<f32> {
         let dims = targets.dimensions();
@@ -271,6 +301,39 @@ pub(crate) mod tests {
         assert_eq!(x.len(), 2 * 64);
         assert_eq!(x[0], -1.0);
         assert_eq!(x[64], normalize_pixel(100));
+    }
+
+    /// On valar's fixed input, the standardiser gives what a PyTorch user computes,
+    /// `(p/255 − mean)/sd` over the training rows only, and refuses a constant image set.
+    #[test]
+    fn standardizer_matches_the_pytorch_formula() {
+        let dir = tempfile::tempdir().unwrap();
+        let pixel = |i: usize, k: usize| ((i * 37 + k * 11) % 256) as u8;
+        write_dataset(
+            dir.path(),
+            6,
+            |_| (0.0, 0.0),
+            |i| if i < 4 { "train" } else { "val" },
+            pixel,
+        );
+        let d = Dataset::load(dir.path()).unwrap();
+        let train = d.split_indices(SplitChoice::Train);
+        let a = d.standardizer(&train).unwrap();
+        let scaled: Vec<f64> = (0..4)
+            .flat_map(|i| (0..64).map(move |k| f64::from(pixel(i, k)) / 255.0))
+            .collect();
+        let n = scaled.len() as f64;
+        let mean = scaled.iter().sum::<f64>() / n;
+        let sd = (scaled.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+        for p in [0u8, 1, 77, 128, 254, 255] {
+            let want = (f64::from(p) / 255.0 - mean) / sd;
+            let got = f64::from(normalize_pixel(p) * a.scale + a.shift);
+            assert!((got - want).abs() < 1e-5, "pixel {p}: {got} vs {want}");
+        }
+        write_dataset(dir.path(), 3, |_| (0.0, 0.0), |_| "train", |_, _| 9);
+        let d = Dataset::load(dir.path()).unwrap();
+        let err = d.standardizer(&[0, 1, 2]).unwrap_err().to_string();
+        assert!(err.contains("--normalize fixed"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! valar train, evaluate and predict: the training loop, checkpoints and metrics on top of
 //! valar-engine.
 //!
-//! Inputs are normalized with the fixed mapping `x / 127.5 − 1` ([`normalize_pixel`]) in
-//! training, evaluation and prediction alike, so an exported `model.onnx` needs nothing else.
+//! The host feeds every network the fixed mapping `x / 127.5 − 1` ([`normalize_pixel`]) in
+//! training, evaluation and prediction alike; a run that standardises its inputs folds the
+//! training set's statistics into the graph, so an exported `model.onnx` needs nothing else.
 
 /// Seeded horizontal flips, shifts and scales of training faces.
 mod augment;
@@ -30,8 +31,8 @@ mod schedule;
 mod train_loop;
 
 pub use config::{
-    DeviceChoice, LossChoice, ModelChoice, OptimizerChoice, Recipe, ScheduleKind, TrainConfig,
-    TrainOverrides,
+    Augment, DeviceChoice, InputNorm, Keep, LossChoice, ModelChoice, OptimizerChoice, Recipe,
+    ScheduleKind, TrainConfig, TrainOverrides,
 };
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;

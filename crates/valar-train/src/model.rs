@@ -4,7 +4,9 @@
 use crate::TrainError;
 use crate::config::{LossChoice, ModelChoice, OptimizerChoice, TrainConfig};
 use std::path::Path;
-use valar_engine::{LossKind, ModelKind, ModelSpec, OptimizerKind, TrainState, Trainer};
+use valar_engine::{
+    InputAffine, LossKind, ModelKind, ModelSpec, OptimizerKind, TrainState, Trainer,
+};
 
 /// One trainable network, as the training loop sees it. Kept small so the loop's bookkeeping
 /// (schedule, early stopping, checkpoints, resume) can be tested with a pure-Rust model.
@@ -51,16 +53,23 @@ impl StepModel for Trainer {
 }
 
 /// The engine's description of the network `config` asks for, on faces of `size` × `size`
-/// with `channels` channels.
-pub(crate) fn model_spec(config: &TrainConfig, size: usize, channels: usize) -> ModelSpec {
+/// with `channels` channels, seeing its inputs through `input`.
+pub(crate) fn model_spec(
+    config: &TrainConfig,
+    size: usize,
+    channels: usize,
+    input: InputAffine,
+) -> ModelSpec {
     ModelSpec {
         kind: match config.model {
             ModelChoice::FaceCnn => ModelKind::FaceCnn,
             ModelChoice::Compact => ModelKind::Compact,
+            ModelChoice::Reference => ModelKind::Reference,
         },
         input_size: size,
         channels,
         outputs: config.targets.dimensions().len(),
+        input,
     }
 }
 
@@ -94,8 +103,9 @@ pub(crate) fn build_trainer(
     config: &TrainConfig,
     size: usize,
     channels: usize,
+    input: InputAffine,
 ) -> Result<Trainer, TrainError> {
-    let spec = model_spec(config, size, channels);
+    let spec = model_spec(config, size, channels, input);
     if !size.is_multiple_of(8) {
         return Err(TrainError::data(
             &config.data,

@@ -9,6 +9,7 @@ pub(crate) struct LrSchedule {
     kind: ScheduleKind,
     lr: f64,
     min_lr: f64,
+    epochs: usize,
     step_size: usize,
     gamma: f64,
     total_steps: usize,
@@ -21,6 +22,7 @@ impl LrSchedule {
             kind: config.schedule,
             lr: config.lr,
             min_lr: config.min_lr,
+            epochs: config.epochs.max(1),
             step_size: config.step_size.max(1),
             gamma: config.gamma,
             total_steps: (config.epochs * steps_per_epoch).max(1),
@@ -39,12 +41,16 @@ impl LrSchedule {
             }
             ScheduleKind::Cosine => {
                 let t = (epoch * self.steps_per_epoch + step) as f64 / self.total_steps as f64;
-                self.min_lr
-                    + (self.lr - self.min_lr)
-                        * 0.5
-                        * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+                self.cosine(t)
             }
+            ScheduleKind::CosineEpoch => self.cosine(epoch as f64 / self.epochs as f64),
         }
+    }
+
+    /// The cosine curve from `lr` (t = 0) to `min_lr` (t = 1).
+    fn cosine(&self, t: f64) -> f64 {
+        self.min_lr
+            + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
     }
 }
 
@@ -130,6 +136,23 @@ mod tests {
             .map(|(e, k)| s.at(e, k))
             .collect();
         assert!(all.windows(2).all(|w| w[1] <= w[0]));
+    }
+
+    /// PyTorch's `CosineAnnealingLR(T_max=4)` stepped after each epoch trains epoch e at
+    /// 0.05·(1 + cos(π·e/4)): 0.1, 0.0854, 0.05, 0.0146, constant within an epoch.
+    #[test]
+    fn cosine_epoch_follows_pytorch_cosine_annealing() {
+        let s = LrSchedule::new(&config(ScheduleKind::CosineEpoch), 10);
+        let expect = [
+            0.1,
+            0.05 * (1.0 + std::f64::consts::FRAC_1_SQRT_2),
+            0.05,
+            0.05 * (1.0 - std::f64::consts::FRAC_1_SQRT_2),
+        ];
+        for (e, want) in expect.into_iter().enumerate() {
+            assert!(close(s.at(e, 0), want), "epoch {e}: {}", s.at(e, 0));
+            assert!(close(s.at(e, 9), want), "epoch {e}, last step");
+        }
     }
 
     #[test]

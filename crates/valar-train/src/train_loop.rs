@@ -3,7 +3,7 @@
 use crate::TrainError;
 use crate::augment::{AugParams, augment_into};
 use crate::checkpoint::{LoopState, RunDir, best_name, state_name};
-use crate::config::{DeviceChoice, TrainConfig};
+use crate::config::{Augment, DeviceChoice, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::model::{StepModel, build_trainer, host_loss};
 use crate::outputs::{EpochRecord, dim_metrics, write_metrics_csv, write_predictions_csv};
@@ -16,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use valar_core::{Dimension, write_atomic};
+use valar_engine::InputAffine;
 
 /// Faces per inference call during validation (eval mode is per-face, so any size gives the
 /// same numbers).
@@ -102,7 +103,7 @@ pub fn train(
     let text = config.to_toml()?;
     write_atomic(&run.config(), |w| w.write_all(text.as_bytes()))?;
 
-    let mut model = build_trainer(&config, job.data.faces.size, job.data.faces.channels)?;
+    let mut model = job.trainer(&config)?;
     let start = job.start_info(&config, &model, 1);
     observer.run_started(&start);
     run_loop(
@@ -144,7 +145,7 @@ pub fn resume(
         });
     }
     let job = Job::load(&config)?;
-    let mut model = build_trainer(&config, job.data.faces.size, job.data.faces.channels)?;
+    let mut model = job.trainer(&config)?;
     let start = job.start_info(&config, &model, state.epochs_done + 1);
     continue_run(&job, &mut model, &run, state, observer, Some(start), None)
 }
@@ -222,6 +223,9 @@ pub(crate) struct Job {
     pub val_rows: Vec<usize>,
     /// `Dataset::fingerprint` of `data`.
     pub fingerprint: String,
+    /// How the network sees its inputs (`config.normalize`, with the training split's
+    /// statistics where it standardises).
+    pub input: InputAffine,
 }
 
 impl Job {
@@ -246,8 +250,13 @@ impl Job {
         }
         data.check_labels(&train_rows, config.targets)?;
         data.check_labels(&val_rows, config.targets)?;
+        let input = match config.normalize {
+            InputNorm::Fixed => InputAffine::IDENTITY,
+            InputNorm::Standardize => data.standardizer(&train_rows)?,
+        };
         Ok(Job {
             config: config.clone(),
+            input,
             fingerprint: data.fingerprint()?,
             data,
             train_rows,
@@ -266,6 +275,12 @@ impl Job {
             .filter(|c| c.len() >= 2)
             .map(<[usize]>::to_vec)
             .collect()
+    }
+
+    /// A fresh engine trainer for this job's data.
+    fn trainer(&self, config: &TrainConfig) -> Result<valar_engine::Trainer, TrainError> {
+        let f = &self.data.faces;
+        build_trainer(config, f.size, f.channels, self.input)
     }
 
     fn steps_per_epoch(&self) -> usize {
@@ -352,14 +367,14 @@ pub(crate) fn run_loop<M: StepModel>(
             if interrupt_after == Some(state.global_step) {
                 return Err(TrainError::Config("interrupted (test)".into()));
             }
-            if config.augment {
+            if config.augment == Augment::None {
+                job.data.inputs(rows, &mut x);
+            } else {
                 x.clear();
                 for &r in rows {
-                    let p = AugParams::draw(&mut aug_rng, faces.size);
+                    let p = AugParams::draw(&mut aug_rng, faces.size, config.augment);
                     augment_into(faces.face(r), faces.channels, faces.size, &p, &mut x);
                 }
-            } else {
-                job.data.inputs(rows, &mut x);
             }
             let y = job.data.labels(rows, targets);
             let lr = schedule.at(epoch, k) as f32;
@@ -404,6 +419,10 @@ pub(crate) fn run_loop<M: StepModel>(
         if best {
             let name = best_name(epoch + 1);
             model.save_state(&run.checkpoint_file(&name))?;
+            state.best_file = Some(name);
+        }
+        // model.onnx is the best epoch's, or with `keep = last` whichever epoch ran last.
+        if (best && config.keep == Keep::Best) || config.keep == Keep::Last {
             model.export(&run.model())?;
             write_predictions_csv(
                 &run.predictions(),
@@ -412,7 +431,6 @@ pub(crate) fn run_loop<M: StepModel>(
                 &pred,
                 targets,
             )?;
-            state.best_file = Some(name);
         }
         let name = state_name(epoch + 1);
         model.save_state(&run.checkpoint_file(&name))?;
@@ -590,7 +608,7 @@ mod tests {
         c.patience = patience;
         c.batch_size = 8;
         c.lr = 0.5;
-        c.augment = true;
+        c.augment = Augment::Full;
         c.validate().unwrap();
         Job::load(&c).unwrap()
     }

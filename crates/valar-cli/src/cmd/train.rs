@@ -4,11 +4,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Duration;
-use valar_core::{Dimension, Targets};
-use valar_train::{
-    DeviceChoice, EpochRecord, LossChoice, ModelChoice, OptimizerChoice, Recipe, RunStart,
-    ScheduleKind, StopReason, TrainObserver, TrainOverrides,
-};
+use valar_core::Dimension;
+use valar_train::{EpochRecord, RunStart, StopReason, TrainConfig, TrainObserver, TrainOverrides};
 
 /// Arguments of `valar train`.
 ///
@@ -16,18 +13,11 @@ use valar_train::{
 /// file, then these flags. The resolved values are saved as `config.toml` in the run folder.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// A prepared dataset folder (from `valar prepare`).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
     /// The run folder to create (e.g. runs/NAME).
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
     /// Continue the run in this folder from its last checkpoint, with its saved configuration.
-    #[arg(long, value_name = "RUN", conflicts_with_all = [
-        "data", "out", "force", "config", "recipe", "model", "targets", "loss", "optimizer",
-        "epochs", "batch_size", "lr", "schedule", "min_lr", "step_size", "gamma",
-        "weight_decay", "momentum", "patience", "augment", "seed",
-    ])]
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["out", "force", "config"])]
     pub resume: Option<PathBuf>,
     /// Delete the run folder first if it exists.
     #[arg(long)]
@@ -35,101 +25,62 @@ pub struct TrainArgs {
     /// A TOML file with any of config.toml's keys (flags override it).
     #[arg(long, value_name = "valar.toml")]
     pub config: Option<PathBuf>,
-    /// A preset: `seed` is the original recipe (facecnn, MSE, AdamW lr 1e-4 constant, weight
-    /// decay 0.01, batch 64, 20 epochs, no augmentation, no early stopping).
-    #[arg(long)]
-    pub recipe: Option<Recipe>,
-    /// The network: facecnn | compact [default: compact].
-    #[arg(long)]
-    pub model: Option<ModelChoice>,
-    /// The dimensions to predict: valence | arousal | both [default: both].
-    #[arg(long)]
-    pub targets: Option<Targets>,
-    /// The loss: mse | ccc | mse+ccc [default: mse+ccc].
-    #[arg(long)]
-    pub loss: Option<LossChoice>,
-    /// The optimizer: adamw | sgd [default: adamw].
-    #[arg(long)]
-    pub optimizer: Option<OptimizerChoice>,
-    /// Passes over the training faces (an upper bound with early stopping) [default: 30].
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Faces per step [default: 64].
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Peak learning rate [default: 1e-3].
-    #[arg(long)]
-    pub lr: Option<f64>,
-    /// Learning-rate schedule: cosine | step | constant [default: cosine].
-    #[arg(long)]
-    pub schedule: Option<ScheduleKind>,
-    /// Final learning rate of the cosine schedule [default: 0].
-    #[arg(long)]
-    pub min_lr: Option<f64>,
-    /// Epochs between decays of the step schedule [default: 10].
-    #[arg(long)]
-    pub step_size: Option<usize>,
-    /// Decay factor of the step schedule [default: 0.1].
-    #[arg(long)]
-    pub gamma: Option<f64>,
-    /// Weight decay (decoupled for AdamW, L2 for SGD) [default: 1e-4].
-    #[arg(long)]
-    pub weight_decay: Option<f64>,
-    /// SGD momentum [default: 0.9].
-    #[arg(long)]
-    pub momentum: Option<f64>,
-    /// Stop after this many epochs without a better validation CCC; 0 never stops [default: 5].
-    #[arg(long)]
-    pub patience: Option<usize>,
-    /// Randomly flip, shift (±10%) and scale (0.9–1.1) training faces.
-    #[arg(long)]
-    pub augment: bool,
-    /// Where to run: cpu | cuda [default: cpu]. Allowed with --resume.
-    #[arg(long)]
-    pub device: Option<DeviceChoice>,
-    /// Seeds weights, shuffling, dropout and augmentation [default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Every training setting, declared once in valar-train.
+    #[command(flatten)]
+    pub settings: TrainOverrides,
 }
 
-impl TrainArgs {
-    fn overrides(&self) -> TrainOverrides {
-        TrainOverrides {
-            recipe: self.recipe,
-            data: self.data.clone(),
-            model: self.model,
-            targets: self.targets,
-            loss: self.loss,
-            optimizer: self.optimizer,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            schedule: self.schedule,
-            min_lr: self.min_lr,
-            step_size: self.step_size,
-            gamma: self.gamma,
-            weight_decay: self.weight_decay,
-            momentum: self.momentum,
-            patience: self.patience,
-            augment: self.augment.then_some(true),
-            device: self.device,
-            seed: self.seed,
+/// Appends `[default: …]` to the help of every training setting, read from valar's defaults
+/// themselves so that the help cannot drift from them.
+pub fn document_defaults(cmd: clap::Command) -> clap::Command {
+    let defaults = match toml::Value::try_from(TrainConfig::defaults(PathBuf::new())) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => return cmd,
+    };
+    defaults.into_iter().fold(cmd, |cmd, (key, value)| {
+        let shown = match &value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if key == "data" || cmd.get_arguments().all(|a| a.get_id() != key.as_str()) {
+            return cmd;
         }
-    }
+        cmd.mut_arg(key.as_str(), |a| {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            a.help(format!("{help} [default: {shown}]"))
+        })
+    })
 }
 
 /// Runs `valar train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut progress = TerminalProgress::default();
     let summary = if let Some(run_dir) = &args.resume {
-        valar_train::resume(run_dir, args.device, &mut progress)
+        let given: Vec<String> = args
+            .settings
+            .given()
+            .into_iter()
+            .filter(|k| k != "device")
+            .collect();
+        if !given.is_empty() {
+            anyhow::bail!(
+                "--resume continues {} with the settings in its config.toml; drop {} (only --device may change)",
+                run_dir.display(),
+                given
+                    .iter()
+                    .map(|k| format!("--{}", k.replace('_', "-")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        valar_train::resume(run_dir, args.settings.device, &mut progress)
             .with_context(|| format!("resuming {}", run_dir.display()))?
     } else {
         let file = match &args.config {
             Some(path) => TrainOverrides::from_toml_file(path)?,
             None => TrainOverrides::default(),
         };
-        let config = args.overrides().over(file).resolve()?;
+        let config = args.settings.clone().over(file).resolve()?;
         let out = args
             .out
             .as_deref()
@@ -230,5 +181,69 @@ impl TrainObserver for TerminalProgress {
             line += " (best)";
         }
         eprintln!("{line}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+    use valar_train::Augment;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+
+    fn parse(args: &[&str]) -> TrainArgs {
+        Cli::try_parse_from(std::iter::once("train").chain(args.iter().copied()))
+            .unwrap()
+            .train
+    }
+
+    /// A file's `augment = true` is turned back off from the command line, and `--augment`
+    /// alone still means the full augmentation.
+    #[test]
+    fn augment_flag_overrides_a_file_either_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("valar.toml");
+        std::fs::write(&file, "data = \"d\"\naugment = true\n").unwrap();
+        let from_file = TrainOverrides::from_toml_file(&file).unwrap();
+        let off = parse(&["--out", "r", "--augment=none"]).settings;
+        assert_eq!(
+            off.over(from_file.clone()).resolve().unwrap().augment,
+            Augment::None
+        );
+        let flip = parse(&["--out", "r", "--augment=flip"]).settings;
+        assert_eq!(
+            flip.over(from_file.clone()).resolve().unwrap().augment,
+            Augment::Flip
+        );
+        assert_eq!(
+            parse(&["--out", "r", "--augment"]).settings.augment,
+            Some(Augment::Full)
+        );
+        let unset = parse(&["--out", "r"]).settings;
+        assert_eq!(
+            unset.over(from_file).resolve().unwrap().augment,
+            Augment::Full
+        );
+    }
+
+    /// The help shows each setting's default, read from valar's defaults.
+    #[test]
+    fn help_shows_the_defaults() {
+        let mut cmd = document_defaults(Cli::command());
+        let help = cmd.render_help().to_string();
+        for shown in [
+            "[default: compact]",
+            "[default: 64]",
+            "[default: mse+ccc]",
+            "[default: 5]",
+        ] {
+            assert!(help.contains(shown), "{shown} missing from:\n{help}");
+        }
     }
 }
