@@ -55,6 +55,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             channels: 1,
             outputs: 2,
             input: valar_engine::InputAffine::IDENTITY,
+            flip_average: false,
+            ema: None,
         };
         let per = 48 * 48;
         let (batch, infer_batch) = (64, 256);

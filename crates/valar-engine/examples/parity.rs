@@ -44,6 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         channels: 1,
         outputs: 2,
         input: InputAffine::IDENTITY,
+        flip_average: false,
+        ema: None,
     };
     let opt = OptimizerKind::AdamW {
         beta1: 0.9,

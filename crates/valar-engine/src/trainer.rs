@@ -166,8 +166,20 @@ impl Trainer {
             eval,
         };
         let mut rng = models::init_rng(seed);
+        let mut start: HashMap<String, Vec<f32>> = HashMap::new();
         for (i, info) in t.infos.iter().enumerate() {
-            write(&mut t.bufs[0][i], &models::init_tensor(info, &mut rng))?;
+            let values = models::init_tensor(info, &mut rng);
+            write(&mut t.bufs[0][i], &values)?;
+            start.insert(info.name.clone(), values);
+        }
+        // A moving average starts at the starting weights.
+        for (name, src) in t.arch.eval_sources() {
+            if name != src
+                && let (Some(i), Some(values)) =
+                    (t.infos.iter().position(|x| x.name == src), start.get(&name))
+            {
+                write(&mut t.bufs[0][i], values)?;
+            }
         }
         Ok(t)
     }
@@ -282,6 +294,12 @@ impl Trainer {
         b.bind_input("y", &yt)?;
         b.bind_input("lr", &lrt)?;
         b.bind_input("step", &stept)?;
+        if let Some(decay) = s.ema {
+            // timm's ModelEma warm-up: early averages forget the random start quickly.
+            let t = self.step as f32;
+            let d = decay.min((1.0 + t) / (10.0 + t));
+            b.bind_input("ema_decay", &cpu_tensor(&[], vec![d])?)?;
+        }
         for (i, n) in noise.iter().enumerate() {
             b.bind_input(models::noise_name(i), n)?;
         }
@@ -321,15 +339,9 @@ impl Trainer {
         let xt = cpu_tensor(&[batch, s.channels, s.input_size, s.input_size], x.to_vec())?;
         let mut b = self.eval.create_binding()?;
         b.bind_input("x", &xt)?;
-        for (i, info) in self.infos.iter().enumerate() {
-            if self
-                .arch
-                .params
-                .iter()
-                .chain(&self.arch.running)
-                .any(|p| p.name == info.name)
-            {
-                b.bind_input(info.name.as_str(), &self.bufs[self.cur][i])?;
+        for (name, src) in self.arch.eval_sources() {
+            if let Some(i) = self.infos.iter().position(|x| x.name == src) {
+                b.bind_input(name.as_str(), &self.bufs[self.cur][i])?;
             }
         }
         b.bind_output_to_device("predictions", &MemoryInfo::default())?;
@@ -433,7 +445,11 @@ impl Trainer {
         for (i, info) in self.infos.iter().enumerate() {
             values.insert(info.name.clone(), read(&self.bufs[self.cur][i])?);
         }
-        let lookup = |name: &str| values.get(name).cloned().unwrap_or_default();
+        let sources: HashMap<String, String> = self.arch.eval_sources().into_iter().collect();
+        let lookup = |name: &str| {
+            let src = sources.get(name).map_or(name, String::as_str);
+            values.get(src).cloned().unwrap_or_default()
+        };
         let model = self.arch.inference_graph(Some(&lookup));
         state::write_atomic(path, &model.encode_to_vec())
     }
@@ -457,6 +473,8 @@ mod tests {
             channels: 1,
             outputs: 2,
             input: crate::InputAffine::IDENTITY,
+            flip_average: false,
+            ema: None,
         }
     }
 
@@ -650,6 +668,8 @@ mod tests {
             channels: 3,
             outputs: 1,
             input: crate::InputAffine::IDENTITY,
+            flip_average: false,
+            ema: None,
         };
         let mut t = Trainer::new(
             &spec,
@@ -759,6 +779,137 @@ mod tests {
         folded.export_onnx(&path).unwrap();
         let mut m = InferenceModel::load(&path, Device::Cpu).unwrap();
         close(&mine, &m.predict(&x, 8).unwrap());
+    }
+
+    /// Flip averaging predicts the mean of the network on the face and on its mirror image,
+    /// in the trainer's eval mode and in the exported model alike.
+    #[test]
+    fn flip_average_is_the_mean_over_the_mirror_image() {
+        let opt = OptimizerKind::adamw_default();
+        let tta_spec = ModelSpec {
+            flip_average: true,
+            ..spec()
+        };
+        let mut tta = Trainer::new(&tta_spec, LossKind::MseCcc, opt, Device::Cpu, 3).unwrap();
+        let mut plain = Trainer::new(&spec(), LossKind::MseCcc, opt, Device::Cpu, 3).unwrap();
+        let (x, y) = batch(8, 2);
+        for _ in 0..2 {
+            tta.step(&x, &y, 8, 1e-2).unwrap();
+            plain.step(&x, &y, 8, 1e-2).unwrap();
+        }
+        let side = spec().input_size;
+        let mirrored: Vec<f32> = (0..x.len())
+            .map(|k| {
+                let (row, col) = (k / side, k % side);
+                x[row * side + side - 1 - col]
+            })
+            .collect();
+        let a = plain.predict(&x, 8).unwrap();
+        let b = plain.predict(&mirrored, 8).unwrap();
+        let mine = tta.predict(&x, 8).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        tta.export_onnx(&path).unwrap();
+        let exported = InferenceModel::load(&path, Device::Cpu)
+            .unwrap()
+            .predict(&x, 8)
+            .unwrap();
+        for k in 0..a.len() {
+            let want = 0.5 * (a[k] + b[k]);
+            assert!((mine[k] - want).abs() <= 1e-5, "{} vs {want}", mine[k]);
+            assert!(
+                (exported[k] - want).abs() <= 1e-5,
+                "{} vs {want}",
+                exported[k]
+            );
+        }
+        assert_ne!(
+            a, b,
+            "the test needs a network that tells a face from its mirror"
+        );
+    }
+
+    /// The moving average starts at the starting weights, follows avg = d·avg + (1 − d)·w
+    /// with timm's warm-up d = min(decay, (1 + t)/(10 + t)) after every step, and is what
+    /// eval mode and the exported model use.
+    #[test]
+    fn weight_average_follows_its_recursion_and_is_what_predicts() {
+        let decay = 0.9f32;
+        let ema_spec = ModelSpec {
+            ema: Some(decay),
+            ..spec()
+        };
+        let opt = OptimizerKind::adamw_default();
+        let mut t = Trainer::new(&ema_spec, LossKind::MseCcc, opt, Device::Cpu, 8).unwrap();
+        let get = |st: &TrainState, name: &str| {
+            st.tensors
+                .iter()
+                .find(|x| x.name == name)
+                .map(|x| x.data.clone())
+                .unwrap()
+        };
+        let names = ["conv1.weight", "fc2.bias", "bn1.running_var"];
+        let st = t.try_state().unwrap();
+        for n in names {
+            assert_eq!(
+                get(&st, n),
+                get(&st, &format!("{n}.ema")),
+                "{n} at the start"
+            );
+        }
+        let (x, y) = batch(8, 4);
+        for step in 0..3u32 {
+            let before = t.try_state().unwrap();
+            t.step(&x, &y, 8, 1e-2).unwrap();
+            let after = t.try_state().unwrap();
+            let d = decay.min((1.0 + step as f32) / (10.0 + step as f32));
+            for n in names {
+                let (avg0, w1, avg1) = (
+                    get(&before, &format!("{n}.ema")),
+                    get(&after, n),
+                    get(&after, &format!("{n}.ema")),
+                );
+                for k in 0..w1.len() {
+                    let want = avg0[k] * d + w1[k] * (1.0 - d);
+                    assert!(
+                        (avg1[k] - want).abs() <= 1e-6 * want.abs().max(1.0),
+                        "{n}[{k}]"
+                    );
+                }
+            }
+        }
+        // A plain trainer loaded with the averages predicts what the averaging one does.
+        let st = t.try_state().unwrap();
+        let mut plain = Trainer::new(&spec(), LossKind::MseCcc, opt, Device::Cpu, 8).unwrap();
+        let mut loaded = plain.try_state().unwrap();
+        for tensor in &mut loaded.tensors {
+            if let Some(avg) = st
+                .tensors
+                .iter()
+                .find(|x| x.name == format!("{}.ema", tensor.name))
+            {
+                tensor.data = avg.data.clone();
+            }
+        }
+        plain.load_state(loaded).unwrap();
+        let want = plain.predict(&x, 8).unwrap();
+        assert_eq!(t.predict(&x, 8).unwrap(), want);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        t.export_onnx(&path).unwrap();
+        let exported = InferenceModel::load(&path, Device::Cpu)
+            .unwrap()
+            .predict(&x, 8)
+            .unwrap();
+        for (a, b) in exported.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+        }
+        // Checkpoints carry the averages: a reload continues bit for bit.
+        let mut again = Trainer::new(&ema_spec, LossKind::MseCcc, opt, Device::Cpu, 8).unwrap();
+        again.load_state(t.try_state().unwrap()).unwrap();
+        t.step(&x, &y, 8, 1e-2).unwrap();
+        again.step(&x, &y, 8, 1e-2).unwrap();
+        assert_eq!(t.try_state().unwrap(), again.try_state().unwrap());
     }
 
     #[test]

@@ -51,8 +51,11 @@ pub enum ModelChoice {
     /// at 48×48): three conv blocks (64, 128, 256), then a 1024-256 MLP head.
     #[serde(rename = "reference")]
     Reference,
+    /// The reference network with dropout 0.5 before each hidden Linear layer.
+    #[serde(rename = "vgg")]
+    Vgg,
 }
-named_enum!(ModelChoice, "model", FaceCnn => "facecnn", Compact => "compact", Reference => "reference");
+named_enum!(ModelChoice, "model", FaceCnn => "facecnn", Compact => "compact", Reference => "reference", Vgg => "vgg");
 
 /// The training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +289,12 @@ settings! {
     normalize: InputNorm;
     /// Which weights become model.onnx: best (validation CCC) or last (the final epoch).
     keep: Keep;
+    /// Decay per step of a moving average of the weights that validation and model.onnx use
+    /// (as timm's ModelEma, with its warm-up); 0 turns it off.
+    ema: f64;
+    /// Test-time flip averaging: validation and model.onnx predict the mean over the face and
+    /// its mirror image; `--tta` alone turns it on, `--tta=false` off.
+    tta: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
     /// Where to run: cpu or cuda (allowed with --resume).
     device: DeviceChoice;
     /// Seeds weights, shuffling, dropout and augmentation.
@@ -315,6 +324,8 @@ impl TrainConfig {
             augment: Augment::None,
             normalize: InputNorm::Fixed,
             keep: Keep::Best,
+            ema: 0.0,
+            tta: false,
             device: DeviceChoice::Cpu,
             seed: 0,
         }
@@ -394,6 +405,9 @@ impl TrainConfig {
                 "momentum must lie in [0, 1), not {}",
                 self.momentum
             ));
+        }
+        if !(self.ema.is_finite() && (0.0..1.0).contains(&self.ema)) {
+            return bad(format!("ema must lie in [0, 1), not {}", self.ema));
         }
         if i64::try_from(self.seed).is_err() {
             return bad(format!(
@@ -592,7 +606,7 @@ mod tests {
         std::fs::write(&file, "model = \"resnet\"\n").unwrap();
         assert!(TrainOverrides::from_toml_file(&file).is_err());
         let err = "resnet".parse::<ModelChoice>().unwrap_err();
-        assert!(err.contains("facecnn, compact, reference"), "{err}");
+        assert!(err.contains("facecnn, compact, reference, vgg"), "{err}");
     }
 
     #[test]

@@ -65,11 +65,14 @@ pub(crate) fn model_spec(
             ModelChoice::FaceCnn => ModelKind::FaceCnn,
             ModelChoice::Compact => ModelKind::Compact,
             ModelChoice::Reference => ModelKind::Reference,
+            ModelChoice::Vgg => ModelKind::Vgg,
         },
         input_size: size,
         channels,
         outputs: config.targets.dimensions().len(),
         input,
+        flip_average: config.tta,
+        ema: (config.ema > 0.0).then_some(config.ema as f32),
     }
 }
 
