@@ -47,3 +47,8 @@ bench-prep: build
 # Benchmark a training step and inference against PyTorch on CPU.
 bench-train: setup
     scripts/bench-train.sh
+
+# Train PyTorch's reference recipe and valar's recipes side by side on the hard synthetic set
+# (BENCH_SEEDS seeds, default 3); prints test CCC/RMSE, mean ± sd, beside the mean baseline.
+bench-quality: setup build
+    scripts/bench-quality.sh
