@@ -4,6 +4,7 @@
 
 mod common;
 use common::{ok, s, valar};
+use valar_core::{Split, read_manifest};
 
 use std::path::Path;
 
@@ -22,12 +23,12 @@ fn pngs(dir: &Path) -> Vec<String> {
 fn fake_run(run: &Path, data: &Path) {
     std::fs::create_dir_all(run).unwrap();
     let mut metrics = String::from(
-        "epoch,train_loss,val_loss,valence_rmse,valence_pcc,valence_ccc,valence_sagr,arousal_rmse,arousal_pcc,arousal_ccc,arousal_sagr,lr,seconds\n",
+        "epoch,train_loss,val_loss,valence_rmse,valence_pcc,valence_ccc,valence_sagr,valence_baseline_rmse,arousal_rmse,arousal_pcc,arousal_ccc,arousal_sagr,arousal_baseline_rmse,lr,seconds\n",
     );
     for e in 1..=5 {
         let f = f64::from(e);
         metrics.push_str(&format!(
-            "{e},{},{},,,,,{},{},{},{},0.001,3.0\n",
+            "{e},{},{},,,,,,{},{},{},{},0.55,0.001,3.0\n",
             0.6 / f,
             0.5 / f.sqrt(),
             0.5 - 0.04 * f,
@@ -120,8 +121,84 @@ fn report_on_prepared_data_and_on_a_run() {
     }
     assert_eq!(all.len(), data_pngs.len() + 5, "{all:?}");
     let md = std::fs::read_to_string(run.join("report/report.md")).unwrap();
-    assert!(md.contains("| arousal | 60 |"), "{md}");
+    assert!(md.contains("| arousal | model | 60 |"), "{md}");
     assert!(!md.contains("| valence |"), "{md}");
+    // metrics.csv's baseline sits beside the model; validation CCC reached 0.45, RMSE 0.3
+    // against the baseline's 0.55: no warning.
+    assert!(md.contains("| arousal | mean baseline | 0.5500 |"), "{md}");
+    assert!(!md.contains("worse than the mean"), "{md}");
+    assert!(!md.contains("test_errors"), "{md}");
+
+    // A test evaluation beside the model (valar evaluate's default name): on the prepared
+    // folder's validation faces, a good model first, then one that predicts −0.9 always.
+    let manifest = read_manifest(&prepared.join("manifest.csv")).unwrap();
+    let faces: Vec<_> = manifest.iter().filter(|r| r.split == Split::Val).collect();
+    let write_test = |pred: &dyn Fn(f32) -> f32| {
+        let mut csv =
+            String::from("index,path,valence_true,valence_pred,arousal_true,arousal_pred\n");
+        for r in &faces {
+            csv.push_str(&format!(
+                "{},{},,,{},{}\n",
+                r.index,
+                r.path,
+                r.arousal,
+                pred(r.arousal)
+            ));
+        }
+        std::fs::write(run.join("predictions-test.csv"), csv).unwrap();
+    };
+    write_test(&|a| 0.9 * a);
+    ok(&["report", "--run", s(&run)]);
+    let md = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    let test = &md[md.find("## Test evaluation").unwrap()..];
+    // The baseline: the mean arousal of the train rows, predicted for every test face.
+    let train: Vec<f64> = manifest
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .map(|r| f64::from(r.arousal))
+        .collect();
+    let mean = train.iter().sum::<f64>() / train.len() as f64;
+    let rmse = (faces
+        .iter()
+        .map(|r| (f64::from(r.arousal) - mean).powi(2))
+        .sum::<f64>()
+        / faces.len() as f64)
+        .sqrt();
+    let cell = format!("{rmse:.4}").replace('-', "\u{2212}");
+    assert!(
+        test.contains(&format!(
+            "| arousal | mean baseline | {} | {cell} | \u{2014} | 0.0000 |",
+            faces.len()
+        )),
+        "{cell}\n{test}"
+    );
+    assert!(
+        md.contains("On the test set, the model beats the mean baseline"),
+        "{md}"
+    );
+    assert!(!md.contains("worse than the mean"), "{md}");
+    let with_test = pngs(&run.join("report"));
+    for f in [
+        "test_errors_scatter.png",
+        "test_errors_by_interval.png",
+        "test_errors_residuals.png",
+    ] {
+        assert!(with_test.contains(&f.to_string()), "{with_test:?}");
+    }
+
+    write_test(&|_| -0.9);
+    ok(&["report", "--run", s(&run)]);
+    let md = std::fs::read_to_string(run.join("report/report.md")).unwrap();
+    assert!(
+        md.contains("**arousal on the test set: RMSE")
+            && md.contains("the model is worse than the mean.**"),
+        "{md}"
+    );
+    assert!(
+        md.contains("arousal on the test set: CCC 0.000 is near zero"),
+        "{md}"
+    );
+    std::fs::remove_file(run.join("predictions-test.csv")).unwrap();
 
     // Explicit output folder; nothing given at all is a usage error.
     let custom = dir.path().join("custom");

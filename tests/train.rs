@@ -126,7 +126,45 @@ fn std_dev(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
 }
 
-const METRICS_HEADER: &str = "epoch,train_loss,val_loss,valence_rmse,valence_pcc,valence_ccc,valence_sagr,arousal_rmse,arousal_pcc,arousal_ccc,arousal_sagr,lr,seconds";
+const METRICS_HEADER: &str = "epoch,train_loss,val_loss,valence_rmse,valence_pcc,valence_ccc,valence_sagr,valence_baseline_rmse,arousal_rmse,arousal_pcc,arousal_ccc,arousal_sagr,arousal_baseline_rmse,lr,seconds";
+
+/// The mean-prediction baseline's RMSE, computed here from the manifest alone: the train
+/// rows' mean label predicted for every row of `split`.
+fn baseline_rmse(manifest: &[valar_core::ManifestRow], split: Split, dim: &str) -> f64 {
+    let label = |r: &valar_core::ManifestRow| {
+        f64::from(if dim == "valence" {
+            r.valence
+        } else {
+            r.arousal
+        })
+    };
+    let train: Vec<f64> = manifest
+        .iter()
+        .filter(|r| r.split == Split::Train)
+        .map(label)
+        .collect();
+    let mean = train.iter().sum::<f64>() / train.len() as f64;
+    let scored: Vec<f64> = manifest
+        .iter()
+        .filter(|r| r.split == split)
+        .map(label)
+        .collect();
+    (scored.iter().map(|y| (y - mean).powi(2)).sum::<f64>() / scored.len() as f64).sqrt()
+}
+
+/// Every prediction cell of a CSV's `columns` parses and lies in the label range [−1, 1].
+fn assert_in_label_range(path: &Path, columns: &[&str]) -> Vec<f64> {
+    let (header, rows) = read_csv(path);
+    let mut all = Vec::new();
+    for c in columns {
+        for v in column(&header, &rows, c) {
+            assert!((-1.0..=1.0).contains(&v), "{}: {c} = {v}", path.display());
+            all.push(v);
+        }
+    }
+    assert!(!all.is_empty(), "{}: no predictions", path.display());
+    all
+}
 const PREDICTIONS_HEADER: &str = "index,path,valence_true,valence_pred,arousal_true,arousal_pred";
 
 /// Trains the compact model for 5 epochs on the CPU and checks it learned both dimensions;
@@ -180,6 +218,14 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
     assert_eq!(rows.len(), 5);
     let v = column(&header, &rows, "valence_ccc");
     let a = column(&header, &rows, "arousal_ccc");
+    // The baseline columns hold the validation RMSE of the training mean, on every row.
+    let manifest = read_manifest(&data.prepared.join("manifest.csv")).unwrap();
+    for dim in ["valence", "arousal"] {
+        let expected = baseline_rmse(&manifest, Split::Val, dim);
+        for b in column(&header, &rows, &format!("{dim}_baseline_rmse")) {
+            assert!((b - expected).abs() < 1e-9, "{dim}: {b} vs {expected}");
+        }
+    }
     let best = (0..5)
         .max_by(|&i, &j| (v[i] + a[i]).total_cmp(&(v[j] + a[j])))
         .unwrap();
@@ -198,7 +244,10 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
     let text = std::fs::read_to_string(run.join("predictions.csv")).unwrap();
     assert_eq!(text.lines().next().unwrap(), PREDICTIONS_HEADER);
     let (ph, prow) = read_csv(&run.join("predictions.csv"));
-    let manifest = read_manifest(&data.prepared.join("manifest.csv")).unwrap();
+    assert_in_label_range(
+        &run.join("predictions.csv"),
+        &["valence_pred", "arousal_pred"],
+    );
     let val = manifest.iter().filter(|r| r.split == Split::Val).count();
     assert_eq!(prow.len(), val);
     for dim in ["valence", "arousal"] {
@@ -231,6 +280,21 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
         "evaluate CCC {ccc} vs training {}",
         v[best]
     );
+    // Beside the model: the baseline, the training mean of the run's data on the same rows,
+    // which this model beats, so no warning.
+    let base: f64 = line.split_whitespace().nth(5).unwrap().parse().unwrap();
+    let expected = baseline_rmse(&manifest, Split::Val, "valence");
+    assert!(
+        (base - expected).abs() < 1e-4,
+        "{base} vs {expected}\n{out}"
+    );
+    assert!(
+        out.contains("mean baseline: predicting the training mean"),
+        "{out}"
+    );
+    assert!(!out.contains("worse than the mean"), "{out}");
+    assert!(!out.contains("near zero"), "{out}");
+    assert_in_label_range(&eval_csv, &["valence_pred", "arousal_pred"]);
     let eval_text = std::fs::read_to_string(&eval_csv).unwrap();
     assert_eq!(eval_text.lines().next().unwrap(), PREDICTIONS_HEADER);
     let (eh, erow) = read_csv(&eval_csv);
@@ -267,6 +331,17 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
         s(&test_csv),
     ]);
     assert!(out.contains("split test"), "{out}");
+    // A test set alone has no train rows: the mean is the run's training data's, named
+    // in the config.toml beside the model.
+    assert!(
+        out.contains(&format!(
+            "train rows of {}",
+            std::path::absolute(data.prepared.join("manifest.csv"))
+                .unwrap()
+                .display()
+        )),
+        "{out}"
+    );
     let test_rows = read_manifest(&test_set.join("manifest.csv")).unwrap().len();
     assert!(test_rows > 0);
     assert_eq!(read_csv(&test_csv).1.len(), test_rows);
@@ -592,4 +667,121 @@ fn bad_inputs_are_refused_with_clear_errors() {
         err.contains("faces are 1×48×48") && err.contains("takes 1×32×32"),
         "{err}"
     );
+}
+
+/// A model whose outputs lie far outside [−1, 1]: made by adding 50 to the output layer's
+/// bias in a one-epoch run's checkpoint and letting `--resume` export it. No prediction may
+/// leave valar outside the label range (validation, evaluate, predict), and evaluate says
+/// plainly that this model is worse than predicting the training mean.
+#[test]
+fn predictions_are_clipped_to_the_label_range_and_a_model_worse_than_the_mean_says_so() {
+    let data = data();
+    let _serial = serial();
+    let dir = scratch("clip");
+    let run = dir.join("run");
+    ok(&[
+        "train",
+        "--data",
+        s(&data.prepared),
+        "--out",
+        s(&run),
+        "--model",
+        "compact",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+        "--patience",
+        "0",
+    ]);
+    let loop_json = run.join("checkpoint/loop.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&loop_json).unwrap()).unwrap();
+    let ckpt = run
+        .join("checkpoint")
+        .join(state["state_file"].as_str().unwrap());
+    let mut weights = TrainState::load(&ckpt).unwrap();
+    // Only the output layer (and its optimizer moments, unused here) has one value per target.
+    let mut pushed = 0;
+    for t in &mut weights.tensors {
+        if t.shape == [2] {
+            t.data.iter_mut().for_each(|v| *v += 50.0);
+            pushed += 1;
+        }
+    }
+    assert!(pushed > 0, "no output-sized tensor in the checkpoint");
+    weights.save(&ckpt).unwrap();
+    // An unfinished run with every epoch done: resume runs none and exports the weights.
+    state["finished"] = serde_json::Value::Null;
+    std::fs::write(&loop_json, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    std::fs::remove_file(run.join("model.onnx")).unwrap();
+    ok(&["train", "--resume", s(&run)]);
+
+    // Validation predictions written by training: all at the top of the range.
+    let preds = assert_in_label_range(
+        &run.join("predictions.csv"),
+        &["valence_pred", "arousal_pred"],
+    );
+    assert!(preds.iter().all(|&p| p == 1.0), "{preds:?}");
+
+    let eval_csv = dir.join("eval.csv");
+    let out = ok(&[
+        "evaluate",
+        "--model",
+        s(&run.join("model.onnx")),
+        "--data",
+        s(&data.prepared),
+        "--split",
+        "val",
+        "--out",
+        s(&eval_csv),
+    ]);
+    let preds = assert_in_label_range(&eval_csv, &["valence_pred", "arousal_pred"]);
+    assert!(preds.iter().all(|&p| p == 1.0), "{preds:?}");
+    // The printed RMSE is that of the clipped predictions (all 1), computed here.
+    let manifest = read_manifest(&data.prepared.join("manifest.csv")).unwrap();
+    let val: Vec<_> = manifest.iter().filter(|r| r.split == Split::Val).collect();
+    let line = out.lines().find(|l| l.starts_with("valence")).unwrap();
+    let rmse: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let expected = (val
+        .iter()
+        .map(|r| (f64::from(r.valence) - 1.0).powi(2))
+        .sum::<f64>()
+        / val.len() as f64)
+        .sqrt();
+    assert!(
+        (rmse - expected).abs() < 1e-4,
+        "{rmse} vs {expected}\n{out}"
+    );
+    for dim in ["valence", "arousal"] {
+        assert!(
+            out.lines().any(
+                |l| l.starts_with(&format!("warning: {dim} on the val split: RMSE"))
+                    && l.ends_with("the model is worse than the mean.")
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!(
+                "warning: {dim} on the val split: CCC 0.000 is near zero"
+            )),
+            "{out}"
+        );
+    }
+
+    let images: Vec<PathBuf> = val
+        .iter()
+        .take(4)
+        .map(|r| data.images.join(&r.path))
+        .collect();
+    let model = run.join("model.onnx");
+    let predict_csv = dir.join("predict.csv");
+    let mut args = vec!["predict", "--model", s(&model), "--out", s(&predict_csv)];
+    args.extend(images.iter().map(|p| s(p)));
+    ok(&args);
+    let preds = assert_in_label_range(&predict_csv, &["valence", "arousal"]);
+    assert_eq!(preds.len(), 8);
+    assert!(preds.iter().all(|&p| p == 1.0), "{preds:?}");
 }

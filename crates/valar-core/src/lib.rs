@@ -26,7 +26,9 @@ pub use atomic::{PartialDir, write_atomic};
 pub use error::CoreError;
 pub use label::{ColorMode, Dimension, FaceBox, Split, Targets};
 pub use manifest::{MANIFEST_COLUMNS, ManifestRow, read_manifest};
-pub use metrics::{DimMetrics, ccc, pcc, rmse, sagr};
+pub use metrics::{
+    DimMetrics, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, ccc, mean_baseline, pcc, rmse, sagr,
+};
 pub use npy::{Faces, npy_string_scalar, read_faces, read_npy_string_scalar, write_faces};
 pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};

@@ -1,5 +1,16 @@
 //! Definitions follow EmoNet's, with population (1/N) statistics throughout.
+//!
+//! Beside the metrics lives the yardstick every model is held against: the mean-prediction
+//! baseline, which predicts the training split's mean valence and arousal for every face.
+//! A model that cannot beat it has learned nothing a constant does not already know.
+use crate::{Dimension, ManifestRow, Split};
 use serde::{Deserialize, Serialize};
+
+/// |CCC| below this counts as "near zero": the model barely tracks the labels. 0.1 is
+/// about one standard error of a CCC on 100 unrelated faces (1/√100), and a quarter of
+/// what a small CNN reaches on real AffectNet faces (about 0.4), so a model under it is
+/// indistinguishable from noise on a typical validation split.
+pub const NEAR_ZERO_CCC: f64 = 0.1;
 
 /// The four numbers papers report for one dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -24,6 +35,86 @@ impl DimMetrics {
             sagr: sagr(truth, pred),
         }
     }
+}
+
+/// The training split's mean labels: the constant the mean-prediction baseline predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainingMean {
+    /// Mean valence of the training rows.
+    pub valence: f64,
+    /// Mean arousal of the training rows.
+    pub arousal: f64,
+    /// How many training rows the means are over.
+    pub rows: usize,
+}
+
+impl TrainingMean {
+    /// The mean labels of the `train` rows of a manifest; `None` when it has none (a test
+    /// set prepared with `--all`, say).
+    pub fn of_train_rows(manifest: &[ManifestRow]) -> Option<Self> {
+        let train: Vec<&ManifestRow> = manifest
+            .iter()
+            .filter(|r| r.split == Split::Train)
+            .collect();
+        if train.is_empty() {
+            return None;
+        }
+        let n = train.len() as f64;
+        let mean =
+            |f: fn(&ManifestRow) -> f32| train.iter().map(|r| f64::from(f(r))).sum::<f64>() / n;
+        Some(TrainingMean {
+            valence: mean(|r| r.valence),
+            arousal: mean(|r| r.arousal),
+            rows: train.len(),
+        })
+    }
+
+    /// The mean of one dimension.
+    pub fn get(&self, dim: Dimension) -> f64 {
+        match dim {
+            Dimension::Valence => self.valence,
+            Dimension::Arousal => self.arousal,
+        }
+    }
+}
+
+/// The metrics of predicting the constant `mean` for every face of `truth`: RMSE is the
+/// root mean squared deviation from `mean`, PCC 0 (undefined for a constant, reported as
+/// 0 like [`pcc`]), CCC 0 (1 only when every label equals `mean`), SAGR the share of
+/// labels with `mean`'s sign.
+pub fn mean_baseline(truth: &[f32], mean: f64) -> DimMetrics {
+    // The same definitions as a model's, so the two can never disagree on what a metric is.
+    let constant = vec![mean as f32; truth.len()];
+    DimMetrics::compute(truth, &constant)
+}
+
+/// Plain sentences saying how a model's metrics on `what` (e.g. "test set") compare with
+/// the mean baseline's for `dim`: one when its RMSE is worse than the baseline's, one when
+/// its |CCC| is below [`NEAR_ZERO_CCC`]; empty when neither holds.
+pub fn baseline_warnings(
+    dim: Dimension,
+    what: &str,
+    model: &DimMetrics,
+    baseline_rmse: Option<f64>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(base) = baseline_rmse
+        && model.rmse > base
+    {
+        out.push(format!(
+            "{dim} on the {what}: RMSE {:.3} is worse than predicting the training mean ({:.3}): \
+             the model is worse than the mean.",
+            model.rmse, base
+        ));
+    }
+    if model.ccc.abs() < NEAR_ZERO_CCC {
+        out.push(format!(
+            "{dim} on the {what}: CCC {:.3} is near zero (|CCC| < {NEAR_ZERO_CCC}): \
+             the model barely tracks {dim}.",
+            model.ccc
+        ));
+    }
+    out
 }
 
 struct Moments {
@@ -133,6 +224,7 @@ pub fn sagr(truth: &[f32], pred: &[f32]) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -182,6 +274,78 @@ mod tests {
         assert!(close(pcc(&Y, &pred), 1.0));
         // Signs: −1→0 (0 ≠ −), −0.5→0.25 (+), 0.5→0.75, 1→1: two of four agree.
         assert!(close(sagr(&Y, &pred), 0.5));
+    }
+
+    #[test]
+    fn mean_baseline_is_the_deviation_from_the_training_mean() {
+        // Truth −1, −0.5, 0.5, 1 against a training mean of 0.25: squared deviations
+        // 1.5625, 0.5625, 0.0625, 0.5625, mean 0.6875; two labels share its sign.
+        let m = mean_baseline(&Y, 0.25);
+        assert!(close(m.rmse, 0.6875f64.sqrt()));
+        assert!(close(m.pcc, 0.0) && close(m.ccc, 0.0) && close(m.sagr, 0.5));
+        // With the scored rows' own mean (0) the RMSE is their population SD.
+        let sd = (Y.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / 4.0).sqrt();
+        assert!(close(mean_baseline(&Y, 0.0).rmse, sd));
+    }
+
+    fn row(split: Split, valence: f32, arousal: f32) -> ManifestRow {
+        ManifestRow {
+            index: 0,
+            path: String::new(),
+            valence,
+            arousal,
+            expression: None,
+            interval: 0,
+            split,
+            face_x: 0,
+            face_y: 0,
+            face_width: 1,
+            face_height: 1,
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn training_mean_uses_train_rows_only() {
+        let rows = [
+            row(Split::Train, 0.5, -0.25),
+            row(Split::Val, 1.0, 1.0),
+            row(Split::Train, -0.25, 0.75),
+            row(Split::Test, -1.0, -1.0),
+        ];
+        let m = TrainingMean::of_train_rows(&rows).unwrap();
+        assert!(close(m.valence, 0.125) && close(m.arousal, 0.25));
+        assert_eq!(m.rows, 2);
+        assert!(close(m.get(Dimension::Arousal), 0.25));
+        assert!(TrainingMean::of_train_rows(&rows[1..2]).is_none());
+    }
+
+    #[test]
+    fn warnings_name_a_model_worse_than_the_mean_and_a_near_zero_ccc() {
+        let weak = DimMetrics {
+            rmse: 0.485,
+            pcc: 0.1,
+            ccc: 0.039,
+            sagr: 0.6,
+        };
+        let w = baseline_warnings(Dimension::Valence, "test set", &weak, Some(0.469));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("worse than the mean")
+                && w[0].contains("0.485")
+                && w[0].contains("0.469")
+        );
+        assert!(w[1].contains("near zero") && w[1].contains("0.039"));
+        let good = DimMetrics {
+            rmse: 0.3,
+            pcc: 0.8,
+            ccc: 0.7,
+            sagr: 0.9,
+        };
+        assert!(baseline_warnings(Dimension::Arousal, "test set", &good, Some(0.469)).is_empty());
+        // A negative CCC far from zero is not "near zero"; without a baseline RMSE only CCC is judged.
+        let anti = DimMetrics { ccc: -0.5, ..good };
+        assert!(baseline_warnings(Dimension::Arousal, "x", &anti, None).is_empty());
     }
 
     #[test]

@@ -174,11 +174,23 @@ pub fn run(
 
     // 5. Report.
     let report_dir = out.join("report");
+    // The test evaluation is shown when there is a test set; without one it scored the
+    // validation split, which the report already shows from the run folder.
+    let test_predictions = test.is_some().then(|| evaluation.predictions.clone());
     let report_inputs = ReportInputs {
         prepared: Some(prepared.clone()),
         run: Some(run_dir.clone()),
+        evaluation: test_predictions.clone(),
     };
-    let fp = fingerprint("report", &valar_core::VERSION, &[&prepared, &run_dir]);
+    // The evaluation is rewritten on every run; it is a function of the model (in the run
+    // folder) and the test set, so those, not its file time, say whether the report is current.
+    let mut report_from: Vec<&Path> = vec![&prepared, &run_dir];
+    report_from.extend(test.as_deref());
+    let fp = fingerprint(
+        "report",
+        &(valar_core::VERSION, test_predictions.is_some()),
+        &report_from,
+    );
     stages.run("report", &report_dir, &fp, hooks, &mut |_| {
         report(&report_inputs, &report_dir)?;
         Ok(())

@@ -1,19 +1,32 @@
 use crate::ReportError;
 use crate::canvas::{
-    Area, Drawn, FULL, INK, NOTE, PANEL_TITLE, TITLE, WIDE, bold, count, dim_colour, dim_title,
-    font, legend_line, num, styled_legend, styled_mesh, swatch, titled, write_png,
+    Area, Drawn, FULL, GREY, INK, NOTE, PANEL_TITLE, TITLE, WIDE, bold, count, dim_colour,
+    dim_title, font, legend_line, num, styled_legend, styled_mesh, swatch, titled, write_png,
 };
 use crate::data_charts::bin_of;
 use crate::run_files::Predictions;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
-use valar_core::{DimMetrics, Dimension};
+use valar_core::{DimMetrics, Dimension, TrainingMean, mean_baseline};
 
-/// The file names of the error figures.
+/// The file names of the error figures of the validation predictions.
 pub(crate) const SCATTER: &str = "errors_scatter.png";
 pub(crate) const BY_INTERVAL: &str = "errors_by_interval.png";
 pub(crate) const RESIDUALS: &str = "errors_residuals.png";
+/// The same figures for a test-set evaluation.
+pub(crate) const TEST_SCATTER: &str = "test_errors_scatter.png";
+pub(crate) const TEST_BY_INTERVAL: &str = "test_errors_by_interval.png";
+pub(crate) const TEST_RESIDUALS: &str = "test_errors_residuals.png";
+
+/// What an error figure shows: whose predictions, and the baseline drawn beside them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a> {
+    /// Where the predictions are from, for the titles ("validation split", "test set").
+    pub subject: &'a str,
+    /// The training mean the mean-prediction baseline predicts, when known.
+    pub mean: Option<&'a TrainingMean>,
+}
 
 /// Pixels a panel caption takes: the text height (size / 1.24 with ab_glyph) plus 10.
 const CAPTION: i32 = (PANEL_TITLE / 1.24) as i32 + 10;
@@ -65,9 +78,9 @@ pub(crate) fn errors_by_bin(truth: &[f32], pred: &[f32], bins: usize) -> Vec<Opt
 }
 
 /// Predicted against true label, one square panel per dimension.
-pub(crate) fn scatter(preds: &Predictions, path: &Path) -> Result<(), ReportError> {
+pub(crate) fn scatter(preds: &Predictions, view: View<'_>, path: &Path) -> Result<(), ReportError> {
     write_png(path, WIDE, |root: &Area<'_>| -> Drawn {
-        let body = titled(root, "Predicted vs true labels")?;
+        let body = titled(root, &format!("Predicted vs true labels, {}", view.subject))?;
         let panels = body.split_evenly((1, preds.dims.len().max(1)));
         for (area, (dim, truth, pred)) in panels.iter().zip(&preds.dims) {
             // Square plot area: as wide as the panel allows, at most as tall.
@@ -84,13 +97,19 @@ pub(crate) fn scatter(preds: &Predictions, path: &Path) -> Result<(), ReportErro
                 spare_w / 2,
                 spare_w - spare_w / 2,
             );
-            scatter_panel(&area, *dim, truth, pred)?;
+            scatter_panel(&area, *dim, truth, pred, view.mean.map(|m| m.get(*dim)))?;
         }
         Ok(())
     })
 }
 
-fn scatter_panel(area: &Area<'_>, dim: Dimension, truth: &[f32], pred: &[f32]) -> Drawn {
+fn scatter_panel(
+    area: &Area<'_>,
+    dim: Dimension,
+    truth: &[f32],
+    pred: &[f32],
+    mean: Option<f64>,
+) -> Drawn {
     let m = DimMetrics::compute(truth, pred);
     let extreme = truth
         .iter()
@@ -145,12 +164,29 @@ fn scatter_panel(area: &Area<'_>, dim: Dimension, truth: &[f32], pred: &[f32]) -
         ))?
         .label("identity (predicted = true)")
         .legend(legend_line(identity));
-    for line in [
+    let mut lines = vec![
         format!("RMSE {}", fixed(m.rmse, 3)),
         format!("PCC  {}", fixed(m.pcc, 3)),
         format!("CCC  {}", fixed(m.ccc, 3)),
         format!("SAGR {}", fixed(m.sagr, 3)),
-    ] {
+    ];
+    if let Some(mean) = mean {
+        // The constant a model that learned nothing would predict: points hugging this line
+        // instead of the identity mean the model has regressed to the mean.
+        let base = mean_baseline(truth, mean);
+        let style = GREY.stroke_width(3);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(-lim, mean), (lim, mean)],
+                6,
+                8,
+                style,
+            ))?
+            .label(format!("training mean {} (baseline)", fixed(mean, 3)))
+            .legend(legend_line(style));
+        lines.push(format!("baseline RMSE {}", fixed(base.rmse, 3)));
+    }
+    for line in lines {
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
             .label(line)
@@ -170,15 +206,33 @@ pub(crate) fn fixed(v: f64, decimals: usize) -> String {
 }
 
 /// Mean absolute error per interval of the true label, quartiles as whiskers.
-pub(crate) fn by_interval(preds: &Predictions, path: &Path) -> Result<(), ReportError> {
+pub(crate) fn by_interval(
+    preds: &Predictions,
+    view: View<'_>,
+    path: &Path,
+) -> Result<(), ReportError> {
     let summaries: Vec<(Dimension, Vec<Option<BinError>>)> = preds
         .dims
         .iter()
         .map(|(d, t, p)| (*d, errors_by_bin(t, p, ERROR_BINS)))
         .collect();
+    // The baseline's error per interval: far from the training mean it grows, and a model
+    // that learned something stays below it there.
+    let baselines: Vec<Vec<Option<BinError>>> = match view.mean {
+        Some(mean) => preds
+            .dims
+            .iter()
+            .map(|(d, t, _)| {
+                let constant = vec![mean.get(*d) as f32; t.len()];
+                errors_by_bin(t, &constant, ERROR_BINS)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let top = summaries
         .iter()
         .flat_map(|(_, s)| s.iter().flatten().map(|b| b.q3.max(b.mean)))
+        .chain(baselines.iter().flatten().flatten().map(|b| b.mean))
         .fold(0.0f64, f64::max)
         .max(1e-3)
         * 1.3;
@@ -186,7 +240,13 @@ pub(crate) fn by_interval(preds: &Predictions, path: &Path) -> Result<(), Report
     let groups = summaries.len() as f64;
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
         let mut chart = ChartBuilder::on(root)
-            .caption("Absolute error by interval of the true label", bold(TITLE))
+            .caption(
+                format!(
+                    "Absolute error by interval of the true label, {}",
+                    view.subject
+                ),
+                bold(TITLE),
+            )
             .margin(30)
             .margin_right(50)
             .x_label_area_size(100)
@@ -241,6 +301,24 @@ pub(crate) fn by_interval(preds: &Predictions, path: &Path) -> Result<(), Report
                         .pos(Pos::new(HPos::Center, VPos::Bottom)),
                 )))?;
             }
+            if let Some(base) = baselines.get(g) {
+                // An outline the height of the baseline's error around each bar: where the
+                // bar stays inside it, the model beats the mean there.
+                let style = GREY.stroke_width(4);
+                let series = chart.draw_series(base.iter().enumerate().filter_map(|(i, b)| {
+                    b.map(|b| {
+                        let (x0, x1) = span(i);
+                        Rectangle::new([(x0, 0.0), (x1, b.mean)], style)
+                    })
+                }))?;
+                if g == 0 {
+                    series
+                        .label("outline: predicting the training mean")
+                        .legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 10), (x + 28, y + 10)], style)
+                        });
+                }
+            }
         }
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
@@ -252,7 +330,11 @@ pub(crate) fn by_interval(preds: &Predictions, path: &Path) -> Result<(), Report
 }
 
 /// Histogram of residuals (predicted − true), one outline per dimension.
-pub(crate) fn residuals(preds: &Predictions, path: &Path) -> Result<(), ReportError> {
+pub(crate) fn residuals(
+    preds: &Predictions,
+    view: View<'_>,
+    path: &Path,
+) -> Result<(), ReportError> {
     const BINS: usize = 40;
     let extreme = preds
         .dims
@@ -294,7 +376,10 @@ pub(crate) fn residuals(preds: &Predictions, path: &Path) -> Result<(), ReportEr
         * 1.3;
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
         let mut chart = ChartBuilder::on(root)
-            .caption("Residuals (predicted − true)", bold(TITLE))
+            .caption(
+                format!("Residuals (predicted − true), {}", view.subject),
+                bold(TITLE),
+            )
             .margin(30)
             .margin_right(50)
             .x_label_area_size(100)

@@ -4,7 +4,9 @@ use crate::run_files::{Epoch, Predictions, RunConfig};
 use crate::training_charts::best_epoch;
 use std::fmt::Write;
 use std::path::Path;
-use valar_core::{DimMetrics, Dimension};
+use valar_core::{
+    DimMetrics, Dimension, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, mean_baseline,
+};
 
 /// A figure written to the report folder, in the order it appears.
 #[derive(Debug, Clone)]
@@ -21,10 +23,15 @@ pub(crate) struct Contents<'a> {
     pub run: Option<&'a Path>,
     pub epochs: &'a [Epoch],
     pub predictions: Option<&'a Predictions>,
+    /// A test-set evaluation: its predictions file and contents.
+    pub evaluation: Option<(&'a Path, &'a Predictions)>,
+    /// The training mean the baseline predicts, and the manifest it came from.
+    pub mean: Option<(&'a Path, &'a TrainingMean)>,
     pub config: Option<&'a RunConfig>,
     pub data_figures: &'a [Figure],
     pub training_figures: &'a [Figure],
     pub error_figures: &'a [Figure],
+    pub test_figures: &'a [Figure],
     pub notes: &'a [String],
 }
 
@@ -46,6 +53,137 @@ fn metrics_row(md: &mut String, dim: Dimension, what: &str, m: &DimMetrics) {
     );
 }
 
+/// The mean baseline's row: PCC of a constant is undefined, so it shows a dash.
+fn baseline_row(md: &mut String, dim: Dimension, what: &str, m: &DimMetrics) {
+    let _ = writeln!(
+        md,
+        "| {dim} | {what} | {} | \u{2014} | {} | {} |",
+        fixed(m.rmse, 4),
+        fixed(m.ccc, 4),
+        fixed(m.sagr, 4)
+    );
+}
+
+/// One set of scores the summary judges: where they are from, and per dimension the model's
+/// metrics and the mean baseline's RMSE on the same rows.
+struct Scored {
+    what: String,
+    dims: Vec<(Dimension, DimMetrics, Option<f64>)>,
+}
+
+/// Scores of a predictions table, with the baseline from the training mean.
+fn scored(what: &str, p: &Predictions, mean: Option<&TrainingMean>) -> Scored {
+    Scored {
+        what: what.to_string(),
+        dims: p
+            .dims
+            .iter()
+            .map(|(dim, truth, pred)| {
+                let base = mean.map(|m| mean_baseline(truth, m.get(*dim)).rmse);
+                (*dim, DimMetrics::compute(truth, pred), base)
+            })
+            .collect(),
+    }
+}
+
+/// The summary: for the test evaluation and the best validation epoch, a plain sentence for
+/// every dimension whose RMSE is worse than the mean baseline's or whose CCC is near zero,
+/// or one line saying the model beats the baseline.
+fn summary(md: &mut String, c: &Contents<'_>) {
+    let mean = c.mean.map(|(_, m)| m);
+    let mut sets = Vec::new();
+    if let Some((_, p)) = c.evaluation {
+        sets.push(scored("test set", p, mean));
+    }
+    if let Some(best) = best_epoch(c.epochs) {
+        let what = format!("validation split (best epoch {})", best.epoch.epoch);
+        // The baseline RMSE recorded by training, else recomputed from the validation
+        // predictions (the best epoch's rows) for tables written before it was recorded.
+        let from_predictions = c.predictions.map(|p| scored(&what, p, mean));
+        let dims: Vec<_> = Dimension::ALL
+            .into_iter()
+            .filter_map(|dim| {
+                let m = best.epoch.dim(dim)?;
+                let base = best.epoch.baseline_rmse(dim).or_else(|| {
+                    from_predictions
+                        .as_ref()?
+                        .dims
+                        .iter()
+                        .find(|(d, _, _)| *d == dim)?
+                        .2
+                });
+                Some((dim, *m, base))
+            })
+            .collect();
+        if !dims.is_empty() {
+            sets.push(Scored { what, dims });
+        }
+    } else if let Some(p) = c.predictions {
+        sets.push(scored("validation split", p, mean));
+    }
+    if sets.is_empty() {
+        return;
+    }
+    md.push_str("## Summary\n\n");
+    let _ = writeln!(
+        md,
+        "Judged against the mean baseline, which predicts the training split's mean for every \
+         face: a model should have a lower RMSE than it, and a CCC well away from 0 (here: \
+         |CCC| ≥ {NEAR_ZERO_CCC}).\n"
+    );
+    for set in &sets {
+        let warnings: Vec<String> = set
+            .dims
+            .iter()
+            .flat_map(|(dim, m, base)| baseline_warnings(*dim, &set.what, m, *base))
+            .collect();
+        if warnings.is_empty() {
+            let parts: Vec<String> = set
+                .dims
+                .iter()
+                .map(|(dim, m, base)| match base {
+                    Some(b) => format!(
+                        "{dim} RMSE {} (mean baseline {}), CCC {}",
+                        fixed(m.rmse, 3),
+                        fixed(*b, 3),
+                        fixed(m.ccc, 3)
+                    ),
+                    None => format!("{dim} CCC {}", fixed(m.ccc, 3)),
+                })
+                .collect();
+            let beats = if set.dims.iter().all(|(_, _, b)| b.is_some()) {
+                "the model beats the mean baseline"
+            } else {
+                "no mean baseline to compare with; the CCC is not near zero"
+            };
+            let _ = writeln!(md, "- On the {}, {beats}: {}.", set.what, parts.join("; "));
+        } else {
+            for w in warnings {
+                let _ = writeln!(md, "- **{w}**");
+            }
+        }
+    }
+    md.push('\n');
+}
+
+/// The metrics of a predictions table, each dimension's model row followed by the mean
+/// baseline's on the same faces.
+fn errors_table(md: &mut String, p: &Predictions, mean: Option<&TrainingMean>) {
+    md.push_str(
+        "| Dimension | Predictor | Faces | RMSE | PCC | CCC | SAGR |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (dim, truth, pred) in &p.dims {
+        let n = truth.len();
+        let m = DimMetrics::compute(truth, pred);
+        metrics_row(md, *dim, &format!("model | {n}"), &m);
+        if let Some(mean) = mean {
+            let b = mean_baseline(truth, mean.get(*dim));
+            baseline_row(md, *dim, &format!("mean baseline | {n}"), &b);
+        }
+    }
+    md.push('\n');
+}
+
 /// Renders `report.md`.
 pub(crate) fn render(c: &Contents<'_>) -> String {
     let mut md = String::from("# valar report\n\n");
@@ -56,7 +194,21 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
     if let Some(run) = c.run {
         let _ = writeln!(md, "- Run: `{}`", run.display());
     }
+    if let Some((path, _)) = c.evaluation {
+        let _ = writeln!(md, "- Test evaluation: `{}`", path.display());
+    }
+    if let Some((path, m)) = c.mean {
+        let _ = writeln!(
+            md,
+            "- Mean baseline: valence {}, arousal {}, the mean of the {} `train` rows of `{}`",
+            fixed(m.valence, 4),
+            fixed(m.arousal, 4),
+            m.rows,
+            path.display()
+        );
+    }
     md.push('\n');
+    summary(&mut md, c);
 
     if let Some(p) = c.prepared {
         let info = &p.info;
@@ -135,25 +287,43 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
                 if let Some((b, m)) = best.and_then(|b| b.epoch.dim(dim).map(|m| (b.epoch, m))) {
                     metrics_row(&mut md, dim, &format!("best ({})", b.epoch), m);
                 }
+                // The same on every epoch: the validation rows and the training mean are fixed.
+                if let Some(rmse) = last.baseline_rmse(dim) {
+                    let _ = writeln!(
+                        md,
+                        "| {dim} | mean baseline | {} | \u{2014} | {} | \u{2014} |",
+                        fixed(rmse, 4),
+                        fixed(0.0, 4)
+                    );
+                }
             }
             md.push('\n');
         }
         figures(&mut md, c.training_figures);
     }
 
+    let mean = c.mean.map(|(_, m)| m);
     if let Some(p) = c.predictions {
         md.push_str("## Errors\n\n");
         let _ = writeln!(
             md,
-            "From `predictions.csv` ({} faces), recomputed here.\n\n| Dimension | Faces | RMSE | PCC | CCC | SAGR |\n|---|---:|---:|---:|---:|---:|",
+            "Validation split, from the run's `predictions.csv` ({} faces), recomputed here.\n",
             p.rows
         );
-        for (dim, truth, pred) in &p.dims {
-            let m = DimMetrics::compute(truth, pred);
-            metrics_row(&mut md, *dim, &truth.len().to_string(), &m);
-        }
-        md.push('\n');
+        errors_table(&mut md, p, mean);
         figures(&mut md, c.error_figures);
+    }
+
+    if let Some((path, p)) = c.evaluation {
+        md.push_str("## Test evaluation\n\n");
+        let _ = writeln!(
+            md,
+            "From `{}` ({} faces), recomputed here.\n",
+            path.display(),
+            p.rows
+        );
+        errors_table(&mut md, p, mean);
+        figures(&mut md, c.test_figures);
     }
 
     if let Some(config) = c.config {
@@ -177,4 +347,134 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
         md.push('\n');
     }
     md
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn epoch(n: u32, m: DimMetrics, baseline: f64) -> Epoch {
+        Epoch {
+            epoch: n,
+            train_loss: 1.0,
+            val_loss: Some(1.0),
+            valence: Some(m),
+            arousal: None,
+            baseline_rmse: [Some(baseline), None],
+        }
+    }
+
+    fn contents<'a>(
+        epochs: &'a [Epoch],
+        evaluation: Option<(&'a Path, &'a Predictions)>,
+        mean: Option<(&'a Path, &'a TrainingMean)>,
+    ) -> Contents<'a> {
+        Contents {
+            prepared: None,
+            run: Some(Path::new("run")),
+            epochs,
+            predictions: None,
+            evaluation,
+            mean,
+            config: None,
+            data_figures: &[],
+            training_figures: &[],
+            error_figures: &[],
+            test_figures: &[],
+            notes: &[],
+        }
+    }
+
+    const WEAK: DimMetrics = DimMetrics {
+        rmse: 0.485,
+        pcc: 0.05,
+        ccc: 0.039,
+        sagr: 0.55,
+    };
+    const GOOD: DimMetrics = DimMetrics {
+        rmse: 0.3,
+        pcc: 0.8,
+        ccc: 0.72,
+        sagr: 0.85,
+    };
+
+    #[test]
+    fn a_model_worse_than_the_mean_is_called_so() {
+        let epochs = [epoch(1, WEAK, 0.469)];
+        let md = render(&contents(&epochs, None, None));
+        let summary = &md[md.find("## Summary").unwrap()..md.find("## Training").unwrap()];
+        assert!(
+            summary.contains(
+                "valence on the validation split (best epoch 1): RMSE 0.485 is worse than \
+                 predicting the training mean (0.469): the model is worse than the mean."
+            ),
+            "{summary}"
+        );
+        assert!(summary.contains("CCC 0.039 is near zero"), "{summary}");
+        assert!(!summary.contains("beats"), "{summary}");
+        // The training table holds the baseline beside the model.
+        assert!(
+            md.contains("| valence | mean baseline | 0.4690 | \u{2014} | 0.0000 | \u{2014} |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_good_model_is_not_called_worse() {
+        let epochs = [epoch(1, WEAK, 0.469), epoch(2, GOOD, 0.469)];
+        let md = render(&contents(&epochs, None, None));
+        assert!(!md.contains("worse than the mean"), "{md}");
+        assert!(!md.contains("near zero"), "{md}");
+        assert!(
+            md.contains(
+                "- On the validation split (best epoch 2), the model beats the mean baseline: \
+                 valence RMSE 0.300 (mean baseline 0.469), CCC 0.720."
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_test_evaluation_is_judged_and_tabled_with_its_baseline() {
+        // Truth 0, 0.5, 1 against a training mean of 0.5: baseline RMSE √(0.5/3). The model
+        // predicts −1 for everything: errors 1, 1.5, 2, RMSE √(7.25/3) ≈ 1.555.
+        let truth = vec![0.0f32, 0.5, 1.0];
+        let preds = Predictions {
+            dims: vec![(Dimension::Arousal, truth, vec![-1.0; 3])],
+            rows: 3,
+        };
+        let mean = TrainingMean {
+            valence: 0.0,
+            arousal: 0.5,
+            rows: 10,
+        };
+        let epochs = [epoch(1, GOOD, 0.469)];
+        let md = render(&contents(
+            &epochs,
+            Some((Path::new("eval/predictions.csv"), &preds)),
+            Some((Path::new("prep/manifest.csv"), &mean)),
+        ));
+        let base = fixed((0.5f64 / 3.0).sqrt(), 4);
+        assert!(md.contains("## Test evaluation"), "{md}");
+        assert!(
+            md.contains(&format!(
+                "| arousal | mean baseline | 3 | {base} | \u{2014} | 0.0000 | 0.6667 |"
+            )),
+            "{md}"
+        );
+        assert!(
+            md.contains("**arousal on the test set: RMSE 1.555 is worse than predicting the training mean (0.408)"),
+            "{md}"
+        );
+        // The validation split of the same run did beat it.
+        assert!(
+            md.contains("On the validation split (best epoch 1), the model beats"),
+            "{md}"
+        );
+        assert!(
+            md.contains("the mean of the 10 `train` rows of `prep/manifest.csv`"),
+            "{md}"
+        );
+    }
 }

@@ -5,7 +5,11 @@ use crate::markdown::{self, Contents, Figure};
 use crate::run_files::{self, Predictions, RunConfig};
 use crate::training_charts;
 use std::path::{Path, PathBuf};
-use valar_core::Dimension;
+use valar_core::{Dimension, TrainingMean};
+
+/// What `valar evaluate` names its predictions on a test split by default, beside the model:
+/// the test evaluation a run folder holds when it has one.
+pub const TEST_PREDICTIONS: &str = "predictions-test.csv";
 
 /// What to report on: a prepared folder, a run folder, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +20,9 @@ pub struct ReportInputs {
     /// `predictions.csv` and `config.toml`). Without `prepared`, the prepared folder
     /// is found from the `data` key of the run's `config.toml`.
     pub run: Option<PathBuf>,
+    /// A test-set evaluation: the predictions CSV `valar evaluate` wrote. Without it, the run
+    /// folder's [`TEST_PREDICTIONS`] is shown when present.
+    pub evaluation: Option<PathBuf>,
 }
 
 /// What [`report`] wrote.
@@ -32,7 +39,7 @@ pub struct ReportSummary {
 }
 
 /// Every figure name this crate writes, so stale ones from an earlier report are removed.
-const ALL_FIGURES: [&str; 10] = [
+const ALL_FIGURES: [&str; 13] = [
     data_charts::HISTOGRAM_VALENCE,
     data_charts::HISTOGRAM_AROUSAL,
     data_charts::DENSITY,
@@ -43,6 +50,9 @@ const ALL_FIGURES: [&str; 10] = [
     error_charts::SCATTER,
     error_charts::BY_INTERVAL,
     error_charts::RESIDUALS,
+    error_charts::TEST_SCATTER,
+    error_charts::TEST_BY_INTERVAL,
+    error_charts::TEST_RESIDUALS,
 ];
 
 /// The run's prepared folder from its `config.toml`: the path as written, else
@@ -52,6 +62,68 @@ fn prepared_from_config(run: &Path, config: &RunConfig) -> Option<PathBuf> {
     [data.clone(), run.join(data)]
         .into_iter()
         .find(|p| p.is_dir())
+}
+
+/// The training mean the mean-prediction baseline predicts, and the manifest it came from:
+/// the train rows of the data the run trained on (its `config.toml`), as `valar evaluate`
+/// takes it, else those of the prepared folder reported on.
+fn training_mean(
+    run_data: Option<&Path>,
+    prepared: Option<&Prepared>,
+) -> Option<(PathBuf, TrainingMean)> {
+    let from_run = run_data.and_then(|dir| {
+        let manifest = dir.join("manifest.csv");
+        let rows = match prepared {
+            Some(p) if p.dir == dir => p.manifest.clone(),
+            // Unreadable here means no baseline from it, not a failed report.
+            _ => valar_core::read_manifest(&manifest).ok()?,
+        };
+        TrainingMean::of_train_rows(&rows).map(|m| (manifest, m))
+    });
+    from_run.or_else(|| {
+        let p = prepared?;
+        TrainingMean::of_train_rows(&p.manifest).map(|m| (p.dir.join("manifest.csv"), m))
+    })
+}
+
+/// Draws the figures of an error table `preds` under the names `files` (scatter, by
+/// interval, residuals), adding them to `figures`.
+fn draw_error_figures(
+    preds: &Predictions,
+    view: error_charts::View<'_>,
+    files: [&'static str; 3],
+    out: &Path,
+    figures: &mut Vec<Figure>,
+) -> Result<(), ReportError> {
+    type Draw = fn(&Predictions, error_charts::View<'_>, &Path) -> Result<(), ReportError>;
+    let baseline = if view.mean.is_some() {
+        " (grey: predicting the training mean)"
+    } else {
+        ""
+    };
+    let charts: [(&str, Draw); 3] = [
+        (
+            "Predicted against true labels, with the identity line",
+            error_charts::scatter,
+        ),
+        (
+            "Mean absolute error per interval of the true label",
+            error_charts::by_interval,
+        ),
+        (
+            "Distribution of residuals (predicted − true)",
+            error_charts::residuals,
+        ),
+    ];
+    for (file, (caption, draw)) in files.into_iter().zip(charts) {
+        draw(preds, view, &out.join(file))?;
+        let extra = if file == files[2] { "" } else { baseline };
+        figures.push(Figure {
+            file,
+            caption: format!("{caption}, {}{extra}", view.subject),
+        });
+    }
+    Ok(())
 }
 
 /// Draws the figures of a prepared folder, a run, or both into `out`, and a
@@ -96,11 +168,22 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
             ));
         }
     }
+    let evaluation_path = inputs.evaluation.clone().or_else(|| {
+        let found = inputs.run.as_ref()?.join(TEST_PREDICTIONS);
+        found.is_file().then_some(found)
+    });
+    let evaluation = evaluation_path
+        .map(|p| run_files::read_predictions(&p).map(|preds| (p, preds)))
+        .transpose()?;
 
+    let run_data = match (&inputs.run, &config) {
+        (Some(run), Some(c)) => prepared_from_config(run, c),
+        _ => None,
+    };
     let prepared_dir = match (&inputs.prepared, &inputs.run, &config) {
         (Some(p), _, _) => Some(p.clone()),
-        (None, Some(run), Some(c)) => {
-            let found = prepared_from_config(run, c);
+        (None, Some(_), Some(c)) => {
+            let found = run_data.clone();
             if found.is_none() {
                 notes.push(match &c.data {
                     Some(d) => format!(
@@ -115,11 +198,20 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         _ => None,
     };
     let prepared = prepared_dir.as_deref().map(Prepared::read).transpose()?;
+    let mean = training_mean(run_data.as_deref(), prepared.as_ref());
+    if mean.is_none() && (predictions.is_some() || evaluation.is_some()) {
+        notes.push(
+            "no training rows found (neither the run's data folder nor the prepared folder has a `train` split): \
+             the mean baseline's full metrics are not shown."
+                .into(),
+        );
+    }
 
     std::fs::create_dir_all(out).map_err(ReportError::io(out))?;
     let mut data_figures = Vec::new();
     let mut training_figures = Vec::new();
     let mut error_figures = Vec::new();
+    let mut test_figures = Vec::new();
 
     if let Some(p) = &prepared {
         for (dim, file) in [
@@ -179,36 +271,42 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         }
     }
 
+    let view = |subject| error_charts::View {
+        subject,
+        mean: mean.as_ref().map(|(_, m)| m),
+    };
     if let Some(preds) = &predictions {
-        for (file, caption, draw) in [
-            (
+        draw_error_figures(
+            preds,
+            view("validation split"),
+            [
                 error_charts::SCATTER,
-                "Predicted against true labels, with the identity line",
-                error_charts::scatter as fn(&Predictions, &Path) -> Result<(), ReportError>,
-            ),
-            (
                 error_charts::BY_INTERVAL,
-                "Mean absolute error per interval of the true label",
-                error_charts::by_interval,
-            ),
-            (
                 error_charts::RESIDUALS,
-                "Distribution of residuals (predicted − true)",
-                error_charts::residuals,
-            ),
-        ] {
-            draw(preds, &out.join(file))?;
-            error_figures.push(Figure {
-                file,
-                caption: caption.into(),
-            });
-        }
+            ],
+            out,
+            &mut error_figures,
+        )?;
+    }
+    if let Some((_, preds)) = &evaluation {
+        draw_error_figures(
+            preds,
+            view("test set"),
+            [
+                error_charts::TEST_SCATTER,
+                error_charts::TEST_BY_INTERVAL,
+                error_charts::TEST_RESIDUALS,
+            ],
+            out,
+            &mut test_figures,
+        )?;
     }
 
     let written: Vec<&str> = data_figures
         .iter()
         .chain(&training_figures)
         .chain(&error_figures)
+        .chain(&test_figures)
         .map(|f| f.file)
         .collect();
     for stale in ALL_FIGURES.iter().filter(|f| !written.contains(f)) {
@@ -223,10 +321,13 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         run: inputs.run.as_deref(),
         epochs: &epochs,
         predictions: predictions.as_ref(),
+        evaluation: evaluation.as_ref().map(|(p, e)| (p.as_path(), e)),
+        mean: mean.as_ref().map(|(p, m)| (p.as_path(), m)),
         config: config.as_ref(),
         data_figures: &data_figures,
         training_figures: &training_figures,
         error_figures: &error_figures,
+        test_figures: &test_figures,
         notes: &notes,
     });
     let markdown = out.join("report.md");

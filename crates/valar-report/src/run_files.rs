@@ -11,6 +11,9 @@ pub(crate) struct Epoch {
     pub val_loss: Option<f64>,
     pub valence: Option<DimMetrics>,
     pub arousal: Option<DimMetrics>,
+    /// Validation RMSE of predicting the training mean, per dimension (valence, arousal);
+    /// `None` in tables written before valar recorded it.
+    pub baseline_rmse: [Option<f64>; 2],
 }
 
 impl Epoch {
@@ -21,6 +24,23 @@ impl Epoch {
             Dimension::Arousal => self.arousal.as_ref(),
         }
     }
+
+    /// The mean baseline's validation RMSE for `dim`, if recorded.
+    pub fn baseline_rmse(&self, dim: Dimension) -> Option<f64> {
+        match dim {
+            Dimension::Valence => self.baseline_rmse[0],
+            Dimension::Arousal => self.baseline_rmse[1],
+        }
+    }
+}
+
+/// The columns of `metrics.csv` as valar wrote it before the baseline columns: still read,
+/// so runs trained by an older valar can be reported.
+fn legacy_metrics_columns() -> Vec<&'static str> {
+    METRICS_COLUMNS
+        .into_iter()
+        .filter(|c| !c.ends_with("_baseline_rmse"))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -32,10 +52,14 @@ struct RawEpoch {
     valence_pcc: Option<f64>,
     valence_ccc: Option<f64>,
     valence_sagr: Option<f64>,
+    #[serde(default)]
+    valence_baseline_rmse: Option<f64>,
     arousal_rmse: Option<f64>,
     arousal_pcc: Option<f64>,
     arousal_ccc: Option<f64>,
     arousal_sagr: Option<f64>,
+    #[serde(default)]
+    arousal_baseline_rmse: Option<f64>,
     // Read so a malformed value is reported; the report does not plot them.
     #[allow(dead_code)]
     lr: Option<f64>,
@@ -59,9 +83,10 @@ fn dim_metrics(dim: Dimension, cells: [Option<f64>; 4]) -> Result<Option<DimMetr
     }
 }
 
+/// Opens a CSV whose header must be one of `accepted` (the first is the current layout).
 fn open_csv(
     path: &Path,
-    expected: &[&str],
+    accepted: &[&[&str]],
     what: &'static str,
 ) -> Result<csv::Reader<std::fs::File>, ReportError> {
     if !path.is_file() {
@@ -76,13 +101,13 @@ fn open_csv(
         .headers()
         .map_err(|e| ReportError::format(path, e.to_string()))?;
     let found: Vec<&str> = header.iter().collect();
-    if found != expected {
+    if !accepted.iter().any(|a| found == *a) {
         return Err(ReportError::format(
             path,
             format!(
                 "unexpected columns: found [{}], expected [{}]",
                 found.join(", "),
-                expected.join(", ")
+                accepted.first().map_or(String::new(), |a| a.join(", "))
             ),
         ));
     }
@@ -91,7 +116,8 @@ fn open_csv(
 
 /// Reads `metrics.csv`: one row per epoch, in increasing epoch order.
 pub(crate) fn read_metrics(path: &Path) -> Result<Vec<Epoch>, ReportError> {
-    let mut reader = open_csv(path, &METRICS_COLUMNS, "the run's metrics.csv")?;
+    let legacy = legacy_metrics_columns();
+    let mut reader = open_csv(path, &[&METRICS_COLUMNS, &legacy], "the run's metrics.csv")?;
     let mut epochs: Vec<Epoch> = Vec::new();
     for (i, record) in reader.deserialize::<RawEpoch>().enumerate() {
         let row = i + 1;
@@ -131,6 +157,7 @@ pub(crate) fn read_metrics(path: &Path) -> Result<Vec<Epoch>, ReportError> {
             val_loss: raw.val_loss,
             valence,
             arousal,
+            baseline_rmse: [raw.valence_baseline_rmse, raw.arousal_baseline_rmse],
         });
     }
     if epochs.is_empty() {
@@ -177,7 +204,7 @@ struct RawPrediction {
 /// Reads `predictions.csv`. A dimension is present when its cells are filled on every
 /// row; a dimension filled on some rows only is an error naming the first bad row.
 pub(crate) fn read_predictions(path: &Path) -> Result<Predictions, ReportError> {
-    let mut reader = open_csv(path, &PREDICTIONS_COLUMNS, "the run's predictions.csv")?;
+    let mut reader = open_csv(path, &[&PREDICTIONS_COLUMNS], "a predictions table")?;
     // Per dimension: None until the first row decides whether it was predicted.
     let mut present: [Option<bool>; 2] = [None, None];
     let mut values: [(Vec<f32>, Vec<f32>); 2] = Default::default();
@@ -288,7 +315,7 @@ mod tests {
             dir.path(),
             "metrics.csv",
             &format!(
-                "{}\n1,0.5,0.6,,,,,0.4,0.3,0.2,0.7,0.001,2.5\n2,0.4,0.5,,,,,0.35,0.4,0.3,0.75,0.001,2.4\n",
+                "{}\n1,0.5,0.6,,,,,,0.4,0.3,0.2,0.7,0.45,0.001,2.5\n2,0.4,0.5,,,,,,0.35,0.4,0.3,0.75,0.45,0.001,2.4\n",
                 METRICS_COLUMNS.join(",")
             ),
         );
@@ -297,6 +324,24 @@ mod tests {
         assert!(epochs[0].valence.is_none());
         assert_eq!(epochs[1].arousal.unwrap().ccc, 0.3);
         assert_eq!(epochs[1].val_loss, Some(0.5));
+        assert_eq!(epochs[1].baseline_rmse(Dimension::Arousal), Some(0.45));
+        assert_eq!(epochs[1].baseline_rmse(Dimension::Valence), None);
+    }
+
+    #[test]
+    fn metrics_from_before_the_baseline_columns_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "metrics.csv",
+            &format!(
+                "{}\n1,0.5,0.6,,,,,0.4,0.3,0.2,0.7,0.001,2.5\n",
+                legacy_metrics_columns().join(",")
+            ),
+        );
+        let epochs = read_metrics(&path).unwrap();
+        assert_eq!(epochs[0].arousal.unwrap().ccc, 0.2);
+        assert_eq!(epochs[0].baseline_rmse, [None, None]);
     }
 
     #[test]
@@ -306,7 +351,7 @@ mod tests {
         let partial = write(
             dir.path(),
             "a.csv",
-            &format!("{header}\n1,0.5,0.6,0.1,0.2,,,,,,,0.1,1\n"),
+            &format!("{header}\n1,0.5,0.6,0.1,0.2,,,,,,,,,0.1,1\n"),
         );
         let err = read_metrics(&partial).unwrap_err().to_string();
         assert!(err.contains("row 1") && err.contains("valence"), "{err}");
@@ -314,7 +359,7 @@ mod tests {
         let bad = write(
             dir.path(),
             "b.csv",
-            &format!("{header}\n1,0.5,,,,,,,,,,0.1,1\n2,oops,,,,,,,,,,0.1,1\n"),
+            &format!("{header}\n1,0.5,,,,,,,,,,,,0.1,1\n2,oops,,,,,,,,,,,,0.1,1\n"),
         );
         let err = read_metrics(&bad).unwrap_err().to_string();
         assert!(err.contains("b.csv") && err.contains("row 2"), "{err}");
@@ -322,7 +367,7 @@ mod tests {
         let order = write(
             dir.path(),
             "c.csv",
-            &format!("{header}\n2,0.5,,,,,,,,,,0.1,1\n1,0.4,,,,,,,,,,0.1,1\n"),
+            &format!("{header}\n2,0.5,,,,,,,,,,,,0.1,1\n1,0.4,,,,,,,,,,,,0.1,1\n"),
         );
         let err = read_metrics(&order).unwrap_err().to_string();
         assert!(

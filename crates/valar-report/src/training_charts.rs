@@ -231,6 +231,18 @@ pub(crate) fn ccc(epochs: &[Epoch], path: &Path) -> Result<bool, ReportError> {
                 .label(dim_title(dim))
                 .legend(legend_line(colour.stroke_width(5)));
         }
+        // Predicting the training mean scores CCC 0 on every epoch: the line to clear.
+        let base = GREY.stroke_width(3);
+        let (first, last) = (epoch_range(epochs).start, epoch_range(epochs).end);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(first, 0.0), (last, 0.0)],
+                6,
+                8,
+                base,
+            ))?
+            .label("mean baseline (CCC 0)")
+            .legend(legend_line(base));
         best_marker(&mut chart, best, bottom..1.0)?;
         styled_legend!(chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
@@ -256,6 +268,7 @@ mod tests {
             val_loss: Some(val_loss),
             valence: m,
             arousal: m,
+            baseline_rmse: [None, None],
         }
     }
 

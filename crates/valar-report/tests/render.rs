@@ -112,13 +112,17 @@ fn write_grid_prepared(dir: &Path) {
     std::fs::write(dir.join("manifest.csv"), manifest).unwrap();
 }
 
+/// The validation RMSE of the mean baseline that `write_run`'s metrics.csv records.
+const VALENCE_BASELINE: f64 = 0.52;
+const AROUSAL_BASELINE: f64 = 0.47;
+
 fn write_run(dir: &Path, data: Option<&Path>) {
     std::fs::create_dir_all(dir).unwrap();
     let mut metrics = format!("{}\n", METRICS_COLUMNS.join(","));
     for e in 1..=8 {
         let f = e as f64;
         metrics.push_str(&format!(
-            "{e},{},{},{},{},{},{},{},{},{},{},0.001,12.5\n",
+            "{e},{},{},{},{},{},{},{VALENCE_BASELINE},{},{},{},{},{AROUSAL_BASELINE},0.001,12.5\n",
             0.5 / f + 0.05,
             0.4 / f.sqrt() + 0.02 * (f - 5.0).max(0.0),
             0.5 - 0.03 * f,
@@ -226,6 +230,7 @@ fn run_with_prepared_data_draws_everything() {
     let inputs = ReportInputs {
         prepared: Some(prepared.clone()),
         run: Some(run.clone()),
+        evaluation: None,
     };
     let summary = report(&inputs, &out).unwrap();
     if let Ok(keep) = std::env::var("VALAR_REPORT_KEEP") {
@@ -277,6 +282,7 @@ fn run_with_prepared_data_draws_everything() {
     let data_only = ReportInputs {
         prepared: Some(prepared),
         run: None,
+        evaluation: None,
     };
     let summary = report(&data_only, &out).unwrap();
     check_markdown(&summary.markdown, &summary.pngs);
@@ -292,6 +298,7 @@ fn prepared_only_draws_only_data_figures() {
         &ReportInputs {
             prepared: Some(prepared.clone()),
             run: None,
+            evaluation: None,
         },
         &out,
     )
@@ -314,6 +321,7 @@ fn grid_stratification_with_a_test_split() {
     let inputs = ReportInputs {
         prepared: Some(prepared),
         run: None,
+        evaluation: None,
     };
     let out = tmp.path().join("report");
     let summary = report(&inputs, &out).unwrap();
@@ -343,6 +351,7 @@ fn run_only_finds_data_through_its_config() {
         &ReportInputs {
             prepared: None,
             run: Some(run.clone()),
+            evaluation: None,
         },
         &tmp.path().join("out"),
     )
@@ -358,6 +367,7 @@ fn run_only_finds_data_through_its_config() {
         &ReportInputs {
             prepared: None,
             run: Some(bare),
+            evaluation: None,
         },
         &tmp.path().join("out2"),
     )
@@ -387,6 +397,7 @@ fn missing_and_malformed_inputs_are_named() {
         &ReportInputs {
             prepared: Some(empty.clone()),
             run: None,
+            evaluation: None,
         },
         &out,
     )
@@ -396,6 +407,7 @@ fn missing_and_malformed_inputs_are_named() {
         &ReportInputs {
             prepared: None,
             run: Some(empty),
+            evaluation: None,
         },
         &out,
     )
@@ -412,6 +424,7 @@ fn missing_and_malformed_inputs_are_named() {
         &ReportInputs {
             prepared: None,
             run: Some(run),
+            evaluation: None,
         },
         &out,
     )
@@ -422,4 +435,118 @@ fn missing_and_malformed_inputs_are_named() {
         "{err}"
     );
     assert!(!out.join("report.md").exists());
+}
+
+/// A run folder holding `valar evaluate`'s test predictions (its default name): the report
+/// shows that evaluation, with the mean baseline computed from the training rows of the
+/// run's data, and says plainly when the model is worse than the mean.
+#[test]
+fn test_evaluation_in_the_run_folder_is_reported_beside_the_mean_baseline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prepared = tmp.path().join("prepared");
+    let run = tmp.path().join("run");
+    write_prepared(&prepared);
+    write_run(&run, Some(&prepared));
+    // A model that predicts −0.9 for every test face: CCC 0, RMSE far above the mean's.
+    let mut preds = format!("{}\n", PREDICTIONS_COLUMNS.join(","));
+    let truth: Vec<(f32, f32)> = (0..120)
+        .map(|i| (label(i, 0.3), label(i * 5, 0.8)))
+        .collect();
+    for (i, (v, a)) in truth.iter().enumerate() {
+        preds.push_str(&format!("{i},test/{i}.jpg,{v},-0.9,{a},-0.9\n"));
+    }
+    std::fs::write(run.join("predictions-test.csv"), preds).unwrap();
+
+    let out = tmp.path().join("report");
+    let inputs = ReportInputs {
+        prepared: None,
+        run: Some(run.clone()),
+        evaluation: None,
+    };
+    let summary = report(&inputs, &out).unwrap();
+    let pngs = names(&summary.pngs);
+    for f in [
+        "test_errors_scatter.png",
+        "test_errors_by_interval.png",
+        "test_errors_residuals.png",
+    ] {
+        assert!(pngs.contains(&f.to_string()), "{pngs:?}");
+        check_png(&out.join(f));
+    }
+    let text = check_markdown(&summary.markdown, &summary.pngs);
+
+    // The baseline, computed here from the manifest: the train rows' mean, then the RMSE of
+    // predicting it for every test face.
+    let manifest = valar_core::read_manifest(&prepared.join("manifest.csv")).unwrap();
+    let train: Vec<_> = manifest
+        .iter()
+        .filter(|r| r.split == valar_core::Split::Train)
+        .collect();
+    let mean_v = train.iter().map(|r| f64::from(r.valence)).sum::<f64>() / train.len() as f64;
+    let rmse_v = (truth
+        .iter()
+        .map(|(v, _)| (f64::from(*v) - mean_v).powi(2))
+        .sum::<f64>()
+        / truth.len() as f64)
+        .sqrt();
+    let cell = format!("{rmse_v:.4}").replace('-', "\u{2212}");
+    let section = &text[text.find("## Test evaluation").unwrap()..];
+    assert!(
+        section.contains(&format!(
+            "| valence | mean baseline | 120 | {cell} | \u{2014} | 0.0000 |"
+        )),
+        "{cell}\n{section}"
+    );
+    assert!(
+        text.contains(&format!("the mean of the {} `train` rows", train.len())),
+        "{text}"
+    );
+    let summary_md = &text[text.find("## Summary").unwrap()..text.find("## Data").unwrap()];
+    for dim in ["valence", "arousal"] {
+        assert!(
+            summary_md.contains(&format!("**{dim} on the test set: RMSE"))
+                && summary_md.contains("the model is worse than the mean."),
+            "{summary_md}"
+        );
+    }
+    assert!(
+        summary_md.contains("on the test set: CCC 0.000 is near zero"),
+        "{summary_md}"
+    );
+    // Validation recorded the baseline in metrics.csv; the model beat it there.
+    assert!(
+        summary_md.contains(&format!(
+            "On the validation split (best epoch 6), the model beats the mean baseline: valence RMSE 0.320 (mean baseline {VALENCE_BASELINE:.3})"
+        )),
+        "{summary_md}"
+    );
+    assert!(
+        text.contains(&format!(
+            "| valence | mean baseline | {VALENCE_BASELINE:.4} |"
+        )),
+        "{text}"
+    );
+
+    // Given explicitly, an evaluation elsewhere is used the same way; same bytes as before.
+    let moved = tmp.path().join("eval.csv");
+    std::fs::rename(run.join("predictions-test.csv"), &moved).unwrap();
+    let without = report(&inputs, &tmp.path().join("without")).unwrap();
+    assert!(
+        !names(&without.pngs).iter().any(|n| n.starts_with("test_")),
+        "{:?}",
+        without.pngs
+    );
+    let explicit = ReportInputs {
+        evaluation: Some(moved.clone()),
+        ..inputs
+    };
+    let again = report(&explicit, &tmp.path().join("explicit")).unwrap();
+    for name in ["test_errors_scatter.png", "test_errors_by_interval.png"] {
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(tmp.path().join("explicit").join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(again.markdown.is_file());
 }

@@ -183,6 +183,8 @@ mod tests {
                 val_loss: 1.0,
                 valence: None,
                 arousal: None,
+                valence_baseline_rmse: None,
+                arousal_baseline_rmse: None,
                 lr: 0.1,
                 seconds: 1.0,
             })
@@ -211,6 +213,8 @@ mod tests {
             val_loss: 1.0,
             valence: None,
             arousal: None,
+            valence_baseline_rmse: Some(0.5),
+            arousal_baseline_rmse: None,
             lr: 0.1,
             seconds: 1.0,
         });

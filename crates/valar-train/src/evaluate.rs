@@ -3,9 +3,11 @@
 use crate::TrainError;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
-use crate::outputs::{dim_metrics, write_predictions_csv};
+use crate::outputs::{dim_metrics, into_label_range, write_predictions_csv};
 use std::path::{Path, PathBuf};
-use valar_core::{DimMetrics, Dimension, Split, Targets};
+use valar_core::{
+    DimMetrics, Dimension, Split, Targets, TrainingMean, mean_baseline, read_manifest,
+};
 use valar_engine::InferenceModel;
 
 /// Faces per inference call.
@@ -42,6 +44,68 @@ pub struct Evaluation {
     pub metrics: Vec<(Dimension, DimMetrics)>,
     /// The predictions file written.
     pub predictions: PathBuf,
+    /// The mean-prediction baseline on the same rows; `None` when neither the run's training
+    /// data nor the scored folder has `train` rows to take a mean from.
+    pub baseline: Option<Baseline>,
+}
+
+/// The mean-prediction baseline an evaluation is held against: the training split's mean
+/// valence and arousal predicted for every scored face.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// The `manifest.csv` whose `train` rows gave the mean: the prepared folder named by the
+    /// `data` key of the run's `config.toml` (beside the model), else the scored folder's own.
+    pub source: PathBuf,
+    /// The means, and how many training rows they are over.
+    pub mean: TrainingMean,
+    /// The baseline's metrics on the scored rows, per dimension predicted (CCC 0, PCC 0).
+    pub metrics: Vec<(Dimension, DimMetrics)>,
+}
+
+impl Baseline {
+    /// The baseline's metrics for `dim`, if the model predicts it.
+    pub fn get(&self, dim: Dimension) -> Option<&DimMetrics> {
+        self.metrics.iter().find(|(d, _)| *d == dim).map(|(_, m)| m)
+    }
+}
+
+/// The training mean for a model: from the training rows of the data its run trained on
+/// (the run's `config.toml`, as written or relative to the run folder), which is what the
+/// model could have learned as a constant; else from the scored folder's own `train` rows.
+fn training_mean(model: &Path, scored: &Dataset) -> Option<(PathBuf, TrainingMean)> {
+    let from_run = || {
+        let run = model.parent()?;
+        let config = TrainConfig::read(&run.join("config.toml")).ok()?;
+        [config.data.clone(), run.join(&config.data)]
+            .into_iter()
+            .map(|d| d.join("manifest.csv"))
+            .filter(|m| m.is_file())
+            .find_map(|m| {
+                let rows = read_manifest(&m).ok()?;
+                TrainingMean::of_train_rows(&rows).map(|mean| (m, mean))
+            })
+    };
+    from_run().or_else(|| {
+        TrainingMean::of_train_rows(&scored.rows).map(|m| (scored.dir.join("manifest.csv"), m))
+    })
+}
+
+/// The baseline's metrics on `truth` (`rows × dims` in the order of `targets`).
+fn baseline_of(source: PathBuf, mean: TrainingMean, targets: Targets, truth: &[f32]) -> Baseline {
+    let dims = targets.dimensions();
+    let metrics = dims
+        .iter()
+        .enumerate()
+        .map(|(d, &dim)| {
+            let t: Vec<f32> = truth.iter().skip(d).step_by(dims.len()).copied().collect();
+            (dim, mean_baseline(&t, mean.get(dim)))
+        })
+        .collect();
+    Baseline {
+        source,
+        mean,
+        metrics,
+    }
 }
 
 /// Scores `opts.model` on a split of `opts.data` and writes its predictions (same columns as a
@@ -77,10 +141,12 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
     let mut x = Vec::new();
     for chunk in rows.chunks(BATCH) {
         data.inputs(chunk, &mut x);
-        pred.extend(model.predict(&x, chunk.len())?);
+        pred.extend(into_label_range(model.predict(&x, chunk.len())?));
     }
     let truth = data.labels(&rows, targets);
     let metrics = dim_metrics(targets, &truth, &pred);
+    let baseline = training_mean(&opts.model, &data)
+        .map(|(source, mean)| baseline_of(source, mean, targets, &truth));
     let out = opts.out.clone().unwrap_or_else(|| {
         let dir = opts.model.parent().unwrap_or(Path::new("."));
         dir.join(format!("predictions-{split}.csv"))
@@ -92,6 +158,7 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         targets,
         metrics,
         predictions: out,
+        baseline,
     })
 }
 
@@ -175,6 +242,61 @@ fn check_fits(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    use crate::data::tests::write_dataset;
+
+    #[test]
+    fn training_mean_comes_from_the_run_data_then_the_scored_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        // The run's training data: train valence 0.5 and −0.1 (mean 0.2), arousal 0.4, 0.
+        let trained = dir.path().join("trained");
+        let v = [0.5, -0.1, 0.9];
+        let a = [0.4, 0.0, 0.9];
+        write_dataset(
+            &trained,
+            3,
+            |i| (v[i], a[i]),
+            |i| if i < 2 { "train" } else { "val" },
+            |_, _| 0,
+        );
+        // A scored folder with its own train rows (mean valence −0.5) and test rows.
+        let scored = dir.path().join("scored");
+        write_dataset(
+            &scored,
+            2,
+            |i| (-0.5, 0.1 * i as f32),
+            |i| if i == 0 { "train" } else { "test" },
+            |_, _| 0,
+        );
+        let scored = Dataset::load(&scored).unwrap();
+
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        let model = run.join("model.onnx");
+        // No config.toml: the scored folder's train rows.
+        let (src, m) = training_mean(&model, &scored).unwrap();
+        assert_eq!(src, scored.dir.join("manifest.csv"));
+        assert!((m.valence + 0.5).abs() < 1e-9 && m.rows == 1);
+        // A run that names its data: that folder's train rows, not the scored folder's.
+        let c = TrainConfig::defaults(trained.clone());
+        std::fs::write(run.join("config.toml"), c.to_toml().unwrap()).unwrap();
+        let (src, m) = training_mean(&model, &scored).unwrap();
+        assert_eq!(src, trained.join("manifest.csv"));
+        assert!(
+            (m.valence - 0.2).abs() < 1e-6 && (m.arousal - 0.2).abs() < 1e-6,
+            "{m:?}"
+        );
+        assert_eq!(m.rows, 2);
+
+        // The baseline scores the constant mean: truth 0.2 ± 0.3 around a mean of 0.2.
+        let b = baseline_of(src, m, Targets::Valence, &[-0.1, 0.5]);
+        let bm = b.get(Dimension::Valence).unwrap();
+        assert!(
+            (bm.rmse - 0.3).abs() < 1e-6 && bm.ccc == 0.0 && bm.pcc == 0.0,
+            "{bm:?}"
+        );
+        assert!(b.get(Dimension::Arousal).is_none());
+    }
 
     #[test]
     fn targets_come_from_flag_then_run_config_then_output_count() {

@@ -36,7 +36,7 @@ pub use config::{
 };
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
-pub use evaluate::{EvaluateOptions, Evaluation, evaluate};
+pub use evaluate::{Baseline, EvaluateOptions, Evaluation, evaluate};
 pub use outputs::EpochRecord;
 pub use predict::{
     PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, predict, save_predict_csv,

@@ -1,11 +1,50 @@
 //! The run's tables: `metrics.csv` (one row per epoch) and `predictions.csv` (one row per face).
 
 use crate::TrainError;
+use crate::data::Dataset;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use valar_core::{
-    DimMetrics, Dimension, METRICS_COLUMNS, ManifestRow, PREDICTIONS_COLUMNS, Targets, write_atomic,
+    DimMetrics, Dimension, METRICS_COLUMNS, ManifestRow, PREDICTIONS_COLUMNS, Targets,
+    mean_baseline, write_atomic,
 };
+
+/// The label range: valence and arousal are annotated in [−1, 1].
+const LABEL_RANGE: (f32, f32) = (-1.0, 1.0);
+
+/// A model's raw outputs as predictions: clipped to the label range, since nothing outside
+/// it can be a label and a prediction beyond it only adds error. Every path a prediction
+/// leaves the model by (validation, `evaluate`, `predict`) goes through here. NaN stays NaN,
+/// so a diverged model is still caught.
+pub(crate) fn into_label_range(mut raw: Vec<f32>) -> Vec<f32> {
+    for v in &mut raw {
+        *v = v.clamp(LABEL_RANGE.0, LABEL_RANGE.1);
+    }
+    raw
+}
+
+/// The validation RMSE of the mean-prediction baseline, per trained dimension (valence,
+/// arousal): predicting the mean label of `train_rows` for every one of `val_rows`.
+pub(crate) fn baseline_rmse(
+    data: &Dataset,
+    train_rows: &[usize],
+    val_rows: &[usize],
+    targets: Targets,
+) -> (Option<f64>, Option<f64>) {
+    let of = |dim: Dimension| {
+        if !targets.dimensions().contains(&dim) || train_rows.is_empty() {
+            return None;
+        }
+        let mean = train_rows
+            .iter()
+            .map(|&r| f64::from(data.label(r, dim)))
+            .sum::<f64>()
+            / train_rows.len() as f64;
+        let truth: Vec<f32> = val_rows.iter().map(|&r| data.label(r, dim)).collect();
+        Some(mean_baseline(&truth, mean).rmse)
+    };
+    (of(Dimension::Valence), of(Dimension::Arousal))
+}
 
 /// What one epoch did: one row of `metrics.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +59,13 @@ pub struct EpochRecord {
     pub valence: Option<DimMetrics>,
     /// Validation metrics for arousal, if trained.
     pub arousal: Option<DimMetrics>,
+    /// Validation RMSE of predicting the training split's mean valence, if trained (absent
+    /// from checkpoints written before valar recorded it).
+    #[serde(default)]
+    pub valence_baseline_rmse: Option<f64>,
+    /// Likewise for arousal.
+    #[serde(default)]
+    pub arousal_baseline_rmse: Option<f64>,
     /// Learning rate at the epoch's first step.
     pub lr: f64,
     /// Wall-clock seconds of the epoch, validation included.
@@ -89,8 +135,11 @@ pub(crate) fn write_metrics_csv(path: &Path, history: &[EpochRecord]) -> Result<
             r.train_loss.to_string(),
             r.val_loss.to_string(),
         ];
+        let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         row.extend(metric_cells(r.valence.as_ref()));
+        row.push(cell(r.valence_baseline_rmse));
         row.extend(metric_cells(r.arousal.as_ref()));
+        row.push(cell(r.arousal_baseline_rmse));
         row.push(r.lr.to_string());
         row.push(format!("{:.3}", r.seconds));
         w.write_record(&row).map_err(csv_err)?;
@@ -183,6 +232,8 @@ mod tests {
             val_loss: 2.0,
             valence: None,
             arousal: Some(m),
+            valence_baseline_rmse: None,
+            arousal_baseline_rmse: Some(0.75),
             lr: 0.001,
             seconds: 3.25,
         };
@@ -191,7 +242,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], METRICS_COLUMNS.join(","));
-        assert_eq!(lines[1], "1,1.5,2,,,,,0.5,0.25,0.125,1,0.001,3.250");
+        assert_eq!(lines[1], "1,1.5,2,,,,,,0.5,0.25,0.125,1,0.75,0.001,3.250");
     }
 
     #[test]
@@ -218,6 +269,43 @@ mod tests {
             text.ends_with("0,d/0.jpg,0.5,0.1,-0.5,0.2\n1,d/1.jpg,0.25,0.3,0.75,0.4\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn epoch_records_from_before_the_baseline_still_load() {
+        // loop.json of a run checkpointed by an older valar: --resume must still read it.
+        let old = r#"{"epoch":1,"train_loss":1.0,"val_loss":1.0,"valence":null,"arousal":null,"lr":0.1,"seconds":1.0}"#;
+        let rec: EpochRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(rec.valence_baseline_rmse, None);
+        assert_eq!(rec.arousal_baseline_rmse, None);
+    }
+
+    #[test]
+    fn predictions_are_clipped_to_the_label_range() {
+        let out = into_label_range(vec![1.6, -3.0, 0.25, 1.0, -1.0, f32::NAN]);
+        assert_eq!(&out[..5], &[1.0, -1.0, 0.25, 1.0, -1.0]);
+        assert!(out[5].is_nan(), "a diverged model must stay detectable");
+    }
+
+    #[test]
+    fn baseline_rmse_predicts_the_training_mean_on_validation_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let prep = dir.path().join("prep");
+        // Train valence 0, 0.5, 1 (mean 0.5), val −0.5, 0.5: errors 1 and 0 → RMSE √0.5.
+        let v = [0.0, 0.5, 1.0, -0.5, 0.5];
+        crate::data::tests::write_dataset(
+            &prep,
+            5,
+            |i| (v[i], 0.0),
+            |i| if i < 3 { "train" } else { "val" },
+            |_, _| 0,
+        );
+        let data = Dataset::load(&prep).unwrap();
+        let (val, aro) = baseline_rmse(&data, &[0, 1, 2], &[3, 4], Targets::Valence);
+        assert!((val.unwrap() - 0.5f64.sqrt()).abs() < 1e-9, "{val:?}");
+        assert_eq!(aro, None);
+        let (_, aro) = baseline_rmse(&data, &[0, 1, 2], &[3, 4], Targets::Both);
+        assert_eq!(aro, Some(0.0));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::TrainError;
 use crate::config::DeviceChoice;
 use crate::data::normalize_pixel;
 use crate::evaluate::{load_model, model_targets};
+use crate::outputs::into_label_range;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -117,7 +118,7 @@ pub fn predict(opts: &PredictOptions) -> Result<Vec<PredictRow>, TrainError> {
             .collect();
         let ok = faces.iter().filter(|f| f.is_ok()).count();
         let pred = if ok > 0 {
-            model.predict(&x, ok)?
+            into_label_range(model.predict(&x, ok)?)
         } else {
             Vec::new()
         };

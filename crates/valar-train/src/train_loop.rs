@@ -6,7 +6,10 @@ use crate::checkpoint::{LoopState, RunDir, best_name, state_name};
 use crate::config::{Augment, DeviceChoice, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::model::{StepModel, build_trainer, host_loss};
-use crate::outputs::{EpochRecord, dim_metrics, write_metrics_csv, write_predictions_csv};
+use crate::outputs::{
+    EpochRecord, baseline_rmse, dim_metrics, into_label_range, write_metrics_csv,
+    write_predictions_csv,
+};
 use crate::progress::{RunStart, TrainObserver};
 use crate::schedule::LrSchedule;
 use rand::SeedableRng;
@@ -320,7 +323,7 @@ fn epoch_rng(seed: u64, key: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
-/// Predictions of `model` (eval mode) for `rows`, `rows × outputs`.
+/// Predictions of `model` (eval mode) for `rows`, `rows × outputs`, in the label range.
 pub(crate) fn predict_rows<M: StepModel>(
     model: &mut M,
     data: &Dataset,
@@ -330,7 +333,7 @@ pub(crate) fn predict_rows<M: StepModel>(
     let mut x = Vec::new();
     for chunk in rows.chunks(EVAL_BATCH) {
         data.inputs(chunk, &mut x);
-        out.extend(model.predict(&x, chunk.len())?);
+        out.extend(into_label_range(model.predict(&x, chunk.len())?));
     }
     Ok(out)
 }
@@ -352,6 +355,8 @@ pub(crate) fn run_loop<M: StepModel>(
     let faces = &job.data.faces;
     let schedule = LrSchedule::new(config, job.steps_per_epoch());
     let val_truth = job.data.labels(&job.val_rows, targets);
+    let (valence_baseline_rmse, arousal_baseline_rmse) =
+        baseline_rmse(&job.data, &job.train_rows, &job.val_rows, targets);
     let mut x = Vec::new();
     let mut stop = StopReason::Completed;
     state.data_sha256 = Some(job.fingerprint.clone());
@@ -412,6 +417,8 @@ pub(crate) fn run_loop<M: StepModel>(
             val_loss: host_loss(config.loss, &val_truth, &pred, dims),
             valence: find(Dimension::Valence),
             arousal: find(Dimension::Arousal),
+            valence_baseline_rmse,
+            arousal_baseline_rmse,
             lr: schedule.at(epoch, 0),
             seconds: 0.0,
         };

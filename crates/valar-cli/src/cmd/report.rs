@@ -15,6 +15,10 @@ pub struct ReportArgs {
     /// the prepared folder named in the run's config.toml is used too.
     #[arg(long)]
     pub run: Option<PathBuf>,
+    /// A test-set evaluation to show beside the validation results: the predictions CSV
+    /// `valar evaluate` wrote [default: RUN/predictions-test.csv when it exists].
+    #[arg(long, value_name = "PREDICTIONS.csv")]
+    pub evaluation: Option<PathBuf>,
     /// Output folder [default: RUN/report, else DATA/report].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -40,6 +44,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let inputs = ReportInputs {
         prepared: args.data.clone(),
         run: args.run.clone(),
+        evaluation: args.evaluation.clone(),
     };
     let summary = report(&inputs, &out)
         .with_context(|| format!("writing the report to {}", out.display()))?;

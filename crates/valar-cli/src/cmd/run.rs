@@ -3,6 +3,7 @@
 use crate::cmd::train::TerminalProgress;
 use crate::ui::Bars;
 use std::path::PathBuf;
+use valar_core::baseline_warnings;
 use valar_pipeline::{Hooks, PipelineConfig, StageOutcome, run as run_pipeline};
 
 /// Arguments of `valar run`.
@@ -45,18 +46,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let e = &summary.evaluation;
     println!("Evaluation on {} faces ({} split):", e.rows, e.split.name());
     println!(
-        "  {:<8} {:>7} {:>7} {:>7} {:>7}",
-        "", "RMSE", "PCC", "CCC", "SAGR"
+        "  {:<8} {:>7} {:>7} {:>7} {:>7}   {:>9}",
+        "", "RMSE", "PCC", "CCC", "SAGR", "base RMSE"
     );
+    let mut warnings = Vec::new();
     for (dim, m) in &e.metrics {
+        let base = e
+            .baseline
+            .as_ref()
+            .and_then(|b| b.get(*dim))
+            .map(|b| b.rmse);
         println!(
-            "  {:<8} {:>7.3} {:>7.3} {:>7.3} {:>7.3}",
+            "  {:<8} {:>7.3} {:>7.3} {:>7.3} {:>7.3}   {:>9}",
             dim.name(),
             m.rmse,
             m.pcc,
             m.ccc,
-            m.sagr
+            m.sagr,
+            base.map_or_else(|| "\u{2014}".to_string(), |b| format!("{b:.3}"))
         );
+        warnings.extend(baseline_warnings(
+            *dim,
+            &format!("{} split", e.split.name()),
+            m,
+            base,
+        ));
+    }
+    println!("  (base: predicting the training split's mean for every face)");
+    for w in warnings {
+        println!("warning: {w}");
     }
     println!("Prepared data: {}", summary.prepared.display());
     println!("Model: {}", summary.run.join("model.onnx").display());
