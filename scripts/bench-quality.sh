@@ -15,8 +15,10 @@
 #   BENCH_TRAIN_N   synthetic training images (default 3333: 3,000 train + 333 validation)
 #   BENCH_TEST_N    synthetic test images (default 1000)
 #   BENCH_ROWS      which standard rows to run (default "torch,reference,default")
+#   BENCH_JOBS      models trained at once, each on its own core (default: 2 on 2+ cores)
 #   TORCH_PYTHON    a python with torch (else it is installed into target/bench/torchenv)
-# Results: target/bench/quality/results.jsonl (one line per trained model) and table.md.
+# Results: target/bench/quality/hard-TRAIN-TEST/results.jsonl (one line per trained model)
+# and table.md there.
 # Each trained model's row is kept in runs/NAME-seedS.row.json and reused by later runs on
 # the same prepared data (BENCH_FRESH=1 retrains everything), so an interrupted bench
 # resumes where it stopped and extra rows can be added without retraining the others.
@@ -52,7 +54,7 @@ if [ ! -f "$src/.done" ]; then
     --invalid-fraction 0 --out "$src"
   touch "$src/.done"
 fi
-train_dir="$work/prep-train"; test_dir="$work/prep-test"
+train_dir="$src/prepared-train"; test_dir="$src/prepared-test"
 if [ ! -f "$train_dir/prep.json" ] || [ "$src/.done" -nt "$train_dir/prep.json" ]; then
   # One interval with a quota above the row count keeps every face (the sample's own label
   # distribution, as a random AffectNet sample has) and holds a tenth out for validation.
@@ -61,9 +63,9 @@ if [ ! -f "$train_dir/prep.json" ] || [ "$src/.done" -nt "$train_dir/prep.json" 
   "$valar" prepare --set "$src/val_set" --out "$test_dir" --force --all > "$work/prepare-test.log"
 fi
 
-results="$work/results.jsonl"
-: > "$results"
-mkdir -p "$work/runs"
+results="$src/results.jsonl"
+runs="$src/runs"
+mkdir -p "$runs"
 export OMP_WAIT_POLICY=PASSIVE
 # cached ROWFILE TOOL: whether ROWFILE holds a result newer than the prepared data and the
 # tool that trained it (the valar binary or the PyTorch script).
@@ -72,50 +74,82 @@ cached() {
 }
 now() { python3 -c 'import time; print(time.perf_counter())'; }
 
-# valar_row NAME SEED FLAGS...: trains, evaluates on the test set, appends one JSON line.
+# Every model is trained by one of BENCH_JOBS workers (default: one per core, at most 2),
+# each pinned to its own core with one thread, so PyTorch and valar get the same machine
+# share and two runs use the 2-core machine better than one run with two threads.
+jobs=${BENCH_JOBS:-$(( $(nproc) >= 2 ? 2 : 1 ))}
+threads=$(( jobs == 1 ? $(nproc) : 1 ))
+pin() { if [ "$jobs" -gt 1 ] && command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+
+# torch_row WORKER SEED: trains PyTorch's reference recipe; writes its row file.
+torch_row() {
+  local worker=$1 seed=$2 out="$runs/torch-reference-seed$2.json"
+  cached "$out.row.json" "$root/scripts/quality_torch.py" && return
+  pin "$worker" "$py" "$root/scripts/quality_torch.py" "$train_dir" --test "$test_dir" \
+    --epochs "$epochs" --seed "$seed" --threads "$threads" --json "$out" \
+    > "$runs/torch-reference-seed$seed.log" 2>&1 \
+    || { echo "PyTorch (seed $seed) failed; see $runs/torch-reference-seed$seed.log"; return 1; }
+  python3 "$root/scripts/bench_quality.py" row --name "PyTorch reference" --seed "$seed" \
+    --engine pytorch --torch-json "$out" > "$out.row.json"
+  echo "done: PyTorch reference, seed $seed"
+}
+
+# valar_row WORKER NAME SEED FLAGS...: trains, evaluates on the test set; writes its row file.
 valar_row() {
-  local name=$1 seed=$2; shift 2
-  local run="$work/runs/${name// /-}-seed$seed"
+  local worker=$1 name=$2 seed=$3; shift 3
+  local run="$runs/${name// /-}-seed$seed"
   local t0 t1
-  if cached "$run.row.json" "$valar"; then cat "$run.row.json" >> "$results"; tail -1 "$results"; return; fi
+  cached "$run.row.json" "$valar" && return
   t0=$(now)
-  "$valar" train --data "$train_dir" --out "$run" --force --seed "$seed" "$@" \
+  pin "$worker" "$valar" train --data "$train_dir" --out "$run" --force --seed "$seed" "$@" \
     > "$run.log" 2>&1 || { echo "valar $name (seed $seed) failed; see $run.log"; tail -5 "$run.log"; return 1; }
   t1=$(now)
-  "$valar" evaluate --model "$run/model.onnx" --data "$test_dir" --split all \
-    --out "$run/predictions-test.csv" > "$run/evaluate.txt"
+  pin "$worker" "$valar" evaluate --model "$run/model.onnx" --data "$test_dir" --split all \
+    --out "$run/predictions-test.csv" > "$run/evaluate.txt" 2>&1
   python3 "$root/scripts/bench_quality.py" row --name "$name" --seed "$seed" \
     --engine valar --predictions "$run/predictions-test.csv" --train "$train_dir" \
     --seconds "$(python3 -c "print($t1 - $t0)")" --metrics "$run/metrics.csv" > "$run.row.json"
-  cat "$run.row.json" >> "$results"
-  tail -1 "$results"
+  echo "done: $name, seed $seed"
 }
 
+# The job list, seed by seed; each line is "KIND|NAME|SEED|FLAGS".
+queue=()
+IFS=';' read -ra extra <<< "$variants"
 for seed in $(seq 1 "$seeds"); do
-  if [[ ",$rows," == *",torch,"* ]]; then
-    out="$work/runs/torch-reference-seed$seed.json"
-    if ! cached "$out.row.json" "$root/scripts/quality_torch.py"; then
-      "$py" "$root/scripts/quality_torch.py" "$train_dir" --test "$test_dir" --epochs "$epochs" \
-        --seed "$seed" --threads 2 --json "$out" > "$work/runs/torch-reference-seed$seed.log"
-      python3 "$root/scripts/bench_quality.py" row --name "PyTorch reference" --seed "$seed" \
-        --engine pytorch --torch-json "$out" > "$out.row.json"
-    fi
-    cat "$out.row.json" >> "$results"
-    tail -1 "$results"
-  fi
-  if [[ ",$rows," == *",reference,"* ]]; then
-    valar_row "valar reference" "$seed" --recipe reference --epochs "$epochs"
-  fi
-  if [[ ",$rows," == *",default,"* ]]; then
-    valar_row "valar default" "$seed"
-  fi
-  IFS=';' read -ra extra <<< "$variants"
+  [[ ",$rows," == *",torch,"* ]] && queue+=("torch|PyTorch reference|$seed|")
+  [[ ",$rows," == *",reference,"* ]] && queue+=("valar|valar reference|$seed|--recipe reference --epochs $epochs")
+  [[ ",$rows," == *",default,"* ]] && queue+=("valar|valar default|$seed|")
   for v in "${extra[@]}"; do
-    [ -n "$v" ] || continue
-    # shellcheck disable=SC2086 # the flags are meant to split into words
-    valar_row "${v%%=*}" "$seed" ${v#*=}
+    [ -n "$v" ] && queue+=("valar|${v%%=*}|$seed|${v#*=}")
   done
 done
+row_file() {
+  local kind name seed
+  IFS='|' read -r kind name seed _ <<< "$1"
+  if [ "$kind" = torch ]; then echo "$runs/torch-reference-seed$seed.json.row.json"
+  else echo "$runs/${name// /-}-seed$seed.row.json"; fi
+}
+# worker K: runs jobs K, K + jobs, K + 2·jobs, … of the queue.
+worker() {
+  local k=$1 i kind name seed flags
+  for ((i = k; i < ${#queue[@]}; i += jobs)); do
+    IFS='|' read -r kind name seed flags <<< "${queue[$i]}"
+    if [ "$kind" = torch ]; then torch_row "$k" "$seed" || true
+    # shellcheck disable=SC2086 # the flags are meant to split into words
+    else valar_row "$k" "$name" "$seed" $flags || true; fi
+  done
+}
+echo "== ${#queue[@]} models, $jobs at a time ($threads thread(s) each); logs in $runs"
+pids=()
+for ((k = 0; k < jobs; k++)); do worker "$k" & pids+=($!); done
+wait "${pids[@]}"
 
+: > "$results"
+missing=0
+for job in "${queue[@]}"; do
+  f=$(row_file "$job")
+  if [ -s "$f" ]; then cat "$f" >> "$results"; else echo "missing result: ${job%%|*} ${job#*|}"; missing=1; fi
+done
 python3 "$root/scripts/bench_quality.py" table --results "$results" --train "$train_dir" \
-  --test "$test_dir" | tee "$work/table.md"
+  --test "$test_dir" | tee "$src/table.md"
+exit "$missing"
