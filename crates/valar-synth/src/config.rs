@@ -12,6 +12,20 @@ pub enum Layout {
     Newer,
 }
 
+/// How hard the faces are to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Difficulty {
+    /// Clean faces whose labels are exactly what they show, spread evenly over the
+    /// valence/arousal square: for demos and tests of the pipeline's plumbing.
+    #[default]
+    Easy,
+    /// Faces as hard as AffectNet's: one noisy annotator's labels, AffectNet's label
+    /// distribution (skewed training split, expression-balanced validation split),
+    /// a subtle affect cue under identity, pose, lighting, clutter, occlusion, blur,
+    /// JPEG quality and grayscale nuisance. For judging training recipes.
+    Hard,
+}
+
 /// Settings for [`crate::synthesize`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthConfig {
@@ -25,8 +39,10 @@ pub struct SynthConfig {
     pub layout: Layout,
     /// Share of rows that are unusable like AffectNet's (expression 8-10, labels -2).
     pub invalid_fraction: f64,
-    /// JPEG quality, 1-100.
+    /// JPEG quality, 1-100; hard faces draw each image's quality up to this.
     pub quality: u8,
+    /// Easy or hard faces.
+    pub difficulty: Difficulty,
 }
 
 impl Default for SynthConfig {
@@ -38,6 +54,7 @@ impl Default for SynthConfig {
             layout: Layout::Original,
             invalid_fraction: 0.03,
             quality: 90,
+            difficulty: Difficulty::Easy,
         }
     }
 }

@@ -10,9 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::face::{Face, Pt, format_landmarks};
-use crate::labels::{Invalid, RowLabels, format_label};
+use crate::labels::{Balance, Invalid, RowLabels, format_label, sample_hard};
 use crate::render::{Picture, render};
-use crate::{Layout, SynthConfig, SynthError};
+use crate::{Difficulty, Layout, SynthConfig, SynthError};
 use valar_core::npy_string_scalar as string_scalar;
 
 /// The CSV header of AffectNet's original file lists.
@@ -23,6 +23,12 @@ const IMAGES_PER_DIR: usize = 500;
 
 /// Share of original-layout images written as single-channel JPEGs.
 const GRAY_SHARE: f64 = 0.05;
+
+/// Share of hard images (either layout) that come from a grayscale source.
+const HARD_GRAY_SHARE: f64 = 0.12;
+
+/// Lowest JPEG quality a hard image is saved with (web photos go this low).
+const HARD_MIN_QUALITY: u8 = 30;
 
 /// What [`synthesize`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +67,10 @@ impl Sizing {
 
 /// Which half of the dataset an image belongs to; also its random stream family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Split {
+pub(crate) enum Split {
+    /// The training half (`training.csv`, `train_set/`).
     Train,
+    /// The validation half (`validation.csv`, `val_set/`).
     Val,
 }
 
@@ -109,20 +117,46 @@ pub(crate) struct Sample {
     pub labels: RowLabels,
     /// The pixels.
     pub picture: Picture,
+    /// JPEG quality to save it with.
+    pub quality: u8,
+}
+
+/// What shapes one image besides its own random stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind {
+    /// Folder layout (full images or crops).
+    pub layout: Layout,
+    /// Easy or hard faces.
+    pub difficulty: Difficulty,
+    /// Training or validation half: hard labels are skewed or balanced accordingly.
+    pub split: Split,
+    /// The configured JPEG quality (hard images draw theirs up to it).
+    pub quality: u8,
 }
 
 /// Draws one image. The draw order is fixed, which is what makes the output reproducible.
 pub(crate) fn make_sample(
     rng: &mut ChaCha8Rng,
-    layout: Layout,
+    kind: Kind,
     sizing: Sizing,
     invalid: Option<Invalid>,
 ) -> Sample {
+    let hard = kind.difficulty == Difficulty::Hard;
     let mut name_bytes = [0u8; 20];
     rng.fill(&mut name_bytes);
     let name = name_bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let labels = RowLabels::sample(rng, invalid);
-    let (w, h, face_box, gray) = match layout {
+    let labels = if hard {
+        // AffectNet's training set is skewed to Happy and Neutral; its validation
+        // set, which users test on, is balanced over the eight expressions.
+        let balance = match kind.split {
+            Split::Train => Balance::Training,
+            Split::Val => Balance::Balanced,
+        };
+        sample_hard(rng, balance, invalid)
+    } else {
+        RowLabels::sample(rng, invalid)
+    };
+    let (w, h, face_box, gray) = match kind.layout {
         Layout::Original => {
             let (lo, hi) = sizing.full;
             let w = rng.random_range(lo..=hi);
@@ -142,14 +176,26 @@ pub(crate) fn make_sample(
     };
     let (x, y, side) = face_box;
     let half = side as f32 / 2.0;
-    let face = Face::sample(rng, labels.drawn, (x as f32 + half, y as f32 + half), half);
-    let picture = render(rng, w, h, labels.has_face.then_some(&face), gray);
+    let centre = (x as f32 + half, y as f32 + half);
+    let (face, gray) = if hard {
+        let face = Face::sample_hard(rng, labels.drawn, centre, half);
+        (face, gray || rng.random_bool(HARD_GRAY_SHARE))
+    } else {
+        (Face::sample(rng, labels.drawn, centre, half), gray)
+    };
+    let picture = render(rng, w, h, labels.has_face.then_some(&face), gray, hard);
+    let quality = if hard {
+        rng.random_range(HARD_MIN_QUALITY.min(kind.quality)..=kind.quality)
+    } else {
+        kind.quality
+    };
     Sample {
         name,
         face_box,
         landmarks: face.landmarks(),
         labels,
         picture,
+        quality,
     }
 }
 
@@ -216,14 +262,20 @@ fn write_original(
         .par_iter()
         .map(|job| {
             let mut rng = image_rng(cfg.seed, job.split, job.index);
-            let s = make_sample(&mut rng, Layout::Original, sizing, job.invalid);
+            let kind = Kind {
+                layout: Layout::Original,
+                difficulty: cfg.difficulty,
+                split: job.split,
+                quality: cfg.quality,
+            };
+            let s = make_sample(&mut rng, kind, sizing, job.invalid);
             let global = if job.split == Split::Train {
                 job.index
             } else {
                 cfg.n + job.index
             };
             let rel = format!("{}/{}.jpg", 1 + global / IMAGES_PER_DIR, s.name);
-            write_jpeg(&images.join(&rel), &s.picture, cfg.quality)?;
+            write_jpeg(&images.join(&rel), &s.picture, s.quality)?;
             on_image();
             let (x, y, side) = s.face_box;
             Ok(format!(
@@ -277,13 +329,19 @@ fn write_newer(
     let jobs = jobs(cfg);
     jobs.par_iter().try_for_each(|job| {
         let mut rng = image_rng(cfg.seed, job.split, job.index);
-        let s = make_sample(&mut rng, Layout::Newer, sizing, job.invalid);
+        let kind = Kind {
+            layout: Layout::Newer,
+            difficulty: cfg.difficulty,
+            split: job.split,
+            quality: cfg.quality,
+        };
+        let s = make_sample(&mut rng, kind, sizing, job.invalid);
         let dir = split_dir(job.split);
         let id = job.index;
         write_jpeg(
             &dir.join("images").join(format!("{id}.jpg")),
             &s.picture,
-            cfg.quality,
+            s.quality,
         )?;
         let notes = dir.join("annotations");
         for (suffix, value) in [

@@ -17,18 +17,19 @@ pub(crate) enum Picture {
     Gray(GrayImage),
 }
 
-type Rgb = [f32; 3];
+/// A colour as linear-ish RGB fractions in [0, 1].
+pub(crate) type Rgb = [f32; 3];
 
-fn color(c: Rgb, alpha: f32) -> Color {
+pub(crate) fn color(c: Rgb, alpha: f32) -> Color {
     let ch = |x: f32| x.clamp(0.0, 1.0);
     Color::from_rgba(ch(c[0]), ch(c[1]), ch(c[2]), alpha.clamp(0.0, 1.0)).unwrap_or(Color::BLACK)
 }
 
-fn scale(c: Rgb, k: f32) -> Rgb {
+pub(crate) fn scale(c: Rgb, k: f32) -> Rgb {
     [c[0] * k, c[1] * k, c[2] * k]
 }
 
-fn random_rgb(rng: &mut impl Rng, lo: f32, hi: f32) -> Rgb {
+pub(crate) fn random_rgb(rng: &mut impl Rng, lo: f32, hi: f32) -> Rgb {
     [
         rng.random_range(lo..=hi),
         rng.random_range(lo..=hi),
@@ -36,14 +37,14 @@ fn random_rgb(rng: &mut impl Rng, lo: f32, hi: f32) -> Rgb {
     ]
 }
 
-fn solid(c: Rgb) -> Paint<'static> {
+pub(crate) fn solid(c: Rgb) -> Paint<'static> {
     let mut p = Paint::default();
     p.set_color(color(c, 1.0));
     p.anti_alias = true;
     p
 }
 
-fn quad_path(q: &Quad) -> Option<Path> {
+pub(crate) fn quad_path(q: &Quad) -> Option<Path> {
     let mut pb = PathBuilder::new();
     pb.move_to(q.p0.0, q.p0.1);
     pb.quad_to(q.c.0, q.c.1, q.p2.0, q.p2.1);
@@ -51,7 +52,7 @@ fn quad_path(q: &Quad) -> Option<Path> {
 }
 
 /// The closed region between two curves that share their end points.
-fn lens_path(a: &Quad, b: &Quad) -> Option<Path> {
+pub(crate) fn lens_path(a: &Quad, b: &Quad) -> Option<Path> {
     let mut pb = PathBuilder::new();
     pb.move_to(a.p0.0, a.p0.1);
     pb.quad_to(a.c.0, a.c.1, a.p2.0, a.p2.1);
@@ -60,11 +61,11 @@ fn lens_path(a: &Quad, b: &Quad) -> Option<Path> {
     pb.finish()
 }
 
-fn oval_path(cx: f32, cy: f32, rx: f32, ry: f32) -> Option<Path> {
+pub(crate) fn oval_path(cx: f32, cy: f32, rx: f32, ry: f32) -> Option<Path> {
     Rect::from_ltrb(cx - rx, cy - ry, cx + rx, cy + ry).and_then(PathBuilder::from_oval)
 }
 
-fn stroke(width: f32) -> Stroke {
+pub(crate) fn stroke(width: f32) -> Stroke {
     Stroke {
         width,
         line_cap: LineCap::Round,
@@ -73,7 +74,7 @@ fn stroke(width: f32) -> Stroke {
 }
 
 /// Fills the canvas with a two-colour gradient and a few translucent blobs.
-fn paint_background(pm: &mut Pixmap, rng: &mut impl Rng) {
+pub(crate) fn paint_background(pm: &mut Pixmap, rng: &mut impl Rng) {
     let (w, h) = (pm.width() as f32, pm.height() as f32);
     let c1 = random_rgb(rng, 0.05, 0.95);
     let c2 = random_rgb(rng, 0.05, 0.95);
@@ -195,23 +196,52 @@ fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
     }
 }
 
-/// Renders a `w`×`h` image, with `face` drawn when given, and adds noise.
+/// Renders a `w`×`h` image, with `face` drawn when given, and adds noise. A hard
+/// image also gets identity accessories, occluders, lighting, clutter and
+/// degradation (see [`crate::hard`]).
 pub(crate) fn render(
     rng: &mut impl Rng,
     w: u32,
     h: u32,
     face: Option<&Face>,
     gray: bool,
+    hard: bool,
 ) -> Picture {
     let Some(mut pm) = Pixmap::new(w.max(1), h.max(1)) else {
         // Only reachable for absurd sizes; fall back to an empty picture rather than panic.
         return Picture::Rgb(RgbImage::new(w, h));
     };
-    paint_background(&mut pm, rng);
-    if let Some(f) = face {
-        paint_face(&mut pm, rng, f);
+    if !hard {
+        paint_background(&mut pm, rng);
+        if let Some(f) = face {
+            paint_face(&mut pm, rng, f);
+        }
+        let sigma = rng.random_range(1.5f32..=6.0);
+        let img = add_noise(&pm, rng, sigma);
+        return if gray {
+            Picture::Gray(image::imageops::grayscale(&img))
+        } else {
+            Picture::Rgb(img)
+        };
     }
-    let sigma = rng.random_range(1.5f32..=6.0);
+    paint_background(&mut pm, rng);
+    crate::hard::paint_clutter(&mut pm, rng);
+    if let Some(f) = face {
+        crate::hard::paint_face(&mut pm, rng, f);
+        crate::hard::paint_occluders(&mut pm, rng, f);
+    }
+    crate::hard::paint_lighting(&mut pm, rng, face);
+    let sigma = rng.random_range(1.5f32..=7.0);
+    let img = crate::hard::degrade(add_noise(&pm, rng, sigma), rng);
+    if gray {
+        Picture::Gray(image::imageops::grayscale(&img))
+    } else {
+        Picture::Rgb(img)
+    }
+}
+
+/// The pixmap as RGB with bell-shaped per-channel noise of about `sigma` levels.
+fn add_noise(pm: &Pixmap, rng: &mut impl Rng, sigma: f32) -> RgbImage {
     let (w, h) = (pm.width(), pm.height());
     let mut rgb = Vec::with_capacity((w * h * 3) as usize);
     // The sum of two uniform bytes minus 255 is triangular with sd ≈ 104.5: cheap,
@@ -231,12 +261,7 @@ pub(crate) fn render(
             rgb.push((c as i32 + n).clamp(0, 255) as u8);
         }
     }
-    let Some(img) = RgbImage::from_raw(w, h, rgb) else {
-        return Picture::Rgb(RgbImage::new(w, h));
-    };
-    if gray {
-        Picture::Gray(image::imageops::grayscale(&img))
-    } else {
-        Picture::Rgb(img)
-    }
+    // The buffer has exactly w·h·3 bytes, so this cannot fail; an empty image is
+    // the harmless answer if it ever did.
+    RgbImage::from_raw(w, h, rgb).unwrap_or_else(|| RgbImage::new(w, h))
 }

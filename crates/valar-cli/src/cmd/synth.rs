@@ -3,7 +3,7 @@
 use crate::ui::Bars;
 use std::path::PathBuf;
 use valar_core::Progress;
-use valar_synth::{Layout, SynthConfig, synthesize};
+use valar_synth::{Difficulty, Layout, SynthConfig, synthesize};
 
 /// Arguments of `valar synth`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +26,20 @@ pub struct SynthArgs {
     /// Share of rows with AffectNet's unusable labels (−2, expressions 8–10).
     #[arg(long, default_value_t = 0.03)]
     pub invalid_fraction: f64,
+    /// How hard the faces are: `easy` for demos and plumbing tests, `hard` for
+    /// judging training recipes (noisy labels, AffectNet's label distribution,
+    /// nuisance that dominates a subtle affect cue).
+    #[arg(long, value_enum, default_value_t = DifficultyArg::Easy)]
+    pub difficulty: DifficultyArg,
+}
+
+/// How hard the faces are to read.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum DifficultyArg {
+    /// Clean faces whose labels are exactly what they show (a small CNN reaches CCC ≈ 0.96).
+    Easy,
+    /// Faces as hard as AffectNet's (the PyTorch reference recipe scores CCC ≈ 0.3–0.5).
+    Hard,
 }
 
 /// AffectNet's two layouts.
@@ -48,6 +62,10 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             LayoutArg::Newer => Layout::Newer,
         },
         invalid_fraction: args.invalid_fraction,
+        difficulty: match args.difficulty {
+            DifficultyArg::Easy => Difficulty::Easy,
+            DifficultyArg::Hard => Difficulty::Hard,
+        },
         ..SynthConfig::default()
     };
     let bars = Bars::default();

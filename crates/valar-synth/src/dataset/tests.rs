@@ -407,3 +407,137 @@ fn labels_are_visible_in_48px_crops() {
     assert!(pearson(&v, &dark_share).abs() < 0.3);
     assert!(pearson(&a, &corner_drop).abs() < 0.3);
 }
+
+fn hard(n: usize, val_n: usize, seed: u64, layout: Layout) -> SynthConfig {
+    SynthConfig {
+        difficulty: Difficulty::Hard,
+        ..cfg(n, val_n, seed, layout)
+    }
+}
+
+#[test]
+fn hard_faces_are_byte_identical_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    for layout in [Layout::Original, Layout::Newer] {
+        let c = hard(24, 6, 4, layout);
+        let a = dir.path().join(format!("{layout:?}-a"));
+        let b = dir.path().join(format!("{layout:?}-b"));
+        let easy = dir.path().join(format!("{layout:?}-easy"));
+        run(&a, &c);
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        one_thread.install(|| run(&b, &c));
+        run(
+            &easy,
+            &SynthConfig {
+                difficulty: Difficulty::Easy,
+                ..c.clone()
+            },
+        );
+        let (ta, tb, te) = (tree(&a), tree(&b), tree(&easy));
+        assert!(ta.len() > 30);
+        assert!(
+            ta == tb,
+            "{layout:?}: same seed must give byte-identical files"
+        );
+        assert_eq!(ta.len(), te.len(), "same files as an easy set");
+        let jpeg = |p: &PathBuf| p.extension().is_some_and(|e| e == "jpg");
+        assert!(
+            ta.iter()
+                .zip(&te)
+                .filter(|((p, _), _)| jpeg(p))
+                .all(|((pa, fa), (pe, fe))| pa == pe && fa != fe),
+            "{layout:?}: every hard image differs from its easy twin"
+        );
+    }
+}
+
+/// Reads one `.npy` string scalar label.
+fn npy_label(path: &Path) -> String {
+    let bytes = fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..])
+        .unwrap()
+        .into_vec::<String>()
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn hard_training_split_is_skewed_and_validation_split_balanced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hard");
+    let c = SynthConfig {
+        invalid_fraction: 0.0,
+        ..hard(400, 240, 8, Layout::Newer)
+    };
+    run(&out, &c);
+    let expressions = |split: &str, count: usize| {
+        let mut counts = [0usize; 8];
+        let mut gray = 0;
+        for id in 0..count {
+            let notes = out.join(split).join("annotations");
+            let e: usize = npy_label(&notes.join(format!("{id}_exp.npy")))
+                .parse()
+                .unwrap();
+            let v: f64 = npy_label(&notes.join(format!("{id}_val.npy")))
+                .parse()
+                .unwrap();
+            assert!(v.abs() <= 1.0);
+            counts[e] += 1;
+            let img = image::open(out.join(split).join(format!("images/{id}.jpg"))).unwrap();
+            if img.color() == image::ColorType::L8 {
+                gray += 1;
+            }
+        }
+        (counts, gray)
+    };
+    let (train, train_gray) = expressions("train_set", 400);
+    let (val, val_gray) = expressions("val_set", 240);
+    // AffectNet's training set: Happy and Neutral are nearly three quarters.
+    let happy_neutral = (train[0] + train[1]) as f64 / 400.0;
+    assert!((0.63..=0.82).contains(&happy_neutral), "{train:?}");
+    // Its validation set: 30 of each expression expected.
+    assert!(val.iter().all(|&c| (12..=50).contains(&c)), "{val:?}");
+    // About 12% grayscale sources, even in the newer layout (easy has none there).
+    let gray = (train_gray + val_gray) as f64 / 640.0;
+    assert!((0.06..=0.2).contains(&gray), "gray share {gray}");
+}
+
+#[test]
+fn hard_jpeg_quality_varies_per_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let (easy_out, hard_out) = (dir.path().join("easy"), dir.path().join("hard"));
+    let c = SynthConfig {
+        invalid_fraction: 0.0,
+        ..hard(40, 0, 6, Layout::Newer)
+    };
+    run(&hard_out, &c);
+    run(
+        &easy_out,
+        &SynthConfig {
+            difficulty: Difficulty::Easy,
+            ..c.clone()
+        },
+    );
+    // Bytes per pixel of each JPEG: quality drawn from 30..=90 spreads it far more
+    // than a fixed quality does.
+    let density = |root: &Path| -> Vec<f64> {
+        (0..40)
+            .map(|id| {
+                let path = root.join(format!("train_set/images/{id}.jpg"));
+                let (w, h) = image::image_dimensions(&path).unwrap();
+                fs::metadata(&path).unwrap().len() as f64 / (w * h) as f64
+            })
+            .collect()
+    };
+    let ratio = |d: Vec<f64>| {
+        d.iter().cloned().fold(f64::MIN, f64::max) / d.iter().cloned().fold(f64::MAX, f64::min)
+    };
+    let (h, e) = (ratio(density(&hard_out)), ratio(density(&easy_out)));
+    assert!(
+        h > 2.0,
+        "hard JPEG sizes should vary widely, max/min {h} (easy {e})"
+    );
+}
