@@ -76,6 +76,11 @@ fn run_writes_every_stage_and_a_report_linking_each_png_then_reuses_them() {
         assert!(linked, "report.md does not link {png}:\n{report}");
     }
     assert!(first.contains("CCC"), "{first}");
+    // The demo says that its easy faces are not what real faces give.
+    assert!(
+        first.contains("note: these are easy synthetic faces") && first.contains("0.4"),
+        "{first}"
+    );
 
     // Nothing changed: every stage but the quick evaluation is reused.
     let second = valar(&[]);

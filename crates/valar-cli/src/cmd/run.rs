@@ -76,6 +76,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for w in warnings {
         println!("warning: {w}");
     }
+    if cfg.is_synthetic() {
+        // The demo's faces are easy on purpose (they show the pipeline works); say what its
+        // figures do not mean, so nobody takes them for what a model reaches on real faces.
+        println!(
+            "note: these are easy synthetic faces; on real AffectNet faces a small CNN reaches \
+             test CCC of about 0.4 (see README, \"Judging a recipe\"); judge recipes with \
+             `just bench-quality` or `valar synth --difficulty hard`"
+        );
+    }
     println!("Prepared data: {}", summary.prepared.display());
     println!("Model: {}", summary.run.join("model.onnx").display());
     println!("Report: {}", summary.report.display());
