@@ -8,7 +8,7 @@ use valar_prep::{Input, PrepareConfig, Stratify, prepare};
 use valar_report::{ReportInputs, report};
 use valar_synth::{Layout, SynthConfig, synthesize};
 use valar_train::{
-    EvaluateOptions, Evaluation, Recipe, TrainObserver, TrainOverrides, evaluate, train,
+    EvaluateOptions, Evaluation, ModelChoice, TrainObserver, TrainOverrides, evaluate, train,
 };
 
 /// What a stage did.
@@ -308,19 +308,18 @@ fn prepare_config(
     Ok(cfg)
 }
 
-/// The training settings: the user's, over the data source's defaults. AffectNet runs
-/// the classic recipe; the synthetic demo trains the compact model briefly.
+/// The training settings: the user's, over the data source's defaults. Real data trains
+/// with valar's defaults (`recipe = "seed"` reproduces the original); the synthetic demo,
+/// whose faces are easy, trains the small compact model briefly.
 fn train_overrides(cfg: &PipelineConfig, prepared: &Path) -> TrainOverrides {
     let base = if cfg.is_synthetic() {
         TrainOverrides {
+            model: Some(ModelChoice::Compact),
             epochs: Some(12),
             ..TrainOverrides::default()
         }
     } else {
-        TrainOverrides {
-            recipe: Some(Recipe::Seed),
-            ..TrainOverrides::default()
-        }
+        TrainOverrides::default()
     };
     let mut o = cfg.train.clone().over(base);
     o.data = Some(prepared.to_path_buf());

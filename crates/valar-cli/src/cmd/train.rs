@@ -238,10 +238,11 @@ mod tests {
         let mut cmd = document_defaults(Cli::command());
         let help = cmd.render_help().to_string();
         for shown in [
-            "[default: compact]",
+            "[default: vgg]",
             "[default: 64]",
             "[default: mse+ccc]",
-            "[default: 5]",
+            "[default: cosine-epoch]",
+            "[default: 0.999]",
         ] {
             assert!(help.contains(shown), "{shown} missing from:\n{help}");
         }
