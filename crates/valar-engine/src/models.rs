@@ -280,24 +280,8 @@ impl Arch {
                 b.dropout(0.2);
                 b.linear("fc2", spec.outputs);
             }
-            ModelKind::Reference => {
-                b.push(Layer::Flatten);
-                b.linear("fc1", 1024);
-                b.push(Layer::Relu);
-                b.linear("fc2", 256);
-                b.push(Layer::Relu);
-                b.linear("fc3", spec.outputs);
-            }
-            ModelKind::Vgg => {
-                b.push(Layer::Flatten);
-                b.dropout(0.5);
-                b.linear("fc1", 1024);
-                b.push(Layer::Relu);
-                b.dropout(0.5);
-                b.linear("fc2", 256);
-                b.push(Layer::Relu);
-                b.linear("fc3", spec.outputs);
-            }
+            ModelKind::Reference => b.mlp_head(&[1024, 256], None, spec.outputs),
+            ModelKind::Vgg => b.mlp_head(&[1024, 256], Some(0.5), spec.outputs),
         }
         if let Some(d) = spec.ema
             && !(d.is_finite() && (0.0..1.0).contains(&d))
@@ -702,6 +686,20 @@ impl ArchBuilder {
             fout,
         });
         self.shape = vec![fout];
+    }
+
+    /// Flatten, then `[Dropout →] Linear → ReLU` for each hidden width, then the output
+    /// Linear layer; the layers are named fc1, fc2, … in order.
+    fn mlp_head(&mut self, hidden: &[usize], dropout: Option<f32>, outputs: usize) {
+        self.push(Layer::Flatten);
+        for (i, &width) in hidden.iter().enumerate() {
+            if let Some(p) = dropout {
+                self.dropout(p);
+            }
+            self.linear(&format!("fc{}", i + 1), width);
+            self.push(Layer::Relu);
+        }
+        self.linear(&format!("fc{}", hidden.len() + 1), outputs);
     }
 
     fn dropout(&mut self, p: f32) {
