@@ -238,7 +238,7 @@ mod tests {
         let mut cmd = document_defaults(Cli::command());
         let help = cmd.render_help().to_string();
         for shown in [
-            "[default: vgg]",
+            "[default: reference]",
             "[default: 64]",
             "[default: mse+ccc]",
             "[default: cosine-epoch]",
