@@ -207,8 +207,10 @@ named_enum!(Recipe, "recipe", Seed => "seed", Reference => "reference");
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty $([$($arg:tt)*])? ;)+) => {
         /// Every value that decides a training run, as saved in the run's `config.toml`.
+        /// A key missing from an older file takes [`TrainConfig::before_settings`]'s value:
+        /// what that run did before the setting existed.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-        #[serde(deny_unknown_fields)]
+        #[serde(deny_unknown_fields, default = "TrainConfig::before_settings")]
         pub struct TrainConfig {
             /// The preset the values started from, if any.
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -335,6 +337,19 @@ impl TrainConfig {
         }
     }
 
+    /// What a run did before `normalize`, `keep`, `ema` and `tta` existed (fixed inputs,
+    /// the best epoch, no averaging, no flips), so that run folders written by an earlier
+    /// valar still resume and evaluate. Every other key was always written.
+    pub fn before_settings() -> Self {
+        TrainConfig {
+            normalize: InputNorm::Fixed,
+            keep: Keep::Best,
+            ema: 0.0,
+            tta: false,
+            ..TrainConfig::defaults(PathBuf::new())
+        }
+    }
+
     /// The values of a preset.
     pub fn recipe(recipe: Recipe, data: PathBuf) -> Self {
         match recipe {
@@ -438,6 +453,12 @@ impl TrainConfig {
         let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
         let config: TrainConfig = toml::from_str(&text)
             .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        if config.data.as_os_str().is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: no `data` key (the prepared dataset the run trained on)",
+                path.display()
+            )));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -602,6 +623,31 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("loss = \"mse+ccc\""), "{text}");
         assert_eq!(TrainConfig::read(&path).unwrap(), c);
+    }
+
+    /// A config.toml written before the newer settings existed reads as what that run did.
+    #[test]
+    fn config_from_before_the_newer_settings_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let old = "data = \"/data/prep\"\nmodel = \"compact\"\ntargets = \"both\"\n\
+                   loss = \"mse+ccc\"\noptimizer = \"adamw\"\nepochs = 30\nbatch_size = 64\n\
+                   lr = 0.001\nschedule = \"cosine\"\nmin_lr = 0.0\nstep_size = 10\ngamma = 0.1\n\
+                   weight_decay = 0.0001\nmomentum = 0.9\npatience = 5\naugment = true\n\
+                   device = \"cpu\"\nseed = 3\n";
+        std::fs::write(&path, old).unwrap();
+        let c = TrainConfig::read(&path).unwrap();
+        assert_eq!(
+            (c.model, c.augment, c.patience, c.seed),
+            (ModelChoice::Compact, Augment::Full, 5, 3)
+        );
+        assert_eq!(
+            (c.normalize, c.keep, c.ema, c.tta),
+            (InputNorm::Fixed, Keep::Best, 0.0, false)
+        );
+        std::fs::write(&path, "epochs = 3\n").unwrap();
+        let err = TrainConfig::read(&path).unwrap_err().to_string();
+        assert!(err.contains("no `data` key"), "{err}");
     }
 
     #[test]
