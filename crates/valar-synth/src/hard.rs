@@ -17,9 +17,7 @@ use tiny_skia::{
 };
 
 use crate::face::{Face, Pt, Side};
-use crate::render::{
-    Rgb, color, lens_path, oval_path, quad_path, random_rgb, scale, solid, stroke,
-};
+use crate::render::{Rgb, color, oval_path, paint_features, random_rgb, scale, solid, stroke};
 
 /// `solid` with an alpha.
 fn translucent(c: Rgb, alpha: f32) -> Paint<'static> {
@@ -163,31 +161,7 @@ pub(crate) fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
         pm.stroke_path(&p, &solid(nose), &stroke(0.03), t, None);
     }
 
-    for side in [Side::Left, Side::Right] {
-        let (upper, lower) = f.eye(side);
-        if let Some(p) = lens_path(&upper, &lower) {
-            pm.fill_path(&p, &solid(dark), FillRule::Winding, t, None);
-        }
-        if let Some(p) = quad_path(&upper) {
-            pm.stroke_path(&p, &solid(dark), &stroke(0.035), t, None);
-        }
-        if let Some(p) = quad_path(&f.brow(side)) {
-            pm.stroke_path(&p, &solid(brow), &stroke(f.brow_width), t, None);
-        }
-    }
-
-    let [outer_up, inner_up, inner_low, outer_low] = f.mouth();
-    if let Some(p) = lens_path(&outer_up, &outer_low) {
-        pm.fill_path(&p, &solid(lips), FillRule::Winding, t, None);
-    }
-    if f.mouth_open > 0.005
-        && let Some(p) = lens_path(&inner_up, &inner_low)
-    {
-        pm.fill_path(&p, &solid(dark), FillRule::Winding, t, None);
-    }
-    if let Some(p) = quad_path(&inner_up) {
-        pm.stroke_path(&p, &solid(dark), &stroke(0.035), t, None);
-    }
+    paint_features(pm, f, t, dark, brow, lips);
 
     // A moustache hides the upper lip and the mouth corners' curve.
     if rng.random_bool(if bearded { 0.6 } else { 0.06 }) {

@@ -168,6 +168,19 @@ fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
         pm.stroke_path(&p, &solid(nose), &stroke(0.03), t, None);
     }
 
+    paint_features(pm, f, t, dark, brow, lips);
+}
+
+/// The features that carry the affect, in the face's own transform `t`: eyes (filled lens
+/// and lash line), brows, the lips and, when open, the mouth. Easy and hard faces alike.
+pub(crate) fn paint_features(
+    pm: &mut Pixmap,
+    f: &Face,
+    t: Transform,
+    dark: Rgb,
+    brow: Rgb,
+    lips: Rgb,
+) {
     for side in [Side::Left, Side::Right] {
         let (upper, lower) = f.eye(side);
         if let Some(p) = lens_path(&upper, &lower) {
