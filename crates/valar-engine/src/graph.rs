@@ -19,6 +19,7 @@ pub(crate) enum Attr {
     Int(i64),
     Float(f32),
     Ints(Vec<i64>),
+    Str(String),
 }
 
 /// Builds one ONNX graph.
@@ -146,6 +147,10 @@ impl GraphBuilder {
                     Attr::Ints(v) => {
                         p.ints = v;
                         p.r#type = proto::attr_type::INTS;
+                    }
+                    Attr::Str(v) => {
+                        p.s = v.into_bytes();
+                        p.r#type = proto::attr_type::STRING;
                     }
                 }
                 p

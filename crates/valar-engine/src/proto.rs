@@ -20,6 +20,7 @@ pub const INT64: i32 = 7;
 pub mod attr_type {
     pub const FLOAT: i32 = 1;
     pub const INT: i32 = 2;
+    pub const STRING: i32 = 3;
     pub const INTS: i32 = 7;
 }
 

@@ -1,28 +1,99 @@
-//! The networks (facecnn, compact), their parameters and initialisation, and their training and
-//! inference graphs.
+//! The networks, their parameters and initialisation, and their training and inference graphs.
+//!
+//! Each network is one file in this folder holding a [`Network`]: its name, a line about it,
+//! its total stride and its definition, written once against the layer API of [`net::Net`]. The
+//! training graph, the inference graph and the parameter list all come from that one definition.
+//! A network is registered by one line in the `networks!` table below.
+
+mod blocks;
+mod net;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::EngineError;
-use crate::graph::{Attr, Dim, GraphBuilder, fixed};
-use crate::ops::{self, BN_EPS, BnNames, Tape, Var};
+use crate::graph::{Dim, GraphBuilder, fixed};
+use crate::ops::{self, Tape, Var};
 use crate::optim::{self, OptimizerKind};
 use crate::proto::ModelProto;
 
-/// Which network to build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelKind {
+pub(crate) use net::Net;
+
+/// One network: what the registry knows about it.
+pub(crate) struct Network {
+    /// The name on the command line and in `config.toml`.
+    pub name: &'static str,
+    /// One line for help texts.
+    pub about: &'static str,
+    /// The product of the strides of its downsampling layers: the input side must be a
+    /// positive multiple of it.
+    pub stride: usize,
+    /// The definition: the layers applied to the (affine-mapped) input image, ending in
+    /// `[batch, spec.outputs]`.
+    pub build: fn(&mut Net<'_>, &Var, &ModelSpec) -> Var,
+}
+
+/// Declares the network files and the [`ModelKind`] enum from one table, so a network is one
+/// file plus one line here.
+macro_rules! networks {
+    ($($(#[doc = $doc:literal])* $variant:ident => $module:ident,)+) => {
+        $(mod $module;)+
+
+        /// Which network to build.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ModelKind {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl ModelKind {
+            /// Every network, in registration order.
+            pub const ALL: &'static [ModelKind] = &[$(ModelKind::$variant),+];
+
+            fn network(self) -> &'static Network {
+                match self {
+                    $(ModelKind::$variant => &$module::NETWORK,)+
+                }
+            }
+        }
+    };
+}
+
+networks! {
     /// The recipe's network: three conv blocks (64, 128, 256) and a 4096-1024-256 MLP head (42.6M parameters at 48×48).
-    FaceCnn,
+    FaceCnn => facecnn,
     /// The default small network: three conv blocks (32, 64, 128), global average pooling and a 64-unit head.
-    Compact,
+    Compact => compact,
     /// The PyTorch reference recipe's network (`scripts/quality_torch.py`): three conv blocks
     /// (64, 128, 256) and a 1024-256 MLP head without dropout (10.1M parameters at 48×48).
-    Reference,
+    Reference => reference,
     /// The reference network with dropout 0.5 before each hidden Linear layer, the usual
     /// remedy for a 9.4M-parameter head on a few thousand noisy labels.
-    Vgg,
+    Vgg => vgg,
+    /// A ResNet-18-style network at half width for 48–112 px faces: a 3×3 stem, four stages of
+    /// two basic blocks (32, 64, 128, 256; stride-2 downsampling with 1×1 shortcuts), global
+    /// average pooling and a linear head (2.8M parameters).
+    ResNet => resnet,
+    /// A MobileNet-style network: a stride-2 stem and depthwise-separable blocks (3×3 depthwise
+    /// then 1×1 pointwise, each with BatchNorm and SiLU) up to 512 channels, global average
+    /// pooling and a linear head.
+    MobileNet => mobilenet,
+}
+
+impl ModelKind {
+    /// The name used on the command line and in `config.toml`.
+    pub fn name(self) -> &'static str {
+        self.network().name
+    }
+
+    /// One line about the network.
+    pub fn about(self) -> &'static str {
+        self.network().about
+    }
+
+    /// The input side must be a positive multiple of this (the network's total stride).
+    pub fn input_multiple(self) -> usize {
+        self.network().stride
+    }
 }
 
 impl Default for ModelKind {
@@ -49,28 +120,26 @@ impl Default for ModelSpec {
 
 impl std::fmt::Display for ModelKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ModelKind::FaceCnn => "facecnn",
-            ModelKind::Compact => "compact",
-            ModelKind::Reference => "reference",
-            ModelKind::Vgg => "vgg",
-        })
+        f.write_str(self.name())
     }
 }
 
 impl std::str::FromStr for ModelKind {
     type Err = EngineError;
-    /// `facecnn`, `compact`, `reference` or `vgg` (any case).
+    /// A registered network's name (any case).
     fn from_str(s: &str) -> Result<Self, EngineError> {
-        match s.to_ascii_lowercase().as_str() {
-            "facecnn" => Ok(ModelKind::FaceCnn),
-            "compact" => Ok(ModelKind::Compact),
-            "reference" => Ok(ModelKind::Reference),
-            "vgg" => Ok(ModelKind::Vgg),
-            _ => Err(EngineError::InvalidSpec(format!(
-                "unknown model `{s}` (expected facecnn, compact, reference or vgg)"
-            ))),
-        }
+        let lower = s.to_ascii_lowercase();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == lower)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+                EngineError::InvalidSpec(format!(
+                    "unknown model `{s}` (expected {})",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -128,7 +197,8 @@ impl InputAffine {
 pub struct ModelSpec {
     /// Which network.
     pub kind: ModelKind,
-    /// Side of the square input image; divisible by 8.
+    /// Side of the square input image; a positive multiple of the network's total stride
+    /// ([`ModelKind::input_multiple`]).
     pub input_size: usize,
     /// Input channels: 1 (grey) or 3 (RGB).
     pub channels: usize,
@@ -156,31 +226,6 @@ pub enum LossKind {
     MseCcc,
 }
 
-/// One layer of a network.
-#[derive(Clone, Debug)]
-pub(crate) enum Layer {
-    Conv {
-        name: String,
-        cout: usize,
-    },
-    BatchNorm {
-        name: String,
-    },
-    MaxPool,
-    Relu,
-    GlobalAvgPool,
-    Flatten,
-    /// `slot` indexes the dropout noise inputs.
-    Dropout {
-        p: f32,
-        slot: usize,
-    },
-    Linear {
-        name: String,
-        fout: usize,
-    },
-}
-
 /// Looks up an exported tensor's values by name.
 pub(crate) type WeightLookup<'a> = dyn Fn(&str) -> Vec<f32> + 'a;
 
@@ -204,11 +249,10 @@ pub(crate) struct TensorInfo {
     pub init: Init,
 }
 
-/// A network laid out as layers, with its parameters and BatchNorm running statistics.
+/// A network with its parameters, BatchNorm running statistics and dropout noise inputs.
 #[derive(Clone, Debug)]
 pub(crate) struct Arch {
     pub spec: ModelSpec,
-    pub layers: Vec<Layer>,
     pub params: Vec<TensorInfo>,
     pub running: Vec<TensorInfo>,
     /// Per-sample shape of each dropout noise input.
@@ -217,10 +261,11 @@ pub(crate) struct Arch {
 
 impl Arch {
     pub(crate) fn new(spec: &ModelSpec) -> Result<Self, EngineError> {
-        if spec.input_size == 0 || !spec.input_size.is_multiple_of(8) {
+        let network = spec.kind.network();
+        if spec.input_size == 0 || !spec.input_size.is_multiple_of(network.stride) {
             return Err(EngineError::InvalidSpec(format!(
-                "input size {} must be a positive multiple of 8",
-                spec.input_size
+                "the {} network takes faces whose side is a positive multiple of {} (its total stride), not {}",
+                network.name, network.stride, spec.input_size
             )));
         }
         if spec.channels != 1 && spec.channels != 3 {
@@ -244,45 +289,6 @@ impl Arch {
                 spec.input
             )));
         }
-        let mut b = ArchBuilder {
-            layers: Vec::new(),
-            params: Vec::new(),
-            running: Vec::new(),
-            noise: Vec::new(),
-            shape: vec![spec.channels, spec.input_size, spec.input_size],
-        };
-        let widths: &[usize] = match spec.kind {
-            ModelKind::FaceCnn => &[64, 128, 256],
-            ModelKind::Compact => &[32, 64, 128],
-            ModelKind::Reference | ModelKind::Vgg => &[64, 128, 256],
-        };
-        for (i, &w) in widths.iter().enumerate() {
-            b.conv_block(i + 1, w);
-        }
-        match spec.kind {
-            ModelKind::FaceCnn => {
-                b.push(Layer::Flatten);
-                b.dropout(0.2);
-                b.linear("fc1", 4096);
-                b.push(Layer::Relu);
-                b.dropout(0.5);
-                b.linear("fc2", 1024);
-                b.push(Layer::Relu);
-                b.linear("fc3", 256);
-                b.push(Layer::Relu);
-                b.linear("fc4", spec.outputs);
-            }
-            ModelKind::Compact => {
-                b.push(Layer::GlobalAvgPool);
-                b.push(Layer::Flatten);
-                b.linear("fc1", 64);
-                b.push(Layer::Relu);
-                b.dropout(0.2);
-                b.linear("fc2", spec.outputs);
-            }
-            ModelKind::Reference => b.mlp_head(&[1024, 256], None, spec.outputs),
-            ModelKind::Vgg => b.mlp_head(&[1024, 256], Some(0.5), spec.outputs),
-        }
         if let Some(d) = spec.ema
             && !(d.is_finite() && (0.0..1.0).contains(&d))
         {
@@ -290,12 +296,46 @@ impl Arch {
                 "the weight-average decay must lie in [0, 1), not {d}"
             )));
         }
+        // One eval-mode pass over the definition lists the tensors and checks every layer's
+        // settings against the shapes this input size gives.
+        let mut g = GraphBuilder::new();
+        let mut net = Net::eval(&mut g);
+        let x = Var::new(
+            "x",
+            vec![1, spec.channels, spec.input_size, spec.input_size],
+        );
+        let y = (network.build)(&mut net, &x, spec);
+        let at = format!(
+            "{} at {}×{}",
+            network.name, spec.input_size, spec.input_size
+        );
+        if let Some(e) = net.error {
+            return Err(EngineError::InvalidSpec(format!("{at}: {e}")));
+        }
+        if y.shape != [1, spec.outputs] {
+            return Err(EngineError::InvalidSpec(format!(
+                "{at} ends in shape {:?}, not [batch, {}]",
+                &y.shape[1..],
+                spec.outputs
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = net
+            .params
+            .iter()
+            .chain(&net.running)
+            .find(|t| !seen.insert(t.name.clone()))
+        {
+            return Err(EngineError::InvalidSpec(format!(
+                "{at}: two layers are both named `{}`",
+                dup.name
+            )));
+        }
         Ok(Self {
             spec: *spec,
-            layers: b.layers,
-            params: b.params,
-            running: b.running,
-            noise: b.noise,
+            params: net.params,
+            running: net.running,
+            noise: net.noise,
         })
     }
 
@@ -384,46 +424,12 @@ impl Arch {
             g.input(&t.name, &fixed(&t.shape));
         }
         let mut tape = Tape::new(cuda);
-        // The first layer needs no input gradient, so the affine needs no backward rule.
-        let mut x = Var {
-            name: input_affine(&mut g, "x", s.input),
-            shape: xshape,
-        };
-        let mut first = true;
-        for layer in &self.layers {
-            x = match layer {
-                Layer::Conv { name, cout, .. } => {
-                    let v = tape.conv(&mut g, &x, &weight(name), &bias(name), *cout, !first);
-                    first = false;
-                    v
-                }
-                Layer::BatchNorm { name, .. } => {
-                    let (rm, rv) = (running_mean(name), running_var(name));
-                    let (nrm, nrv) = (optim::new_name(&rm), optim::new_name(&rv));
-                    let (gw, gb) = (weight(name), bias(name));
-                    let names = BnNames {
-                        gamma: &gw,
-                        beta: &gb,
-                        running_mean: &rm,
-                        running_var: &rv,
-                        new_running_mean: &nrm,
-                        new_running_var: &nrv,
-                    };
-                    tape.batchnorm(&mut g, &x, &names)
-                }
-                Layer::MaxPool => tape.maxpool(&mut g, &x),
-                Layer::Relu => tape.relu(&mut g, &x),
-                Layer::GlobalAvgPool => tape.global_avg_pool(&mut g, &x),
-                Layer::Flatten => tape.flatten(&mut g, &x),
-                Layer::Dropout { p, slot } => tape.dropout(&mut g, &x, &noise_name(*slot), *p),
-                Layer::Linear { name, fout, .. } => {
-                    let v = tape.linear(&mut g, &x, &weight(name), &bias(name), *fout, !first);
-                    first = false;
-                    v
-                }
-            };
-        }
-        let (l, dpred) = ops::loss(&mut g, &x, "y", loss);
+        // The input needs no gradient, so the affine needs no backward rule.
+        let x = Var::new(input_affine(&mut g, "x", s.input), xshape);
+        let mut net = Net::train(&mut g, &mut tape);
+        let pred = (s.kind.network().build)(&mut net, &x, s);
+        drop(net);
+        let (l, dpred) = ops::loss::loss(&mut g, &pred, "y", loss);
         let scale = opt.map_or(1.0, optim::grad_scale);
         let seed = if scale != 1.0 {
             let c = g.scalar(scale);
@@ -431,9 +437,24 @@ impl Arch {
         } else {
             dpred
         };
-        let (grads, _) = tape.backward(&mut g, seed);
+        let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+        let found = tape.backward(&mut g, &pred.name, seed, &names);
+        let grads: Vec<(String, String)> = self
+            .params
+            .iter()
+            .zip(found)
+            .map(|(p, grad)| {
+                // A parameter the loss does not reach has a zero gradient (no network here has
+                // one; this keeps the update well defined if a definition ever does).
+                let grad = grad.unwrap_or_else(|| {
+                    let shape = g.const_i64(&ops::shape_i64(&p.shape));
+                    g.node("ConstantOfShape", &[&shape], vec![])
+                });
+                (p.name.clone(), grad)
+            })
+            .collect();
         g.rename(&l, "loss");
-        g.rename(&x.name, "predictions");
+        g.rename(&pred.name, "predictions");
         g.output("loss", &[]);
         g.output("predictions", &fixed(&[batch, s.outputs]));
         match opt {
@@ -455,16 +476,10 @@ impl Arch {
                 }
             }
             None => {
-                for (p, grad) in &grads {
+                for ((p, grad), info) in grads.iter().zip(&self.params) {
                     let name = format!("grad.{p}");
                     g.rename(grad, &name);
-                    let shape = &self
-                        .params
-                        .iter()
-                        .find(|i| &i.name == p)
-                        .map(|i| i.shape.clone())
-                        .unwrap_or_default();
-                    g.output(&name, &fixed(shape));
+                    g.output(&name, &fixed(&info.shape));
                 }
                 for t in &self.running {
                     g.output(&optim::new_name(&t.name), &fixed(&t.shape));
@@ -514,46 +529,15 @@ impl Arch {
         g.finish("valar_inference")
     }
 
-    /// The layers in eval mode (running statistics, no dropout) applied to `input`.
+    /// The network in eval mode (running statistics, no dropout) applied to `input`. The batch
+    /// is symbolic; eval-mode layers never bake it into a constant, so 1 stands in for it.
     fn eval_forward(&self, g: &mut GraphBuilder, input: &str) -> String {
-        let mut x = input.to_string();
-        for layer in &self.layers {
-            x = match layer {
-                Layer::Conv { name, .. } => ops::conv_forward(g, &x, &weight(name), &bias(name)),
-                Layer::BatchNorm { name, .. } => g.node(
-                    "BatchNormalization",
-                    &[
-                        &x,
-                        &weight(name),
-                        &bias(name),
-                        &running_mean(name),
-                        &running_var(name),
-                    ],
-                    vec![("epsilon", Attr::Float(BN_EPS))],
-                ),
-                Layer::MaxPool => g.node(
-                    "MaxPool",
-                    &[&x],
-                    vec![
-                        ("kernel_shape", Attr::Ints(vec![2, 2])),
-                        ("strides", Attr::Ints(vec![2, 2])),
-                    ],
-                ),
-                Layer::Relu => g.node("Relu", &[&x], vec![]),
-                Layer::GlobalAvgPool => g.node("GlobalAveragePool", &[&x], vec![]),
-                Layer::Flatten => g.node("Flatten", &[&x], vec![("axis", Attr::Int(1))]),
-                Layer::Dropout { .. } => continue,
-                Layer::Linear { name, .. } => g.node(
-                    "Gemm",
-                    &[&x, &weight(name), &bias(name)],
-                    vec![("transB", Attr::Int(1))],
-                ),
-            };
-        }
-        x
+        let s = &self.spec;
+        let x = Var::new(input, vec![1, s.channels, s.input_size, s.input_size]);
+        let mut net = Net::eval(g);
+        (s.kind.network().build)(&mut net, &x, s).name
     }
 }
-
 /// `x · scale + shift`, or `x` itself for the identity.
 fn input_affine(g: &mut GraphBuilder, x: &str, a: InputAffine) -> String {
     if a.is_identity() {
@@ -594,119 +578,6 @@ pub(crate) fn ema_name(name: &str) -> String {
 
 pub(crate) fn noise_name(slot: usize) -> String {
     format!("noise{slot}")
-}
-fn weight(layer: &str) -> String {
-    format!("{layer}.weight")
-}
-fn bias(layer: &str) -> String {
-    format!("{layer}.bias")
-}
-fn running_mean(layer: &str) -> String {
-    format!("{layer}.running_mean")
-}
-fn running_var(layer: &str) -> String {
-    format!("{layer}.running_var")
-}
-
-struct ArchBuilder {
-    layers: Vec<Layer>,
-    params: Vec<TensorInfo>,
-    running: Vec<TensorInfo>,
-    noise: Vec<Vec<usize>>,
-    /// Per-sample shape of the current activation.
-    shape: Vec<usize>,
-}
-
-impl ArchBuilder {
-    fn push(&mut self, l: Layer) {
-        match &l {
-            Layer::MaxPool => {
-                self.shape[1] /= 2;
-                self.shape[2] /= 2;
-            }
-            Layer::GlobalAvgPool => {
-                self.shape[1] = 1;
-                self.shape[2] = 1;
-            }
-            Layer::Flatten => self.shape = vec![self.shape.iter().product()],
-            _ => {}
-        }
-        self.layers.push(l);
-    }
-
-    fn param(&mut self, name: String, shape: Vec<usize>, init: Init) {
-        self.params.push(TensorInfo { name, shape, init });
-    }
-
-    /// conv 3×3 → BatchNorm → MaxPool 2×2 → ReLU. Pooling before ReLU gives the same forward as the
-    /// recipe's conv → BN → ReLU → pool (both are monotone) with a 4× smaller ReLU backward.
-    fn conv_block(&mut self, i: usize, cout: usize) {
-        let cin = self.shape[0];
-        let conv = format!("conv{i}");
-        self.param(
-            weight(&conv),
-            vec![cout, cin, 3, 3],
-            Init::TorchUniform { fan_in: cin * 9 },
-        );
-        self.param(
-            bias(&conv),
-            vec![cout],
-            Init::TorchUniform { fan_in: cin * 9 },
-        );
-        self.layers.push(Layer::Conv { name: conv, cout });
-        self.shape[0] = cout;
-        let bn = format!("bn{i}");
-        self.param(weight(&bn), vec![cout], Init::Ones);
-        self.param(bias(&bn), vec![cout], Init::Zeros);
-        self.running.push(TensorInfo {
-            name: running_mean(&bn),
-            shape: vec![cout],
-            init: Init::Zeros,
-        });
-        self.running.push(TensorInfo {
-            name: running_var(&bn),
-            shape: vec![cout],
-            init: Init::Ones,
-        });
-        self.layers.push(Layer::BatchNorm { name: bn });
-        self.push(Layer::MaxPool);
-        self.push(Layer::Relu);
-    }
-
-    fn linear(&mut self, name: &str, fout: usize) {
-        let fin = self.shape[0];
-        self.param(
-            weight(name),
-            vec![fout, fin],
-            Init::TorchUniform { fan_in: fin },
-        );
-        self.param(bias(name), vec![fout], Init::TorchUniform { fan_in: fin });
-        self.layers.push(Layer::Linear {
-            name: name.into(),
-            fout,
-        });
-        self.shape = vec![fout];
-    }
-
-    /// Flatten, then `[Dropout →] Linear → ReLU` for each hidden width, then the output
-    /// Linear layer; the layers are named fc1, fc2, … in order.
-    fn mlp_head(&mut self, hidden: &[usize], dropout: Option<f32>, outputs: usize) {
-        self.push(Layer::Flatten);
-        for (i, &width) in hidden.iter().enumerate() {
-            if let Some(p) = dropout {
-                self.dropout(p);
-            }
-            self.linear(&format!("fc{}", i + 1), width);
-            self.push(Layer::Relu);
-        }
-        self.linear(&format!("fc{}", hidden.len() + 1), outputs);
-    }
-
-    fn dropout(&mut self, p: f32) {
-        let slot = self.noise.len();
-        self.noise.push(self.shape.clone());
-        self.layers.push(Layer::Dropout { p, slot });
-    }
 }
 
 #[cfg(test)]
@@ -961,7 +832,7 @@ mod tests {
         for d in [crate::Device::Cpu, crate::Device::Cuda] {
             assert_eq!(d.to_string().parse::<crate::Device>().unwrap(), d);
         }
-        assert!("resnet".parse::<ModelKind>().is_err());
+        assert!("densenet".parse::<ModelKind>().is_err());
         assert!("l1".parse::<LossKind>().is_err());
         assert!("tpu".parse::<crate::Device>().is_err());
     }

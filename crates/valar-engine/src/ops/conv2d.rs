@@ -1,0 +1,441 @@
+//! 2-D convolution with a square kernel: stride, zero padding, groups (depthwise when groups =
+//! channels) and an optional bias.
+
+use super::{Backward, Tape, Var, ints, per_channel, window_out};
+use crate::graph::{Attr, GraphBuilder};
+
+/// A convolution's settings (the weight is `[out, in / groups, kernel, kernel]`, as in PyTorch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Conv2d {
+    /// Output channels.
+    pub out: usize,
+    /// Side of the square kernel.
+    pub kernel: usize,
+    /// Step between windows, both axes.
+    pub stride: usize,
+    /// Zeros added on every side.
+    pub padding: usize,
+    /// Channel groups: 1 is a full convolution, the input channel count a depthwise one.
+    pub groups: usize,
+    /// Whether the layer adds a per-channel bias.
+    pub bias: bool,
+}
+
+impl Conv2d {
+    /// A `kernel`×`kernel` convolution to `out` channels: stride 1, no padding, one group, bias.
+    pub(crate) const fn new(out: usize, kernel: usize) -> Self {
+        Self {
+            out,
+            kernel,
+            stride: 1,
+            padding: 0,
+            groups: 1,
+            bias: true,
+        }
+    }
+    pub(crate) const fn stride(self, stride: usize) -> Self {
+        Self { stride, ..self }
+    }
+    pub(crate) const fn padding(self, padding: usize) -> Self {
+        Self { padding, ..self }
+    }
+    pub(crate) const fn groups(self, groups: usize) -> Self {
+        Self { groups, ..self }
+    }
+    pub(crate) const fn bias(self, bias: bool) -> Self {
+        Self { bias, ..self }
+    }
+
+    /// The weight's shape for `cin` input channels.
+    pub(crate) fn weight_shape(&self, cin: usize) -> Vec<usize> {
+        vec![self.out, cin / self.groups.max(1), self.kernel, self.kernel]
+    }
+
+    /// The output shape for input shape `x` (NCHW), or why the settings do not fit it.
+    pub(crate) fn output_shape(&self, x: &[usize]) -> Result<Vec<usize>, String> {
+        let cin = x[1];
+        if self.groups == 0
+            || !cin.is_multiple_of(self.groups)
+            || !self.out.is_multiple_of(self.groups)
+        {
+            return Err(format!(
+                "a convolution with {} groups needs input ({cin}) and output ({}) channels divisible by it",
+                self.groups, self.out
+            ));
+        }
+        if self.padding >= self.kernel.max(1) {
+            return Err(format!(
+                "padding {} must be smaller than the kernel {}",
+                self.padding, self.kernel
+            ));
+        }
+        let h = window_out(x[2], self.kernel, self.stride, self.padding);
+        let w = window_out(x[3], self.kernel, self.stride, self.padding);
+        match (h, w) {
+            (Some(h), Some(w)) => Ok(vec![x[0], self.out, h, w]),
+            _ => Err(format!(
+                "a {k}×{k} convolution does not fit a {}×{} map",
+                x[2],
+                x[3],
+                k = self.kernel
+            )),
+        }
+    }
+
+    fn attrs(&self) -> Vec<(&'static str, Attr)> {
+        let (k, s, p) = (self.kernel as i64, self.stride as i64, self.padding as i64);
+        vec![
+            ("kernel_shape", ints(&[k, k])),
+            ("pads", ints(&[p, p, p, p])),
+            ("strides", ints(&[s, s])),
+            ("group", Attr::Int(self.groups as i64)),
+        ]
+    }
+}
+
+/// The inference form (also the forward of the training form): `Conv(x, w[, b])`.
+pub(crate) fn infer(g: &mut GraphBuilder, x: &str, w: &str, b: Option<&str>, c: &Conv2d) -> String {
+    let mut inputs = vec![x, w];
+    inputs.extend(b);
+    g.node("Conv", &inputs, c.attrs())
+}
+
+/// The training form; `out` is [`Conv2d::output_shape`] of `x`.
+pub(crate) fn train(
+    t: &mut Tape,
+    g: &mut GraphBuilder,
+    x: &Var,
+    w: &str,
+    b: Option<&str>,
+    c: &Conv2d,
+    out: Vec<usize>,
+) -> Var {
+    let y = infer(g, &x.name, w, b, c);
+    let mut inputs = vec![x.name.as_str(), w];
+    inputs.extend(b);
+    t.record(
+        &inputs,
+        &y,
+        ConvBackward {
+            x: x.clone(),
+            w: w.into(),
+            y_shape: out.clone(),
+            c: *c,
+        },
+    );
+    Var::new(y, out)
+}
+
+struct ConvBackward {
+    x: Var,
+    w: String,
+    y_shape: Vec<usize>,
+    c: Conv2d,
+}
+
+impl Backward for ConvBackward {
+    fn backward(
+        &self,
+        g: &mut GraphBuilder,
+        dy: &str,
+        needs: &[bool],
+        _cuda: bool,
+    ) -> Vec<Option<String>> {
+        let dx = needs[0].then(|| self.input_grad(g, dy));
+        let dw = needs[1].then(|| self.weight_grad(g, dy));
+        let mut out = vec![dx, dw];
+        if self.c.bias {
+            out.push(needs[2].then(|| per_channel(g, "ReduceSum", dy, &self.y_shape, false)));
+        }
+        out
+    }
+}
+
+impl ConvBackward {
+    /// dX: for stride 1 a convolution of dY with the kernel transposed per group and flipped
+    /// (faster than ConvTranspose in ONNX Runtime); for larger strides ConvTranspose, whose
+    /// output padding restores the rows and columns the forward's floor dropped.
+    fn input_grad(&self, g: &mut GraphBuilder, dy: &str) -> String {
+        let c = &self.c;
+        let (k, s, p) = (c.kernel as i64, c.stride as i64, c.padding as i64);
+        let groups = c.groups as i64;
+        if c.stride == 1 {
+            let cin = self.x.shape[1] as i64;
+            let (og, cg) = (c.out as i64 / groups, cin / groups);
+            let wt = if groups == 1 {
+                g.transpose(&self.w, &[1, 0, 2, 3])
+            } else if og == 1 && cg == 1 {
+                // Depthwise: each group's 1×1 channel matrix is its own transpose.
+                self.w.clone()
+            } else {
+                let w5 = g.reshape(&self.w, &[groups, og, cg, k, k]);
+                let t5 = g.transpose(&w5, &[0, 2, 1, 3, 4]);
+                g.reshape(&t5, &[cin, og, k, k])
+            };
+            let starts = g.const_i64(&[-1, -1]);
+            let ends = g.const_i64(&[i64::MIN, i64::MIN]);
+            let axes = g.const_i64(&[2, 3]);
+            let steps = g.const_i64(&[-1, -1]);
+            let wf = g.node("Slice", &[&wt, &starts, &ends, &axes, &steps], vec![]);
+            let q = k - 1 - p;
+            let mut attrs = vec![
+                ("kernel_shape", ints(&[k, k])),
+                ("pads", ints(&[q, q, q, q])),
+            ];
+            if groups != 1 {
+                attrs.push(("group", Attr::Int(groups)));
+            }
+            return g.node("Conv", &[dy, &wf], attrs);
+        }
+        let (h, w) = (self.x.shape[2] as i64, self.x.shape[3] as i64);
+        let (ho, wo) = (self.y_shape[2] as i64, self.y_shape[3] as i64);
+        let oph = h + 2 * p - k - s * (ho - 1);
+        let opw = w + 2 * p - k - s * (wo - 1);
+        g.node(
+            "ConvTranspose",
+            &[dy, &self.w],
+            vec![
+                ("kernel_shape", ints(&[k, k])),
+                ("pads", ints(&[p, p, p, p])),
+                ("strides", ints(&[s, s])),
+                ("output_padding", ints(&[oph, opw])),
+                ("group", Attr::Int(groups)),
+            ],
+        )
+    }
+
+    /// dW, tap by tap: dW[:, :, kh, kw] is dY against the input window shifted by (kh, kw).
+    fn weight_grad(&self, g: &mut GraphBuilder, dy: &str) -> String {
+        let c = &self.c;
+        let (b, cin, h, w) = (
+            self.x.shape[0] as i64,
+            self.x.shape[1] as i64,
+            self.x.shape[2] as i64,
+            self.x.shape[3] as i64,
+        );
+        let (ho, wo) = (self.y_shape[2] as i64, self.y_shape[3] as i64);
+        let (k, s, p) = (c.kernel as i64, c.stride as i64, c.padding as i64);
+        let cout = c.out as i64;
+        let groups = c.groups as i64;
+        let (og, cg) = (cout / groups, cin / groups);
+        if groups == 1 && cin == 1 && s == 1 {
+            // A convolution with the batch as channels: input X as [1, B, H, W], kernel dYᵀ as
+            // [Cout, B, Ho, Wo]; its output is [1, Cout, k, k].
+            let xr = g.reshape(&self.x.name, &[1, b, h, w]);
+            let dyt = g.transpose(dy, &[1, 0, 2, 3]);
+            let gw = g.node("Conv", &[&xr, &dyt], vec![("pads", ints(&[p, p, p, p]))]);
+            return g.reshape(&gw, &[cout, 1, k, k]);
+        }
+        let n = b * ho * wo;
+        // The taps of one window position, strided as the forward steps.
+        let tap_slice = |g: &mut GraphBuilder, src: &str, kh: i64, kw: i64, axes: &str| {
+            let starts = g.const_i64(&[kh, kw]);
+            let ends = g.const_i64(&[kh + s * (ho - 1) + 1, kw + s * (wo - 1) + 1]);
+            let steps = g.const_i64(&[s, s]);
+            g.node("Slice", &[src, &starts, &ends, axes, &steps], vec![])
+        };
+        let whole = k == 1 && s == 1 && p == 0;
+        let mut taps = Vec::with_capacity((k * k) as usize);
+        if groups > 1 && cg == 1 && og == 1 {
+            // Depthwise: each tap is a per-channel sum of dY times the shifted input.
+            let xp = if p > 0 {
+                let pads = g.const_i64(&[0, 0, p, p, 0, 0, p, p]);
+                g.node("Pad", &[&self.x.name, &pads], vec![])
+            } else {
+                self.x.name.clone()
+            };
+            let axes = g.const_i64(&[2, 3]);
+            let unsq = g.const_i64(&[1]);
+            for kh in 0..k {
+                for kw in 0..k {
+                    let sl = if whole {
+                        xp.clone()
+                    } else {
+                        tap_slice(g, &xp, kh, kw, &axes)
+                    };
+                    let prod = g.bin("Mul", &sl, dy);
+                    let tap = per_channel(g, "ReduceSum", &prod, &self.y_shape, false);
+                    taps.push(g.node("Unsqueeze", &[&tap, &unsq], vec![]));
+                }
+            }
+            let refs: Vec<&str> = taps.iter().map(String::as_str).collect();
+            let cat = g.node("Concat", &refs, vec![("axis", Attr::Int(1))]);
+            return g.reshape(&cat, &[cout, 1, k, k]);
+        }
+        // Otherwise every tap is one GEMM (a batch of them, one per group) of dYᵀ with the
+        // shifted windows of the padded NHWC input.
+        let xn = g.transpose(&self.x.name, &[0, 2, 3, 1]);
+        let xp = if p > 0 {
+            let pads = g.const_i64(&[0, p, p, 0, 0, p, p, 0]);
+            g.node("Pad", &[&xn, &pads], vec![])
+        } else {
+            xn
+        };
+        let dyt = g.transpose(dy, &[1, 0, 2, 3]);
+        let dym = if groups == 1 {
+            g.reshape(&dyt, &[cout, n])
+        } else {
+            g.reshape(&dyt, &[groups, og, n])
+        };
+        let axes = g.const_i64(&[1, 2]);
+        let unsq_axes = g.const_i64(&[if groups == 1 { 2 } else { 3 }]);
+        for kh in 0..k {
+            for kw in 0..k {
+                let sl = if whole {
+                    xp.clone()
+                } else {
+                    tap_slice(g, &xp, kh, kw, &axes)
+                };
+                let tap = if groups == 1 {
+                    let sm = g.reshape(&sl, &[n, cin]);
+                    g.bin("MatMul", &dym, &sm)
+                } else {
+                    let sm = g.reshape(&sl, &[n, groups, cg]);
+                    let st = g.transpose(&sm, &[1, 0, 2]);
+                    g.bin("MatMul", &dym, &st)
+                };
+                taps.push(g.node("Unsqueeze", &[&tap, &unsq_axes], vec![]));
+            }
+        }
+        let refs: Vec<&str> = taps.iter().map(String::as_str).collect();
+        let axis = if groups == 1 { 2 } else { 3 };
+        let cat = g.node("Concat", &refs, vec![("axis", Attr::Int(axis))]);
+        g.reshape(&cat, &[cout, cg, k, k])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Convolutions are linear in x and in w, so central differences have no truncation error
+    //! and the default tolerance (f32 rounding of Σ y·r, see `ops::tests`) applies to every case.
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::ops::tests::{In, TOL, check_op};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// Checks x, w and b (as `check` says) of one convolution on an input of shape `x`.
+    fn check(seed: u64, x: [usize; 4], c: Conv2d, check_x: bool) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let wshape = c.weight_shape(x[1]);
+        let mut inputs = vec![
+            In::random("x", &x, &mut rng, 1.0, check_x),
+            In::random("w", &wshape, &mut rng, 0.5, true),
+        ];
+        if c.bias {
+            inputs.push(In::random("b", &[c.out], &mut rng, 0.5, true));
+        }
+        let out = c.output_shape(&x).unwrap();
+        check_op(inputs, false, 1e-2, TOL, &|g, t, v| {
+            let b = c.bias.then_some("b");
+            train(t, g, &v[0], "w", b, &c, out.clone())
+        });
+    }
+
+    #[test]
+    fn conv3x3_single_channel_weight_grad() {
+        check(1, [2, 1, 4, 4], Conv2d::new(3, 3).padding(1), false);
+    }
+
+    #[test]
+    fn conv3x3_multi_channel_all_grads() {
+        check(2, [2, 3, 4, 4], Conv2d::new(4, 3).padding(1), true);
+    }
+
+    #[test]
+    fn conv3x3_single_channel_input_grad() {
+        check(4, [1, 1, 6, 6], Conv2d::new(2, 3).padding(1), true);
+    }
+
+    /// Stride 2 on an odd side: the forward's floor drops a row and a column, which dX's
+    /// output padding must restore as zeros' gradients.
+    #[test]
+    fn conv_strided_on_odd_and_even_sides() {
+        check(
+            5,
+            [2, 3, 7, 7],
+            Conv2d::new(4, 3).stride(2).padding(1),
+            true,
+        );
+        check(
+            6,
+            [2, 2, 6, 6],
+            Conv2d::new(3, 3).stride(2).padding(1).bias(false),
+            true,
+        );
+        check(7, [2, 1, 6, 6], Conv2d::new(2, 3).stride(2), true);
+    }
+
+    /// 1×1 convolutions, plain and strided (a ResNet shortcut), without bias.
+    #[test]
+    fn conv1x1_plain_and_strided() {
+        check(8, [2, 3, 4, 4], Conv2d::new(5, 1).bias(false), true);
+        check(
+            9,
+            [2, 3, 5, 5],
+            Conv2d::new(4, 1).stride(2).bias(false),
+            true,
+        );
+    }
+
+    /// Depthwise (groups = channels), stride 1 and 2, and a grouped convolution with two input
+    /// and two output channels per group.
+    #[test]
+    fn conv_depthwise_and_grouped() {
+        check(
+            10,
+            [2, 4, 5, 5],
+            Conv2d::new(4, 3).padding(1).groups(4).bias(false),
+            true,
+        );
+        check(
+            11,
+            [2, 3, 6, 6],
+            Conv2d::new(3, 3).stride(2).padding(1).groups(3),
+            true,
+        );
+        check(
+            12,
+            [2, 4, 4, 4],
+            Conv2d::new(4, 3).padding(1).groups(2),
+            true,
+        );
+        check(
+            13,
+            [2, 2, 5, 5],
+            Conv2d::new(4, 3).stride(2).padding(1).groups(2),
+            true,
+        );
+    }
+
+    /// A 5×5 kernel with padding 2, so taps and pads are not hard-wired to 3×3.
+    #[test]
+    fn conv5x5() {
+        check(14, [1, 2, 6, 6], Conv2d::new(2, 5).padding(2), true);
+    }
+
+    #[test]
+    fn settings_that_do_not_fit_are_rejected() {
+        assert!(
+            Conv2d::new(4, 3)
+                .groups(2)
+                .output_shape(&[1, 3, 8, 8])
+                .is_err()
+        );
+        assert!(Conv2d::new(4, 5).output_shape(&[1, 3, 4, 4]).is_err());
+        assert!(
+            Conv2d::new(4, 3)
+                .padding(3)
+                .output_shape(&[1, 3, 8, 8])
+                .is_err()
+        );
+        assert_eq!(
+            Conv2d::new(4, 3)
+                .stride(2)
+                .padding(1)
+                .output_shape(&[2, 3, 7, 7])
+                .unwrap(),
+            vec![2, 4, 4, 4]
+        );
+    }
+}

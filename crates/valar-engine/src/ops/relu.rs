@@ -1,0 +1,56 @@
+//! ReLU.
+
+use super::{Backward, Tape, Var};
+use crate::graph::GraphBuilder;
+
+/// The inference form.
+pub(crate) fn infer(g: &mut GraphBuilder, x: &str) -> String {
+    g.node("Relu", &[x], vec![])
+}
+
+/// The training form; the backward masks by the output, so it keeps no copy of the input.
+pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var) -> Var {
+    let y = infer(g, &x.name);
+    t.record(&[&x.name], &y, ReluBackward { y: y.clone() });
+    Var::new(y, x.shape.clone())
+}
+
+struct ReluBackward {
+    y: String,
+}
+
+impl Backward for ReluBackward {
+    fn backward(
+        &self,
+        g: &mut GraphBuilder,
+        dy: &str,
+        _needs: &[bool],
+        _cuda: bool,
+    ) -> Vec<Option<String>> {
+        let zero = g.scalar(0.0);
+        let pos = g.bin("Greater", &self.y, &zero);
+        vec![Some(g.node("Where", &[&pos, dy, &zero], vec![]))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::tests::{In, TOL, check_op, spread};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// `spread` keeps every input at least 1/48 from the kink at 0, beyond the 5e-3 step, so
+    /// the central difference is exact up to rounding: the default tolerance.
+    #[test]
+    fn relu_grad() {
+        let mut rng = ChaCha8Rng::seed_from_u64(16);
+        let inputs = vec![In {
+            name: "x".into(),
+            shape: vec![2, 3, 2, 4],
+            data: spread(&mut rng, 48),
+            check: true,
+        }];
+        check_op(inputs, false, 5e-3, TOL, &|g, t, v| train(t, g, &v[0]));
+    }
+}
