@@ -10,8 +10,10 @@ export ORT_DYLIB_PATH := env("ORT_DYLIB_PATH", ort_lib)
 default:
     @just --list
 
-# Fetch ONNX Runtime 1.31.1 (CPU) from PyPI into .ort/ (skipped when present).
+# Install nasm (libjpeg-turbo's SIMD) with apt when missing, and fetch ONNX Runtime 1.31.1
+# (CPU) from PyPI into .ort/ (skipped when present).
 setup:
+    scripts/setup-system.sh
     scripts/setup-ort.sh
 
 # Fetch ONNX Runtime's CUDA build into .ort-cuda/ and its CUDA 13 / cuDNN 9 wheels.
@@ -20,7 +22,7 @@ setup-cuda:
     python3 -m pip install "onnxruntime-gpu[cuda,cudnn]==1.31.1"
 
 # Build the valar binary (release).
-build:
+build: setup
     cargo build --release -p valar-cli
 
 # Run the whole pipeline on the built-in synthetic dataset; the report lands in runs/demo/report.

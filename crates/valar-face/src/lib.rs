@@ -4,7 +4,7 @@
 //! Both stages call [`decode_face`], so a model sees at prediction time exactly the
 //! pixels it was trained on.
 
-/// Decoding: JPEG through zune-jpeg (straight to luma for gray faces), the rest through `image`.
+/// Decoding: JPEG through libjpeg-turbo at a reduced DCT scale, straight to luma; the rest through `image`.
 mod decode;
 /// The error type, with a short reason code per failure.
 mod error;

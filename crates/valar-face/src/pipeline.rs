@@ -1,5 +1,5 @@
 use crate::FaceError;
-use crate::decode::{Decoded, decode};
+use crate::decode::{Decoded, Request, decode};
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use std::path::Path;
@@ -16,6 +16,10 @@ pub struct FaceSpec {
     pub margin: f32,
     /// Images with more pixels than this are refused (Pillow's default is 89,478,485).
     pub max_pixels: u64,
+    /// Decode JPEGs at full size. By default a JPEG is decoded at the smallest DCT
+    /// scale (1/8, 1/4, 1/2 or 1) that keeps the face at least `size` pixels on its
+    /// shorter side, as Pillow's `draft` does, and only down to the face's last row.
+    pub full_scale: bool,
 }
 
 impl Default for FaceSpec {
@@ -25,6 +29,7 @@ impl Default for FaceSpec {
             color: ColorMode::Gray,
             margin: 0.0,
             max_pixels: 89_478_485,
+            full_scale: false,
         }
     }
 }
@@ -68,9 +73,13 @@ pub fn decode_face(
     }
     let size = spec.size.max(1);
     let gray = spec.color == ColorMode::Gray;
-    let decoded = decode(bytes, spec.max_pixels, gray, |w, h| {
-        crop_region(face_box, spec.margin, w, h).map(|_| ())
-    })?;
+    let request = Request {
+        max_pixels: spec.max_pixels,
+        gray,
+        reduce_to: (!spec.full_scale).then_some(size),
+        crop: |w, h| crop_region(face_box, spec.margin, w, h),
+    };
+    let decoded = decode(bytes, &request)?;
     let crop = crop_region(
         face_box,
         spec.margin,
@@ -146,7 +155,7 @@ fn crop_and_resize(
     };
     let resize_error =
         |e: &dyn std::fmt::Display| FaceError::Corrupt(format!("resize failed: {e}"));
-    let src = Image::from_vec_u8(decoded.width, decoded.height, pixels, pixel_type)
+    let src = Image::from_vec_u8(decoded.width, decoded.rows, pixels, pixel_type)
         .map_err(|e| resize_error(&e))?;
     let mut dst = Image::new(size, size, pixel_type);
     // Box coordinates refer to the full image; the decode may be smaller.
@@ -178,6 +187,7 @@ fn crop_and_resize(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::decode::scale_numerator;
     use image::{ImageEncoder, Rgb, RgbImage};
 
     /// A JPEG whose left half is black and right half white, 400×300.
@@ -377,6 +387,159 @@ mod tests {
             .reason(),
             "too_many_pixels"
         );
+    }
+
+    /// A 400×300 JPEG with detail everywhere: rings, stripes and a ramp.
+    fn textured_jpeg(rgb: bool) -> Vec<u8> {
+        let (w, h) = (400u32, 300u32);
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            let (fx, fy) = (x as f32, y as f32);
+            let ring = (((fx - 200.0).hypot(fy - 150.0) / 6.0).sin() * 90.0 + 128.0) as u8;
+            let stripe = if (x / 7 + y / 11) % 2 == 0 { 40 } else { 210 };
+            Rgb([ring, stripe, (x + y) as u8])
+        });
+        let mut out = Vec::new();
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+        if rgb {
+            encoder
+                .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+                .unwrap();
+        } else {
+            let gray = image::DynamicImage::ImageRgb8(img).into_luma8();
+            encoder
+                .write_image(gray.as_raw(), w, h, image::ExtendedColorType::L8)
+                .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn stopping_below_the_face_changes_no_pixel() {
+        for rgb in [false, true] {
+            let jpeg = textured_jpeg(rgb);
+            for (color, size) in [
+                (ColorMode::Gray, 48),
+                (ColorMode::Rgb, 32),
+                (ColorMode::Gray, 20),
+            ] {
+                for face in [
+                    FaceBox {
+                        x: 10,
+                        y: 10,
+                        width: 100,
+                        height: 100,
+                    },
+                    FaceBox {
+                        x: 150,
+                        y: 60,
+                        width: 170,
+                        height: 190,
+                    },
+                    FaceBox {
+                        x: 0,
+                        y: 97,
+                        width: 53,
+                        height: 61,
+                    },
+                ] {
+                    // The same shorter side, so the same DCT scale, but reaching the
+                    // image's bottom edge: this decode holds every row.
+                    let tall = FaceBox {
+                        height: 300 - face.y,
+                        ..face
+                    };
+                    let request = |b: FaceBox| Request {
+                        max_pixels: u64::MAX,
+                        gray: color == ColorMode::Gray,
+                        reduce_to: Some(size),
+                        crop: move |_, _| Ok(b),
+                    };
+                    assert_eq!(scale_numerator(face, size), scale_numerator(tall, size));
+                    let short = decode(&jpeg, &request(face)).unwrap();
+                    let full = decode(&jpeg, &request(tall)).unwrap();
+                    assert_eq!(full.rows, full.height);
+                    assert!(short.rows < full.rows, "{face} needs every row");
+                    assert_eq!(
+                        crop_and_resize(&short, face, size, color).unwrap(),
+                        crop_and_resize(&full, face, size, color).unwrap(),
+                        "box {face}, size {size}, {color:?}, rgb source {rgb}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reduced_scale_faces_stay_close_to_full_scale_ones() {
+        let jpeg = textured_jpeg(false);
+        let full = FaceSpec {
+            full_scale: true,
+            ..FaceSpec::default()
+        };
+        let mut total = 0u64;
+        let mut count = 0u64;
+        for face in [
+            FaceBox {
+                x: 0,
+                y: 0,
+                width: 400,
+                height: 300,
+            },
+            FaceBox {
+                x: 100,
+                y: 50,
+                width: 200,
+                height: 200,
+            },
+            FaceBox {
+                x: 20,
+                y: 20,
+                width: 120,
+                height: 110,
+            },
+        ] {
+            let reduced = decode_face(&jpeg, Some(face), &FaceSpec::default()).unwrap();
+            let exact = decode_face(&jpeg, Some(face), &full).unwrap();
+            for (a, b) in reduced.pixels.iter().zip(&exact.pixels) {
+                total += u64::from(a.abs_diff(*b));
+                count += 1;
+            }
+        }
+        // This image is far busier than a face (stripes 7 pixels wide, close to the
+        // 1/4-scale Nyquist limit), so it bounds the difference from above; on
+        // synthetic faces `just bench-prep` measures it (README).
+        let mean = total as f64 / count as f64;
+        assert!(mean < 6.0, "mean absolute difference {mean}");
+        assert!(
+            mean > 0.0,
+            "a reduced decode that changes nothing was not reduced"
+        );
+    }
+
+    #[test]
+    fn a_huge_header_is_too_many_pixels_not_a_decoder_error() {
+        let mut jpeg = half_and_half_jpeg(64, 64);
+        // Patch the frame header (SOF0: FF C0, length, precision, height, width).
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+        let err = decode_face(&jpeg, None, &FaceSpec::default()).unwrap_err();
+        assert_eq!(err.reason(), "too_many_pixels", "{err}");
+        assert!(err.to_string().contains("60000×60000"), "{err}");
+    }
+
+    #[test]
+    fn a_file_cut_below_the_face_is_still_truncated() {
+        let jpeg = textured_jpeg(true);
+        let cut = &jpeg[..jpeg.len() * 9 / 10];
+        let face = FaceBox {
+            x: 10,
+            y: 10,
+            width: 100,
+            height: 100,
+        };
+        let err = decode_face(cut, Some(face), &FaceSpec::default()).unwrap_err();
+        assert_eq!(err.reason(), "corrupt_image");
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

@@ -304,6 +304,7 @@ fn prepare_config(
         },
         margin: p.margin.unwrap_or(0.0),
         max_pixels: p.max_pixels.unwrap_or(FaceSpec::default().max_pixels),
+        ..FaceSpec::default()
     };
     Ok(cfg)
 }

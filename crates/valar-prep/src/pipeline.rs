@@ -262,6 +262,7 @@ fn prep_info(
         );
         obj.insert("margin".into(), f64::from(cfg.face.margin).into());
         obj.insert("max_pixels".into(), cfg.face.max_pixels.into());
+        obj.insert("full_scale".into(), cfg.face.full_scale.into());
     }
     PrepInfo {
         valar_version: VERSION.to_string(),
