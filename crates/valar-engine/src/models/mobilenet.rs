@@ -1,5 +1,6 @@
 //! mobilenet: a MobileNet-v1-style depthwise-separable network.
 
+use super::net::Activation;
 use super::{ModelSpec, Net, Network};
 use crate::ops::Var;
 use crate::ops::conv2d::Conv2d;
@@ -11,6 +12,9 @@ pub(super) const NETWORK: Network = Network {
     stride: 16,
     build,
 };
+
+/// The activation after every BatchNorm.
+const ACT: Activation = Activation::Silu;
 
 /// Output channels and stride of each depthwise-separable block.
 const BLOCKS: [(usize, usize); 7] = [
@@ -26,7 +30,7 @@ const BLOCKS: [(usize, usize); 7] = [
 fn build(n: &mut Net<'_>, x: &Var, spec: &ModelSpec) -> Var {
     let y = n.conv2d("conv1", x, Conv2d::new(32, 3).stride(2).padding(1).bias(false));
     let y = n.batch_norm("bn1", &y);
-    let mut y = n.silu(&y);
+    let mut y = n.act(&y, ACT);
     for (i, (width, stride)) in BLOCKS.into_iter().enumerate() {
         y = n.scope(&format!("blocks.{i}"), |n| separable(n, &y, width, stride));
     }
@@ -44,8 +48,8 @@ fn separable(n: &mut Net<'_>, x: &Var, width: usize, stride: usize) -> Var {
     let dw = Conv2d::new(c, 3).stride(stride).padding(1).groups(c).bias(false);
     let y = n.conv2d("dw", x, dw);
     let y = n.batch_norm("dw_bn", &y);
-    let y = n.silu(&y);
+    let y = n.act(&y, ACT);
     let y = n.conv2d("pw", &y, Conv2d::new(width, 1).bias(false));
     let y = n.batch_norm("pw_bn", &y);
-    n.silu(&y)
+    n.act(&y, ACT)
 }

@@ -18,6 +18,15 @@ use crate::ops::{
 };
 use crate::optim;
 
+/// An activation a definition can take as a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// `F.relu`.
+    Relu,
+    /// `F.silu`.
+    Silu,
+}
+
 /// Builds one graph from a network definition, in training mode (with a tape) or eval mode.
 pub(crate) struct Net<'a> {
     g: &'a mut GraphBuilder,
@@ -276,6 +285,14 @@ impl<'a> Net<'a> {
         match self.tape.as_deref_mut() {
             Some(t) => silu::train(t, self.g, x),
             None => Var::new(silu::infer(self.g, &x.name), x.shape.clone()),
+        }
+    }
+
+    /// The activation `a`.
+    pub(crate) fn act(&mut self, x: &Var, a: Activation) -> Var {
+        match a {
+            Activation::Relu => self.relu(x),
+            Activation::Silu => self.silu(x),
         }
     }
 

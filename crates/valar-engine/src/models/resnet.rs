@@ -5,6 +5,7 @@
 //! 12 px wide before the first block), and the stages are 32-64-128-256 channels wide. Names
 //! follow torchvision's (`layer2.0.downsample.0.weight`), so its weights map one to one.
 
+use super::net::Activation;
 use super::{ModelSpec, Net, Network};
 use crate::ops::Var;
 use crate::ops::conv2d::Conv2d;
@@ -23,14 +24,20 @@ const STAGES: [(usize, usize); 4] = [(32, 1), (64, 2), (128, 2), (256, 2)];
 const BLOCKS: usize = 2;
 
 fn build(n: &mut Net<'_>, x: &Var, spec: &ModelSpec) -> Var {
+    resnet(n, x, spec, Activation::Relu)
+}
+
+/// The network with activation `act` (ReLU as registered; the gradient test also builds it
+/// with SiLU, see `models::tests`).
+pub(super) fn resnet(n: &mut Net<'_>, x: &Var, spec: &ModelSpec, act: Activation) -> Var {
     let y = n.conv2d("conv1", x, Conv2d::new(STAGES[0].0, 3).padding(1).bias(false));
     let y = n.batch_norm("bn1", &y);
-    let mut y = n.relu(&y);
+    let mut y = n.act(&y, act);
     for (i, (width, stride)) in STAGES.into_iter().enumerate() {
         for j in 0..BLOCKS {
             let s = if j == 0 { stride } else { 1 };
             y = n.scope(&format!("layer{}", i + 1), |n| {
-                n.scope(&j.to_string(), |n| basic_block(n, &y, width, s))
+                n.scope(&j.to_string(), |n| basic_block(n, &y, width, s, act))
             });
         }
     }
@@ -40,12 +47,18 @@ fn build(n: &mut Net<'_>, x: &Var, spec: &ModelSpec) -> Var {
 }
 
 /// conv 3×3 (stride `stride`) → BN → ReLU → conv 3×3 → BN, plus the input (through a 1×1
-/// strided convolution and BN where the shape changes), then ReLU.
-pub(super) fn basic_block(n: &mut Net<'_>, x: &Var, width: usize, stride: usize) -> Var {
+/// strided convolution and BN where the shape changes), then ReLU (`act`).
+pub(super) fn basic_block(
+    n: &mut Net<'_>,
+    x: &Var,
+    width: usize,
+    stride: usize,
+    act: Activation,
+) -> Var {
     let conv3 = Conv2d::new(width, 3).padding(1).bias(false);
     let y = n.conv2d("conv1", x, conv3.stride(stride));
     let y = n.batch_norm("bn1", &y);
-    let y = n.relu(&y);
+    let y = n.act(&y, act);
     let y = n.conv2d("conv2", &y, conv3);
     let y = n.batch_norm("bn2", &y);
     let shortcut = if stride != 1 || x.shape[1] != width {
@@ -57,5 +70,5 @@ pub(super) fn basic_block(n: &mut Net<'_>, x: &Var, width: usize, stride: usize)
         x.clone()
     };
     let y = n.add(&y, &shortcut);
-    n.relu(&y)
+    n.act(&y, act)
 }
