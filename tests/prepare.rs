@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{ok, s, valar};
+use common::{fails, ok, s, valar};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -425,4 +425,120 @@ fn generic_csv_with_optional_boxes() {
     let img = image::open(data.images.join(&whole.path)).unwrap();
     assert_eq!(whole.face_box(), FaceBox::whole(img.width(), img.height()));
     assert!(manifest.iter().all(|r| r.expression.is_none()));
+}
+
+/// Links every entry of `from` into `to`: folders named in `link_folders` as one
+/// link each, other folders recreated with a link per file.
+fn link_tree(from: &Path, to: &Path, link_folders: &dyn Fn(&Path) -> bool) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() && !link_folders(&entry.path()) {
+            link_tree(&entry.path(), &target, link_folders);
+        } else {
+            std::os::unix::fs::symlink(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn prepared_bytes(out: &Path) -> (Vec<u8>, Vec<u8>, Vec<String>) {
+    let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
+    // Each rejects.csv line names its source file, which differs here by design.
+    let rejects = rejects
+        .lines()
+        .map(|l| l.split_once(',').map_or(l, |(_, rest)| rest).to_string())
+        .collect();
+    (
+        std::fs::read(out.join("faces.npy")).unwrap(),
+        std::fs::read(out.join("manifest.csv")).unwrap(),
+        rejects,
+    )
+}
+
+#[test]
+fn symlinked_csv_images_and_folders_give_the_same_faces_as_real_files() {
+    let data = synth(80, 9);
+    let linked = data.root.join("linked");
+    // Every other image folder as one link, the rest as links per file.
+    let toggle = std::cell::Cell::new(false);
+    link_tree(&data.images, &linked.join("images"), &|_| {
+        toggle.set(!toggle.get());
+        toggle.get()
+    });
+    std::os::unix::fs::symlink(&data.csv, linked.join("training.csv")).unwrap();
+    let prepare = |csv: &Path, images: &Path, out: &Path| {
+        ok(&[
+            "prepare",
+            "--csv",
+            s(csv),
+            "--images",
+            s(images),
+            "--out",
+            s(out),
+            "--quota",
+            "5",
+        ]);
+    };
+    prepare(&data.csv, &data.images, &data.root.join("real"));
+    prepare(
+        &linked.join("training.csv"),
+        &linked.join("images"),
+        &data.root.join("via-links"),
+    );
+    let real = prepared_bytes(&data.root.join("real"));
+    assert!(
+        read_manifest(&data.root.join("real/manifest.csv"))
+            .unwrap()
+            .len()
+            > 20
+    );
+    assert_eq!(real, prepared_bytes(&data.root.join("via-links")));
+}
+
+#[test]
+fn a_newer_release_set_of_symlinks_reads_as_its_files_and_an_empty_one_says_what_it_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("newer");
+    ok(&[
+        "synth",
+        "--out",
+        s(&root),
+        "--n",
+        "60",
+        "--val-n",
+        "0",
+        "--layout",
+        "newer",
+        "--seed",
+        "4",
+    ]);
+    let set = root.join("train_set");
+    let linked = dir.path().join("linked_set");
+    // Images as a link per file, annotations as one linked folder.
+    link_tree(&set, &linked, &|p| p.ends_with("annotations"));
+    let prepare = |set: &Path, out: &Path| {
+        ok(&["prepare", "--set", s(set), "--out", s(out), "--quota", "3"]);
+    };
+    prepare(&set, &dir.path().join("real"));
+    prepare(&linked, &dir.path().join("via-links"));
+    let real = prepared_bytes(&dir.path().join("real"));
+    assert!(!real.0.is_empty());
+    assert_eq!(real, prepared_bytes(&dir.path().join("via-links")));
+
+    let empty = dir.path().join("empty_set");
+    std::fs::create_dir_all(empty.join("images/nested")).unwrap();
+    std::fs::create_dir_all(empty.join("annotations")).unwrap();
+    std::os::unix::fs::symlink(empty.join("gone.jpg"), empty.join("images/broken.jpg")).unwrap();
+    let err = fails(&[
+        "prepare",
+        "--set",
+        s(&empty),
+        "--out",
+        s(&dir.path().join("e")),
+    ]);
+    assert!(
+        err.contains("holds 0 files, 1 folders, 1 broken links") && !err.contains("counts above"),
+        "{err}"
+    );
 }

@@ -29,7 +29,9 @@ pub use manifest::{MANIFEST_COLUMNS, ManifestRow, read_manifest};
 pub use metrics::{
     DimMetrics, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, ccc, mean_baseline, pcc, rmse, sagr,
 };
-pub use npy::{Faces, npy_string_scalar, read_faces, read_npy_string_scalar, write_faces};
+pub use npy::{
+    Faces, FacesWriter, npy_string_scalar, read_faces, read_npy_string_scalar, write_faces,
+};
 pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};
 pub use run_tables::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};

@@ -56,11 +56,138 @@ pub fn write_faces(path: &Path, faces: &Faces) -> Result<(), CoreError> {
     })
 }
 
+/// Writes `faces.npy` face by face, so a prepared set never has to fit in memory.
+///
+/// The header is written first with room for any face count and rewritten with the
+/// real count by [`FacesWriter::finish`]; NumPy allows the header's padding spaces.
+/// The file is meant to live inside a [`crate::PartialDir`], which makes it appear
+/// only once complete.
+pub struct FacesWriter {
+    file: std::io::BufWriter<std::fs::File>,
+    path: std::path::PathBuf,
+    channels: usize,
+    size: usize,
+    n: usize,
+}
+
+/// The `.npy` 1.0 header for uint8 faces, padded to `len` bytes (0: as short as
+/// NumPy pads, to a multiple of 64).
+fn faces_header(n: usize, channels: usize, size: usize, len: usize) -> Vec<u8> {
+    let mut dict = format!(
+        "{{'descr': '|u1', 'fortran_order': False, 'shape': ({n}, {channels}, {size}, {size}), }}"
+    );
+    let total = if len == 0 {
+        (10 + dict.len() + 1).div_ceil(64) * 64
+    } else {
+        len
+    };
+    while 10 + dict.len() + 1 < total {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((dict.len() as u16).to_le_bytes());
+    out.extend(dict.as_bytes());
+    out
+}
+
+impl FacesWriter {
+    /// Creates `path` for faces of `channels × size × size`.
+    pub fn create(path: &Path, channels: usize, size: usize) -> Result<Self, CoreError> {
+        use std::io::Write;
+        let file = std::fs::File::create(path).map_err(CoreError::io(path))?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, file);
+        file.write_all(&Self::header(usize::MAX, channels, size))
+            .map_err(CoreError::io(path))?;
+        Ok(FacesWriter {
+            file,
+            path: path.to_path_buf(),
+            channels,
+            size,
+            n: 0,
+        })
+    }
+
+    /// The header for `n` faces, as long as the one for the largest count.
+    fn header(n: usize, channels: usize, size: usize) -> Vec<u8> {
+        let len = faces_header(usize::MAX, channels, size, 0).len();
+        faces_header(n, channels, size, len)
+    }
+
+    /// Appends one face (`channels × size × size` bytes, channel planes in order).
+    pub fn push(&mut self, pixels: &[u8]) -> Result<(), CoreError> {
+        use std::io::Write;
+        let want = self.channels * self.size * self.size;
+        if pixels.len() != want {
+            return Err(CoreError::format(
+                &self.path,
+                format!(
+                    "a face of {} bytes where {want} were expected",
+                    pixels.len()
+                ),
+            ));
+        }
+        self.file
+            .write_all(pixels)
+            .map_err(CoreError::io(&self.path))?;
+        self.n += 1;
+        Ok(())
+    }
+
+    /// Faces written so far.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether no face was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Writes the real face count into the header and flushes the file to disk.
+    pub fn finish(self) -> Result<usize, CoreError> {
+        use std::io::{Seek, SeekFrom, Write};
+        let path = self.path;
+        let mut file = self
+            .file
+            .into_inner()
+            .map_err(|e| CoreError::io(&path)(e.into_error()))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(CoreError::io(&path))?;
+        file.write_all(&Self::header(self.n, self.channels, self.size))
+            .map_err(CoreError::io(&path))?;
+        file.sync_all().map_err(CoreError::io(&path))?;
+        Ok(self.n)
+    }
+}
+
+/// Where the data of a `.npy` file starts (after its header), if the header is sound.
+fn npy_data_offset(bytes: &[u8]) -> Option<usize> {
+    match bytes.get(6)? {
+        1 => Some(10 + usize::from(u16::from_le_bytes([*bytes.get(8)?, *bytes.get(9)?]))),
+        2 | 3 => {
+            let len = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+            Some(12 + usize::try_from(len).ok()?)
+        }
+        _ => None,
+    }
+}
+
 /// Reads a `faces.npy` written by [`write_faces`] (or by numpy, as uint8 N×C×S×S).
 pub fn read_faces(path: &Path) -> Result<Faces, CoreError> {
     let bytes = std::fs::read(path).map_err(CoreError::io(path))?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| CoreError::format(path, e.to_string()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let expected = shape.iter().product::<usize>();
+    let found = npy_data_offset(&bytes).map_or(0, |o| bytes.len().saturating_sub(o));
+    if found < expected {
+        return Err(CoreError::format(
+            path,
+            format!(
+                "truncated: the header promises {expected} bytes of pixels (shape {shape:?}), the file holds {found}"
+            ),
+        ));
+    }
     let [n, channels, h, w] = shape[..] else {
         return Err(CoreError::format(
             path,
@@ -155,6 +282,47 @@ mod tests {
         assert_eq!(
             read_faces(&path).unwrap().face(1),
             &(9..18).collect::<Vec<u8>>()[..]
+        );
+    }
+
+    #[test]
+    fn faces_written_one_by_one_read_back_like_numpy_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faces.npy");
+        let mut w = FacesWriter::create(&path, 3, 2).unwrap();
+        for i in 0..5u8 {
+            w.push(&[i; 12]).unwrap();
+        }
+        assert!(w.push(&[0; 11]).is_err(), "a face of the wrong size");
+        assert_eq!(w.finish().unwrap(), 5);
+        let faces = read_faces(&path).unwrap();
+        assert_eq!((faces.n, faces.channels, faces.size), (5, 3, 2));
+        assert_eq!(faces.face(4), &[4u8; 12][..]);
+        let bytes = std::fs::read(&path).unwrap();
+        // NumPy's own rule: the data starts at a multiple of 64.
+        assert_eq!(npy_data_offset(&bytes).unwrap() % 64, 0);
+        let empty = dir.path().join("empty.npy");
+        FacesWriter::create(&empty, 1, 4).unwrap().finish().unwrap();
+        assert_eq!(read_faces(&empty).unwrap().n, 0);
+    }
+
+    #[test]
+    fn a_truncated_file_says_how_many_bytes_it_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faces.npy");
+        let faces = Faces {
+            n: 2,
+            channels: 1,
+            size: 3,
+            data: (0..18).collect(),
+        };
+        write_faces(&path, &faces).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let err = read_faces(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("promises 18 bytes") && err.contains("holds 13"),
+            "{err}"
         );
     }
 

@@ -38,9 +38,16 @@ pub enum PrepError {
     /// Writing an output failed.
     #[error(transparent)]
     Output(#[from] valar_core::CoreError),
-    /// No usable row was left after exclusions.
-    #[error("no usable rows in {0}: every row was excluded (see the counts above)")]
-    NothingLeft(PathBuf),
+    /// No usable row was left after exclusions, or the input held none.
+    #[error("no usable rows in {}: {found}; {why}", input.display())]
+    NothingLeft {
+        /// The input.
+        input: PathBuf,
+        /// What the input held.
+        found: String,
+        /// Why nothing of it is usable: the rejects, counted by reason.
+        why: String,
+    },
 }
 
 impl PrepError {

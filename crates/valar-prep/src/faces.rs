@@ -1,5 +1,5 @@
-use crate::Reject;
 use crate::stratify::Strata;
+use crate::{PrepError, Reject};
 use polars::prelude::*;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -7,14 +7,14 @@ use std::path::Path;
 use valar_core::{FaceBox, Progress};
 use valar_face::{Face, FaceError, FaceSpec, decode_face, resolve_under_root};
 
-/// A face that made it into the dataset.
+/// A face that made it into the dataset. Its pixels went to the sink as it came.
 pub(crate) struct Chosen {
     /// Position in the shuffled table.
     pub pos: usize,
     /// Stratification cell.
     pub cell: usize,
-    /// The preprocessed face.
-    pub face: Face,
+    /// The region cropped, in full-image pixels.
+    pub face_box: FaceBox,
     /// SHA-256 of the source file, hex.
     pub sha256: String,
 }
@@ -29,8 +29,12 @@ pub(crate) struct Selection {
     pub failures: Vec<usize>,
 }
 
-/// A processed row: its cell, its position, and its face with the file's hash (or why not).
-type Outcome = (usize, usize, Result<(Face, String), FaceError>);
+/// Rows decoded at once: enough to keep every core busy, few enough that the faces
+/// waiting to be written stay a few megabytes.
+const CHUNK: usize = 1024;
+
+/// A processed row: its position, and its face with the file's hash (or why not).
+type Outcome = (usize, Result<(Face, String), FaceError>);
 
 /// The per-row fields the image phase needs, pulled out of the table once.
 struct Rows<'a> {
@@ -74,81 +78,72 @@ impl<'a> Rows<'a> {
     }
 }
 
-/// Preprocesses the first `quota` rows of every cell in parallel. A row whose image
-/// fails is rejected and the cell's next row (in shuffled order) takes its place, so a
-/// cell falls short of its quota only when it runs out of rows. With no quota,
-/// every row is processed.
+/// Preprocesses the first `quota` rows of every cell in parallel, handing each face
+/// to `sink` in dataset order as soon as its turn comes. A row whose image fails is
+/// rejected and the cell's next row (in shuffled order) takes its place, so a cell
+/// falls short of its quota only when it runs out of rows. With no quota, every row
+/// is processed. The chosen faces are each cell's first `quota` usable rows in
+/// shuffled order, however the work is cut into chunks.
 pub(crate) fn select(
     strata: &Strata,
     quota: Option<usize>,
     root: &Path,
     spec: &FaceSpec,
     progress: &dyn Progress,
-) -> PolarsResult<Selection> {
-    let rows = Rows::new(&strata.table)?;
+    sink: &mut dyn FnMut(&Chosen, &Face) -> Result<(), PrepError>,
+) -> Result<Selection, PrepError> {
+    let rows = Rows::new(&strata.table).map_err(PrepError::table(root))?;
     let cells = strata.order.len();
     let want: Vec<usize> = strata
         .order
         .iter()
         .map(|o| quota.map_or(o.len(), |q| q.min(o.len())))
         .collect();
-    let mut next = vec![0usize; cells];
-    let mut chosen_per_cell: Vec<Vec<Chosen>> = (0..cells).map(|_| Vec::new()).collect();
+    let mut chosen = Vec::with_capacity(want.iter().sum());
     let mut failures = vec![0usize; cells];
     let mut rejects = Vec::new();
-    let mut first_round = true;
-    loop {
-        // Draw as many rows as each cell still lacks.
-        let mut batch = Vec::new();
-        for c in 0..cells {
-            let lacking = want[c] - chosen_per_cell[c].len();
-            let end = (next[c] + lacking).min(strata.order[c].len());
-            batch.extend(strata.order[c][next[c]..end].iter().map(|&pos| (c, pos)));
-            next[c] = end;
-        }
-        if batch.is_empty() {
-            break;
-        }
-        progress.start(
-            if first_round {
-                "faces"
-            } else {
-                "replacement faces"
-            },
-            batch.len() as u64,
-        );
-        first_round = false;
-        let results: Vec<Outcome> = batch
-            .par_iter()
-            .map(|&(c, pos)| {
-                let out = process(root, rows.path[pos], rows.face_box[pos], spec);
-                progress.advance(1);
-                (c, pos, out)
-            })
-            .collect();
-        progress.finish();
-        for (cell, pos, out) in results {
-            match out {
-                Ok((face, sha256)) => chosen_per_cell[cell].push(Chosen {
-                    pos,
-                    cell,
-                    face,
-                    sha256,
-                }),
-                Err(e) => {
-                    failures[cell] += 1;
-                    rejects.push(Reject {
-                        row: rows.row[pos],
-                        path: rows.path[pos].to_string(),
-                        reason: e.reason(),
-                        detail: image_detail(&e, rows.face_box[pos]),
-                    });
+    // The bar counts faces kept; a failed image is replaced, so it does not count.
+    progress.start("faces", want.iter().sum::<usize>() as u64);
+    for (cell, order) in strata.order.iter().enumerate() {
+        let (mut next, mut kept) = (0, 0);
+        while kept < want[cell] && next < order.len() {
+            // Never more rows than the cell still lacks: the chunk cannot overshoot.
+            let end = (next + (want[cell] - kept).min(CHUNK)).min(order.len());
+            let results: Vec<Outcome> = order[next..end]
+                .par_iter()
+                .map(|&pos| (pos, process(root, rows.path[pos], rows.face_box[pos], spec)))
+                .collect();
+            next = end;
+            for (pos, out) in results {
+                match out {
+                    Ok((face, sha256)) => {
+                        let c = Chosen {
+                            pos,
+                            cell,
+                            face_box: face.face_box,
+                            sha256,
+                        };
+                        sink(&c, &face)?;
+                        chosen.push(c);
+                        kept += 1;
+                        progress.advance(1);
+                    }
+                    Err(e) => {
+                        failures[cell] += 1;
+                        rejects.push(Reject {
+                            row: rows.row[pos],
+                            path: rows.path[pos].to_string(),
+                            reason: e.reason(),
+                            detail: image_detail(&e, rows.face_box[pos]),
+                        });
+                    }
                 }
             }
         }
     }
+    progress.finish();
     Ok(Selection {
-        chosen: chosen_per_cell.into_iter().flatten().collect(),
+        chosen,
         rejects,
         failures,
     })

@@ -5,6 +5,8 @@
 
 /// Reading CSVs with polars and checking every row's fields.
 mod csv;
+/// AffectNet's original CSV split into lines and fields by hand, skipping the landmarks.
+mod lines;
 /// AffectNet's newer release: one image and four `.npy` files per sample.
 mod newer;
 
@@ -22,6 +24,9 @@ pub(crate) struct Loaded {
     pub rows_read: usize,
     /// What relative image paths are joined to.
     pub image_root: PathBuf,
+    /// What the input held, in words ("… holds 0 files, 3 folders"), for an error
+    /// when nothing in it is usable.
+    pub found: String,
 }
 
 /// Reads any input kind.

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use valar_core::{
-    ColorMode, Dimension, Faces, IntervalCount, PartialDir, PrepInfo, Progress, Split, VERSION,
-    write_faces,
+    ColorMode, Dimension, FacesWriter, IntervalCount, PartialDir, PrepInfo, Progress, Split,
+    VERSION,
 };
+use valar_face::Face;
 
 /// A finished `valar prepare`.
 #[derive(Debug, Clone)]
@@ -41,7 +42,11 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     let mut rejects = loaded.rejects;
     let usable = exclude(&loaded.table, &loaded.image_root, &mut rejects).map_err(table_err())?;
     if usable.height() == 0 {
-        return Err(PrepError::NothingLeft(source));
+        return Err(PrepError::NothingLeft {
+            input: source,
+            found: loaded.found,
+            why: nothing_left_why(loaded.rows_read, &rejects),
+        });
     }
     let histograms = source_histograms(&usable).map_err(table_err())?;
     let strata = stratify(&usable, cfg.stratify, cfg.intervals, cfg.seed).map_err(table_err())?;
@@ -49,20 +54,34 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
 
     let phase = Instant::now();
     let quota = (!cfg.keep_all).then_some(cfg.quota);
-    let selection =
-        select(&strata, quota, &loaded.image_root, &cfg.face, progress).map_err(table_err())?;
+    let mut faces = FacesWriter::create(
+        &out.path().join("faces.npy"),
+        cfg.face.color.channels(),
+        cfg.face.size as usize,
+    )?;
+    let mut sink = |c: &Chosen, face: &Face| -> Result<(), PrepError> {
+        if cfg.png {
+            write_png(out.path(), faces.len(), c.cell, &face.pixels, cfg)?;
+        }
+        faces.push(&face.pixels)?;
+        Ok(())
+    };
+    let selection = select(
+        &strata,
+        quota,
+        &loaded.image_root,
+        &cfg.face,
+        progress,
+        &mut sink,
+    )?;
+    faces.finish()?;
     timings.insert("faces".to_string(), phase.elapsed().as_secs_f64());
 
     let phase = Instant::now();
     let splits = assign_splits(&selection, cfg);
     let mut manifest =
         manifest_table(&strata.table, &selection.chosen, &splits).map_err(table_err())?;
-    let faces = pack_faces(&selection.chosen, cfg);
-    write_faces(&out.path().join("faces.npy"), &faces)?;
     write_csv(&out.path().join("manifest.csv"), &mut manifest).map_err(table_err())?;
-    if cfg.png {
-        write_pngs(out.path(), &selection.chosen, cfg)?;
-    }
     rejects.extend(selection.rejects.iter().cloned());
     write_rejects(&out.path().join("rejects.csv"), &source, &mut rejects).map_err(table_err())?;
     timings.insert("write".to_string(), phase.elapsed().as_secs_f64());
@@ -145,10 +164,10 @@ fn manifest_table(
                 "split".into(),
                 splits.iter().map(|s| s.name()).collect::<Vec<_>>(),
             ),
-            Column::new("face_x".into(), boxes(|c| c.face.face_box.x)),
-            Column::new("face_y".into(), boxes(|c| c.face.face_box.y)),
-            Column::new("face_width".into(), boxes(|c| c.face.face_box.width)),
-            Column::new("face_height".into(), boxes(|c| c.face.face_box.height)),
+            Column::new("face_x".into(), boxes(|c| c.face_box.x)),
+            Column::new("face_y".into(), boxes(|c| c.face_box.y)),
+            Column::new("face_width".into(), boxes(|c| c.face_box.width)),
+            Column::new("face_height".into(), boxes(|c| c.face_box.height)),
             Column::new(
                 "sha256".into(),
                 chosen.iter().map(|c| c.sha256.as_str()).collect::<Vec<_>>(),
@@ -157,40 +176,46 @@ fn manifest_table(
     )
 }
 
-fn pack_faces(chosen: &[Chosen], cfg: &PrepareConfig) -> Faces {
-    let mut data = Vec::with_capacity(chosen.iter().map(|c| c.face.pixels.len()).sum());
-    for c in chosen {
-        data.extend_from_slice(&c.face.pixels);
-    }
-    Faces {
-        n: chosen.len(),
-        channels: cfg.face.color.channels(),
-        size: cfg.face.size as usize,
-        data,
-    }
+/// Writes one face as `png/interval_<cell>/<index>.png`.
+fn write_png(
+    dir: &Path,
+    index: usize,
+    cell: usize,
+    pixels: &[u8],
+    cfg: &PrepareConfig,
+) -> Result<(), PrepError> {
+    let s = cfg.face.size;
+    let folder = dir.join("png").join(format!("interval_{cell:03}"));
+    std::fs::create_dir_all(&folder).map_err(PrepError::io(&folder))?;
+    let path = folder.join(format!("{index:06}.png"));
+    let (pixels, color) = match cfg.face.color {
+        ColorMode::Gray => (pixels.to_vec(), image::ExtendedColorType::L8),
+        ColorMode::Rgb => {
+            let plane = (s * s) as usize;
+            let rgb = (0..plane)
+                .flat_map(|i| [pixels[i], pixels[plane + i], pixels[2 * plane + i]])
+                .collect();
+            (rgb, image::ExtendedColorType::Rgb8)
+        }
+    };
+    image::save_buffer_with_format(&path, &pixels, s, s, color, image::ImageFormat::Png)
+        .map_err(|e| PrepError::io(&path)(std::io::Error::other(e)))
 }
 
-fn write_pngs(dir: &Path, chosen: &[Chosen], cfg: &PrepareConfig) -> Result<(), PrepError> {
-    let s = cfg.face.size;
-    for (index, c) in chosen.iter().enumerate() {
-        let folder = dir.join("png").join(format!("interval_{:03}", c.cell));
-        std::fs::create_dir_all(&folder).map_err(PrepError::io(&folder))?;
-        let path = folder.join(format!("{index:06}.png"));
-        let (pixels, color) = match cfg.face.color {
-            ColorMode::Gray => (c.face.pixels.clone(), image::ExtendedColorType::L8),
-            ColorMode::Rgb => {
-                let plane = (s * s) as usize;
-                let p = &c.face.pixels;
-                let rgb = (0..plane)
-                    .flat_map(|i| [p[i], p[plane + i], p[2 * plane + i]])
-                    .collect();
-                (rgb, image::ExtendedColorType::Rgb8)
-            }
-        };
-        image::save_buffer_with_format(&path, &pixels, s, s, color, image::ImageFormat::Png)
-            .map_err(|e| PrepError::io(&path)(std::io::Error::other(e)))?;
+/// "the 40 rows were all excluded: 30 no_label, 10 out_of_range", or why there were none.
+fn nothing_left_why(rows_read: usize, rejects: &[crate::Reject]) -> String {
+    if rows_read == 0 {
+        return "there are no rows to read".to_string();
     }
-    Ok(())
+    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rejects {
+        *by_reason.entry(r.reason).or_default() += 1;
+    }
+    let counts: Vec<String> = by_reason
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    format!("all {rows_read} rows were excluded: {}", counts.join(", "))
 }
 
 fn describe_range(c: &IntervalCount) -> String {

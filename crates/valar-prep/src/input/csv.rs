@@ -24,12 +24,12 @@ const EXTRA: &str = "__extra";
 const ROW: &str = "__row";
 
 /// Which input column feeds each sample field.
-struct Mapping<'a> {
+pub(super) struct Mapping<'a> {
     path: &'a str,
     boxes: Option<[&'a str; 4]>,
     /// AffectNet needs a box on every row; a generic CSV may leave a row's box empty.
     box_required: bool,
-    expression: Option<&'a str>,
+    pub expression: Option<&'a str>,
     valence: &'a str,
     arousal: &'a str,
 }
@@ -63,6 +63,11 @@ pub(super) fn load_affectnet(csv: &Path, images: &Path) -> Result<Loaded, PrepEr
         valence: "valence",
         arousal: "arousal",
     };
+    if names == AFFECTNET_COLUMNS
+        && let Some(rows) = super::lines::read(csv, has_header, &mapping)?
+    {
+        return rows.into_loaded(csv, images);
+    }
     read_rows(csv, images, &names, has_header, &mapping)
 }
 
@@ -184,7 +189,6 @@ fn parse_rows(csv: &Path, images: &Path, raw: DataFrame, m: &Mapping) -> Result<
         path: csv.to_path_buf(),
         source: e,
     };
-    let n = raw.height();
     let text = |name: &str| -> Result<StringChunked, PrepError> {
         Ok(raw.column(name).map_err(err)?.str().map_err(err)?.clone())
     };
@@ -206,134 +210,185 @@ fn parse_rows(csv: &Path, images: &Path, raw: DataFrame, m: &Mapping) -> Result<
         None => None,
     };
     let expression = m.expression.map(text).transpose()?;
-
-    let mut rejects = Vec::new();
-    let (mut out_row, mut out_path) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut out_v, mut out_a) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut out_box: [Vec<Option<i64>>; 4] = Default::default();
-    let mut out_expr: Vec<Option<i32>> = Vec::with_capacity(n);
+    let mut parsed = ParsedRows::with_capacity(rows.len());
     for (i, &row) in rows.iter().enumerate() {
-        let p = path.get(i).unwrap_or("");
-        let parsed = parse_one(
-            i,
-            m,
-            &path,
-            &extra,
-            &valence,
-            &arousal,
-            boxes.as_deref(),
-            expression.as_ref(),
-        );
-        match parsed {
-            Ok((v, a, b, e)) => {
-                out_row.push(row);
-                out_path.push(p.to_string());
-                out_v.push(v);
-                out_a.push(a);
-                for k in 0..4 {
-                    out_box[k].push(b.map(|b| b[k]));
-                }
-                out_expr.push(e);
-            }
-            Err(detail) => {
-                rejects.push(Reject {
-                    row,
-                    path: p.to_string(),
-                    reason: reason::MALFORMED,
-                    detail,
-                });
-            }
+        let mut f = RowFields {
+            path: path.get(i),
+            valence: valence.get(i),
+            arousal: arousal.get(i),
+            expression: expression.as_ref().and_then(|e| e.get(i)),
+            extra: extra.get(i),
+            ..RowFields::default()
+        };
+        if let Some(b) = &boxes {
+            f.boxes = [b[0].get(i), b[1].get(i), b[2].get(i), b[3].get(i)];
+        }
+        parsed.push(row, m, &f);
+    }
+    parsed.into_loaded(csv, images)
+}
+
+/// Rows as they parse, column by column, and the rows that did not.
+pub(super) struct ParsedRows {
+    /// Data rows seen, parsed or not.
+    pub read: usize,
+    row: Vec<u64>,
+    path: Vec<String>,
+    valence: Vec<f64>,
+    arousal: Vec<f64>,
+    boxes: [Vec<Option<i64>>; 4],
+    expression: Vec<Option<i32>>,
+    rejects: Vec<Reject>,
+}
+
+impl ParsedRows {
+    pub(super) fn with_capacity(n: usize) -> Self {
+        ParsedRows {
+            read: 0,
+            row: Vec::with_capacity(n),
+            path: Vec::with_capacity(n),
+            valence: Vec::with_capacity(n),
+            arousal: Vec::with_capacity(n),
+            boxes: std::array::from_fn(|_| Vec::with_capacity(n)),
+            expression: Vec::with_capacity(n),
+            rejects: Vec::new(),
         }
     }
-    let [bx, by, bw, bh] = out_box;
-    let table = DataFrame::new(
-        out_row.len(),
-        vec![
-            Column::new("row".into(), out_row),
-            Column::new("path".into(), out_path),
-            Column::new("face_x".into(), bx),
-            Column::new("face_y".into(), by),
-            Column::new("face_width".into(), bw),
-            Column::new("face_height".into(), bh),
-            Column::new("expression".into(), out_expr),
-            Column::new("valence".into(), out_v),
-            Column::new("arousal".into(), out_a),
-        ],
-    )
-    .map_err(err)?;
-    Ok(Loaded {
-        table,
-        rejects,
-        rows_read: n,
-        image_root: images.to_path_buf(),
-    })
+
+    pub(super) fn push(&mut self, row: u64, m: &Mapping, f: &RowFields) {
+        self.read += 1;
+        let path = f.path.unwrap_or("").to_string();
+        match parse_one(m, f) {
+            Ok((v, a, b, e)) => {
+                self.row.push(row);
+                self.path.push(path);
+                self.valence.push(v);
+                self.arousal.push(a);
+                for k in 0..4 {
+                    self.boxes[k].push(b.map(|b| b[k]));
+                }
+                self.expression.push(e);
+            }
+            Err(detail) => self.rejects.push(Reject {
+                row,
+                path,
+                reason: reason::MALFORMED,
+                detail,
+            }),
+        }
+    }
+
+    /// Appends `other`, whose rows come after these.
+    pub(super) fn append(&mut self, other: ParsedRows) {
+        self.read += other.read;
+        self.row.extend(other.row);
+        self.path.extend(other.path);
+        self.valence.extend(other.valence);
+        self.arousal.extend(other.arousal);
+        for (mine, theirs) in self.boxes.iter_mut().zip(other.boxes) {
+            mine.extend(theirs);
+        }
+        self.expression.extend(other.expression);
+        self.rejects.extend(other.rejects);
+    }
+
+    pub(super) fn into_loaded(self, csv: &Path, images: &Path) -> Result<Loaded, PrepError> {
+        let rows_read = self.read;
+        let [bx, by, bw, bh] = self.boxes;
+        let table = DataFrame::new(
+            self.row.len(),
+            vec![
+                Column::new("row".into(), self.row),
+                Column::new("path".into(), self.path),
+                Column::new("face_x".into(), bx),
+                Column::new("face_y".into(), by),
+                Column::new("face_width".into(), bw),
+                Column::new("face_height".into(), bh),
+                Column::new("expression".into(), self.expression),
+                Column::new("valence".into(), self.valence),
+                Column::new("arousal".into(), self.arousal),
+            ],
+        )
+        .map_err(PrepError::table(csv))?;
+        Ok(Loaded {
+            table,
+            rejects: self.rejects,
+            rows_read,
+            image_root: images.to_path_buf(),
+            found: format!("{} has {rows_read} data rows", csv.display()),
+        })
+    }
 }
 
 type Parsed = (f64, f64, Option<[i64; 4]>, Option<i32>);
 
-#[allow(clippy::too_many_arguments)]
-fn parse_one(
-    i: usize,
-    m: &Mapping,
-    path: &StringChunked,
-    extra: &StringChunked,
-    valence: &StringChunked,
-    arousal: &StringChunked,
-    boxes: Option<&[StringChunked]>,
-    expression: Option<&StringChunked>,
-) -> Result<Parsed, String> {
-    if let Some(surplus) = extra.get(i) {
+/// The fields of one row that valar reads, wherever they came from.
+#[derive(Clone, Copy, Default)]
+pub(super) struct RowFields<'a> {
+    pub path: Option<&'a str>,
+    pub valence: Option<&'a str>,
+    pub arousal: Option<&'a str>,
+    pub boxes: [Option<&'a str>; 4],
+    pub expression: Option<&'a str>,
+    /// Text past the header's last column: the row has too many fields.
+    pub extra: Option<&'a str>,
+}
+
+/// Parses one row's fields, or says in a sentence why they are malformed.
+fn parse_one(m: &Mapping, f: &RowFields) -> Result<Parsed, String> {
+    if let Some(surplus) = f.extra {
         return Err(format!(
             "more fields than the header has (surplus starts with `{surplus}`)"
         ));
     }
-    let field = |ca: &StringChunked, name: &str| -> Result<String, String> {
-        match ca.get(i).map(str::trim) {
+    let field = |value: Option<&str>, name: &str| -> Result<String, String> {
+        match value.map(str::trim) {
             Some(s) if !s.is_empty() => Ok(s.to_string()),
             _ => Err(format!("field `{name}` is missing or empty")),
         }
     };
-    let number = |ca: &StringChunked, name: &str| -> Result<f64, String> {
-        let s = field(ca, name)?;
+    let number = |value: Option<&str>, name: &str| -> Result<f64, String> {
+        let s = field(value, name)?;
         s.parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
             .ok_or_else(|| format!("field `{name}` is `{s}`, not a number"))
     };
-    let integer = |ca: &StringChunked, name: &str| -> Result<i64, String> {
-        let s = field(ca, name)?;
+    let integer = |value: Option<&str>, name: &str| -> Result<i64, String> {
+        let s = field(value, name)?;
         s.parse::<i64>()
             .map_err(|_| format!("field `{name}` is `{s}`, not an integer"))
     };
-    field(path, m.path)?;
-    let v = number(valence, m.valence)?;
-    let a = number(arousal, m.arousal)?;
-    let b = match (boxes, m.boxes) {
-        (Some(cas), Some(names)) => {
-            let empty = cas
+    field(f.path, m.path)?;
+    let v = number(f.valence, m.valence)?;
+    let a = number(f.arousal, m.arousal)?;
+    let b = match m.boxes {
+        Some(names) => {
+            let empty = f
+                .boxes
                 .iter()
-                .all(|ca| ca.get(i).is_none_or(|s| s.trim().is_empty()));
+                .all(|b| b.is_none_or(|s| s.trim().is_empty()));
             if empty && !m.box_required {
                 None
             } else {
                 let mut out = [0i64; 4];
                 for k in 0..4 {
-                    out[k] = integer(&cas[k], names[k])?;
+                    out[k] = integer(f.boxes[k], names[k])?;
                 }
                 Some(out)
             }
         }
-        _ => None,
+        None => None,
     };
-    let e = match (expression, m.expression) {
-        (Some(ca), Some(name)) => match ca.get(i).map(str::trim) {
+    let e = match m.expression {
+        Some(name) => match f.expression.map(str::trim) {
             Some(s) if !s.is_empty() => Some(
                 s.parse::<i32>()
                     .map_err(|_| format!("field `{name}` is `{s}`, not an expression code"))?,
             ),
             _ => None,
         },
-        _ => None,
+        None => None,
     };
     Ok((v, a, b, e))
 }
@@ -429,6 +484,103 @@ mod tests {
             "{}",
             l.rejects[2].detail
         );
+    }
+
+    /// Both readers of AffectNet's CSV on the same text: (fast, general).
+    fn both_readers(text: &str) -> (Loaded, Loaded) {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("t.csv");
+        std::fs::write(&csv, text).unwrap();
+        let has_header = text
+            .trim_start_matches('\u{feff}')
+            .starts_with("subDirectory");
+        let names: Vec<String> = AFFECTNET_COLUMNS.iter().map(|s| s.to_string()).collect();
+        let mapping = Mapping {
+            path: "subDirectory_filePath",
+            boxes: Some(["face_x", "face_y", "face_width", "face_height"]),
+            box_required: true,
+            expression: Some("expression"),
+            valence: "valence",
+            arousal: "arousal",
+        };
+        let fast = super::super::lines::read(&csv, has_header, &mapping)
+            .unwrap()
+            .expect("the fast reader takes this file")
+            .into_loaded(&csv, dir.path())
+            .unwrap();
+        let general = read_rows(&csv, dir.path(), &names, has_header, &mapping).unwrap();
+        (fast, general)
+    }
+
+    #[test]
+    fn the_landmark_skipping_reader_gives_the_general_readers_table() {
+        let body = "1/a.jpg,10,20,30,30,1.0;2.0;3.5,1,0.5,-0.25\n\
+                    2/b.jpg,0,0,40,40,,2,-0.75,0.125\n\
+                    3/c.jpg,1,2,3,4,1;2,7,abc,0.5\n\
+                    4/d.jpg,1.5,2,3,4,1;2,7,0.5,0.5\n\
+                    5/e.jpg,1,2,3,4,1;2,,0.5,0.5\n\
+                    6/f.jpg,1,2,3,4,1;2,x,0.5,0.5\n\
+                    ,1,2,3,4,1;2,1,0.5,0.5\n\
+                    7/g.jpg, 1 ,2,3,4,1;2,1, 0.5 ,inf\n\
+                    8/h.jpg,1,2,3,4,1;2,1,-2,-2\n\
+                    9/i.jpg,1,2,3,,1;2,1,0.1,0.2\n";
+        let crlf = body.replace('\n', "\r\n");
+        let no_final_newline = body.trim_end();
+        for text in [
+            format!("{HEADER}\n{body}"),
+            body.to_string(),
+            format!("\u{feff}{HEADER}\n{body}"),
+            format!("{HEADER}\r\n{crlf}"),
+            no_final_newline.to_string(),
+            // Enough rows for several chunks per thread.
+            format!("{HEADER}\n{}", body.repeat(500)),
+        ] {
+            let (fast, general) = both_readers(&text);
+            assert_eq!(fast.rows_read, general.rows_read, "{text:?}");
+            assert!(
+                fast.table.equals_missing(&general.table),
+                "{text:?}\nfast {}\ngeneral {}",
+                fast.table,
+                general.table
+            );
+            let rejects = |l: &Loaded| {
+                l.rejects
+                    .iter()
+                    .map(|r| (r.row, r.path.clone(), r.reason, r.detail.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(rejects(&fast), rejects(&general), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn files_the_fast_reader_is_unsure_of_go_to_the_general_one() {
+        let mapping = Mapping {
+            path: "subDirectory_filePath",
+            boxes: Some(["face_x", "face_y", "face_width", "face_height"]),
+            box_required: true,
+            expression: Some("expression"),
+            valence: "valence",
+            arousal: "arousal",
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("t.csv");
+        for text in [
+            "\"1/a.jpg\",1,2,3,4,1;2,1,0.5,0.5\n",
+            "1/a.jpg,1,2,3,4,1;2,1,0.5,0.5\n\n1/b.jpg,1,2,3,4,1;2,1,0.5,0.5\n",
+            "1/a.jpg,1,2,3,4,1;2,1,0.5\n",
+            "1/a.jpg,1,2,3,4,1;2,1,0.5,0.5,extra\n",
+        ] {
+            std::fs::write(&csv, text).unwrap();
+            assert!(
+                super::super::lines::read(&csv, false, &mapping)
+                    .unwrap()
+                    .is_none(),
+                "{text:?}"
+            );
+            // And the whole load still reads it.
+            assert!(load_affectnet(&csv, dir.path()).is_ok(), "{text:?}");
+        }
     }
 
     #[test]

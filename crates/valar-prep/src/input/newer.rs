@@ -20,12 +20,8 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
             )));
         }
     }
-    let mut files: Vec<String> = std::fs::read_dir(&images)
-        .map_err(PrepError::io(&images))?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .collect();
+    let listing = list_images(&images)?;
+    let mut files = listing.files;
     // Numeric ids in numeric order, so row numbers are stable and readable.
     files.sort_by(|a, b| {
         let key = |s: &str| stem(s).parse::<u64>().ok();
@@ -80,7 +76,48 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
         rejects,
         rows_read: files.len(),
         image_root: dir.to_path_buf(),
+        found: listing.found,
     })
+}
+
+/// The files of `images/` (symbolic links followed), and what else was there.
+struct Listing {
+    files: Vec<String>,
+    /// What the folder held, for an error when no file is usable.
+    found: String,
+}
+
+fn list_images(images: &Path) -> Result<Listing, PrepError> {
+    let (mut files, mut folders, mut broken, mut unnamed) = (Vec::new(), 0, 0, 0);
+    for entry in std::fs::read_dir(images).map_err(PrepError::io(images))? {
+        let entry = entry.map_err(PrepError::io(images))?;
+        // `DirEntry::file_type` describes a symbolic link itself; a dataset laid out
+        // as links to the real files must read as those files.
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_symlink() => std::fs::metadata(entry.path()).map(|m| m.file_type()),
+            other => other,
+        };
+        match kind {
+            Ok(t) if t.is_file() => match entry.file_name().into_string() {
+                Ok(name) => files.push(name),
+                Err(_) => unnamed += 1,
+            },
+            Ok(t) if t.is_dir() => folders += 1,
+            Ok(_) => {}
+            Err(_) => broken += 1,
+        }
+    }
+    let mut found = format!("{} holds {} files", images.display(), files.len());
+    for (n, what) in [
+        (folders, "folders"),
+        (broken, "broken links"),
+        (unnamed, "files whose names are not UTF-8"),
+    ] {
+        if n > 0 {
+            found.push_str(&format!(", {n} {what}"));
+        }
+    }
+    Ok(Listing { files, found })
 }
 
 fn stem(file: &str) -> &str {
