@@ -542,3 +542,38 @@ fn a_newer_release_set_of_symlinks_reads_as_its_files_and_an_empty_one_says_what
         "{err}"
     );
 }
+
+#[test]
+fn an_os_error_is_said_once_and_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(&[
+        "prepare",
+        "--csv",
+        s(&dir.path().join("missing.csv")),
+        "--images",
+        s(dir.path()),
+        "--out",
+        s(&dir.path().join("p")),
+    ]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    let data = synth(30, 2);
+    // A reader that has already gone away, as after `valar … | head -1`.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args([
+            "prepare",
+            "--csv",
+            s(&data.csv),
+            "--images",
+            s(&data.images),
+            "--dry-run",
+        ])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if ui::is_broken_pipe(&err) => ExitCode::from(ui::BROKEN_PIPE_EXIT),
         Err(err) => {
             ui::error(&err);
             ExitCode::FAILURE

@@ -5,13 +5,53 @@ use std::sync::Mutex;
 use std::time::Duration;
 use valar_core::Progress;
 
-/// Prints an error and its chain of causes, cargo-style.
+/// Prints an error and its chain of causes, cargo-style. A cause whose text the lines
+/// above already hold (an I/O error that its wrapper quotes) is not repeated.
 pub fn error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    let mut shown = err.to_string();
+    eprintln!("error: {shown}");
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if !shown.contains(&text) {
+            eprintln!("  caused by: {text}");
+            shown.push_str(&text);
+        }
     }
 }
+
+/// The exit status of a command-line tool whose reader went away (128 + SIGPIPE), as a
+/// shell reports `yes | head`.
+pub const BROKEN_PIPE_EXIT: u8 = 141;
+
+/// Whether an error comes from writing to a closed pipe (`valar … | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes a line to stdout; when the reader has gone away, exits quietly as
+/// command-line tools do, instead of panicking as `println!` would.
+pub fn print_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(BROKEN_PIPE_EXIT));
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` that ends the process quietly on a closed pipe (see [`print_line`]).
+macro_rules! outln {
+    () => { $crate::ui::print_line(format_args!("")) };
+    ($($arg:tt)*) => { $crate::ui::print_line(format_args!($($arg)*)) };
+}
+pub(crate) use outln;
 
 /// Progress bars on stderr, one phase at a time. indicatif hides them when stderr
 /// is not a terminal, so logs and CI output stay clean.

@@ -1,5 +1,6 @@
 //! `valar evaluate`.
 
+use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::{Targets, baseline_warnings};
 use valar_train::{DeviceChoice, EvaluateOptions, Evaluation, SplitChoice};
@@ -45,7 +46,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         targets: args.targets,
         device: args.device,
     })?;
-    println!("{} faces, split {}", eval.rows, eval.split);
+    outln!("{} faces, split {}", eval.rows, eval.split);
     print_table(&eval);
     eprintln!("predictions: {}", eval.predictions.display());
     Ok(())
@@ -60,25 +61,33 @@ fn cell(v: Option<f64>) -> String {
 /// dimension where the model is worse than the mean or its CCC is near zero.
 fn print_table(eval: &Evaluation) {
     match &eval.baseline {
-        Some(b) => println!(
+        Some(b) => outln!(
             "mean baseline: predicting the training mean (valence {:.4}, arousal {:.4}) of the {} train rows of {}",
             b.mean.valence,
             b.mean.arousal,
             b.mean.rows,
             b.source.display()
         ),
-        None => println!(
+        None => outln!(
             "mean baseline: not available (no train rows in the run's training data or in the scored folder)"
         ),
     }
-    println!(
+    outln!(
         "{:<10} {:>7} {:>7} {:>7} {:>7}   {:>9} {:>9} {:>9} {:>9}",
-        "", "RMSE", "PCC", "CCC", "SAGR", "base RMSE", "base PCC", "base CCC", "base SAGR"
+        "",
+        "RMSE",
+        "PCC",
+        "CCC",
+        "SAGR",
+        "base RMSE",
+        "base PCC",
+        "base CCC",
+        "base SAGR"
     );
     let mut warnings = Vec::new();
     for (dim, m) in &eval.metrics {
         let base = eval.baseline.as_ref().and_then(|b| b.get(*dim));
-        println!(
+        outln!(
             "{:<10} {:>7.4} {:>7.4} {:>7.4} {:>7.4}   {:>9} {:>9} {:>9} {:>9}",
             dim.name(),
             m.rmse,
@@ -95,6 +104,6 @@ fn print_table(eval: &Evaluation) {
         warnings.extend(baseline_warnings(*dim, &what, m, base.map(|b| b.rmse)));
     }
     for w in warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
 }

@@ -1,6 +1,7 @@
 //! `valar prepare`.
 
 use crate::ui::Bars;
+use crate::ui::outln;
 use anyhow::Context;
 use std::path::PathBuf;
 use valar_core::{ColorMode, Dimension};
@@ -124,13 +125,13 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
     let cfg = args.config()?;
     if args.dry_run {
         let plan = plan_only(&cfg)?;
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        outln!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
     }
     let prepared = prepare(&cfg, &Bars::default())
         .with_context(|| format!("preparing {}", cfg.input.source().display()))?;
     let info = &prepared.info;
-    println!(
+    outln!(
         "Prepared {} faces from {} rows in {:.1} s → {}",
         info.faces,
         info.rows_read,
@@ -142,17 +143,18 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    println!("  splits: {}", splits.join(", "));
+    outln!("  splits: {}", splits.join(", "));
     let counts: Vec<String> = info
         .intervals
         .iter()
         .map(|c| c.selected.to_string())
         .collect();
-    println!("  faces per interval: {}", counts.join(" "));
+    outln!("  faces per interval: {}", counts.join(" "));
     if !info.short_intervals.is_empty() {
-        println!(
+        outln!(
             "  short of the quota of {}: intervals {:?} (see prep.json)",
-            cfg.quota, info.short_intervals
+            cfg.quota,
+            info.short_intervals
         );
     }
     let rejected: usize = info.rejects_by_reason.values().sum();
@@ -162,7 +164,7 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        println!(
+        outln!(
             "  rejected {rejected} rows (rejects.csv): {}",
             reasons.join(", ")
         );

@@ -1,5 +1,6 @@
 //! `valar report`.
 
+use crate::ui::outln;
 use anyhow::Context;
 use std::path::PathBuf;
 use valar_report::{ReportInputs, report};
@@ -48,7 +49,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     };
     let summary = report(&inputs, &out)
         .with_context(|| format!("writing the report to {}", out.display()))?;
-    println!(
+    outln!(
         "Wrote {} figures and {} → {}",
         summary.pngs.len(),
         summary.markdown.file_name().map_or_else(
@@ -58,12 +59,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         out.display()
     );
     for png in &summary.pngs {
-        println!("  {}", png.display());
+        outln!("  {}", png.display());
     }
     if args.data.is_none()
         && let Some(prepared) = &summary.prepared
     {
-        println!(
+        outln!(
             "  data figures from {} (the run's config.toml)",
             prepared.display()
         );

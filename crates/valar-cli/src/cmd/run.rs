@@ -2,6 +2,7 @@
 
 use crate::cmd::train::TerminalProgress;
 use crate::ui::Bars;
+use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::baseline_warnings;
 use valar_pipeline::{Hooks, PipelineConfig, StageOutcome, run as run_pipeline};
@@ -44,10 +45,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let summary = run_pipeline(&cfg, &args.out, args.force, &mut hooks)?;
     let e = &summary.evaluation;
-    println!("Evaluation on {} faces ({} split):", e.rows, e.split.name());
-    println!(
+    outln!("Evaluation on {} faces ({} split):", e.rows, e.split.name());
+    outln!(
         "  {:<8} {:>7} {:>7} {:>7} {:>7}   {:>9}",
-        "", "RMSE", "PCC", "CCC", "SAGR", "base RMSE"
+        "",
+        "RMSE",
+        "PCC",
+        "CCC",
+        "SAGR",
+        "base RMSE"
     );
     let mut warnings = Vec::new();
     for (dim, m) in &e.metrics {
@@ -56,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .as_ref()
             .and_then(|b| b.get(*dim))
             .map(|b| b.rmse);
-        println!(
+        outln!(
             "  {:<8} {:>7.3} {:>7.3} {:>7.3} {:>7.3}   {:>9}",
             dim.name(),
             m.rmse,
@@ -72,21 +78,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             base,
         ));
     }
-    println!("  (base: predicting the training split's mean for every face)");
+    outln!("  (base: predicting the training split's mean for every face)");
     for w in warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     if cfg.is_synthetic() {
         // The demo's faces are easy on purpose (they show the pipeline works); say what its
         // figures do not mean, so nobody takes them for what a model reaches on real faces.
-        println!(
+        outln!(
             "note: these are easy synthetic faces; on real AffectNet faces a small CNN reaches \
              test CCC of about 0.4 (see README, \"Judging a recipe\"); judge recipes with \
              `just bench-quality` or `valar synth --difficulty hard`"
         );
     }
-    println!("Prepared data: {}", summary.prepared.display());
-    println!("Model: {}", summary.run.join("model.onnx").display());
-    println!("Report: {}", summary.report.display());
+    outln!("Prepared data: {}", summary.prepared.display());
+    outln!("Model: {}", summary.run.join("model.onnx").display());
+    outln!("Report: {}", summary.report.display());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `valar synth`.
 
 use crate::ui::Bars;
+use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::Progress;
 use valar_synth::{Difficulty, Layout, SynthConfig, synthesize};
@@ -72,18 +73,18 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
     bars.start("synthesizing", (cfg.n + cfg.val_n) as u64);
     let summary = synthesize(&args.out, &cfg, &|| bars.advance(1))?;
     bars.finish();
-    println!(
+    outln!(
         "Wrote {} images ({} with unusable labels) to {}",
         summary.images,
         summary.invalid_rows,
         summary.root.display()
     );
     if let Some(csv) = &summary.train_csv {
-        println!("  training list: {}", csv.display());
+        outln!("  training list: {}", csv.display());
     }
     if let Some(csv) = &summary.val_csv {
-        println!("  validation list: {}", csv.display());
+        outln!("  validation list: {}", csv.display());
     }
-    println!("  images: {}", summary.image_root.display());
+    outln!("  images: {}", summary.image_root.display());
     Ok(())
 }
