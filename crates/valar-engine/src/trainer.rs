@@ -912,6 +912,141 @@ mod tests {
         assert_eq!(t.try_state().unwrap(), again.try_state().unwrap());
     }
 
+    /// A spec of `kind` at its smallest multiple of 16 (so that every network fits), grey, two
+    /// outputs.
+    fn spec_of(kind: ModelKind) -> ModelSpec {
+        ModelSpec {
+            kind,
+            input_size: kind.input_multiple().max(16),
+            ..spec()
+        }
+    }
+
+    /// Random images and targets for `spec`.
+    fn random_batch(spec: &ModelSpec, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let per = spec.channels * spec.input_size * spec.input_size;
+        let x = (0..n * per)
+            .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+            .collect();
+        let y = (0..n * spec.outputs)
+            .map(|_| rng.random::<f32>() * 1.6 - 0.8)
+            .collect();
+        (x, y)
+    }
+
+    /// Every network: the same seed gives bit-identical states, and a run stopped after two
+    /// steps and resumed from its checkpoint (in a trainer made with another seed) ends bit for
+    /// bit where the uninterrupted run does.
+    #[test]
+    fn every_network_is_deterministic_and_resumes_exactly() {
+        for &kind in ModelKind::ALL {
+            let spec = spec_of(kind);
+            let (x, y) = random_batch(&spec, 4, 3);
+            let opt = OptimizerKind::adamw_default();
+            let make =
+                |seed| Trainer::new(&spec, LossKind::MseCcc, opt, Device::Cpu, seed).unwrap();
+            let mut a = make(5);
+            let mut b = make(5);
+            for _ in 0..3 {
+                a.step(&x, &y, 4, 1e-3).unwrap();
+                b.step(&x, &y, 4, 1e-3).unwrap();
+            }
+            assert_eq!(a.state(), b.state(), "{kind}: same seed");
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ckpt.bin");
+            let mut c = make(5);
+            c.step(&x, &y, 4, 1e-3).unwrap();
+            c.step(&x, &y, 4, 1e-3).unwrap();
+            c.state().save(&path).unwrap();
+            let mut d = make(77);
+            d.load_state(TrainState::load(&path).unwrap()).unwrap();
+            d.step(&x, &y, 4, 1e-3).unwrap();
+            assert_eq!(a.state(), d.state(), "{kind}: resumed");
+            assert_ne!(a.state(), make(6).state(), "{kind}: another seed");
+        }
+    }
+
+    /// Every network's exported model predicts what its eval mode does (here, in ONNX
+    /// Runtime through valar, and in Python's onnxruntime from pip), with weight averaging and
+    /// flip averaging on so the export carries both.
+    #[test]
+    fn every_exported_network_matches_eval_mode_here_and_in_python() {
+        let python = std::env::var("VALAR_PYTHON").unwrap_or_else(|_| "python3".into());
+        let has_ort = std::process::Command::new(&python)
+            .args(["-c", "import numpy, onnxruntime"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !has_ort {
+            println!(
+                "skipping the Python half: `{python} -c 'import numpy, onnxruntime'` failed \
+                 (pip install onnxruntime==1.31.1 numpy, or set VALAR_PYTHON)"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for &kind in ModelKind::ALL {
+            let spec = ModelSpec {
+                ema: Some(0.9),
+                flip_average: true,
+                ..spec_of(kind)
+            };
+            let (x, y) = random_batch(&spec, 6, 8);
+            let opt = OptimizerKind::adamw_default();
+            let mut t = Trainer::new(&spec, LossKind::MseCcc, opt, Device::Cpu, 2).unwrap();
+            for _ in 0..3 {
+                t.step(&x, &y, 6, 1e-2).unwrap();
+            }
+            let mine = t.predict(&x, 6).unwrap();
+            let path = dir.path().join(format!("{kind}.onnx"));
+            t.export_onnx(&path).unwrap();
+            let mut m = InferenceModel::load(&path, Device::Cpu).unwrap();
+            assert_eq!(
+                (m.input_size(), m.channels(), m.outputs()),
+                (spec.input_size, 1, 2)
+            );
+            let theirs = m.predict(&x, 6).unwrap();
+            for (a, b) in mine.iter().zip(&theirs) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "{kind}: {a} vs {b}"
+                );
+            }
+            if !has_ort {
+                continue;
+            }
+            let raw = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+            let xf = dir.path().join(format!("{kind}.x"));
+            let ef = dir.path().join(format!("{kind}.want"));
+            std::fs::write(&xf, raw(&x)).unwrap();
+            std::fs::write(&ef, raw(&mine)).unwrap();
+            let script = "import sys, numpy as np, onnxruntime as ort\n\
+                model, xf, ef, side = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])\n\
+                s = ort.InferenceSession(model, providers=['CPUExecutionProvider'])\n\
+                x = np.fromfile(xf, dtype='<f4').reshape(-1, 1, side, side)\n\
+                y = s.run(None, {s.get_inputs()[0].name: x})[0]\n\
+                want = np.fromfile(ef, dtype='<f4').reshape(y.shape)\n\
+                err = float(np.max(np.abs(y - want) / np.maximum(np.abs(want), 1.0)))\n\
+                print(err)\n\
+                sys.exit(0 if err <= 1e-5 else 1)\n";
+            let out = std::process::Command::new(&python)
+                .arg("-c")
+                .arg(script)
+                .arg(&path)
+                .arg(&xf)
+                .arg(&ef)
+                .arg(spec.input_size.to_string())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{kind} in Python's onnxruntime: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     #[test]
     fn cuda_request_falls_back_to_cpu_with_a_reason() {
         let t = Trainer::new(
