@@ -54,8 +54,15 @@ pub enum ModelChoice {
     /// The reference network with dropout 0.5 before each hidden Linear layer.
     #[serde(rename = "vgg")]
     Vgg,
+    /// A ResNet-18-style network at half width (basic blocks, stride-2 downsampling, global
+    /// pooling; 2.8M parameters), for 48–112 px faces.
+    #[serde(rename = "resnet")]
+    ResNet,
+    /// A MobileNet-style depthwise-separable network (0.54M parameters).
+    #[serde(rename = "mobilenet")]
+    MobileNet,
 }
-named_enum!(ModelChoice, "model", FaceCnn => "facecnn", Compact => "compact", Reference => "reference", Vgg => "vgg");
+named_enum!(ModelChoice, "model", FaceCnn => "facecnn", Compact => "compact", Reference => "reference", Vgg => "vgg", ResNet => "resnet", MobileNet => "mobilenet");
 
 /// The training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +261,8 @@ macro_rules! settings {
 }
 
 settings! {
-    /// The network: facecnn, compact or reference.
+    /// The network: facecnn, compact, reference, vgg, resnet or mobilenet (each takes faces
+    /// whose side is a multiple of its total stride).
     model: ModelChoice;
     /// The dimensions to predict: valence, arousal or both.
     targets: Targets;
@@ -659,9 +667,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("epochz"), "{err}");
-        std::fs::write(&file, "model = \"resnet\"\n").unwrap();
+        std::fs::write(&file, "model = \"densenet\"\n").unwrap();
         assert!(TrainOverrides::from_toml_file(&file).is_err());
-        let err = "resnet".parse::<ModelChoice>().unwrap_err();
+        let err = "densenet".parse::<ModelChoice>().unwrap_err();
         assert!(err.contains("facecnn, compact, reference, vgg"), "{err}");
     }
 

@@ -66,6 +66,8 @@ pub(crate) fn model_spec(
             ModelChoice::Compact => ModelKind::Compact,
             ModelChoice::Reference => ModelKind::Reference,
             ModelChoice::Vgg => ModelKind::Vgg,
+            ModelChoice::ResNet => ModelKind::ResNet,
+            ModelChoice::MobileNet => ModelKind::MobileNet,
         },
         input_size: size,
         channels,
@@ -109,12 +111,20 @@ pub(crate) fn build_trainer(
     input: InputAffine,
 ) -> Result<Trainer, TrainError> {
     let spec = model_spec(config, size, channels, input);
-    if !size.is_multiple_of(8) {
+    let multiple = spec.kind.input_multiple();
+    if size == 0 || !size.is_multiple_of(multiple) {
+        let examples: Vec<String> = (1..)
+            .map(|k| k * multiple)
+            .filter(|&s| s >= 48)
+            .take(3)
+            .map(|s| s.to_string())
+            .collect();
         return Err(TrainError::data(
             &config.data,
             format!(
-                "faces are {size}×{size}, but the {} model needs a side divisible by 8 (prepare with --size 48, 64, …)",
-                config.model
+                "faces are {size}×{size}, but the {} model needs a side that is a multiple of {multiple} (prepare with --size {}, …)",
+                config.model,
+                examples.join(", ")
             ),
         ));
     }
