@@ -30,14 +30,40 @@ pub struct TrainArgs {
     pub settings: TrainOverrides,
 }
 
+/// `--help` for `--model`: every network the engine registers, what it is and which face sizes
+/// it takes, read from the engine so that a new network shows up by itself.
+fn document_models(cmd: clap::Command) -> clap::Command {
+    if cmd.get_arguments().all(|a| a.get_id() != "model") {
+        return cmd;
+    }
+    let list: Vec<String> = valar_engine::ModelKind::ALL
+        .iter()
+        .map(|k| {
+            let m = k.input_multiple();
+            format!(
+                "  {}: {}; faces of any side that is a multiple of {m} ({}, {}, {}, …)",
+                k.name(),
+                k.about(),
+                48usize.div_ceil(m) * m,
+                48usize.div_ceil(m) * m + m,
+                48usize.div_ceil(m) * m + 2 * m
+            )
+        })
+        .collect();
+    cmd.mut_arg("model", |a| {
+        let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+        a.long_help(format!("{help}\n{}", list.join("\n")))
+    })
+}
+
 /// Appends `[default: …]` to the help of every training setting, read from valar's defaults
-/// themselves so that the help cannot drift from them.
+/// themselves so that the help cannot drift from them, and lists the networks under `--model`.
 pub fn document_defaults(cmd: clap::Command) -> clap::Command {
     let defaults = match toml::Value::try_from(TrainConfig::defaults(PathBuf::new())) {
         Ok(toml::Value::Table(t)) => t,
-        _ => return cmd,
+        _ => return document_models(cmd),
     };
-    defaults.into_iter().fold(cmd, |cmd, (key, value)| {
+    let cmd = defaults.into_iter().fold(cmd, |cmd, (key, value)| {
         let shown = match &value {
             toml::Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -49,7 +75,8 @@ pub fn document_defaults(cmd: clap::Command) -> clap::Command {
             let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
             a.help(format!("{help} [default: {shown}]"))
         })
-    })
+    });
+    document_models(cmd)
 }
 
 /// Runs `valar train`.
@@ -236,8 +263,10 @@ mod tests {
     #[test]
     fn help_shows_the_defaults() {
         let mut cmd = document_defaults(Cli::command());
-        let help = cmd.render_help().to_string();
+        let help = cmd.render_long_help().to_string();
         for shown in [
+            "resnet: ResNet-18-style",
+            "a multiple of 16 (48, 64, 80, …)",
             "[default: reference]",
             "[default: 64]",
             "[default: mse+ccc]",
