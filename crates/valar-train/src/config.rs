@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use valar_core::Targets;
+use valar_engine::ModelKind;
 
 /// Implements `FromStr` and `Display` from one table of names, so the CLI, the TOML file and
 /// error messages all spell the values the same way.
@@ -38,31 +39,64 @@ macro_rules! named_enum {
     };
 }
 
-/// Which network to train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ModelChoice {
+/// Which network to train: any network valar-engine registers (`facecnn`, `compact`,
+/// `reference`, `vgg`, `resnet`, `mobilenet`, …), by its name. The list lives in the engine
+/// alone, so a new network needs nothing here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelChoice(pub ModelKind);
+
+#[allow(non_upper_case_globals)]
+impl ModelChoice {
     /// The original recipe's network (42.6M parameters at 48×48).
-    #[serde(rename = "facecnn")]
-    FaceCnn,
-    /// A small network with global average pooling (~100k parameters); the default.
-    #[serde(rename = "compact")]
-    Compact,
-    /// The PyTorch reference recipe's network (`scripts/quality_torch.py`; 10.1M parameters
-    /// at 48×48): three conv blocks (64, 128, 256), then a 1024-256 MLP head.
-    #[serde(rename = "reference")]
-    Reference,
+    pub const FaceCnn: ModelChoice = ModelChoice(ModelKind::FaceCnn);
+    /// A small network with global average pooling (~100k parameters).
+    pub const Compact: ModelChoice = ModelChoice(ModelKind::Compact);
+    /// The PyTorch reference recipe's network (`scripts/quality_torch.py`).
+    pub const Reference: ModelChoice = ModelChoice(ModelKind::Reference);
     /// The reference network with dropout 0.5 before each hidden Linear layer.
-    #[serde(rename = "vgg")]
-    Vgg,
-    /// A ResNet-18-style network at half width (basic blocks, stride-2 downsampling, global
-    /// pooling; 2.8M parameters), for 48–112 px faces.
-    #[serde(rename = "resnet")]
-    ResNet,
-    /// A MobileNet-style depthwise-separable network (0.54M parameters).
-    #[serde(rename = "mobilenet")]
-    MobileNet,
+    pub const Vgg: ModelChoice = ModelChoice(ModelKind::Vgg);
+
+    /// The name used on the command line and in `config.toml`.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
 }
-named_enum!(ModelChoice, "model", FaceCnn => "facecnn", Compact => "compact", Reference => "reference", Vgg => "vgg", ResNet => "resnet", MobileNet => "mobilenet");
+
+impl fmt::Display for ModelChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Exact names only, as for every other setting (the engine's parser ignores case).
+        match ModelKind::ALL.iter().find(|k| k.name() == s) {
+            Some(&k) => Ok(ModelChoice(k)),
+            None => {
+                let names: Vec<&str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+                Err(format!(
+                    "unknown model `{s}`: expected {}",
+                    names.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+impl Serialize for ModelChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// The training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -671,6 +705,24 @@ mod tests {
         assert!(TrainOverrides::from_toml_file(&file).is_err());
         let err = "densenet".parse::<ModelChoice>().unwrap_err();
         assert!(err.contains("facecnn, compact, reference, vgg"), "{err}");
+    }
+
+    /// Every network the engine registers is a model choice by its name, in flags and in
+    /// `config.toml` alike, with no list of its own here.
+    #[test]
+    fn every_engine_network_is_a_model_choice() {
+        for &kind in ModelKind::ALL {
+            let c: ModelChoice = kind.name().parse().unwrap();
+            assert_eq!(c, ModelChoice(kind));
+            let o: TrainOverrides = toml::from_str(&format!("model = \"{kind}\"\n")).unwrap();
+            assert_eq!(o.model, Some(c));
+            assert!(
+                toml::to_string(&o)
+                    .unwrap()
+                    .contains(&format!("model = \"{kind}\""))
+            );
+        }
+        assert!("ResNet".parse::<ModelChoice>().is_err());
     }
 
     #[test]

@@ -2,11 +2,9 @@
 //! configuration becomes one.
 
 use crate::TrainError;
-use crate::config::{LossChoice, ModelChoice, OptimizerChoice, TrainConfig};
+use crate::config::{LossChoice, OptimizerChoice, TrainConfig};
 use std::path::Path;
-use valar_engine::{
-    InputAffine, LossKind, ModelKind, ModelSpec, OptimizerKind, TrainState, Trainer,
-};
+use valar_engine::{InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState, Trainer};
 
 /// One trainable network, as the training loop sees it. Kept small so the loop's bookkeeping
 /// (schedule, early stopping, checkpoints, resume) can be tested with a pure-Rust model.
@@ -61,14 +59,7 @@ pub(crate) fn model_spec(
     input: InputAffine,
 ) -> ModelSpec {
     ModelSpec {
-        kind: match config.model {
-            ModelChoice::FaceCnn => ModelKind::FaceCnn,
-            ModelChoice::Compact => ModelKind::Compact,
-            ModelChoice::Reference => ModelKind::Reference,
-            ModelChoice::Vgg => ModelKind::Vgg,
-            ModelChoice::ResNet => ModelKind::ResNet,
-            ModelChoice::MobileNet => ModelKind::MobileNet,
-        },
+        kind: config.model.0,
         input_size: size,
         channels,
         outputs: config.targets.dimensions().len(),
