@@ -161,15 +161,14 @@ fn crop_and_resize(
     // Box coordinates refer to the full image; the decode may be smaller.
     let sx = f64::from(decoded.width) / f64::from(decoded.full_width);
     let sy = f64::from(decoded.height) / f64::from(decoded.full_height);
+    let (left, top) = (crop.x as f64 * sx, crop.y as f64 * sy);
+    // x·s + w·s can land a rounding error past the edge that (x + w)·s sits on.
+    let width = (crop.width as f64 * sx).min(f64::from(decoded.width) - left);
+    let height = (crop.height as f64 * sy).min(f64::from(decoded.rows) - top);
     let options = ResizeOptions::new()
         // Catmull-Rom is the bicubic filter Pillow's resize uses by default.
         .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
-        .crop(
-            crop.x as f64 * sx,
-            crop.y as f64 * sy,
-            crop.width as f64 * sx,
-            crop.height as f64 * sy,
-        );
+        .crop(left, top, width, height);
     Resizer::new()
         .resize(&src, &mut dst, &options)
         .map_err(|e| resize_error(&e))?;
@@ -514,6 +513,35 @@ mod tests {
             mean > 0.0,
             "a reduced decode that changes nothing was not reduced"
         );
+    }
+
+    #[test]
+    fn a_box_on_the_edge_of_an_odd_sized_image_fits_at_every_scale() {
+        // Sizes that do not divide by 8, so the scaled edge is a rounded fraction.
+        for (w, h) in [(353u32, 353u32), (401, 299), (997, 613), (250, 431)] {
+            let jpeg = half_and_half_jpeg(w, h);
+            for (x, y) in [(8i64, 43i64), (0, 0), (w as i64 / 3, h as i64 / 5)] {
+                let side = (i64::from(w) - x).min(i64::from(h) - y);
+                let face = FaceBox {
+                    x,
+                    y,
+                    width: side,
+                    height: side,
+                };
+                for size in [24, 48, 112] {
+                    let spec = FaceSpec {
+                        size,
+                        ..FaceSpec::default()
+                    };
+                    let out = decode_face(&jpeg, Some(face), &spec);
+                    assert!(
+                        out.is_ok(),
+                        "{w}×{h}, box {face}, size {size}: {:?}",
+                        out.err()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
