@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch CPU baseline for crates/valar-engine/examples/bench_train.rs.
 
-Same networks (facecnn, compact), same sizes (48x48 grey, 2 outputs), same measurements:
+Same networks (facecnn, compact, resnet, mobilenet), same sizes (48x48 grey, 2 outputs), same measurements:
 training-step time at batch 64 (MSE loss, AdamW with PyTorch defaults, once with the default
 implementation and once with fused=True), inference images/s at batch 256 in eval mode, and peak RSS.
 Prints one JSON line per measurement, like the Rust benchmark.
 
     pip install torch        # CPU wheels are enough
-    python3 scripts/bench_train.py [facecnn|compact] [--steps N]
+    python3 scripts/bench_train.py [facecnn|compact|resnet|mobilenet ...] [--steps N] [--fused-only]
 
 Run each model in its own process (pass its name) so the peak RSS figures do not mix.
 """
@@ -46,6 +46,49 @@ def compact(size=48, channels=1, outputs=2):
     )
 
 
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: valar's resnet block (crates/valar-engine/src/models/resnet.rs)."""
+
+    def __init__(self, cin, width, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, width, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.downsample = None
+        if stride != 1 or cin != width:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, width, 1, stride, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+
+def resnet(size=48, channels=1, outputs=2):
+    """valar's resnet: ResNet-18 at half width with a 3x3 stride-1 stem (2,794,978 parameters)."""
+    layers = [nn.Conv2d(channels, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU()]
+    cin = 32
+    for width, stride in [(32, 1), (64, 2), (128, 2), (256, 2)]:
+        layers += [BasicBlock(cin, width, stride), BasicBlock(width, width, 1)]
+        cin = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, outputs))
+
+
+def mobilenet(size=48, channels=1, outputs=2):
+    """valar's mobilenet: a stride-2 stem and 7 depthwise-separable blocks with SiLU (538,370 parameters)."""
+    layers = [nn.Conv2d(channels, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.SiLU()]
+    cin = 32
+    for width, stride in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
+        layers += [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.SiLU(),
+                   nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.SiLU()]
+        cin = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(512, outputs))
+
+
+PARAMETERS = {"facecnn": 42_581_634, "resnet": 2_794_978, "mobilenet": 538_370}
+
+
 def peak_rss_mib():
     with open("/proc/self/status") as f:
         for line in f:
@@ -64,16 +107,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", default=["facecnn", "compact"])
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--fused-only", action="store_true", help="time only fused AdamW (the one compared)")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    builders = {"facecnn": facecnn, "compact": compact}
+    builders = {"facecnn": facecnn, "compact": compact, "resnet": resnet, "mobilenet": mobilenet}
     batch, infer_batch = 64, 256
     for name in args.models:
         x = torch.rand(batch, 1, 48, 48)
         y = torch.rand(batch, 2) * 2 - 1
-        assert name != "facecnn" or sum(p.numel() for p in facecnn().parameters()) == 42_581_634
-        for fused in (False, True):
+        if name in PARAMETERS:
+            # The same network as valar's, or the comparison means nothing.
+            assert sum(p.numel() for p in builders[name]().parameters()) == PARAMETERS[name], name
+        for fused in ((True,) if args.fused_only else (False, True)):
             model = builders[name]()
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)

@@ -1,7 +1,8 @@
 //! Benchmark: training-step time at batch 64, inference throughput at batch 256 and peak RSS, for
-//! facecnn and compact on 48×48 grey faces with 2 outputs. Prints one JSON line per measurement.
+//! any registered network on 48×48 grey faces with 2 outputs. Prints one JSON line per measurement.
 //!
-//! `cargo run --release -p valar-engine --example bench_train [-- facecnn|compact] [--steps N]`
+//! `cargo run --release -p valar-engine --example bench_train [-- NAME...] [--steps N]`
+//! (default: facecnn and compact).
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -37,16 +38,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
-    let kinds: Vec<(&str, ModelKind)> = [
-        ("facecnn", ModelKind::FaceCnn),
-        ("compact", ModelKind::Compact),
-    ]
-    .into_iter()
-    .filter(|(n, _)| {
-        args.iter()
-            .all(|a| a.starts_with("--") || a.parse::<usize>().is_ok() || a == n)
-    })
-    .collect();
+    let mut names: Vec<&str> = Vec::new();
+    let mut skip = false;
+    for a in &args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a == "--steps" {
+            skip = true;
+        } else {
+            names.push(a);
+        }
+    }
+    if names.is_empty() {
+        names = vec!["facecnn", "compact"];
+    }
+    let kinds: Vec<(&str, ModelKind)> = names
+        .into_iter()
+        .map(|n| Ok((n, n.parse::<ModelKind>()?)))
+        .collect::<Result<_, valar_engine::EngineError>>()?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for (name, kind) in kinds {
         let spec = ModelSpec {
