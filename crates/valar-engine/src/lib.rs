@@ -6,6 +6,12 @@
 //! [`InferenceModel`] (or any ONNX runtime) can load.
 //!
 //! Design notes:
+//! - **Networks** are one file each under `models/`, written once against a layer API; the
+//!   training graph, the inference graph and the parameter list all come from that definition.
+//!   [`ModelKind::ALL`] lists them, with each one's input multiple (its total stride).
+//! - **Autodiff** runs over a graph, not a chain: a value may feed several ops and the gradients
+//!   reaching it are summed. Each op (`ops/`, one file each) holds its forward form, inference
+//!   form, backward rule and finite-difference test.
 //! - **One graph per step.** Inputs: the batch, targets, dropout noise, learning rate, step number
 //!   and every state tensor; outputs: loss, predictions and `new.<name>` for every state tensor.
 //!   The host keeps two sets of state buffers and two `IoBinding`s per session (set 0 → set 1 and
