@@ -14,5 +14,5 @@ mod paths;
 mod pipeline;
 
 pub use error::FaceError;
-pub use paths::resolve_under_root;
+pub use paths::{check_relative, resolve_under_root};
 pub use pipeline::{Face, FaceSpec, decode_face, load_face};

@@ -40,7 +40,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
 
     let phase = Instant::now();
     let mut rejects = loaded.rejects;
-    let usable = exclude(&loaded.table, &loaded.image_root, &mut rejects).map_err(table_err())?;
+    let usable = exclude(&loaded.table, &mut rejects).map_err(table_err())?;
     if usable.height() == 0 {
         return Err(PrepError::NothingLeft {
             input: source,

@@ -118,7 +118,7 @@ pub fn plan_only(cfg: &PrepareConfig) -> Result<Plan, PrepError> {
     let start = std::time::Instant::now();
     let loaded = input::load(&cfg.input)?;
     let mut rejects = loaded.rejects;
-    let usable = crate::exclude::exclude(&loaded.table, &loaded.image_root, &mut rejects)
+    let usable = crate::exclude::exclude(&loaded.table, &mut rejects)
         .map_err(PrepError::table(cfg.input.source()))?;
     let strata = stratify(&usable, cfg.stratify, cfg.intervals, cfg.seed)
         .map_err(PrepError::table(cfg.input.source()))?;

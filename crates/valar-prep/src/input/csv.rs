@@ -34,6 +34,18 @@ pub(super) struct Mapping<'a> {
     arousal: &'a str,
 }
 
+/// Where AffectNet's fields are: every row has a box.
+pub(super) fn affectnet_mapping() -> Mapping<'static> {
+    Mapping {
+        path: "subDirectory_filePath",
+        boxes: Some(["face_x", "face_y", "face_width", "face_height"]),
+        box_required: true,
+        expression: Some("expression"),
+        valence: "valence",
+        arousal: "arousal",
+    }
+}
+
 /// Reads AffectNet's `training.csv` or `validation.csv`, with or without a header row.
 pub(super) fn load_affectnet(csv: &Path, images: &Path) -> Result<Loaded, PrepError> {
     let first = first_line(csv)?;
@@ -55,14 +67,7 @@ pub(super) fn load_affectnet(csv: &Path, images: &Path) -> Result<Loaded, PrepEr
         .filter(|&c| c != "facial_landmarks")
         .collect();
     require(csv, &names, &needed, &AFFECTNET_COLUMNS)?;
-    let mapping = Mapping {
-        path: "subDirectory_filePath",
-        boxes: Some(["face_x", "face_y", "face_width", "face_height"]),
-        box_required: true,
-        expression: Some("expression"),
-        valence: "valence",
-        arousal: "arousal",
-    };
+    let mapping = affectnet_mapping();
     if names == AFFECTNET_COLUMNS
         && let Some(rows) = super::lines::read(csv, has_header, &mapping)?
     {
@@ -232,13 +237,13 @@ fn parse_rows(csv: &Path, images: &Path, raw: DataFrame, m: &Mapping) -> Result<
 pub(super) struct ParsedRows {
     /// Data rows seen, parsed or not.
     pub read: usize,
-    row: Vec<u64>,
-    path: Vec<String>,
-    valence: Vec<f64>,
+    pub row: Vec<u64>,
+    pub path: Vec<String>,
+    pub valence: Vec<f64>,
     arousal: Vec<f64>,
     boxes: [Vec<Option<i64>>; 4],
     expression: Vec<Option<i32>>,
-    rejects: Vec<Reject>,
+    pub rejects: Vec<Reject>,
 }
 
 impl ParsedRows {
@@ -334,6 +339,28 @@ pub(super) struct RowFields<'a> {
     pub extra: Option<&'a str>,
 }
 
+/// A field's trimmed text, or why it is missing.
+fn field<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, String> {
+    match value.map(str::trim) {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(format!("field `{name}` is missing or empty")),
+    }
+}
+
+fn number(value: Option<&str>, name: &str) -> Result<f64, String> {
+    let s = field(value, name)?;
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("field `{name}` is `{s}`, not a number"))
+}
+
+fn integer(value: Option<&str>, name: &str) -> Result<i64, String> {
+    let s = field(value, name)?;
+    s.parse::<i64>()
+        .map_err(|_| format!("field `{name}` is `{s}`, not an integer"))
+}
+
 /// Parses one row's fields, or says in a sentence why they are malformed.
 fn parse_one(m: &Mapping, f: &RowFields) -> Result<Parsed, String> {
     if let Some(surplus) = f.extra {
@@ -341,24 +368,6 @@ fn parse_one(m: &Mapping, f: &RowFields) -> Result<Parsed, String> {
             "more fields than the header has (surplus starts with `{surplus}`)"
         ));
     }
-    let field = |value: Option<&str>, name: &str| -> Result<String, String> {
-        match value.map(str::trim) {
-            Some(s) if !s.is_empty() => Ok(s.to_string()),
-            _ => Err(format!("field `{name}` is missing or empty")),
-        }
-    };
-    let number = |value: Option<&str>, name: &str| -> Result<f64, String> {
-        let s = field(value, name)?;
-        s.parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| format!("field `{name}` is `{s}`, not a number"))
-    };
-    let integer = |value: Option<&str>, name: &str| -> Result<i64, String> {
-        let s = field(value, name)?;
-        s.parse::<i64>()
-            .map_err(|_| format!("field `{name}` is `{s}`, not an integer"))
-    };
     field(f.path, m.path)?;
     let v = number(f.valence, m.valence)?;
     let a = number(f.arousal, m.arousal)?;
@@ -495,14 +504,7 @@ mod tests {
             .trim_start_matches('\u{feff}')
             .starts_with("subDirectory");
         let names: Vec<String> = AFFECTNET_COLUMNS.iter().map(|s| s.to_string()).collect();
-        let mapping = Mapping {
-            path: "subDirectory_filePath",
-            boxes: Some(["face_x", "face_y", "face_width", "face_height"]),
-            box_required: true,
-            expression: Some("expression"),
-            valence: "valence",
-            arousal: "arousal",
-        };
+        let mapping = affectnet_mapping();
         let fast = super::super::lines::read(&csv, has_header, &mapping)
             .unwrap()
             .expect("the fast reader takes this file")
@@ -555,14 +557,7 @@ mod tests {
 
     #[test]
     fn files_the_fast_reader_is_unsure_of_go_to_the_general_one() {
-        let mapping = Mapping {
-            path: "subDirectory_filePath",
-            boxes: Some(["face_x", "face_y", "face_width", "face_height"]),
-            box_required: true,
-            expression: Some("expression"),
-            valence: "valence",
-            arousal: "arousal",
-        };
+        let mapping = affectnet_mapping();
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("t.csv");
         for text in [
