@@ -30,7 +30,8 @@ pub use metrics::{
     DimMetrics, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, ccc, mean_baseline, pcc, rmse, sagr,
 };
 pub use npy::{
-    Faces, FacesWriter, npy_string_scalar, read_faces, read_npy_string_scalar, write_faces,
+    Faces, FacesWriter, npy_string_scalar, parse_npy_string_scalar, read_faces,
+    read_npy_string_scalar, write_faces,
 };
 pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};

@@ -242,19 +242,20 @@ pub fn npy_string_scalar(value: &str) -> std::io::Result<Vec<u8>> {
 /// the way AffectNet's newer release stores each label.
 pub fn read_npy_string_scalar(path: &Path) -> Result<String, CoreError> {
     let bytes = std::fs::read(path).map_err(CoreError::io(path))?;
-    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| CoreError::format(path, e.to_string()))?;
+    parse_npy_string_scalar(&bytes).map_err(|e| CoreError::format(path, e))
+}
+
+/// Parses the bytes of a `.npy` string scalar (see [`read_npy_string_scalar`]); the
+/// error is a sentence saying what is wrong with them.
+pub fn parse_npy_string_scalar(bytes: &[u8]) -> Result<String, String> {
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| e.to_string())?;
     if !npy.shape().is_empty() {
-        return Err(CoreError::format(
-            path,
-            format!("expected a scalar, found shape {:?}", npy.shape()),
-        ));
+        return Err(format!("expected a scalar, found shape {:?}", npy.shape()));
     }
     let mut values: Vec<String> = npy
         .into_vec()
-        .map_err(|e| CoreError::format(path, format!("not a string scalar: {e}")))?;
-    values
-        .pop()
-        .ok_or_else(|| CoreError::format(path, "holds no value"))
+        .map_err(|e| format!("not a string scalar: {e}"))?;
+    values.pop().ok_or_else(|| "holds no value".to_string())
 }
 
 #[cfg(test)]
