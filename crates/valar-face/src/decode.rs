@@ -101,7 +101,8 @@ fn has_end_marker(bytes: &[u8]) -> bool {
         match marker {
             // Fill bytes before a marker.
             0xFF => i += 1,
-            0xDA => return bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+            // Searched from the end, where the marker of a whole file sits.
+            0xDA => return memchr::memmem::rfind(&bytes[i..], &[0xFF, 0xD9]).is_some(),
             0x01 | 0xD0..=0xD7 => i += 2,
             _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
         }
