@@ -14,6 +14,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import resource
 import time
 
 import numpy as np
@@ -72,7 +73,13 @@ def faces(a):
     sub = sub.assign(sha256=[r[1] for r in results])
     sub.drop(columns=["facial_landmarks"]).to_csv(os.path.join(a.out, "manifest.csv"), index=False)
     t3 = time.perf_counter()
+    # Peak RSS: the parent's own, plus each worker at the largest worker's peak
+    # (ru_maxrss of RUSAGE_CHILDREN is the largest child's, in KiB on Linux).
+    main_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_mib = (main_kib + a.workers * worker_kib) / 1024
     print(json.dumps({"tool": "python", "task": "prepare", "faces": len(results),
+                      "peak_rss_mib": round(peak_mib, 1),
                       "seconds": t3 - t0, "table_s": t1 - t0, "faces_s": t2 - t1,
                       "images_per_s": len(results) / (t3 - t0)}))
 
