@@ -577,3 +577,28 @@ fn an_os_error_is_said_once_and_a_closed_pipe_ends_quietly() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn a_csv_with_only_a_header_says_it_has_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for header in [
+        "path,valence,arousal\n",
+        "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n",
+    ] {
+        let csv = dir.path().join("only-header.csv");
+        std::fs::write(&csv, header).unwrap();
+        let err = fails(&[
+            "prepare",
+            "--csv",
+            s(&csv),
+            "--images",
+            s(dir.path()),
+            "--out",
+            s(&dir.path().join("p")),
+        ]);
+        assert!(
+            err.contains("has 0 data rows") && err.contains("no rows to read"),
+            "{err}"
+        );
+    }
+}

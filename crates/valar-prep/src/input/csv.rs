@@ -184,8 +184,15 @@ fn read_rows(
         }))
         .try_into_reader_with_file_path(Some(csv.to_path_buf()))
         .map_err(PrepError::table(csv))?
-        .finish()
-        .map_err(table_err)?;
+        .finish();
+    let raw = match raw {
+        // A header and nothing else: no rows, which the caller explains, rather than
+        // polars' "empty CSV".
+        Err(PolarsError::NoData(_)) => {
+            return ParsedRows::with_capacity(0).into_loaded(csv, images);
+        }
+        other => other.map_err(table_err)?,
+    };
     parse_rows(csv, images, raw, m)
 }
 
@@ -534,6 +541,7 @@ mod tests {
             format!("\u{feff}{HEADER}\n{body}"),
             format!("{HEADER}\r\n{crlf}"),
             no_final_newline.to_string(),
+            format!("{HEADER}\n"),
             // Enough rows for several chunks per thread.
             format!("{HEADER}\n{}", body.repeat(500)),
         ] {
