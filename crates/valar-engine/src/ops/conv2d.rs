@@ -335,6 +335,13 @@ mod tests {
     #[test]
     fn conv3x3_single_channel_weight_grad() {
         check(1, [2, 1, 4, 4], Conv2d::new(3, 3).padding(1), false);
+        // The same path (the batch as channels) without a bias, as ResNet's stem has it.
+        check(
+            27,
+            [2, 1, 8, 8],
+            Conv2d::new(3, 3).padding(1).bias(false),
+            false,
+        );
     }
 
     #[test]
@@ -370,6 +377,13 @@ mod tests {
     #[test]
     fn conv1x1_plain_and_strided() {
         check(8, [2, 3, 4, 4], Conv2d::new(5, 1).bias(false), true);
+        // An even side: dX needs an output padding of 1 (a ResNet shortcut on 8×8).
+        check(
+            15,
+            [2, 3, 6, 6],
+            Conv2d::new(4, 1).stride(2).bias(false),
+            true,
+        );
         check(
             9,
             [2, 3, 5, 5],
