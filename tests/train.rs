@@ -585,7 +585,7 @@ fn bad_inputs_are_refused_with_clear_errors() {
         "--out",
         s(&dir.join("r")),
         "--model",
-        "resnet",
+        "densenet",
     ]);
     assert!(err.contains("facecnn, compact"), "{err}");
     let err = fails(&["train", "--resume", s(&dir)]);
