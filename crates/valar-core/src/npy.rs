@@ -173,9 +173,30 @@ fn npy_data_offset(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// Refuses a header that is not one flat dict, before npyz parses it: valar's files
+/// (a uint8 array, a string scalar) have one `{`, one `(` and no `[`, and npyz's
+/// parser takes seconds on deeply nested brackets (found by the npy_string_scalar
+/// fuzz target, a 139-byte file that took 16 s).
+fn check_flat_header(bytes: &[u8]) -> Result<(), String> {
+    let start = if bytes.get(6) == Some(&1) { 10 } else { 12 };
+    let header = npy_data_offset(bytes)
+        .and_then(|end| bytes.get(start..end))
+        .filter(|_| bytes.starts_with(b"\x93NUMPY"))
+        .ok_or("not a .npy file (no NUMPY magic or header)")?;
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if count(b'{') > 1 || count(b'(') > 1 || count(b'[') > 0 {
+        return Err(format!(
+            "the header `{}` is not a flat dict of descr, fortran_order and shape",
+            String::from_utf8_lossy(header).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a `faces.npy` written by [`write_faces`] (or by numpy, as uint8 N×C×S×S).
 pub fn read_faces(path: &Path) -> Result<Faces, CoreError> {
     let bytes = std::fs::read(path).map_err(CoreError::io(path))?;
+    check_flat_header(&bytes).map_err(|e| CoreError::format(path, e))?;
     let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| CoreError::format(path, e.to_string()))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let expected = shape.iter().product::<usize>();
@@ -248,6 +269,7 @@ pub fn read_npy_string_scalar(path: &Path) -> Result<String, CoreError> {
 /// Parses the bytes of a `.npy` string scalar (see [`read_npy_string_scalar`]); the
 /// error is a sentence saying what is wrong with them.
 pub fn parse_npy_string_scalar(bytes: &[u8]) -> Result<String, String> {
+    check_flat_header(bytes)?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| e.to_string())?;
     if !npy.shape().is_empty() {
         return Err(format!("expected a scalar, found shape {:?}", npy.shape()));
@@ -388,6 +410,36 @@ mod tests {
             std::fs::write(&path, &bytes).unwrap();
             assert_eq!(read_npy_string_scalar(&path).unwrap(), value);
         }
+    }
+
+    #[test]
+    fn nested_brackets_are_refused_before_the_header_parser_sees_them() {
+        // The fuzzer's slow input (16 s in npyz's parser), base64 as libFuzzer printed it.
+        let b64 = "k05VTVBZAQB2AHt7e3t7e3t7e3sncGUnOiAoNiwpWwAAADwgfSAgICAgICAgICB0cmFuX28gICAgICAgICAgICAgICAgIAEAAAAAAAQAAic6ICg3LClbAAAAPCB9ICAgICAgICAgIHRyYW5fbyAgICAgcmFuX28gICAgICAgICAAAAAAAAAAAAAAAA==";
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut bits = Vec::new();
+        for c in b64.bytes().take_while(|&c| c != b'=') {
+            let v = table.iter().position(|&t| t == c).unwrap() as u8;
+            bits.extend((0..6).rev().map(|i| (v >> i) & 1));
+        }
+        let bytes: Vec<u8> = bits
+            .chunks_exact(8)
+            .map(|b| b.iter().fold(0u8, |acc, &bit| acc << 1 | bit))
+            .collect();
+        // The guard's own message: the input never reached npyz's parser.
+        let err = parse_npy_string_scalar(&bytes).unwrap_err();
+        assert!(err.contains("not a flat dict"), "{err}");
+        let mut nested = b"\x93NUMPY\x01\x00".to_vec();
+        let header = b"{'descr': [('a', '<U1')], 'fortran_order': False, 'shape': (), }\n";
+        nested.extend((header.len() as u16).to_le_bytes());
+        nested.extend(header);
+        assert!(
+            parse_npy_string_scalar(&nested)
+                .unwrap_err()
+                .contains("flat dict")
+        );
+        let plain = npy_string_scalar("0.5").unwrap();
+        assert_eq!(parse_npy_string_scalar(&plain).unwrap(), "0.5");
     }
 
     #[test]
