@@ -9,8 +9,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 pkg=onnxruntime; dest="$root/.ort"
 if [ "${1:-}" = "--cuda" ]; then pkg=onnxruntime-gpu; dest="$root/.ort-cuda"; fi
 lib="$dest/libonnxruntime.so.$ORT_VERSION"
-# The tests check faces.npy with numpy itself, the way users will load it.
+# The tests check faces.npy with numpy itself, the way users will load it, and load every
+# exported network in Python's onnxruntime (the same release as the library below).
 python3 -c "import numpy" 2>/dev/null || python3 -m pip install --quiet numpy
+python3 -c "import onnxruntime" 2>/dev/null || python3 -m pip install --quiet "onnxruntime==$ORT_VERSION"
 if [ -f "$lib" ]; then echo "ONNX Runtime $ORT_VERSION already in $dest"; exit 0; fi
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
