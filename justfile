@@ -54,3 +54,8 @@ bench-train: setup
 # (BENCH_SEEDS seeds, default 3); prints test CCC/RMSE, mean ± sd, beside the mean baseline.
 bench-quality: setup build
     scripts/bench-quality.sh
+
+# Fuzz the CSV readers, the .npy label reader and the face decoder with cargo-fuzz (nightly),
+# SECONDS each (default 600); prints executions and crashes per target.
+fuzz seconds="600" *targets:
+    scripts/fuzz.sh {{seconds}} {{targets}}
