@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s, valar};
+use common::{fails, ok, s};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,6 +39,38 @@ fn synth(n: usize, seed: u64) -> Synth {
 
 /// One planted bad row per kind; each line's labels are valid so that only the
 /// planted fault can reject it. Returns (line number, expected reason) pairs.
+/// `n` synthetic faces in AffectNet's newer layout under `dir/newer`.
+fn synth_newer(dir: &Path, n: usize, seed: u64) -> PathBuf {
+    let root = dir.join("newer");
+    ok(&[
+        "synth",
+        "--out",
+        s(&root),
+        "--n",
+        &n.to_string(),
+        "--val-n",
+        "0",
+        "--layout",
+        "newer",
+        "--seed",
+        &seed.to_string(),
+    ]);
+    root
+}
+
+/// `valar prepare --csv csv --images dir --out dir/p`, which must fail; its stderr.
+fn prepare_csv_fails(csv: &Path, dir: &Path) -> String {
+    fails(&[
+        "prepare",
+        "--csv",
+        s(csv),
+        "--images",
+        s(dir),
+        "--out",
+        s(&dir.join("p")),
+    ])
+}
+
 fn plant_bad_rows(data: &Synth) -> Vec<(u64, &'static str)> {
     let text = std::fs::read_to_string(&data.csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -321,20 +353,7 @@ fn whole_set_as_test_split_and_pngs_per_interval() {
 #[test]
 fn newer_release_layout_is_read_from_npy_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("newer");
-    ok(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--n",
-        "80",
-        "--val-n",
-        "0",
-        "--layout",
-        "newer",
-        "--seed",
-        "8",
-    ]);
+    let root = synth_newer(dir.path(), 80, 8);
     let out = dir.path().join("p");
     ok(&[
         "prepare",
@@ -368,17 +387,7 @@ fn csv_without_needed_columns_fails_at_once_listing_them() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("generic.csv");
     std::fs::write(&csv, "path,valence,face_x\na.jpg,0.1,3\n").unwrap();
-    let out = valar(&[
-        "prepare",
-        "--csv",
-        s(&csv),
-        "--images",
-        s(dir.path()),
-        "--out",
-        s(&dir.path().join("o")),
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = prepare_csv_fails(&csv, dir.path());
     assert!(
         err.contains("arousal") && err.contains("found [path, valence, face_x]"),
         "{err}"
@@ -499,20 +508,7 @@ fn symlinked_csv_images_and_folders_give_the_same_faces_as_real_files() {
 #[test]
 fn a_newer_release_set_of_symlinks_reads_as_its_files_and_an_empty_one_says_what_it_found() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("newer");
-    ok(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--n",
-        "60",
-        "--val-n",
-        "0",
-        "--layout",
-        "newer",
-        "--seed",
-        "4",
-    ]);
+    let root = synth_newer(dir.path(), 60, 4);
     let set = root.join("train_set");
     let linked = dir.path().join("linked_set");
     // Images as a link per file, annotations as one linked folder.
@@ -546,15 +542,7 @@ fn a_newer_release_set_of_symlinks_reads_as_its_files_and_an_empty_one_says_what
 #[test]
 fn an_os_error_is_said_once_and_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
-    let err = fails(&[
-        "prepare",
-        "--csv",
-        s(&dir.path().join("missing.csv")),
-        "--images",
-        s(dir.path()),
-        "--out",
-        s(&dir.path().join("p")),
-    ]);
+    let err = prepare_csv_fails(&dir.path().join("missing.csv"), dir.path());
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 
     let data = synth(30, 2);
@@ -587,15 +575,7 @@ fn a_csv_with_only_a_header_says_it_has_no_rows() {
     ] {
         let csv = dir.path().join("only-header.csv");
         std::fs::write(&csv, header).unwrap();
-        let err = fails(&[
-            "prepare",
-            "--csv",
-            s(&csv),
-            "--images",
-            s(dir.path()),
-            "--out",
-            s(&dir.path().join("p")),
-        ]);
+        let err = prepare_csv_fails(&csv, dir.path());
         assert!(
             err.contains("has 0 data rows") && err.contains("no rows to read"),
             "{err}"

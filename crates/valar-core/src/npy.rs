@@ -285,16 +285,21 @@ pub fn parse_npy_string_scalar(bytes: &[u8]) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn faces_round_trip_with_numpy_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("faces.npy");
-        let faces = Faces {
+    /// Two 1×3×3 faces holding 0..18.
+    fn two_faces() -> Faces {
+        Faces {
             n: 2,
             channels: 1,
             size: 3,
             data: (0..18).collect(),
-        };
+        }
+    }
+
+    #[test]
+    fn faces_round_trip_with_numpy_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faces.npy");
+        let faces = two_faces();
         write_faces(&path, &faces).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..6], b"\x93NUMPY");
@@ -333,12 +338,7 @@ mod tests {
     fn a_truncated_file_says_how_many_bytes_it_lacks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("faces.npy");
-        let faces = Faces {
-            n: 2,
-            channels: 1,
-            size: 3,
-            data: (0..18).collect(),
-        };
+        let faces = two_faces();
         write_faces(&path, &faces).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
