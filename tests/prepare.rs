@@ -15,20 +15,27 @@ struct Synth {
     images: PathBuf,
 }
 
-fn synth(n: usize, seed: u64) -> Synth {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("synth");
+/// `valar synth --out root --n n --val-n val_n --seed seed --layout layout`.
+fn run_synth(root: &Path, n: usize, val_n: usize, seed: u64, layout: &str) {
     ok(&[
         "synth",
         "--out",
-        s(&root),
+        s(root),
         "--n",
         &n.to_string(),
         "--val-n",
-        "40",
+        &val_n.to_string(),
+        "--layout",
+        layout,
         "--seed",
         &seed.to_string(),
     ]);
+}
+
+fn synth(n: usize, seed: u64) -> Synth {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("synth");
+    run_synth(&root, n, 40, seed, "original");
     Synth {
         csv: root.join("Manually_Annotated_file_lists/training.csv"),
         images: root.join("Manually_Annotated_Images"),
@@ -37,24 +44,10 @@ fn synth(n: usize, seed: u64) -> Synth {
     }
 }
 
-/// One planted bad row per kind; each line's labels are valid so that only the
-/// planted fault can reject it. Returns (line number, expected reason) pairs.
 /// `n` synthetic faces in AffectNet's newer layout under `dir/newer`.
 fn synth_newer(dir: &Path, n: usize, seed: u64) -> PathBuf {
     let root = dir.join("newer");
-    ok(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--n",
-        &n.to_string(),
-        "--val-n",
-        "0",
-        "--layout",
-        "newer",
-        "--seed",
-        &seed.to_string(),
-    ]);
+    run_synth(&root, n, 0, seed, "newer");
     root
 }
 
@@ -71,6 +64,8 @@ fn prepare_csv_fails(csv: &Path, dir: &Path) -> String {
     ])
 }
 
+/// One planted bad row per kind; each line's labels are valid so that only the
+/// planted fault can reject it. Returns (line number, expected reason) pairs.
 fn plant_bad_rows(data: &Synth) -> Vec<(u64, &'static str)> {
     let text = std::fs::read_to_string(&data.csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
