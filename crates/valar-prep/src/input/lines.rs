@@ -42,8 +42,7 @@ fn read_in_blocks(
     block: u64,
 ) -> Result<Option<ParsedRows>, PrepError> {
     use std::io::Read;
-    let io = PrepError::io(csv);
-    let mut file = std::fs::File::open(csv).map_err(io)?;
+    let mut file = std::fs::File::open(csv).map_err(PrepError::io(csv))?;
     let mut buf: Vec<u8> = Vec::with_capacity(2 * block as usize);
     let mut all = ParsedRows::with_capacity(0);
     let (mut row, mut at_start, mut in_header) = (if has_header { 2 } else { 1 }, true, has_header);
@@ -63,7 +62,11 @@ fn read_in_blocks(
             }
             at_start = false;
         }
-        if in_header && !at_start {
+        if at_start {
+            // Fewer than three bytes so far: a BOM cannot be told yet.
+            continue;
+        }
+        if in_header {
             match memchr(b'\n', &buf) {
                 Some(i) => {
                     buf.drain(..=i);
@@ -79,14 +82,12 @@ fn read_in_blocks(
             (false, Some(i)) => i + 1,
             (false, None) => continue,
         };
-        if !at_start && !in_header {
-            let Some(part) = parse(&buf[..end], row, m) else {
-                return Ok(None);
-            };
-            row += part.read as u64;
-            all.append(part);
-            buf.drain(..end);
-        }
+        let Some(part) = parse(&buf[..end], row, m) else {
+            return Ok(None);
+        };
+        row += part.read as u64;
+        all.append(part);
+        buf.drain(..end);
         if eof {
             return Ok(Some(all));
         }
