@@ -3,7 +3,10 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The columns of `manifest.csv`, in order.
-pub const MANIFEST_COLUMNS: [&str; 12] = [
+///
+/// `video` and `frame` came last, for video datasets; image datasets leave them empty,
+/// and manifests written before them (without the two columns) still read.
+pub const MANIFEST_COLUMNS: [&str; 14] = [
     "index",
     "path",
     "valence",
@@ -16,7 +19,12 @@ pub const MANIFEST_COLUMNS: [&str; 12] = [
     "face_width",
     "face_height",
     "sha256",
+    "video",
+    "frame",
 ];
+
+/// The columns of a manifest written before `video` and `frame` existed.
+const COLUMNS_BEFORE_VIDEO: usize = 12;
 
 /// One row of `manifest.csv`: a face in `faces.npy` and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +53,12 @@ pub struct ManifestRow {
     pub face_height: i64,
     /// SHA-256 of the source file, hex.
     pub sha256: String,
+    /// The video the frame belongs to, for video datasets.
+    #[serde(default)]
+    pub video: Option<String>,
+    /// The frame's number within its video, for video datasets.
+    #[serde(default)]
+    pub frame: Option<u64>,
 }
 
 impl ManifestRow {
@@ -68,7 +82,7 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, CoreError> {
         .map_err(|e| CoreError::format(path, e.to_string()))?
         .clone();
     let found: Vec<&str> = header.iter().collect();
-    if found != MANIFEST_COLUMNS {
+    if found != MANIFEST_COLUMNS && found != MANIFEST_COLUMNS[..COLUMNS_BEFORE_VIDEO] {
         return Err(CoreError::format(
             path,
             format!(
@@ -108,7 +122,7 @@ mod tests {
         std::fs::write(
             &path,
             format!(
-                "{}\n0,a/1.jpg,0.5,-0.25,1,3,train,1,2,30,30,ab\n1,b.jpg,-1.0,1.0,,9,val,0,0,10,10,cd\n",
+                "{}\n0,a/1.jpg,0.5,-0.25,1,3,train,1,2,30,30,ab,,\n1,b.jpg,-1.0,1.0,,9,val,0,0,10,10,cd,,\n",
                 MANIFEST_COLUMNS.join(",")
             ),
         )
@@ -119,6 +133,7 @@ mod tests {
         assert_eq!(rows[0].split, Split::Train);
         assert_eq!(rows[1].expression, None);
         assert_eq!(rows[1].split, Split::Val);
+        assert_eq!(rows[0].video, None);
         assert_eq!(
             rows[0].face_box(),
             FaceBox {
@@ -128,6 +143,33 @@ mod tests {
                 height: 30
             }
         );
+    }
+
+    #[test]
+    fn reads_video_columns_and_manifests_written_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("manifest.csv");
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n0,001/00003.png,0.5,-0.25,,3,train,1,2,30,30,ab,001,3\n",
+                MANIFEST_COLUMNS.join(",")
+            ),
+        )
+        .unwrap();
+        let rows = read_manifest(&path).unwrap();
+        assert_eq!(rows[0].video.as_deref(), Some("001"));
+        assert_eq!(rows[0].frame, Some(3));
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n0,a.jpg,0.5,-0.25,1,3,train,1,2,30,30,ab\n",
+                MANIFEST_COLUMNS[..12].join(",")
+            ),
+        )
+        .unwrap();
+        let rows = read_manifest(&path).unwrap();
+        assert_eq!((rows[0].video.clone(), rows[0].frame), (None, None));
     }
 
     #[test]
@@ -147,7 +189,7 @@ mod tests {
         std::fs::write(
             &path,
             format!(
-                "{}\n0,a.jpg,x,0,1,3,train,1,2,30,30,ab\n",
+                "{}\n0,a.jpg,x,0,1,3,train,1,2,30,30,ab,,\n",
                 MANIFEST_COLUMNS.join(",")
             ),
         )

@@ -302,6 +302,8 @@ mod tests {
             face_width: 1,
             face_height: 1,
             sha256: String::new(),
+            video: None,
+            frame: None,
         }
     }
 

@@ -68,7 +68,7 @@ fn write_prepared(dir: &Path) {
     for i in 0..270 {
         let split = if i % 9 == 0 { "val" } else { "train" };
         manifest.push_str(&format!(
-            "{i},img/{i}.jpg,{},{},1,{},{split},0,0,64,64,ab\n",
+            "{i},img/{i}.jpg,{},{},1,{},{split},0,0,64,64,ab,,\n",
             label(i, 0.1),
             label(i * 7 + 3, 0.4),
             i % 5

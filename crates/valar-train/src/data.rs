@@ -267,7 +267,7 @@ pub(crate) mod tests {
         let mut text = MANIFEST_COLUMNS.join(",") + "\n";
         for i in 0..n {
             let (v, a) = labels(i);
-            text += &format!("{i},img/{i}.jpg,{v},{a},1,0,{},0,0,8,8,ab\n", split(i));
+            text += &format!("{i},img/{i}.jpg,{v},{a},1,0,{},0,0,8,8,ab,,\n", split(i));
         }
         std::fs::write(dir.join("manifest.csv"), text).unwrap();
     }
