@@ -29,6 +29,18 @@ pub enum Input {
         /// The folder image paths are relative to.
         images: PathBuf,
     },
+    /// AFEW-VA: clip folders `001`…`600`, each with PNG frames and `NNN.json`.
+    AfewVa {
+        /// The folder holding the clip folders.
+        dir: PathBuf,
+    },
+    /// Aff-Wild2's VA track: one annotation file per video, frames in a folder per video.
+    AffWild2 {
+        /// `VA_Estimation_Challenge` (with `Train_Set/`, `Validation_Set/`) or one set folder.
+        annotations: PathBuf,
+        /// The cropped or aligned frames: `<video>/<frame:05>.jpg`.
+        frames: PathBuf,
+    },
 }
 
 impl Input {
@@ -58,6 +70,8 @@ impl Input {
         match self {
             Input::AffectNet { csv, .. } | Input::Generic { csv, .. } => csv,
             Input::AffectNetNewer { dir } => dir,
+            Input::AfewVa { dir } => dir,
+            Input::AffWild2 { annotations, .. } => annotations,
         }
     }
 }
@@ -108,6 +122,8 @@ pub struct PrepareConfig {
     pub face: FaceSpec,
     /// Also write every face as a PNG, in a folder per interval.
     pub png: bool,
+    /// Which frames of a video input to use (ignored for images).
+    pub frames: crate::FrameSampling,
 }
 
 impl PrepareConfig {
@@ -126,6 +142,7 @@ impl PrepareConfig {
             seed: 0,
             face: FaceSpec::default(),
             png: false,
+            frames: crate::FrameSampling::default(),
         }
     }
 
@@ -146,6 +163,7 @@ impl PrepareConfig {
         if !(0.0..=1.0).contains(&self.face.margin) {
             return bad("--margin must be between 0 and 1");
         }
+        self.frames.validate()?;
         Ok(())
     }
 }

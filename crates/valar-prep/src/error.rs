@@ -48,6 +48,16 @@ pub enum PrepError {
         /// Why nothing of it is usable: the rejects, counted by reason.
         why: String,
     },
+    /// A split would put one video (or subject) on two sides.
+    #[error("{}: video `{video}` would be in two splits: {detail}", input.display())]
+    VideoLeak {
+        /// The input.
+        input: PathBuf,
+        /// The video or subject.
+        video: String,
+        /// Where it was found on each side.
+        detail: String,
+    },
 }
 
 impl PrepError {

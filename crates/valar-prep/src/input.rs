@@ -3,8 +3,14 @@
 //! `face_width`, `face_height` (i64, null without a box), `expression` (i32, null
 //! when unknown), `valence`, `arousal` (f64).
 
+/// AFEW-VA: clip folders of PNG frames with one JSON of labels and landmarks each.
+mod afew_va;
+/// Aff-Wild2's VA track: one annotation text file per video.
+mod aff_wild2;
 /// Reading CSVs with polars and checking every row's fields.
 mod csv;
+/// The table of video frames that the video readers share.
+mod frames;
 /// AffectNet's original CSV split into lines and fields by hand, skipping the landmarks.
 mod lines;
 /// AffectNet's newer release: one image and four `.npy` files per sample.
@@ -35,5 +41,10 @@ pub(crate) fn load(input: &Input) -> Result<Loaded, PrepError> {
         Input::AffectNet { csv, images } => csv::load_affectnet(csv, images),
         Input::Generic { csv, images } => csv::load_generic(csv, images),
         Input::AffectNetNewer { dir } => newer::load(dir),
+        Input::AfewVa { dir } => afew_va::load(dir),
+        Input::AffWild2 {
+            annotations,
+            frames,
+        } => aff_wild2::load(annotations, frames),
     }
 }

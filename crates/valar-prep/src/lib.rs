@@ -21,6 +21,8 @@ mod pipeline;
 mod rejects;
 /// Intervals, seeded sampling and the stratified train/validation split.
 mod stratify;
+/// Video inputs: frame sampling and splits that keep each video on one side.
+mod video;
 /// Writing the output folder.
 mod write;
 
@@ -29,3 +31,4 @@ pub use error::PrepError;
 pub use pipeline::{Prepared, prepare};
 pub use rejects::Reject;
 pub use stratify::{Plan, plan_only};
+pub use video::FrameSampling;

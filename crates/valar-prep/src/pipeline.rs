@@ -36,6 +36,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     progress.start("reading", 0);
     let loaded = input::load(&cfg.input)?;
     progress.finish();
+    let loaded = crate::video::prepare_frames(loaded, cfg, progress)?;
     timings.insert("read".to_string(), started.elapsed().as_secs_f64());
 
     let phase = Instant::now();
@@ -78,7 +79,12 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     timings.insert("faces".to_string(), phase.elapsed().as_secs_f64());
 
     let phase = Instant::now();
-    let splits = assign_splits(&selection, cfg);
+    let splits = match crate::video::group_splits(&strata.table, &selection.chosen, cfg)
+        .map_err(table_err())?
+    {
+        Some(splits) => splits,
+        None => assign_splits(&selection, cfg),
+    };
     let mut manifest =
         manifest_table(&strata.table, &selection.chosen, &splits).map_err(table_err())?;
     write_csv(&out.path().join("manifest.csv"), &mut manifest).map_err(table_err())?;
@@ -148,32 +154,31 @@ fn manifest_table(
     let picked = table.take(&IdxCa::from_vec("pos".into(), positions))?;
     let n = chosen.len();
     let boxes = |f: fn(&Chosen) -> i64| chosen.iter().map(f).collect::<Vec<i64>>();
-    DataFrame::new(
-        n,
-        vec![
-            Column::new("index".into(), (0..n as u64).collect::<Vec<_>>()),
-            picked.column("path")?.clone(),
-            picked.column("valence")?.clone(),
-            picked.column("arousal")?.clone(),
-            picked.column("expression")?.clone(),
-            Column::new(
-                "interval".into(),
-                chosen.iter().map(|c| c.cell as i64).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "split".into(),
-                splits.iter().map(|s| s.name()).collect::<Vec<_>>(),
-            ),
-            Column::new("face_x".into(), boxes(|c| c.face_box.x)),
-            Column::new("face_y".into(), boxes(|c| c.face_box.y)),
-            Column::new("face_width".into(), boxes(|c| c.face_box.width)),
-            Column::new("face_height".into(), boxes(|c| c.face_box.height)),
-            Column::new(
-                "sha256".into(),
-                chosen.iter().map(|c| c.sha256.as_str()).collect::<Vec<_>>(),
-            ),
-        ],
-    )
+    let mut columns = vec![
+        Column::new("index".into(), (0..n as u64).collect::<Vec<_>>()),
+        picked.column("path")?.clone(),
+        picked.column("valence")?.clone(),
+        picked.column("arousal")?.clone(),
+        picked.column("expression")?.clone(),
+        Column::new(
+            "interval".into(),
+            chosen.iter().map(|c| c.cell as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "split".into(),
+            splits.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        ),
+        Column::new("face_x".into(), boxes(|c| c.face_box.x)),
+        Column::new("face_y".into(), boxes(|c| c.face_box.y)),
+        Column::new("face_width".into(), boxes(|c| c.face_box.width)),
+        Column::new("face_height".into(), boxes(|c| c.face_box.height)),
+        Column::new(
+            "sha256".into(),
+            chosen.iter().map(|c| c.sha256.as_str()).collect::<Vec<_>>(),
+        ),
+    ];
+    columns.extend(crate::video::manifest_columns(&picked)?);
+    DataFrame::new(n, columns)
 }
 
 /// Writes one face as `png/interval_<cell>/<index>.png`.

@@ -25,6 +25,10 @@ pub(crate) mod reason {
     pub const EXPRESSION: &str = "excluded_expression";
     /// A label outside [-1, 1].
     pub const OUT_OF_RANGE: &str = "label_out_of_range";
+    /// A video frame annotated −5 (Aff-Wild2's mark for an invalid frame).
+    pub const INVALID_FRAME: &str = "invalid_frame";
+    /// A video frame with a label but no image on disk.
+    pub const MISSING_FRAME: &str = "missing_frame";
 }
 
 /// Writes `rejects.csv`: `source,row,path,reason,detail`, sorted by row.

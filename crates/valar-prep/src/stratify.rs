@@ -117,6 +117,7 @@ pub fn plan_only(cfg: &PrepareConfig) -> Result<Plan, PrepError> {
     cfg.validate()?;
     let start = std::time::Instant::now();
     let loaded = input::load(&cfg.input)?;
+    let loaded = crate::video::prepare_frames(loaded, cfg, &valar_core::NoProgress)?;
     let mut rejects = loaded.rejects;
     let usable = crate::exclude::exclude(&loaded.table, &mut rejects)
         .map_err(PrepError::table(cfg.input.source()))?;

@@ -10,7 +10,7 @@ use valar_prep::{Input, PrepareConfig, Stratify, plan_only, prepare};
 
 /// Arguments of `valar prepare`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["csv", "set"])))]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["csv", "set", "afew_va", "aff_wild2"])))]
 pub struct PrepareArgs {
     /// AffectNet's `training.csv`/`validation.csv` (header optional), or a CSV with
     /// columns path, valence, arousal [, face_x, face_y, face_width, face_height, expression].
@@ -69,6 +69,22 @@ pub struct PrepareArgs {
     /// Read, exclude and stratify, print the counts, and stop before opening any image.
     #[arg(long)]
     pub dry_run: bool,
+    /// AFEW-VA: the folder of clip folders (001 … 600, each with PNG frames and NNN.json).
+    #[arg(long)]
+    pub afew_va: Option<PathBuf>,
+    /// Aff-Wild2's VA annotations: VA_Estimation_Challenge (Train_Set/, Validation_Set/)
+    /// or one folder of <video>.txt files.
+    #[arg(long, requires = "frames")]
+    pub aff_wild2: Option<PathBuf>,
+    /// Aff-Wild2's cropped or aligned frames: <video>/<frame:05>.jpg.
+    #[arg(long)]
+    pub frames: Option<PathBuf>,
+    /// Video inputs: use every k-th frame of each video.
+    #[arg(long, default_value_t = 1)]
+    pub frame_step: usize,
+    /// Video inputs: then at most N frames per video, a seeded draw.
+    #[arg(long)]
+    pub frames_per_video: Option<usize>,
 }
 
 /// What to stratify.
@@ -88,7 +104,16 @@ impl PrepareArgs {
         let input = match (&self.csv, &self.images, &self.set) {
             (Some(csv), Some(images), _) => Input::from_csv(csv.clone(), images.clone())?,
             (_, _, Some(dir)) => Input::AffectNetNewer { dir: dir.clone() },
-            _ => anyhow::bail!("give --csv with --images, or --set"),
+            _ => match (&self.afew_va, &self.aff_wild2, &self.frames) {
+                (Some(dir), _, _) => Input::AfewVa { dir: dir.clone() },
+                (_, Some(annotations), Some(frames)) => Input::AffWild2 {
+                    annotations: annotations.clone(),
+                    frames: frames.clone(),
+                },
+                _ => anyhow::bail!(
+                    "give --csv with --images, --set, --afew-va, or --aff-wild2 with --frames"
+                ),
+            },
         };
         Ok(PrepareConfig {
             input,
@@ -116,6 +141,10 @@ impl PrepareArgs {
                 full_scale: self.full_scale,
             },
             png: self.png,
+            frames: valar_prep::FrameSampling {
+                step: self.frame_step,
+                per_video: self.frames_per_video,
+            },
         })
     }
 }

@@ -1,0 +1,239 @@
+use super::Loaded;
+use super::frames::{FrameRow, Frames, file_names, sorted_dirs};
+use crate::rejects::reason;
+use crate::{PrepError, Reject};
+use serde_json::Value;
+use std::path::Path;
+use valar_core::FaceBox;
+
+/// Context added on each side of the landmarks' bounding box, as a share of its larger
+/// side: the 68 points run from the brows to the chin, so the forehead and the sides of
+/// the face lie outside them.
+const LANDMARK_MARGIN: f64 = 0.15;
+
+/// AFEW-VA's labels are integers in −10…10.
+const LABEL_SCALE: f64 = 10.0;
+
+/// Reads AFEW-VA: clip folders (`001`…`600`) each holding `<clip>.json` and its PNG frames.
+/// The JSON's `frames` maps a frame number to `valence`, `arousal` (−10…10) and 68
+/// `landmarks`; the face box is the landmarks' bounding square with a margin. A clip
+/// belongs to its `actor` for the split, so one actor's clips stay together.
+pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
+    if !dir.is_dir() {
+        return Err(PrepError::Config(format!(
+            "{} is not a folder: AFEW-VA is a folder of clip folders (001 … 600)",
+            dir.display()
+        )));
+    }
+    let clips = sorted_dirs(dir)?;
+    let mut out = Frames {
+        rows: Vec::new(),
+        rejects: Vec::new(),
+        rows_read: 0,
+    };
+    let mut with_json = 0;
+    for clip in &clips {
+        let json = dir.join(clip).join(format!("{clip}.json"));
+        if !json.is_file() {
+            continue;
+        }
+        with_json += 1;
+        read_clip(dir, clip, &json, &mut out)?;
+    }
+    let found = format!(
+        "{} holds {} folders, {with_json} of them with a <clip>.json",
+        dir.display(),
+        clips.len()
+    );
+    out.into_loaded(dir, dir, found)
+}
+
+/// Appends one clip's frames (or its rejects) to `out`.
+fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<(), PrepError> {
+    let text = std::fs::read_to_string(json).map_err(PrepError::io(json))?;
+    let reject_clip = |out: &mut Frames, detail: String| {
+        out.rows_read += 1;
+        out.rejects.push(Reject {
+            row: out.rows_read as u64,
+            path: format!("{clip}/{clip}.json"),
+            reason: reason::MALFORMED,
+            detail,
+        });
+    };
+    let doc: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            reject_clip(out, format!("{}: not JSON: {e}", json.display()));
+            return Ok(());
+        }
+    };
+    let Some(frames) = doc.get("frames").and_then(Value::as_object) else {
+        reject_clip(out, format!("{}: no `frames` object", json.display()));
+        return Ok(());
+    };
+    let video = doc
+        .get("video_id")
+        .and_then(Value::as_str)
+        .unwrap_or(clip)
+        .to_string();
+    let group = match doc.get("actor").and_then(Value::as_str) {
+        Some(actor) if !actor.trim().is_empty() => format!("actor:{}", actor.trim()),
+        _ => video.clone(),
+    };
+    let on_disk = file_names(&dir.join(clip));
+    let mut numbered: Vec<(u64, &String, &Value)> = Vec::new();
+    for (key, value) in frames {
+        match key.parse::<u64>() {
+            Ok(n) => numbered.push((n, key, value)),
+            Err(_) => reject_clip(
+                out,
+                format!("{}: frame key `{key}` is not a number", json.display()),
+            ),
+        }
+    }
+    numbered.sort_by_key(|(n, _, _)| *n);
+    for (frame, key, value) in numbered {
+        out.rows_read += 1;
+        let row = out.rows_read as u64;
+        let file = format!("{key}.png");
+        let path = format!("{clip}/{file}");
+        let parsed = parse_frame(value);
+        let verdict = match parsed {
+            Err(why) => Err((
+                reason::MALFORMED,
+                format!("{} frame {key}: {why}", json.display()),
+            )),
+            Ok(_) if !on_disk.contains(&file) => Err((
+                reason::MISSING_FRAME,
+                format!(
+                    "{} frame {key} has labels but {path} is not on disk",
+                    json.display()
+                ),
+            )),
+            Ok(p) => Ok(p),
+        };
+        match verdict {
+            Ok((valence, arousal, face_box)) => out.rows.push(FrameRow {
+                row,
+                path,
+                face_box: Some(face_box),
+                valence,
+                arousal,
+                video: video.clone(),
+                frame,
+                group: group.clone(),
+                given_split: None,
+            }),
+            Err((reason, detail)) => out.rejects.push(Reject {
+                row,
+                path,
+                reason,
+                detail,
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// Valence and arousal divided by 10, and the box from the landmarks.
+fn parse_frame(value: &Value) -> Result<(f64, f64, FaceBox), String> {
+    let label = |name: &str| {
+        value
+            .get(name)
+            .and_then(Value::as_f64)
+            .filter(|v| v.is_finite())
+            .map(|v| v / LABEL_SCALE)
+            .ok_or_else(|| format!("`{name}` is missing or not a number"))
+    };
+    let (valence, arousal) = (label("valence")?, label("arousal")?);
+    let points = value
+        .get("landmarks")
+        .and_then(Value::as_array)
+        .ok_or("`landmarks` is missing")?;
+    if points.len() != 68 {
+        return Err(format!("{} landmarks, expected 68", points.len()));
+    }
+    let mut xy = Vec::with_capacity(68);
+    for p in points {
+        let pair = p.as_array().filter(|a| a.len() == 2);
+        match pair.map(|a| (a[0].as_f64(), a[1].as_f64())) {
+            Some((Some(x), Some(y))) if x.is_finite() && y.is_finite() => xy.push((x, y)),
+            _ => return Err(format!("landmark {p} is not an [x, y] pair")),
+        }
+    }
+    Ok((valence, arousal, landmark_box(&xy)))
+}
+
+/// The bounding square of `points`, grown by [`LANDMARK_MARGIN`] on each side.
+fn landmark_box(points: &[(f64, f64)]) -> FaceBox {
+    let fold = |f: fn(f64, f64) -> f64, init: f64, pick: fn(&(f64, f64)) -> f64| {
+        points.iter().map(pick).fold(init, f)
+    };
+    let (x0, x1) = (
+        fold(f64::min, f64::INFINITY, |p| p.0),
+        fold(f64::max, f64::NEG_INFINITY, |p| p.0),
+    );
+    let (y0, y1) = (
+        fold(f64::min, f64::INFINITY, |p| p.1),
+        fold(f64::max, f64::NEG_INFINITY, |p| p.1),
+    );
+    let side = (x1 - x0).max(y1 - y0) * (1.0 + 2.0 * LANDMARK_MARGIN);
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    FaceBox {
+        x: (cx - side / 2.0).round() as i64,
+        y: (cy - side / 2.0).round() as i64,
+        width: side.round() as i64,
+        height: side.round() as i64,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_frames_divides_labels_and_boxes_the_landmarks() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("007");
+        std::fs::create_dir_all(&clip).unwrap();
+        // A square of landmarks 20 px across at (40, 30): the box is 26 px, centred.
+        let mut lm: Vec<[f64; 2]> = vec![[40.0, 30.0]; 66];
+        lm.push([60.0, 50.0]);
+        lm.push([50.0, 40.0]);
+        let frame =
+            |v: i32, a: i32| serde_json::json!({"valence": v, "arousal": a, "landmarks": lm});
+        let doc = serde_json::json!({
+            "actor": "Jane Doe",
+            "video_id": "007",
+            "frames": {"00000": frame(5, -10), "00002": frame(0, 3), "00001": {"valence": 1}},
+        });
+        std::fs::write(clip.join("007.json"), doc.to_string()).unwrap();
+        std::fs::write(clip.join("00000.png"), b"x").unwrap();
+        std::fs::write(clip.join("00001.png"), b"x").unwrap();
+        let l = load(dir.path()).unwrap();
+        assert_eq!(l.rows_read, 3);
+        assert_eq!(l.table.height(), 1);
+        let col = |n: &str| l.table.column(n).unwrap().clone();
+        assert_eq!(col("valence").f64().unwrap().get(0), Some(0.5));
+        assert_eq!(col("arousal").f64().unwrap().get(0), Some(-1.0));
+        assert_eq!(col("path").str().unwrap().get(0), Some("007/00000.png"));
+        assert_eq!(col("group").str().unwrap().get(0), Some("actor:Jane Doe"));
+        assert_eq!(col("face_x").i64().unwrap().get(0), Some(37));
+        assert_eq!(col("face_width").i64().unwrap().get(0), Some(26));
+        let reasons: Vec<(u64, &str)> = l.rejects.iter().map(|r| (r.row, r.reason)).collect();
+        assert_eq!(
+            reasons,
+            [(2, reason::MALFORMED), (3, reason::MISSING_FRAME)]
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_folder_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.json");
+        std::fs::write(&f, "{}").unwrap();
+        let err = load(&f).err().unwrap().to_string();
+        assert!(err.contains("clip folders"), "{err}");
+    }
+}

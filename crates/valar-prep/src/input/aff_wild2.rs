@@ -1,0 +1,228 @@
+use super::Loaded;
+use super::frames::{FrameRow, Frames, file_names};
+use crate::rejects::reason;
+use crate::{PrepError, Reject};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Aff-Wild2's set folders and the split each one is.
+const SETS: [(&str, &str); 2] = [("Train_Set", "train"), ("Validation_Set", "val")];
+
+/// Aff-Wild2's mark for a frame without a usable label.
+const INVALID: f64 = -5.0;
+
+/// Reads Aff-Wild2's VA annotations: `<video>.txt` files, each a `valence,arousal`
+/// header and one line per frame, line *i* labelling `<frames>/<video>/<i:05>.jpg`.
+/// `annotations` is either `VA_Estimation_Challenge` (its `Train_Set/` and
+/// `Validation_Set/` give the split, and a video in both is refused) or a folder of
+/// annotation files. Frames marked −5 and frames missing on disk become rejects.
+pub(super) fn load(annotations: &Path, frames: &Path) -> Result<Loaded, PrepError> {
+    for (dir, what) in [(annotations, "annotation"), (frames, "frame")] {
+        if !dir.is_dir() {
+            return Err(PrepError::Config(format!(
+                "{} is not a folder: Aff-Wild2 needs the {what} folder",
+                dir.display()
+            )));
+        }
+    }
+    let mut sets: Vec<(PathBuf, Option<&'static str>)> = SETS
+        .iter()
+        .map(|(name, split)| (annotations.join(name), Some(*split)))
+        .filter(|(d, _)| d.is_dir())
+        .collect();
+    if sets.is_empty() {
+        sets.push((annotations.to_path_buf(), None));
+    }
+    // Every video, with the set folders it is annotated in.
+    let mut videos: BTreeMap<String, Vec<(PathBuf, Option<&'static str>)>> = BTreeMap::new();
+    for (dir, split) in &sets {
+        for entry in std::fs::read_dir(dir).map_err(PrepError::io(dir))? {
+            let path = entry.map_err(PrepError::io(dir))?.path();
+            if path.extension().is_some_and(|e| e == "txt")
+                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+            {
+                videos
+                    .entry(stem.to_string())
+                    .or_default()
+                    .push((path.clone(), *split));
+            }
+        }
+    }
+    if let Some((video, files)) = videos.iter().find(|(_, f)| f.len() > 1) {
+        let listed: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        return Err(PrepError::VideoLeak {
+            input: annotations.to_path_buf(),
+            video: video.clone(),
+            detail: format!("it is annotated in {}", listed.join(" and ")),
+        });
+    }
+    let mut out = Frames {
+        rows: Vec::new(),
+        rejects: Vec::new(),
+        rows_read: 0,
+    };
+    for (video, files) in &videos {
+        let (file, split) = &files[0];
+        read_video(video, file, *split, frames, &mut out)?;
+    }
+    let found = format!(
+        "{} holds {} annotation files",
+        annotations.display(),
+        videos.len()
+    );
+    out.into_loaded(annotations, frames, found)
+}
+
+/// Two people in one video are annotated as `<video>_left` and `<video>_right`; both are
+/// the same recording, so they share a side of the split.
+fn recording(video: &str) -> &str {
+    video
+        .strip_suffix("_left")
+        .or_else(|| video.strip_suffix("_right"))
+        .unwrap_or(video)
+}
+
+fn read_video(
+    video: &str,
+    file: &Path,
+    split: Option<&'static str>,
+    frames: &Path,
+    out: &mut Frames,
+) -> Result<(), PrepError> {
+    let text = std::fs::read_to_string(file).map_err(PrepError::io(file))?;
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches('\u{feff}');
+    let has_header = header
+        .replace(' ', "")
+        .eq_ignore_ascii_case("valence,arousal");
+    if !has_header {
+        return Err(PrepError::Config(format!(
+            "{}: the first line is `{header}`, expected the header `valence,arousal`",
+            file.display()
+        )));
+    }
+    let on_disk = file_names(&frames.join(video));
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.rows_read += 1;
+        let row = out.rows_read as u64;
+        let frame = i as u64 + 1;
+        let name = format!("{frame:05}.jpg");
+        let path = format!("{video}/{name}");
+        let at = format!("{} line {}", file.display(), i + 2);
+        let parsed = parse_line(line);
+        let verdict = match parsed {
+            None => Err((
+                reason::MALFORMED,
+                format!("{at}: `{line}` is not two numbers"),
+            )),
+            Some((v, a)) if v == INVALID || a == INVALID => Err((
+                reason::INVALID_FRAME,
+                format!("{at}: valence {v}, arousal {a}: −5 marks an invalid frame"),
+            )),
+            Some(_) if !on_disk.contains(&name) => Err((
+                reason::MISSING_FRAME,
+                format!("{at} labels frame {frame}, but {path} is not on disk"),
+            )),
+            Some(va) => Ok(va),
+        };
+        match verdict {
+            Ok((valence, arousal)) => out.rows.push(FrameRow {
+                row,
+                path,
+                face_box: None,
+                valence,
+                arousal,
+                video: video.to_string(),
+                frame,
+                group: recording(video).to_string(),
+                given_split: split,
+            }),
+            Err((reason, detail)) => out.rejects.push(Reject {
+                row,
+                path,
+                reason,
+                detail,
+            }),
+        }
+    }
+    Ok(())
+}
+
+fn parse_line(line: &str) -> Option<(f64, f64)> {
+    let (v, a) = line.trim().split_once(',')?;
+    let num = |s: &str| s.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+    Some((num(v)?, num(a)?))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn drops_invalid_and_missing_frames_and_keeps_the_given_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let ann = dir.path().join("VA_Estimation_Challenge");
+        let frames = dir.path().join("cropped_aligned");
+        write(
+            &ann.join("Train_Set/12-24_left.txt"),
+            "valence,arousal\n0.5,0.25\n-5,-5\n0.1,x\n-0.2,0.3\n",
+        );
+        write(
+            &ann.join("Validation_Set/7.txt"),
+            "valence,arousal\n0.0,0.0\n",
+        );
+        for f in [
+            "12-24_left/00001.jpg",
+            "12-24_left/00002.jpg",
+            "7/00001.jpg",
+        ] {
+            write(&frames.join(f), "x");
+        }
+        let l = load(&ann, &frames).unwrap();
+        assert_eq!(l.rows_read, 5);
+        let col = |n: &str| -> Vec<String> {
+            let c = l.table.column(n).unwrap().str().unwrap().clone();
+            c.iter().flatten().map(String::from).collect()
+        };
+        assert_eq!(col("path"), ["12-24_left/00001.jpg", "7/00001.jpg"]);
+        assert_eq!(col("given_split"), ["train", "val"]);
+        assert_eq!(col("group"), ["12-24", "7"]);
+        let reasons: Vec<(u64, &str)> = l.rejects.iter().map(|r| (r.row, r.reason)).collect();
+        assert_eq!(
+            reasons,
+            [
+                (2, reason::INVALID_FRAME),
+                (3, reason::MALFORMED),
+                (4, reason::MISSING_FRAME)
+            ]
+        );
+        assert!(l.rejects[2].detail.contains("12-24_left/00004.jpg"));
+    }
+
+    #[test]
+    fn a_video_in_both_sets_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let ann = dir.path().join("ann");
+        write(&ann.join("Train_Set/42.txt"), "valence,arousal\n0,0\n");
+        write(&ann.join("Validation_Set/42.txt"), "valence,arousal\n0,0\n");
+        std::fs::create_dir_all(dir.path().join("frames")).unwrap();
+        let err = load(&ann, &dir.path().join("frames"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`42`") && err.contains("two splits"), "{err}");
+    }
+}

@@ -1,0 +1,125 @@
+use super::Loaded;
+use crate::{PrepError, Reject};
+use polars::prelude::*;
+use std::path::Path;
+use valar_core::FaceBox;
+
+/// One labelled video frame whose image is on disk.
+pub(super) struct FrameRow {
+    /// 1-based position among all frames the input annotates, for `rejects.csv`.
+    pub row: u64,
+    /// The image, relative to the image root.
+    pub path: String,
+    /// The face box, when the layout gives one (AFEW-VA's landmarks do).
+    pub face_box: Option<FaceBox>,
+    /// Valence in [-1, 1].
+    pub valence: f64,
+    /// Arousal in [-1, 1].
+    pub arousal: f64,
+    /// The video id.
+    pub video: String,
+    /// The frame number within the video.
+    pub frame: u64,
+    /// What must stay on one side of a split: the subject where the layout names one, else
+    /// the video.
+    pub group: String,
+    /// The split the layout assigns (`train`, `val`), if it assigns one.
+    pub given_split: Option<&'static str>,
+}
+
+/// What a video reader found: the frames, the rejects, how many frames were annotated.
+pub(super) struct Frames {
+    pub rows: Vec<FrameRow>,
+    pub rejects: Vec<Reject>,
+    pub rows_read: usize,
+}
+
+impl Frames {
+    /// The reader's table: the image columns every reader gives, then `video`, `frame`,
+    /// `group` and `given_split`, which [`crate::video`] reads.
+    pub(super) fn into_loaded(
+        self,
+        source: &Path,
+        image_root: &Path,
+        found: String,
+    ) -> Result<Loaded, PrepError> {
+        let r = &self.rows;
+        let n = r.len();
+        let boxed = |f: fn(&FaceBox) -> i64| -> Vec<Option<i64>> {
+            r.iter().map(|x| x.face_box.as_ref().map(f)).collect()
+        };
+        let table = DataFrame::new(
+            n,
+            vec![
+                Column::new("row".into(), r.iter().map(|x| x.row).collect::<Vec<_>>()),
+                Column::new(
+                    "path".into(),
+                    r.iter().map(|x| x.path.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new("face_x".into(), boxed(|b| b.x)),
+                Column::new("face_y".into(), boxed(|b| b.y)),
+                Column::new("face_width".into(), boxed(|b| b.width)),
+                Column::new("face_height".into(), boxed(|b| b.height)),
+                Column::full_null("expression".into(), n, &DataType::Int32),
+                Column::new(
+                    "valence".into(),
+                    r.iter().map(|x| x.valence).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "arousal".into(),
+                    r.iter().map(|x| x.arousal).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "video".into(),
+                    r.iter().map(|x| x.video.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "frame".into(),
+                    r.iter().map(|x| x.frame).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "group".into(),
+                    r.iter().map(|x| x.group.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "given_split".into(),
+                    r.iter().map(|x| x.given_split).collect::<Vec<_>>(),
+                ),
+            ],
+        )
+        .map_err(PrepError::table(source))?;
+        Ok(Loaded {
+            table,
+            rejects: self.rejects,
+            rows_read: self.rows_read,
+            image_root: image_root.to_path_buf(),
+            found,
+        })
+    }
+}
+
+/// The file names in `dir`, or none when it does not exist: one listing per video instead
+/// of one `stat` per frame.
+pub(super) fn file_names(dir: &Path) -> std::collections::HashSet<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// The sub-folders of `dir`, sorted by name.
+pub(super) fn sorted_dirs(dir: &Path) -> Result<Vec<String>, PrepError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(PrepError::io(dir))? {
+        let entry = entry.map_err(PrepError::io(dir))?;
+        if entry.path().is_dir()
+            && let Ok(name) = entry.file_name().into_string()
+        {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
