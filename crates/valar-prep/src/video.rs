@@ -337,16 +337,9 @@ mod tests {
             assert!(splits.contains(&Split::Train) && splits.contains(&Split::Val));
         }
         let mut leaky = t.clone();
+        // Video a (subject s1) in train, b and c (also s1) in validation.
         let given: Vec<Option<&str>> = (0..30)
-            .map(|i| {
-                Some(if i < 10 {
-                    "train"
-                } else if i < 20 {
-                    "val"
-                } else {
-                    "val"
-                })
-            })
+            .map(|i| Some(if i < 10 { "train" } else { "val" }))
             .collect();
         leaky
             .replace("given_split", Column::new("given_split".into(), given))

@@ -199,7 +199,7 @@ pub(crate) fn make_sample(
     }
 }
 
-fn write_jpeg(path: &Path, picture: &Picture, quality: u8) -> Result<(), SynthError> {
+pub(crate) fn write_jpeg(path: &Path, picture: &Picture, quality: u8) -> Result<(), SynthError> {
     let file = File::create(path).map_err(|e| SynthError::io(path, e))?;
     let mut out = BufWriter::new(file);
     let mut encoder = JpegEncoder::new_with_quality(&mut out, quality);
@@ -214,11 +214,11 @@ fn write_jpeg(path: &Path, picture: &Picture, quality: u8) -> Result<(), SynthEr
     out.flush().map_err(|e| SynthError::io(path, e))
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
     fs::write(path, bytes).map_err(|e| SynthError::io(path, e))
 }
 
-fn create_dir(path: &Path) -> Result<(), SynthError> {
+pub(crate) fn create_dir(path: &Path) -> Result<(), SynthError> {
     fs::create_dir_all(path).map_err(|e| SynthError::io(path, e))
 }
 
@@ -361,7 +361,7 @@ fn write_newer(
 }
 
 /// Fails unless `out` is absent or an empty folder.
-fn check_output(out: &Path) -> Result<(), SynthError> {
+pub(crate) fn check_output(out: &Path) -> Result<(), SynthError> {
     match fs::metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(SynthError::io(out, e)),
@@ -378,7 +378,7 @@ fn check_output(out: &Path) -> Result<(), SynthError> {
 }
 
 /// `out`'s sibling `<name>.partial`, where the dataset grows until it is complete.
-fn partial_path(out: &Path) -> Result<PathBuf, SynthError> {
+pub(crate) fn partial_path(out: &Path) -> Result<PathBuf, SynthError> {
     let name = out.file_name().ok_or_else(|| {
         SynthError::Config(format!(
             "output path {} does not name a folder",

@@ -20,7 +20,10 @@ mod face;
 mod hard;
 mod labels;
 mod render;
+/// Video datasets in AFEW-VA's and Aff-Wild2's layouts.
+mod video;
 
 pub use config::{Difficulty, Layout, SynthConfig};
 pub use dataset::{CSV_HEADER, SynthSummary, synthesize};
 pub use error::SynthError;
+pub use video::{VideoLayout, VideoSynthConfig, VideoSynthSummary, synthesize_video};

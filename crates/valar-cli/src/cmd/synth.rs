@@ -4,7 +4,9 @@ use crate::ui::Bars;
 use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::Progress;
-use valar_synth::{Difficulty, Layout, SynthConfig, synthesize};
+use valar_synth::{
+    Difficulty, Layout, SynthConfig, VideoLayout, VideoSynthConfig, synthesize, synthesize_video,
+};
 
 /// Arguments of `valar synth`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +34,15 @@ pub struct SynthArgs {
     /// nuisance that dominates a subtle affect cue).
     #[arg(long, value_enum, default_value_t = DifficultyArg::Easy)]
     pub difficulty: DifficultyArg,
+    /// Video layouts: clips (videos) to write.
+    #[arg(long, default_value_t = 20)]
+    pub clips: usize,
+    /// Video layouts: frames per clip.
+    #[arg(long, default_value_t = 60)]
+    pub frames: usize,
+    /// Aff-Wild2: share of annotated frames whose image is left out.
+    #[arg(long, default_value_t = 0.02)]
+    pub missing_fraction: f64,
 }
 
 /// How hard the faces are to read.
@@ -50,17 +61,30 @@ pub enum LayoutArg {
     Original,
     /// train_set/ and val_set/ with cropped faces and .npy labels.
     Newer,
+    /// AFEW-VA: clip folders of PNG frames with NNN.json (labels −10…10, 68 landmarks).
+    AfewVa,
+    /// Aff-Wild2's VA track: annotation .txt per video (−5 invalid frames, as a share
+    /// of --invalid-fraction) and cropped_aligned/ frames, some missing.
+    AffWild2,
 }
 
 /// Runs `valar synth`.
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
+    let video = match args.layout {
+        LayoutArg::AfewVa => Some(VideoLayout::AfewVa),
+        LayoutArg::AffWild2 => Some(VideoLayout::AffWild2),
+        LayoutArg::Original | LayoutArg::Newer => None,
+    };
+    if let Some(layout) = video {
+        return run_video(&args, layout);
+    }
     let cfg = SynthConfig {
         n: args.n,
         val_n: args.val_n.unwrap_or(args.n / 10),
         seed: args.seed,
         layout: match args.layout {
             LayoutArg::Original => Layout::Original,
-            LayoutArg::Newer => Layout::Newer,
+            LayoutArg::Newer | LayoutArg::AfewVa | LayoutArg::AffWild2 => Layout::Newer,
         },
         invalid_fraction: args.invalid_fraction,
         difficulty: match args.difficulty {
@@ -86,5 +110,32 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
         outln!("  validation list: {}", csv.display());
     }
     outln!("  images: {}", summary.image_root.display());
+    Ok(())
+}
+
+/// `valar synth --layout afew-va|aff-wild2`.
+fn run_video(args: &SynthArgs, layout: VideoLayout) -> anyhow::Result<()> {
+    let cfg = VideoSynthConfig {
+        layout,
+        clips: args.clips,
+        frames: args.frames,
+        seed: args.seed,
+        invalid_fraction: args.invalid_fraction,
+        missing_fraction: args.missing_fraction,
+    };
+    let bars = Bars::default();
+    bars.start("synthesizing", (cfg.clips * cfg.frames) as u64);
+    let summary = synthesize_video(&args.out, &cfg, &|| bars.advance(1))?;
+    bars.finish();
+    outln!(
+        "Wrote {} clips, {} annotated frames ({} marked -5, {} not on disk) to {}",
+        summary.clips,
+        summary.annotated,
+        summary.invalid,
+        summary.missing,
+        summary.root.display()
+    );
+    outln!("  annotations: {}", summary.annotations.display());
+    outln!("  frames: {}", summary.frames.display());
     Ok(())
 }
