@@ -104,7 +104,7 @@ fn write_grid_prepared(dir: &Path) {
     let mut manifest = std::fs::read_to_string(dir.join("manifest.csv")).unwrap();
     for i in 270..400 {
         manifest.push_str(&format!(
-            "{i},test/{i}.jpg,{},{},,0,test,0,0,64,64,cd\n",
+            "{i},test/{i}.jpg,{},{},,0,test,0,0,64,64,cd,,\n",
             label(i, 0.5),
             label(i * 5, 0.9)
         ));
