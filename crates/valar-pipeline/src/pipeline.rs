@@ -158,6 +158,7 @@ pub fn run(
         out: Some(eval_dir.join("predictions.csv")),
         targets: Some(train_cfg.targets),
         device: train_cfg.device,
+        smoothing: valar_train::Smoothing::Auto,
     };
     // Evaluation takes seconds; rerunning it is how the summary gets its numbers.
     std::fs::create_dir_all(&eval_dir).map_err(|source| PipelineError::Io {

@@ -4,6 +4,7 @@ use crate::TrainError;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::outputs::{dim_metrics, into_label_range, write_predictions_csv};
+use crate::video_eval::{Scored, Smoothing, ValSet, VideoEvaluation, score_videos};
 use std::path::{Path, PathBuf};
 use valar_core::{
     DimMetrics, Dimension, Split, Targets, TrainingMean, mean_baseline, read_manifest,
@@ -29,6 +30,8 @@ pub struct EvaluateOptions {
     pub targets: Option<Targets>,
     /// Where the model runs.
     pub device: DeviceChoice,
+    /// How a video dataset's predictions are smoothed for its per-video scores.
+    pub smoothing: Smoothing,
 }
 
 /// The outcome of an evaluation.
@@ -47,6 +50,8 @@ pub struct Evaluation {
     /// The mean-prediction baseline on the same rows; `None` when neither the run's training
     /// data nor the scored folder has `train` rows to take a mean from.
     pub baseline: Option<Baseline>,
+    /// CCC per video and pooled, P_VA and the smoothing sweep, for a video dataset.
+    pub videos: Option<VideoEvaluation>,
 }
 
 /// The mean-prediction baseline an evaluation is held against: the training split's mean
@@ -137,12 +142,7 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
     )?;
     data.check_labels(&rows, targets)?;
 
-    let mut pred = Vec::with_capacity(rows.len() * model.outputs());
-    let mut x = Vec::new();
-    for chunk in rows.chunks(BATCH) {
-        data.inputs(chunk, &mut x);
-        pred.extend(into_label_range(model.predict(&x, chunk.len())?));
-    }
+    let pred = predict_rows(&mut model, &data, &rows)?;
     let truth = data.labels(&rows, targets);
     let metrics = dim_metrics(targets, &truth, &pred);
     let baseline = training_mean(&opts.model, &data)
@@ -152,6 +152,34 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         dir.join(format!("predictions-{split}.csv"))
     });
     write_predictions_csv(&out, &data.rows, &rows, &pred, targets)?;
+    let val = if opts.smoothing != Smoothing::Auto {
+        None
+    } else if split == SplitChoice::Val {
+        Some(ValSet {
+            rows: rows.clone(),
+            truth: truth.clone(),
+            pred: pred.clone(),
+        })
+    } else {
+        let val_rows = data.split_indices(SplitChoice::Val);
+        match val_rows.is_empty() || data.rows[val_rows[0]].video.is_none() {
+            true => None,
+            false => Some(ValSet {
+                pred: predict_rows(&mut model, &data, &val_rows)?,
+                truth: data.labels(&val_rows, targets),
+                rows: val_rows,
+            }),
+        }
+    };
+    let scored = Scored {
+        manifest: &data.rows,
+        rows: &rows,
+        truth: &truth,
+        pred: &pred,
+        targets,
+        predictions: &out,
+    };
+    let videos = score_videos(&scored, opts.smoothing, val)?;
     Ok(Evaluation {
         split,
         rows: rows.len(),
@@ -159,7 +187,23 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         metrics,
         predictions: out,
         baseline,
+        videos,
     })
+}
+
+/// The model's predictions for `rows`, clipped to the label range.
+fn predict_rows(
+    model: &mut InferenceModel,
+    data: &Dataset,
+    rows: &[usize],
+) -> Result<Vec<f32>, TrainError> {
+    let mut pred = Vec::with_capacity(rows.len() * model.outputs());
+    let mut x = Vec::new();
+    for chunk in rows.chunks(BATCH) {
+        data.inputs(chunk, &mut x);
+        pred.extend(into_label_range(model.predict(&x, chunk.len())?));
+    }
+    Ok(pred)
 }
 
 /// Loads an inference model, saying which file when it is not one.

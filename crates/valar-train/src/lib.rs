@@ -29,6 +29,8 @@ mod progress;
 mod schedule;
 /// The epoch loop, checkpoints and resume.
 mod train_loop;
+/// Per-video CCC, P_VA and smoothing over frames, for video datasets.
+mod video_eval;
 
 pub use config::{
     Augment, DeviceChoice, InputNorm, Keep, LossChoice, ModelChoice, OptimizerChoice, Recipe,
@@ -45,3 +47,4 @@ pub use predict::{
 pub use progress::{Quiet, RunStart, TrainObserver};
 pub use train_loop::{StopReason, TrainSummary, resume, train};
 pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
+pub use video_eval::{SMOOTHING_WINDOWS, Smoothing, SweepRow, VideoEvaluation, VideoScore};

@@ -3,7 +3,9 @@
 use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::{Targets, baseline_warnings};
-use valar_train::{DeviceChoice, EvaluateOptions, Evaluation, SplitChoice};
+use valar_train::{
+    DeviceChoice, EvaluateOptions, Evaluation, Smoothing, SplitChoice, VideoEvaluation,
+};
 
 /// Arguments of `valar evaluate`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +36,11 @@ pub struct EvaluateArgs {
     /// Where to run: cpu | cuda.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
+    /// Video datasets: smooth predictions over a centred window of frames within each
+    /// video before the per-video scores: auto (the window with the best score on the
+    /// validation split, from a sweep) | none | an odd number of frames.
+    #[arg(long, default_value = "auto")]
+    pub smooth: Smoothing,
 }
 
 /// Runs `valar evaluate`.
@@ -45,9 +52,13 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         out: args.out,
         targets: args.targets,
         device: args.device,
+        smoothing: args.smooth,
     })?;
     outln!("{} faces, split {}", eval.rows, eval.split);
     print_table(&eval);
+    if let Some(videos) = &eval.videos {
+        print_videos(videos, eval.split);
+    }
     eprintln!("predictions: {}", eval.predictions.display());
     Ok(())
 }
@@ -105,5 +116,59 @@ fn print_table(eval: &Evaluation) {
     }
     for w in warnings {
         outln!("warning: {w}");
+    }
+}
+
+/// The video scores: the smoothing sweep, pooled CCC and P_VA raw and smoothed, and the
+/// spread of per-video CCC.
+fn print_videos(v: &VideoEvaluation, split: SplitChoice) {
+    let names: Vec<&str> = v.dims.iter().map(|d| d.name()).collect();
+    let score = if v.dims.len() == 2 { "P_VA" } else { "CCC" };
+    if !v.sweep.is_empty() {
+        outln!("smoothing sweep on the val split (centred mean over a window of frames):");
+        let mut head = format!("{:>7}", "window");
+        for n in &names {
+            head.push_str(&format!(" {:>12}", format!("{n} CCC")));
+        }
+        outln!("{head} {score:>7}");
+        for r in &v.sweep {
+            let mut line = format!("{:>7}", r.window);
+            for c in &r.ccc {
+                line.push_str(&format!(" {c:>12.4}"));
+            }
+            let mark = if r.window == v.window {
+                "  <- chosen"
+            } else {
+                ""
+            };
+            outln!("{line} {:>7.4}{mark}", r.score);
+        }
+    }
+    let how = match (v.window, v.chosen_on) {
+        (1, None) if v.sweep.is_empty() => "no smoothing".to_string(),
+        (w, Some(on)) => format!("window {w}, chosen on the {on} split"),
+        (w, None) => format!("window {w}"),
+    };
+    outln!("{} videos of the {split} split, {how}:", v.videos.len());
+    for (i, n) in names.iter().enumerate() {
+        let mut per: Vec<f64> = v.videos.iter().map(|x| x.smoothed[i]).collect();
+        per.sort_by(f64::total_cmp);
+        let median = per.get(per.len() / 2).copied().unwrap_or(f64::NAN);
+        outln!(
+            "  {n:<8} pooled CCC {:.4} (raw {:.4}); per video median {:.4}, min {:.4}, max {:.4}",
+            v.pooled[i],
+            v.pooled_raw[i],
+            median,
+            per.first().copied().unwrap_or(f64::NAN),
+            per.last().copied().unwrap_or(f64::NAN),
+        );
+    }
+    if let (Some(p), Some(raw)) = (v.p_va(), v.p_va_raw()) {
+        outln!("  P_VA {p:.4} (raw {raw:.4})");
+    }
+    eprintln!("per video: {}", v.videos_csv.display());
+    eprintln!("per frame: {}", v.frames_csv.display());
+    if !v.sweep.is_empty() {
+        eprintln!("sweep: {}", v.sweep_csv.display());
     }
 }
