@@ -23,6 +23,8 @@ mod report;
 mod run_files;
 /// Figures of a training run: loss and validation CCC per epoch.
 mod training_charts;
+/// Figures of a video evaluation: per-video CCC, predictions over time.
+mod video_charts;
 
 pub use error::ReportError;
 pub use report::{ReportInputs, ReportSummary, report};

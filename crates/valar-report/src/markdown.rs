@@ -35,7 +35,7 @@ pub(crate) struct Contents<'a> {
     pub notes: &'a [String],
 }
 
-fn figures(md: &mut String, figures: &[Figure]) {
+pub(crate) fn figures(md: &mut String, figures: &[Figure]) {
     for f in figures {
         // Angle brackets keep the link intact whatever the file name holds.
         let _ = writeln!(md, "![{0}](<{1}>)\n\n*{0}.*\n", f.caption, f.file);

@@ -4,6 +4,7 @@ use crate::error_charts;
 use crate::markdown::{self, Contents, Figure};
 use crate::run_files::{self, Predictions, RunConfig};
 use crate::training_charts;
+use crate::video_charts;
 use std::path::{Path, PathBuf};
 use valar_core::{Dimension, TrainingMean};
 
@@ -39,7 +40,7 @@ pub struct ReportSummary {
 }
 
 /// Every figure name this crate writes, so stale ones from an earlier report are removed.
-const ALL_FIGURES: [&str; 13] = [
+const ALL_FIGURES: [&str; 15] = [
     data_charts::HISTOGRAM_VALENCE,
     data_charts::HISTOGRAM_AROUSAL,
     data_charts::DENSITY,
@@ -53,6 +54,8 @@ const ALL_FIGURES: [&str; 13] = [
     error_charts::TEST_SCATTER,
     error_charts::TEST_BY_INTERVAL,
     error_charts::TEST_RESIDUALS,
+    video_charts::VIDEO_CCC,
+    video_charts::VIDEO_TRACES,
 ];
 
 /// The run's prepared folder from its `config.toml`: the path as written, else
@@ -124,6 +127,24 @@ fn draw_error_figures(
         });
     }
     Ok(())
+}
+
+/// The video evaluation to show: the files `valar evaluate` wrote beside the evaluation's
+/// predictions, else beside the run folder's test or validation predictions.
+fn video_files(
+    inputs: &ReportInputs,
+    evaluation: Option<&Path>,
+) -> Result<Option<video_charts::VideoFiles>, ReportError> {
+    let run = inputs.run.as_deref();
+    let candidates = evaluation.map(Path::to_path_buf).into_iter().chain(
+        run.into_iter()
+            .flat_map(|r| [r.join(TEST_PREDICTIONS), r.join("predictions-val.csv")]),
+    );
+    candidates
+        .filter_map(|p| video_charts::find(&p))
+        .map(|(videos, frames)| video_charts::read(&videos, &frames))
+        .next()
+        .transpose()
 }
 
 /// Draws the figures of a prepared folder, a run, or both into `out`, and a
@@ -302,11 +323,17 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         )?;
     }
 
+    let videos = video_files(inputs, evaluation.as_ref().map(|(p, _)| p.as_path()))?;
+    let video_figures = match &videos {
+        Some(v) => video_charts::draw(v, out)?,
+        None => Vec::new(),
+    };
     let written: Vec<&str> = data_figures
         .iter()
         .chain(&training_figures)
         .chain(&error_figures)
         .chain(&test_figures)
+        .chain(&video_figures)
         .map(|f| f.file)
         .collect();
     for stale in ALL_FIGURES.iter().filter(|f| !written.contains(f)) {
@@ -316,7 +343,7 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         }
     }
 
-    let text = markdown::render(&Contents {
+    let mut text = markdown::render(&Contents {
         prepared: prepared.as_ref(),
         run: inputs.run.as_deref(),
         epochs: &epochs,
@@ -330,6 +357,9 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         test_figures: &test_figures,
         notes: &notes,
     });
+    if let Some(v) = &videos {
+        text.push_str(&video_charts::section(v, &video_figures));
+    }
     let markdown = out.join("report.md");
     valar_core::write_atomic(&markdown, |w| w.write_all(text.as_bytes()))?;
 
