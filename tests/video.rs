@@ -405,3 +405,81 @@ fn a_video_on_both_sides_of_the_split_is_refused_by_name() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_video_csv_is_split_per_video_and_a_split_column_that_splits_a_video_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("afew");
+    ok(&[
+        "synth",
+        "--layout",
+        "afew-va",
+        "--clips",
+        "6",
+        "--frames",
+        "10",
+        "--out",
+        s(&data),
+    ]);
+    let csv_with = |split: &dyn Fn(usize, usize) -> &'static str| {
+        let mut text = String::from("video,frame,path,valence,arousal,split\n");
+        for clip in 1..=6 {
+            for f in 0..10 {
+                let v = (clip as f64 - 3.5) / 5.0;
+                text += &format!(
+                    "clip{clip},{f},{clip:03}/{f:05}.png,{v},0.1,{}\n",
+                    split(clip, f)
+                );
+            }
+        }
+        text
+    };
+    // No split given: whole videos are drawn to each side.
+    let csv = dir.path().join("frames.csv");
+    std::fs::write(&csv, csv_with(&|_, _| "")).unwrap();
+    let prepared = dir.path().join("prepared");
+    ok(&[
+        "prepare",
+        "--csv",
+        s(&csv),
+        "--images",
+        s(&data),
+        "--out",
+        s(&prepared),
+        "--size",
+        "24",
+        "--val-fraction",
+        "0.3",
+    ]);
+    let splits = split_per_video(&prepared);
+    assert_eq!(splits.len(), 6);
+    assert!(splits.values().any(|s| *s == Split::Val));
+
+    // A split column that puts frames 5–9 of clip4 in validation and its others in training.
+    std::fs::write(
+        &csv,
+        csv_with(&|clip, f| {
+            if clip == 4 && f >= 5 || clip == 6 {
+                "val"
+            } else {
+                "train"
+            }
+        }),
+    )
+    .unwrap();
+    let out = dir.path().join("leaky");
+    let err = fails(&[
+        "prepare",
+        "--csv",
+        s(&csv),
+        "--images",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        err.contains("video `clip4` would be in two splits"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

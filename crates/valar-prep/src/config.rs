@@ -41,12 +41,20 @@ pub enum Input {
         /// The cropped or aligned frames: `<video>/<frame:05>.jpg`.
         frames: PathBuf,
     },
+    /// A CSV of video frames with a header naming `video`, `frame`, `path`, `valence`,
+    /// `arousal`, and optionally the four box columns, `split` and `subject`.
+    VideoCsv {
+        /// The CSV.
+        csv: PathBuf,
+        /// The folder frame paths are relative to.
+        images: PathBuf,
+    },
 }
 
 impl Input {
-    /// A CSV input of either kind, told apart by its first line: a header with a
-    /// `path` column is a generic CSV; anything else is AffectNet's file list (whose
-    /// header may be missing).
+    /// A CSV input of any kind, told apart by its first line: a header with a
+    /// `path` column is a generic CSV (a video CSV if it also names `video` and
+    /// `frame`); anything else is AffectNet's file list (whose header may be missing).
     pub fn from_csv(csv: PathBuf, images: PathBuf) -> Result<Self, crate::PrepError> {
         use std::io::BufRead;
         let file = std::fs::File::open(&csv).map_err(crate::PrepError::io(&csv))?;
@@ -58,7 +66,15 @@ impl Input {
             .trim_end()
             .split(',')
             .any(|f| f.trim().trim_matches('"') == "path");
-        Ok(if generic {
+        let has = |name: &str| {
+            first
+                .trim_end()
+                .split(',')
+                .any(|f| f.trim().trim_matches('"') == name)
+        };
+        Ok(if generic && has("video") && has("frame") {
+            Input::VideoCsv { csv, images }
+        } else if generic {
             Input::Generic { csv, images }
         } else {
             Input::AffectNet { csv, images }
@@ -72,6 +88,7 @@ impl Input {
             Input::AffectNetNewer { dir } => dir,
             Input::AfewVa { dir } => dir,
             Input::AffWild2 { annotations, .. } => annotations,
+            Input::VideoCsv { csv, .. } => csv,
         }
     }
 }

@@ -15,6 +15,8 @@ mod frames;
 mod lines;
 /// AffectNet's newer release: one image and four `.npy` files per sample.
 mod newer;
+/// A generic CSV of video frames: video, frame, path, labels, optional box and split.
+mod video_csv;
 
 use crate::{Input, PrepError, Reject};
 use polars::prelude::DataFrame;
@@ -46,5 +48,6 @@ pub(crate) fn load(input: &Input) -> Result<Loaded, PrepError> {
             annotations,
             frames,
         } => aff_wild2::load(annotations, frames),
+        Input::VideoCsv { csv, images } => video_csv::load(csv, images),
     }
 }

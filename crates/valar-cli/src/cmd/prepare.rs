@@ -13,7 +13,8 @@ use valar_prep::{Input, PrepareConfig, Stratify, plan_only, prepare};
 #[command(group(clap::ArgGroup::new("input").required(true).args(["csv", "set", "afew_va", "aff_wild2"])))]
 pub struct PrepareArgs {
     /// AffectNet's `training.csv`/`validation.csv` (header optional), or a CSV with
-    /// columns path, valence, arousal [, face_x, face_y, face_width, face_height, expression].
+    /// columns path, valence, arousal [, face_x, face_y, face_width, face_height, expression],
+    /// or a video CSV: video, frame, path, valence, arousal [, box, split, subject].
     #[arg(long, requires = "images")]
     pub csv: Option<PathBuf>,
     /// Folder the CSV's image paths are relative to (AffectNet: Manually_Annotated_Images).
