@@ -361,7 +361,7 @@ fn write_newer(
 }
 
 /// Fails unless `out` is absent or an empty folder.
-pub(crate) fn check_output(out: &Path) -> Result<(), SynthError> {
+fn check_output(out: &Path) -> Result<(), SynthError> {
     match fs::metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(SynthError::io(out, e)),
@@ -378,7 +378,7 @@ pub(crate) fn check_output(out: &Path) -> Result<(), SynthError> {
 }
 
 /// `out`'s sibling `<name>.partial`, where the dataset grows until it is complete.
-pub(crate) fn partial_path(out: &Path) -> Result<PathBuf, SynthError> {
+fn partial_path(out: &Path) -> Result<PathBuf, SynthError> {
     let name = out.file_name().ok_or_else(|| {
         SynthError::Config(format!(
             "output path {} does not name a folder",
@@ -386,6 +386,35 @@ pub(crate) fn partial_path(out: &Path) -> Result<PathBuf, SynthError> {
         ))
     })?;
     Ok(out.with_file_name(format!("{}.partial", name.to_string_lossy())))
+}
+
+/// Runs `write` on a fresh `<out>.partial` (a leftover one from a killed run is deleted
+/// first) and renames it to `out` when it succeeds; on failure the partial folder is
+/// removed. Fails with [`SynthError::OutputExists`] if `out` is not absent or empty.
+pub(crate) fn build_atomically<T>(
+    out: &Path,
+    write: impl FnOnce(&Path) -> Result<T, SynthError>,
+) -> Result<T, SynthError> {
+    check_output(out)?;
+    let partial = partial_path(out)?;
+    if partial.exists() {
+        fs::remove_dir_all(&partial).map_err(|e| SynthError::io(&partial, e))?;
+    }
+    create_dir(&partial)?;
+    let written = match write(&partial) {
+        Ok(n) => n,
+        Err(e) => {
+            // Best effort: the error we report matters more than a failed cleanup.
+            let _ = fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+    };
+    if out.exists() {
+        // check_output guaranteed it is an empty folder; rename cannot replace it portably.
+        fs::remove_dir(out).map_err(|e| SynthError::io(out, e))?;
+    }
+    fs::rename(&partial, out).map_err(|e| SynthError::io(out, e))?;
+    Ok(written)
 }
 
 /// Writes a synthetic AffectNet-format dataset to `out`.
@@ -411,29 +440,10 @@ pub(crate) fn synthesize_with(
     on_image: &(dyn Fn() + Sync),
 ) -> Result<SynthSummary, SynthError> {
     cfg.validate()?;
-    check_output(out)?;
-    let partial = partial_path(out)?;
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(|e| SynthError::io(&partial, e))?;
-    }
-    create_dir(&partial)?;
-    let written = match cfg.layout {
-        Layout::Original => write_original(&partial, cfg, sizing, on_image),
-        Layout::Newer => write_newer(&partial, cfg, sizing, on_image),
-    };
-    let invalid_rows = match written {
-        Ok(n) => n,
-        Err(e) => {
-            // Best effort: the error we report matters more than a failed cleanup.
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e);
-        }
-    };
-    if out.exists() {
-        // check_output guaranteed it is an empty folder; rename cannot replace it portably.
-        fs::remove_dir(out).map_err(|e| SynthError::io(out, e))?;
-    }
-    fs::rename(&partial, out).map_err(|e| SynthError::io(out, e))?;
+    let invalid_rows = build_atomically(out, |partial| match cfg.layout {
+        Layout::Original => write_original(partial, cfg, sizing, on_image),
+        Layout::Newer => write_newer(partial, cfg, sizing, on_image),
+    })?;
     let root = out.to_path_buf();
     let (train_csv, val_csv, image_root) = match cfg.layout {
         Layout::Original => {

@@ -3,7 +3,6 @@
 //! neighbouring frames are near-duplicates as in real video.
 
 use std::f64::consts::TAU;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rand::{Rng, SeedableRng};
@@ -11,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::SynthError;
-use crate::dataset::{check_output, create_dir, partial_path, write_file, write_jpeg};
+use crate::dataset::{build_atomically, create_dir, write_file, write_jpeg};
 use crate::face::Face;
 use crate::labels::format_label;
 use crate::render::{Picture, render};
@@ -198,31 +197,15 @@ pub fn synthesize_video(
     on_frame: &(dyn Fn() + Sync),
 ) -> Result<VideoSynthSummary, SynthError> {
     cfg.validate()?;
-    check_output(out)?;
-    let partial = partial_path(out)?;
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(|e| SynthError::io(&partial, e))?;
-    }
-    create_dir(&partial)?;
-    let written = (0..cfg.clips)
-        .into_par_iter()
-        .map(|clip| match cfg.layout {
-            VideoLayout::AfewVa => write_afew_clip(&partial, cfg, clip, on_frame),
-            VideoLayout::AffWild2 => write_aff_wild2_clip(&partial, cfg, clip, on_frame),
-        })
-        .collect::<Result<Vec<(usize, usize)>, SynthError>>();
-    let counts = match written {
-        Ok(c) => c,
-        Err(e) => {
-            // Best effort: the error we report matters more than a failed cleanup.
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e);
-        }
-    };
-    if out.exists() {
-        fs::remove_dir(out).map_err(|e| SynthError::io(out, e))?;
-    }
-    fs::rename(&partial, out).map_err(|e| SynthError::io(out, e))?;
+    let counts = build_atomically(out, |partial| {
+        (0..cfg.clips)
+            .into_par_iter()
+            .map(|clip| match cfg.layout {
+                VideoLayout::AfewVa => write_afew_clip(partial, cfg, clip, on_frame),
+                VideoLayout::AffWild2 => write_aff_wild2_clip(partial, cfg, clip, on_frame),
+            })
+            .collect::<Result<Vec<(usize, usize)>, SynthError>>()
+    })?;
     let root = out.to_path_buf();
     let (annotations, frames) = match cfg.layout {
         VideoLayout::AfewVa => (root.clone(), root.clone()),
@@ -393,7 +376,7 @@ mod tests {
         let b = synthesize_video(&dir.path().join("b"), &cfg, &|| {}).unwrap();
         assert!(a.invalid > 0 && a.missing > 0, "{a:?}");
         let text = |root: &Path, set: &str, v: &str| {
-            fs::read_to_string(
+            std::fs::read_to_string(
                 root.join(format!("annotations/VA_Estimation_Challenge/{set}/{v}.txt")),
             )
             .unwrap()
@@ -405,8 +388,8 @@ mod tests {
         assert!(text(&a.root, "Validation_Set", "video003").contains(','));
         let jpgs = |root: &Path| {
             let mut n = 0;
-            for v in fs::read_dir(root.join("cropped_aligned")).unwrap() {
-                n += fs::read_dir(v.unwrap().path()).unwrap().count();
+            for v in std::fs::read_dir(root.join("cropped_aligned")).unwrap() {
+                n += std::fs::read_dir(v.unwrap().path()).unwrap().count();
             }
             n
         };
@@ -414,8 +397,8 @@ mod tests {
         let f = "cropped_aligned/video003/00001.jpg";
         if a.root.join(f).exists() {
             assert_eq!(
-                fs::read(a.root.join(f)).unwrap(),
-                fs::read(b.root.join(f)).unwrap()
+                std::fs::read(a.root.join(f)).unwrap(),
+                std::fs::read(b.root.join(f)).unwrap()
             );
         }
     }
@@ -430,7 +413,7 @@ mod tests {
         };
         let s = synthesize_video(&dir.path().join("afew"), &cfg, &|| {}).unwrap();
         let doc: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(s.root.join("002/002.json")).unwrap())
+            serde_json::from_str(&std::fs::read_to_string(s.root.join("002/002.json")).unwrap())
                 .unwrap();
         assert_eq!(doc["actor"], "actor_000");
         let f = &doc["frames"]["00002"];
