@@ -40,6 +40,23 @@ impl Table {
     }
 }
 
+/// `valar synth` of a video layout; returns what it printed.
+fn synth(layout: &str, clips: &str, frames: &str, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "synth",
+        "--layout",
+        layout,
+        "--clips",
+        clips,
+        "--frames",
+        frames,
+        "--out",
+        s(out),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
 /// The split of every video in a prepared folder, asserting none is on two sides.
 fn split_per_video(prepared: &Path) -> BTreeMap<String, Split> {
     let mut sides: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
@@ -171,19 +188,7 @@ fn check_video_metrics(run: &Path, prepared: &Path, printed: &str) {
 fn afew_va_frames_splits_by_actor_and_per_video_scores() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("afew");
-    let made = ok(&[
-        "synth",
-        "--layout",
-        "afew-va",
-        "--clips",
-        "8",
-        "--frames",
-        "30",
-        "--seed",
-        "3",
-        "--out",
-        s(&data),
-    ]);
+    let made = synth("afew-va", "8", "30", &data, &["--seed", "3"]);
     assert!(made.contains("240 annotated frames"), "{made}");
     let prepare = |out: &Path, extra: &[&str]| {
         let mut args = vec![
@@ -275,23 +280,20 @@ fn afew_va_frames_splits_by_actor_and_per_video_scores() {
 fn aff_wild2_drops_invalid_frames_reports_missing_ones_and_keeps_the_given_split() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("aw");
-    let made = ok(&[
-        "synth",
-        "--layout",
+    let made = synth(
         "aff-wild2",
-        "--clips",
         "8",
-        "--frames",
         "40",
-        "--seed",
-        "4",
-        "--invalid-fraction",
-        "0.1",
-        "--missing-fraction",
-        "0.05",
-        "--out",
-        s(&data),
-    ]);
+        &data,
+        &[
+            "--seed",
+            "4",
+            "--invalid-fraction",
+            "0.1",
+            "--missing-fraction",
+            "0.05",
+        ],
+    );
     // "Wrote 8 clips, 320 annotated frames (N marked -5, M not on disk)"
     let count = |before: &str| -> usize {
         let at = made.find(before).unwrap();
@@ -368,17 +370,7 @@ fn aff_wild2_drops_invalid_frames_reports_missing_ones_and_keeps_the_given_split
 fn a_video_on_both_sides_of_the_split_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("aw");
-    ok(&[
-        "synth",
-        "--layout",
-        "aff-wild2",
-        "--clips",
-        "4",
-        "--frames",
-        "5",
-        "--out",
-        s(&data),
-    ]);
+    synth("aff-wild2", "4", "5", &data, &[]);
     let sets = data.join("annotations/VA_Estimation_Challenge");
     std::fs::copy(
         sets.join("Train_Set/video002.txt"),
@@ -410,17 +402,7 @@ fn a_video_on_both_sides_of_the_split_is_refused_by_name() {
 fn a_video_csv_is_split_per_video_and_a_split_column_that_splits_a_video_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("afew");
-    ok(&[
-        "synth",
-        "--layout",
-        "afew-va",
-        "--clips",
-        "6",
-        "--frames",
-        "10",
-        "--out",
-        s(&data),
-    ]);
+    synth("afew-va", "6", "10", &data, &[]);
     let csv_with = |split: &dyn Fn(usize, usize) -> &'static str| {
         let mut text = String::from("video,frame,path,valence,arousal,split\n");
         for clip in 1..=6 {

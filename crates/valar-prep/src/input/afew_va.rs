@@ -112,8 +112,8 @@ fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<()
             )),
             Ok(p) => Ok(p),
         };
-        match verdict {
-            Ok((valence, arousal, face_box)) => out.rows.push(FrameRow {
+        out.take(match verdict {
+            Ok((valence, arousal, face_box)) => Ok(FrameRow {
                 row,
                 path,
                 face_box: Some(face_box),
@@ -124,13 +124,13 @@ fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<()
                 group: group.clone(),
                 given_split: None,
             }),
-            Err((reason, detail)) => out.rejects.push(Reject {
+            Err((reason, detail)) => Err(Reject {
                 row,
                 path,
                 reason,
                 detail,
             }),
-        }
+        });
     }
     Ok(())
 }

@@ -132,8 +132,8 @@ fn read_video(
             )),
             Some(va) => Ok(va),
         };
-        match verdict {
-            Ok((valence, arousal)) => out.rows.push(FrameRow {
+        out.take(match verdict {
+            Ok((valence, arousal)) => Ok(FrameRow {
                 row,
                 path,
                 face_box: None,
@@ -144,13 +144,13 @@ fn read_video(
                 group: recording(video).to_string(),
                 given_split: split,
             }),
-            Err((reason, detail)) => out.rejects.push(Reject {
+            Err((reason, detail)) => Err(Reject {
                 row,
                 path,
                 reason,
                 detail,
             }),
-        }
+        });
     }
     Ok(())
 }

@@ -35,6 +35,14 @@ pub(super) struct Frames {
 }
 
 impl Frames {
+    /// Keeps a frame that passed its reader's checks, or records why it did not.
+    pub(super) fn take(&mut self, verdict: Result<FrameRow, Reject>) {
+        match verdict {
+            Ok(row) => self.rows.push(row),
+            Err(reject) => self.rejects.push(reject),
+        }
+    }
+
     /// The reader's table: the image columns every reader gives, then `video`, `frame`,
     /// `group` and `given_split`, which [`crate::video`] reads.
     pub(super) fn into_loaded(

@@ -91,18 +91,19 @@ pub(super) fn load(csv_path: &Path, images: &Path) -> Result<Loaded, PrepError> 
             reason,
             detail,
         };
-        match parse_row(&field) {
-            Err(why) => out.rejects.push(reject(reason::MALFORMED, why)),
-            Ok(_) if !images.join(&path).is_file() => out.rejects.push(reject(
+        let verdict = match parse_row(&field) {
+            Err(why) => Err(reject(reason::MALFORMED, why)),
+            Ok(_) if !images.join(&path).is_file() => Err(reject(
                 reason::MISSING_FRAME,
                 format!("{} is not on disk", images.join(&path).display()),
             )),
-            Ok(row) => out.rows.push(FrameRow {
+            Ok(row) => Ok(FrameRow {
                 row: line,
                 path,
                 ..row
             }),
-        }
+        };
+        out.take(verdict);
     }
     let found = format!("{} holds {} data rows", csv_path.display(), out.rows_read);
     out.into_loaded(csv_path, images, found)
