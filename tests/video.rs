@@ -364,6 +364,39 @@ fn aff_wild2_drops_invalid_frames_reports_missing_ones_and_keeps_the_given_split
 
     let (printed, run) = train_and_evaluate(dir.path(), &prepared);
     check_video_metrics(&run, &prepared, &printed);
+
+    // One set folder, whole, as a test set: its window is chosen on the val split of the
+    // data the model trained on.
+    let test = dir.path().join("test");
+    ok(&[
+        "prepare",
+        "--aff-wild2",
+        s(&annotations.join("Validation_Set")),
+        "--frames",
+        s(&data.join("cropped_aligned")),
+        "--all",
+        "--size",
+        "24",
+        "--out",
+        s(&test),
+    ]);
+    assert!(split_per_video(&test).values().all(|s| *s == Split::Test));
+    let printed = ok(&[
+        "evaluate",
+        "--model",
+        s(&run.join("model.onnx")),
+        "--data",
+        s(&test),
+    ]);
+    assert!(
+        printed.contains(&format!(
+            "chosen on the val split of {}",
+            prepared.display()
+        )),
+        "{printed}"
+    );
+    let sweep = Table::read(&run.join("predictions-test-smoothing.csv"));
+    assert_eq!(sweep.rows.len(), 11);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use crate::TrainError;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::outputs::{dim_metrics, into_label_range, write_predictions_csv};
-use crate::video_eval::{Scored, Smoothing, ValSet, VideoEvaluation, score_videos};
+use crate::video_eval::{Scored, Smoothing, ValSet, VideoEvaluation, score_videos, video_groups};
 use std::path::{Path, PathBuf};
 use valar_core::{
     DimMetrics, Dimension, Split, Targets, TrainingMean, mean_baseline, read_manifest,
@@ -152,24 +152,15 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         dir.join(format!("predictions-{split}.csv"))
     });
     write_predictions_csv(&out, &data.rows, &rows, &pred, targets)?;
-    let val = if opts.smoothing != Smoothing::Auto {
-        None
-    } else if split == SplitChoice::Val {
-        Some(ValSet {
-            rows: rows.clone(),
+    let val = match opts.smoothing {
+        Smoothing::Window(_) => None,
+        Smoothing::Auto if split == SplitChoice::Val => Some(ValSet {
+            groups: video_groups(&data.rows, &rows),
             truth: truth.clone(),
             pred: pred.clone(),
-        })
-    } else {
-        let val_rows = data.split_indices(SplitChoice::Val);
-        match val_rows.is_empty() || data.rows[val_rows[0]].video.is_none() {
-            true => None,
-            false => Some(ValSet {
-                pred: predict_rows(&mut model, &data, &val_rows)?,
-                truth: data.labels(&val_rows, targets),
-                rows: val_rows,
-            }),
-        }
+            source: data.dir.clone(),
+        }),
+        Smoothing::Auto => window_split(&opts.model, &data, &mut model, targets)?,
     };
     let scored = Scored {
         manifest: &data.rows,
@@ -189,6 +180,45 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         baseline,
         videos,
     })
+}
+
+/// The validation split to choose a smoothing window on when another split is scored: the
+/// scored folder's own, else that of the data the model's run trained on (its
+/// `config.toml`), which is where a test folder prepared with `--all` has its window
+/// chosen. `None` when neither has validation rows of videos the model can read.
+fn window_split(
+    model_path: &Path,
+    scored: &Dataset,
+    model: &mut InferenceModel,
+    targets: Targets,
+) -> Result<Option<ValSet>, TrainError> {
+    let video_val = |d: &Dataset| {
+        let rows = d.split_indices(SplitChoice::Val);
+        let fits = model.input_size() == d.faces.size && model.channels() == d.faces.channels;
+        (fits && rows.iter().any(|&r| d.rows[r].video.is_some())).then_some(rows)
+    };
+    let from_run = || -> Option<Dataset> {
+        let run = model_path.parent()?;
+        let config = TrainConfig::read(&run.join("config.toml")).ok()?;
+        [config.data.clone(), run.join(&config.data)]
+            .into_iter()
+            .filter(|d| d.join("manifest.csv").is_file())
+            .find_map(|d| Dataset::load(&d).ok())
+    };
+    let (data, rows) = match video_val(scored) {
+        Some(rows) => (None, rows),
+        None => match from_run().and_then(|d| video_val(&d).map(|rows| (d, rows))) {
+            Some((d, rows)) => (Some(d), rows),
+            None => return Ok(None),
+        },
+    };
+    let data = data.as_ref().unwrap_or(scored);
+    Ok(Some(ValSet {
+        groups: video_groups(&data.rows, &rows),
+        truth: data.labels(&rows, targets),
+        pred: predict_rows(model, data, &rows)?,
+        source: data.dir.clone(),
+    }))
 }
 
 /// The model's predictions for `rows`, clipped to the label range.

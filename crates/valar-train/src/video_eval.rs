@@ -3,7 +3,6 @@
 //! frames within each video, the window chosen on the validation split by a sweep.
 
 use crate::TrainError;
-use crate::data::SplitChoice;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -69,9 +68,9 @@ pub struct VideoEvaluation {
     pub dims: Vec<Dimension>,
     /// The window applied.
     pub window: usize,
-    /// The split the window was chosen on; `None` when it was given, or when there were no
-    /// validation rows to choose on (then no smoothing).
-    pub chosen_on: Option<SplitChoice>,
+    /// The prepared folder whose validation split the window was chosen on; `None` when it
+    /// was given, or when there were no validation rows to choose on (then no smoothing).
+    pub chosen_on: Option<PathBuf>,
     /// The sweep (empty when the window was given).
     pub sweep: Vec<SweepRow>,
     /// CCC over all frames of the scored split, raw.
@@ -110,7 +109,7 @@ fn mean(x: &[f64]) -> f64 {
 }
 
 /// Videos and their rows in frame order, as positions into a list of scored rows.
-type Groups = Vec<(String, Vec<usize>)>;
+pub(crate) type Groups = Vec<(String, Vec<usize>)>;
 
 /// Scored rows grouped by video, each group in frame order: positions into the scored list.
 pub(crate) fn video_groups(manifest: &[ManifestRow], rows: &[usize]) -> Groups {
@@ -201,11 +200,14 @@ fn best(sweep: &[SweepRow]) -> usize {
         .map_or(1, |r| r.window)
 }
 
-/// Predictions and truth of the validation split, for choosing the window.
+/// Predictions and truth of a validation split, for choosing the window.
 pub(crate) struct ValSet {
-    pub rows: Vec<usize>,
+    /// Its rows by video, as positions into `truth` and `pred`.
+    pub groups: Groups,
     pub truth: Vec<f32>,
     pub pred: Vec<f32>,
+    /// The prepared folder it is the validation split of.
+    pub source: PathBuf,
 }
 
 /// What [`score_videos`] scores.
@@ -235,8 +237,8 @@ pub(crate) fn score_videos(
     let (window, chosen_on, sweep_rows) = match (smoothing, val) {
         (Smoothing::Window(w), _) => (w, None, Vec::new()),
         (Smoothing::Auto, Some(v)) => {
-            let rows = sweep(&v.truth, &v.pred, n, &video_groups(s.manifest, &v.rows));
-            (best(&rows), Some(SplitChoice::Val), rows)
+            let rows = sweep(&v.truth, &v.pred, n, &v.groups);
+            (best(&rows), Some(v.source), rows)
         }
         (Smoothing::Auto, None) => (1, None, Vec::new()),
     };
@@ -401,6 +403,7 @@ mod tests {
         let (truth, pred, groups) = jittered();
         let raw = pooled(&truth, &pred, 2, None);
         let smoothed = pooled(&truth, &smooth(&pred, 2, &groups, 9), 2, None);
+        eprintln!("pooled CCC raw {raw:.3?}, smoothed over 9 frames {smoothed:.3?}");
         for d in 0..2 {
             assert!(
                 smoothed[d] > raw[d] + 0.05,

@@ -57,7 +57,7 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     outln!("{} faces, split {}", eval.rows, eval.split);
     print_table(&eval);
     if let Some(videos) = &eval.videos {
-        print_videos(videos, eval.split);
+        print_videos(videos, eval.split, args.smooth == Smoothing::Auto);
     }
     eprintln!("predictions: {}", eval.predictions.display());
     Ok(())
@@ -121,11 +121,15 @@ fn print_table(eval: &Evaluation) {
 
 /// The video scores: the smoothing sweep, pooled CCC and P_VA raw and smoothed, and the
 /// spread of per-video CCC.
-fn print_videos(v: &VideoEvaluation, split: SplitChoice) {
+fn print_videos(v: &VideoEvaluation, split: SplitChoice, auto: bool) {
     let names: Vec<&str> = v.dims.iter().map(|d| d.name()).collect();
     let score = if v.dims.len() == 2 { "P_VA" } else { "CCC" };
     if !v.sweep.is_empty() {
         outln!("smoothing sweep on the val split (centred mean over a window of frames):");
+    } else if auto {
+        outln!("no val split of videos to choose a smoothing window on (give one with --smooth N)");
+    }
+    if !v.sweep.is_empty() {
         let mut head = format!("{:>7}", "window");
         for n in &names {
             head.push_str(&format!(" {:>12}", format!("{n} CCC")));
@@ -144,9 +148,9 @@ fn print_videos(v: &VideoEvaluation, split: SplitChoice) {
             outln!("{line} {:>7.4}{mark}", r.score);
         }
     }
-    let how = match (v.window, v.chosen_on) {
-        (1, None) if v.sweep.is_empty() => "no smoothing".to_string(),
-        (w, Some(on)) => format!("window {w}, chosen on the {on} split"),
+    let how = match (v.window, &v.chosen_on) {
+        (1, None) => "no smoothing".to_string(),
+        (w, Some(on)) => format!("window {w}, chosen on the val split of {}", on.display()),
         (w, None) => format!("window {w}"),
     };
     outln!("{} videos of the {split} split, {how}:", v.videos.len());
