@@ -108,6 +108,9 @@ pub struct PrepareConfig {
     pub face: FaceSpec,
     /// Also write every face as a PNG, in a folder per interval.
     pub png: bool,
+    /// Preprocess only this shard's share of the plan (`valar prepare --shard K/N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::Shard>,
 }
 
 impl PrepareConfig {
@@ -126,6 +129,7 @@ impl PrepareConfig {
             seed: 0,
             face: FaceSpec::default(),
             png: false,
+            shard: None,
         }
     }
 
@@ -146,6 +150,7 @@ impl PrepareConfig {
         if !(0.0..=1.0).contains(&self.face.margin) {
             return bad("--margin must be between 0 and 1");
         }
+        crate::shard::validate(self)?;
         Ok(())
     }
 }
