@@ -1,4 +1,5 @@
 pub mod evaluate;
+pub mod merge;
 pub mod predict;
 pub mod prepare;
 pub mod report;

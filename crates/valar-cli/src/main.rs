@@ -33,6 +33,8 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Run the whole pipeline: prepare, train, evaluate, report.
     Run(cmd::run::RunArgs),
+    /// Combine the shard folders of a sharded prepare into one prepared dataset.
+    Merge(cmd::merge::MergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::predict::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

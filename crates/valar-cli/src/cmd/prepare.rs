@@ -69,6 +69,10 @@ pub struct PrepareArgs {
     /// Read, exclude and stratify, print the counts, and stop before opening any image.
     #[arg(long)]
     pub dry_run: bool,
+    /// Preprocess only shard K of N (0-based) of the same seeded plan into --out;
+    /// `valar merge` combines the N shard folders.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<valar_prep::Shard>,
 }
 
 /// What to stratify.
@@ -116,6 +120,7 @@ impl PrepareArgs {
                 full_scale: self.full_scale,
             },
             png: self.png,
+            shard: self.shard,
         })
     }
 }
