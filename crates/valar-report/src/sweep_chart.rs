@@ -73,7 +73,8 @@ pub fn sweep_chart(path: &Path, title: &str, groups: &[SweepGroup]) -> Result<()
                 dims.get(i % dims.len().max(1)),
             );
             if let Some(&dim) = dim {
-                draw_panel(panel, groups, metric, dim)?;
+                // One legend, in the top of the first CCC panel, where scores seldom reach.
+                draw_panel(panel, groups, metric, dim, i == 0)?;
             }
         }
         Ok(())
@@ -90,7 +91,13 @@ fn values(scores: &[(Dimension, Vec<DimMetrics>)], dim: Dimension, metric: Metri
         .collect()
 }
 
-fn draw_panel(area: &Area<'_>, groups: &[SweepGroup], metric: Metric, dim: Dimension) -> Drawn {
+fn draw_panel(
+    area: &Area<'_>,
+    groups: &[SweepGroup],
+    metric: Metric,
+    dim: Dimension,
+    legend: bool,
+) -> Drawn {
     let all: Vec<f64> = groups
         .iter()
         .flat_map(|g| {
@@ -115,7 +122,7 @@ fn draw_panel(area: &Area<'_>, groups: &[SweepGroup], metric: Metric, dim: Dimen
         .margin(20)
         .x_label_area_size(70)
         .y_label_area_size(110)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y.clone())?;
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y)?;
     let label = |v: &f64| {
         let i = v.round();
         if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < groups.len() {
@@ -192,15 +199,9 @@ fn draw_panel(area: &Area<'_>, groups: &[SweepGroup], metric: Metric, dim: Dimen
                 .map(move |&y| Circle::new((*x, y), 7, colour.filled().stroke_width(2)))
         }))?;
     }
-    styled_legend!(
-        chart,
-        if metric.error {
-            SeriesLabelPosition::UpperRight
-        } else {
-            SeriesLabelPosition::LowerRight
-        }
-    )?;
-    let _ = y;
+    if legend {
+        styled_legend!(chart, SeriesLabelPosition::UpperRight)?;
+    }
     Ok(())
 }
 
