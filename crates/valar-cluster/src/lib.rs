@@ -22,6 +22,6 @@ mod sweep;
 pub use cell::{CellMetrics, run_cell};
 pub use error::ClusterError;
 pub use pool::{Task, run_local};
-pub use slurm::{Resources, SlurmJob, Submitted, array_spec, sbatch_on_path};
+pub use slurm::{Resources, SlurmJob, Submitted, TASK_ID, array_spec, sbatch_on_path};
 pub use summary::{Summary, summarize};
 pub use sweep::{Cell, Sweep, SweepDir};

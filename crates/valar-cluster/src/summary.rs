@@ -88,7 +88,8 @@ pub fn summarize(dir: &SweepDir) -> Result<Summary, ClusterError> {
         })
         .collect();
 
-    let mut csv = keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    let mut csv = vec!["group".to_string()];
+    csv.extend(keys.iter().map(|k| k.to_string()));
     csv.extend(["split", "dimension", "seeds"].map(String::from));
     for (name, _) in METRICS {
         csv.extend([format!("{name}_mean"), format!("{name}_sd")]);
@@ -108,7 +109,8 @@ pub fn summarize(dir: &SweepDir) -> Result<Summary, ClusterError> {
     for ((label, values, _), g) in groups.iter().zip(&chart_groups) {
         for (split, scores) in [("val", &g.val), ("test", &g.test)] {
             for (dim, per_seed) in scores {
-                let mut row: Vec<String> = values.iter().map(|(_, v)| quote(v)).collect();
+                let mut row = vec![quote(label)];
+                row.extend(values.iter().map(|(_, v)| quote(v)));
                 row.extend([
                     split.to_string(),
                     dim.name().to_string(),

@@ -76,8 +76,11 @@ impl Sweep {
     /// Reads a sweep file; relative paths are taken from its folder.
     pub fn read(path: &Path) -> Result<Self, ClusterError> {
         let text = std::fs::read_to_string(path).map_err(ClusterError::io(path))?;
-        let dir = std::path::absolute(path.parent().unwrap_or(Path::new(".")))
-            .map_err(ClusterError::io(path))?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = std::path::absolute(parent).map_err(ClusterError::io(path))?;
         Self::parse(&text, &dir).map_err(|reason| ClusterError::format(path, reason))
     }
 
