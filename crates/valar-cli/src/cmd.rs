@@ -4,5 +4,7 @@ pub mod predict;
 pub mod prepare;
 pub mod report;
 pub mod run;
+pub mod slurm;
+pub mod sweep;
 pub mod synth;
 pub mod train;
