@@ -1,0 +1,142 @@
+//! End-to-end tests of `valar slurm prepare`: the sbatch scripts it writes, and the same
+//! shards run here as local processes when there is no sbatch. (A real Slurm runs them in
+//! `just test-slurm`.)
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+use common::{ok, s};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Data {
+    dir: tempfile::TempDir,
+    csv: PathBuf,
+    images: PathBuf,
+}
+
+fn data() -> Data {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("synth");
+    ok(&[
+        "synth",
+        "--out",
+        s(&root),
+        "--n",
+        "300",
+        "--val-n",
+        "0",
+        "--seed",
+        "4",
+    ]);
+    Data {
+        csv: root.join("Manually_Annotated_file_lists/training.csv"),
+        images: root.join("Manually_Annotated_Images"),
+        dir,
+    }
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+#[test]
+fn slurm_prepare_writes_a_shard_array_and_a_merge_after_it() {
+    let data = data();
+    let out = data.dir.path().join("my data");
+    let text = ok(&[
+        "slurm",
+        "prepare",
+        "--shards",
+        "4",
+        "--no-submit",
+        "--partition",
+        "short",
+        "--cpus-per-task",
+        "4",
+        "--sbatch=--qos=low",
+        "--",
+        "--csv",
+        s(&data.csv),
+        "--images",
+        s(&data.images),
+        "--quota",
+        "10",
+        "--out",
+        s(&out),
+    ]);
+    let work = data.dir.path().join("my data.shards");
+    let array = String::from_utf8(read(&work.join("valar-prepare.sbatch"))).unwrap();
+    let merge = String::from_utf8(read(&work.join("valar-merge.sbatch"))).unwrap();
+    let quoted = |p: &Path| format!("'{}'", s(p));
+    for line in [
+        "#!/bin/bash\n".to_string(),
+        "#SBATCH --array=0-3\n".into(),
+        format!(
+            "#SBATCH --output={}/logs/valar-prepare-%A_%a.log\n",
+            s(&work)
+        ),
+        "#SBATCH --partition=short\n".into(),
+        "#SBATCH --cpus-per-task=4\n".into(),
+        "#SBATCH --qos=low\n".into(),
+        format!("#SBATCH --chdir={}\n", s(&std::env::current_dir().unwrap())),
+        // The shard folder and the shard come from the array index; --out is replaced.
+        format!("--out \\\n    '{}/'${{SLURM_ARRAY_TASK_ID}} \\\n", s(&work)),
+        "--shard \\\n    ${SLURM_ARRAY_TASK_ID}/4\n".into(),
+        "--quota \\\n    10 \\\n".into(),
+    ] {
+        assert!(array.contains(&line), "{line:?} not in\n{array}");
+    }
+    assert!(!array.contains(&quoted(&out)), "{array}");
+    for line in [
+        "#SBATCH --job-name=valar-merge\n".to_string(),
+        "#SBATCH --kill-on-invalid-dep=yes\n".into(),
+        format!("    merge \\\n    {} \\\n", quoted(&work.join("0"))),
+        format!(
+            "{} \\\n    --out \\\n    {}\n",
+            quoted(&work.join("3")),
+            quoted(&out)
+        ),
+    ] {
+        assert!(merge.contains(&line), "{line:?} not in\n{merge}");
+    }
+    assert!(text.contains("sbatch --dependency=afterok:$jid"), "{text}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn without_sbatch_the_shards_run_here_and_merge_like_one_process() {
+    let data = data();
+    let d = data.dir.path();
+    let common = [
+        "--csv",
+        s(&data.csv),
+        "--images",
+        s(&data.images),
+        "--quota",
+        "12",
+        "--seed",
+        "9",
+    ];
+    let single = d.join("single");
+    ok(&[&["prepare"][..], &common, &["--out", s(&single)]].concat());
+    let out = d.join("merged");
+    let run = Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args(["slurm", "prepare", "--shards", "3", "--jobs", "2", "--"])
+        .args(common)
+        .args(["--out", s(&out)])
+        // No sbatch anywhere on the PATH.
+        .env("PATH", d)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sbatch is not on the PATH: running the tasks here, 2 at a time"),
+        "{stderr}"
+    );
+    for file in ["manifest.csv", "faces.npy", "rejects.csv"] {
+        assert!(read(&single.join(file)) == read(&out.join(file)), "{file}");
+    }
+    assert!(d.join("merged.shards/logs/shard-2.log").is_file());
+}
