@@ -40,6 +40,17 @@ fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
+/// The command a script runs, its continuation lines joined.
+fn exec_line(script: &str) -> String {
+    script
+        .split_once("\nexec ")
+        .unwrap()
+        .1
+        .replace(" \\\n    ", " ")
+        .trim_end()
+        .to_string()
+}
+
 #[test]
 fn slurm_prepare_writes_a_shard_array_and_a_merge_after_it() {
     let data = data();
@@ -80,26 +91,31 @@ fn slurm_prepare_writes_a_shard_array_and_a_merge_after_it() {
         "#SBATCH --cpus-per-task=4\n".into(),
         "#SBATCH --qos=low\n".into(),
         format!("#SBATCH --chdir={}\n", s(&std::env::current_dir().unwrap())),
-        // The shard folder and the shard come from the array index; --out is replaced.
-        format!("--out \\\n    '{}/'${{SLURM_ARRAY_TASK_ID}} \\\n", s(&work)),
-        "--shard \\\n    ${SLURM_ARRAY_TASK_ID}/4\n".into(),
-        "--quota \\\n    10 \\\n".into(),
     ] {
         assert!(array.contains(&line), "{line:?} not in\n{array}");
     }
-    assert!(!array.contains(&quoted(&out)), "{array}");
+    // The shard folder and the shard come from the array index; --out is replaced.
+    let exe = env!("CARGO_BIN_EXE_valar");
+    assert_eq!(
+        exec_line(&array),
+        format!(
+            "{exe} prepare --csv {} --images {} --quota 10 --out '{}/'${{SLURM_ARRAY_TASK_ID}} --force --shard ${{SLURM_ARRAY_TASK_ID}}/4",
+            s(&data.csv),
+            s(&data.images),
+            s(&work)
+        )
+    );
     for line in [
         "#SBATCH --job-name=valar-merge\n".to_string(),
         "#SBATCH --kill-on-invalid-dep=yes\n".into(),
-        format!("    merge \\\n    {} \\\n", quoted(&work.join("0"))),
-        format!(
-            "{} \\\n    --out \\\n    {}\n",
-            quoted(&work.join("3")),
-            quoted(&out)
-        ),
     ] {
         assert!(merge.contains(&line), "{line:?} not in\n{merge}");
     }
+    let shards: Vec<String> = (0..4).map(|k| quoted(&work.join(k.to_string()))).collect();
+    assert_eq!(
+        exec_line(&merge),
+        format!("{exe} merge {} --out {}", shards.join(" "), quoted(&out))
+    );
     assert!(text.contains("sbatch --dependency=afterok:$jid"), "{text}");
     assert!(!out.exists());
 }

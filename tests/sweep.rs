@@ -154,8 +154,6 @@ fn slurm_sweep_writes_an_array_and_a_summary_job_after_it() {
         "#SBATCH --time=00:20:00",
         "#SBATCH --mem=2G",
         "#SBATCH --cpus-per-task=2",
-        " sweep \\\n    cell \\\n",
-        "${SLURM_ARRAY_TASK_ID}\n",
     ] {
         assert!(array.contains(line), "{line:?} not in\n{array}");
     }
@@ -163,10 +161,25 @@ fn slurm_sweep_writes_an_array_and_a_summary_job_after_it() {
         "#SBATCH --job-name=valar-summarize",
         "#SBATCH --kill-on-invalid-dep=yes",
         &format!("#SBATCH --output={}/logs/valar-summarize-%j.log", s(&runs)),
-        " summarize \\\n",
     ] {
         assert!(after.contains(line), "{line:?} not in\n{after}");
     }
+    let exe = env!("CARGO_BIN_EXE_valar");
+    let exec_line = |script: &str| {
+        script
+            .split_once("\nexec ")
+            .unwrap()
+            .1
+            .replace(" \\\n    ", " ")
+    };
+    assert_eq!(
+        exec_line(&array),
+        format!("{exe} sweep cell {} ${{SLURM_ARRAY_TASK_ID}}\n", s(&runs))
+    );
+    assert_eq!(
+        exec_line(&after),
+        format!("{exe} sweep summarize {}\n", s(&runs))
+    );
     assert!(
         out.contains(&format!(
             "sbatch --dependency=afterok:$jid {}/valar-summarize.sbatch",

@@ -120,23 +120,33 @@ fn quote(word: &str) -> String {
     }
 }
 
-/// A command line for the script; [`TASK_ID`] becomes the array index variable.
+/// A command line for the script, a flag and its value per line; [`TASK_ID`] becomes the
+/// array index variable.
 fn command_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|arg| {
-            arg.split(TASK_ID)
-                .map(|piece| {
-                    if piece.is_empty() {
-                        String::new()
-                    } else {
-                        quote(piece)
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("${SLURM_ARRAY_TASK_ID}")
-        })
-        .collect::<Vec<_>>()
-        .join(" \\\n    ")
+    let mut lines: Vec<String> = Vec::new();
+    let mut after_flag = false;
+    for arg in argv {
+        let word = arg
+            .split(TASK_ID)
+            .map(|piece| {
+                if piece.is_empty() {
+                    String::new()
+                } else {
+                    quote(piece)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("${SLURM_ARRAY_TASK_ID}");
+        match lines.last_mut() {
+            Some(line) if after_flag || !(arg.starts_with('-') || line.len() + word.len() > 76) => {
+                line.push(' ');
+                line.push_str(&word);
+            }
+            _ => lines.push(word),
+        }
+        after_flag = arg.starts_with("--") && !arg.contains('=');
+    }
+    lines.join(" \\\n    ")
 }
 
 impl SlurmJob {
@@ -288,8 +298,16 @@ mod tests {
         assert_eq!(quote("my data"), "'my data'");
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(
-            command_line(&["x".into(), "/w/my shards/{task}".into(), "{task}/4".into()]),
-            "x \\\n    '/w/my shards/'${SLURM_ARRAY_TASK_ID} \\\n    ${SLURM_ARRAY_TASK_ID}/4"
+            command_line(&[
+                "x".into(),
+                "prepare".into(),
+                "--out".into(),
+                "/w/my shards/{task}".into(),
+                "--shard".into(),
+                "{task}/4".into(),
+                "--force".into()
+            ]),
+            "x prepare \\\n    --out '/w/my shards/'${SLURM_ARRAY_TASK_ID} \\\n    --shard ${SLURM_ARRAY_TASK_ID}/4 \\\n    --force"
         );
     }
 }
