@@ -138,7 +138,10 @@ fn command_line(argv: &[String]) -> String {
             .collect::<Vec<_>>()
             .join("${SLURM_ARRAY_TASK_ID}");
         match lines.last_mut() {
-            Some(line) if after_flag || !(arg.starts_with('-') || line.len() + word.len() > 76) => {
+            // A flag's value stays beside it; a flag starts a line; other words wrap.
+            Some(line)
+                if !arg.starts_with('-') && (after_flag || line.len() + word.len() <= 76) =>
+            {
                 line.push(' ');
                 line.push_str(&word);
             }
