@@ -81,6 +81,13 @@ pub fn merge(
     let mut owner = vec![usize::MAX; count];
     for (k, s) in shards.iter().enumerate() {
         for &c in &s.info.cells {
+            if owner[c] != usize::MAX {
+                return Err(PrepError::Config(format!(
+                    "interval {c} is claimed by both {} and {}",
+                    shards[owner[c]].dir.display(),
+                    s.dir.display()
+                )));
+            }
             owner[c] = k;
         }
     }
@@ -234,6 +241,12 @@ fn check(dirs: &[PathBuf]) -> Result<Vec<ShardDir>, PrepError> {
     let mut seen: Vec<Option<&Path>> = vec![None; count];
     for s in &shards {
         let k = s.info.shard.index;
+        if k >= count || s.info.cells.iter().any(|&c| c >= s.info.cell_count) {
+            return Err(PrepError::Config(format!(
+                "{}: shard.json names a shard or interval outside the plan (edited?)",
+                s.dir.display()
+            )));
+        }
         if let Some(other) = seen[k] {
             return Err(PrepError::Config(format!(
                 "shard {} is given twice: {} and {}",
