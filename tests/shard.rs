@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s};
+use common::{fails, ok, s, synth_original};
 
 use std::path::{Path, PathBuf};
 
@@ -17,20 +17,7 @@ struct Data {
 
 fn data() -> Data {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("synth");
-    ok(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--n",
-        "500",
-        "--val-n",
-        "0",
-        "--seed",
-        "3",
-    ]);
-    let csv = root.join("Manually_Annotated_file_lists/training.csv");
-    let images = root.join("Manually_Annotated_Images");
+    let (csv, images) = synth_original(&dir.path().join("synth"), 500, 0, 3);
     let text = std::fs::read_to_string(&csv).unwrap();
     let paths: Vec<String> = text
         .lines()
@@ -70,10 +57,20 @@ fn prepare(data: &Data, out: &Path, seed: u64, shard: Option<&str>) {
     ok(&args);
 }
 
-fn merge(shards: &[&Path], out: &Path) -> Vec<String> {
-    let mut args = vec!["merge".to_string()];
-    args.extend(shards.iter().map(|p| s(p).to_string()));
-    args.extend(["--out".to_string(), s(out).to_string()]);
+/// `valar merge SHARDS --out OUT`, which must succeed.
+fn merge_ok(shards: &[&Path], out: &Path) {
+    ok(&merge_args(shards, out));
+}
+
+/// `valar merge SHARDS --out OUT`, which must fail; its stderr.
+fn merge_fails(shards: &[&Path], out: &Path) -> String {
+    fails(&merge_args(shards, out))
+}
+
+fn merge_args<'a>(shards: &[&'a Path], out: &'a Path) -> Vec<&'a str> {
+    let mut args = vec!["merge"];
+    args.extend(shards.iter().map(|p| s(p)));
+    args.extend(["--out", s(out)]);
     args
 }
 
@@ -120,8 +117,7 @@ fn four_shards_merge_byte_identical_to_one_process_and_other_plans_are_refused()
     // Given in any order.
     let merged = root.join("merged");
     let order: Vec<&Path> = shards.iter().rev().map(PathBuf::as_path).collect();
-    let args = merge(&order, &merged);
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    merge_ok(&order, &merged);
     for file in ["manifest.csv", "faces.npy", "rejects.csv"] {
         assert!(
             read(&single.join(file)) == read(&merged.join(file)),
@@ -134,31 +130,16 @@ fn four_shards_merge_byte_identical_to_one_process_and_other_plans_are_refused()
     let other = root.join("other");
     prepare(&data, &other, 6, Some("1/4"));
     let mixed = [&shards[0], &other, &shards[2], &shards[3]].map(PathBuf::as_path);
-    let err = fails(
-        &merge(&mixed, &root.join("m2"))
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let err = merge_fails(&mixed, &root.join("m2"));
     assert!(err.contains("different plans"), "{err}");
     assert!(err.contains("seed 5 against 6"), "{err}");
 
     // Missing and repeated shards are refused.
     let three = [&shards[0], &shards[1], &shards[2]].map(PathBuf::as_path);
-    let err = fails(
-        &merge(&three, &root.join("m3"))
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let err = merge_fails(&three, &root.join("m3"));
     assert!(err.contains("missing shard 3/4"), "{err}");
     let twice = [&shards[0], &shards[1], &shards[2], &shards[2]].map(PathBuf::as_path);
-    let err = fails(
-        &merge(&twice, &root.join("m4"))
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    let err = merge_fails(&twice, &root.join("m4"));
     assert!(err.contains("shard 2/4 is given twice"), "{err}");
 }
 
@@ -171,12 +152,11 @@ fn a_killed_shard_is_named_and_rerun_alone() {
     // Shard 1 was killed: only its partial folder is left.
     std::fs::create_dir_all(root.join("s1.partial")).unwrap();
     let both: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
-    let args = merge(&both, &root.join("merged"));
-    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = merge_fails(&both, &root.join("merged"));
     assert!(err.contains("s1: its run did not finish"), "{err}");
     let before = read(&shards[0].join("faces.npy"));
     prepare(&data, &shards[1], 1, Some("1/2"));
-    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    merge_ok(&both, &root.join("merged"));
     assert_eq!(read(&shards[0].join("faces.npy")), before);
     let single = root.join("single");
     prepare(&data, &single, 1, None);

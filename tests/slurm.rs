@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{ok, s};
+use common::{ok, s, synth_original};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,23 +17,8 @@ struct Data {
 
 fn data() -> Data {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("synth");
-    ok(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--n",
-        "300",
-        "--val-n",
-        "0",
-        "--seed",
-        "4",
-    ]);
-    Data {
-        csv: root.join("Manually_Annotated_file_lists/training.csv"),
-        images: root.join("Manually_Annotated_Images"),
-        dir,
-    }
+    let (csv, images) = synth_original(&dir.path().join("synth"), 300, 0, 4);
+    Data { dir, csv, images }
 }
 
 fn read(p: &Path) -> Vec<u8> {

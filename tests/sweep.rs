@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{ok, s};
+use common::{ok, s, synth_original};
 
 use std::path::{Path, PathBuf};
 
@@ -17,20 +17,8 @@ struct Data {
 fn data() -> Data {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let synth = d.join("synth");
-    ok(&[
-        "synth",
-        "--out",
-        s(&synth),
-        "--n",
-        "300",
-        "--val-n",
-        "60",
-        "--seed",
-        "2",
-    ]);
-    let images = synth.join("Manually_Annotated_Images");
-    let lists = synth.join("Manually_Annotated_file_lists");
+    let (train_csv, images) = synth_original(&d.join("synth"), 300, 60, 2);
+    let lists = train_csv.parent().unwrap();
     let prepare = |csv: &str, out: &str, extra: &[&str]| {
         let (csv, out) = (lists.join(csv), d.join(out));
         let mut args = vec![
