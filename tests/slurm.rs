@@ -84,7 +84,7 @@ fn slurm_prepare_writes_a_shard_array_and_a_merge_after_it() {
     assert_eq!(
         exec_line(&array),
         format!(
-            "{exe} prepare --csv {} --images {} --quota 10 --out '{}/'${{SLURM_ARRAY_TASK_ID}} --force --shard ${{SLURM_ARRAY_TASK_ID}}/4",
+            "{exe} prepare --csv {} --images {} --quota 10 --out '{}/'${{SLURM_ARRAY_TASK_ID}} --shard ${{SLURM_ARRAY_TASK_ID}}/4",
             s(&data.csv),
             s(&data.images),
             s(&work)

@@ -152,10 +152,11 @@ fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::
     let task_command = |k: &str| {
         let mut argv = vec![exe.display().to_string(), "prepare".to_string()];
         argv.extend(without_out(prepare));
+        // An unfinished shard has no folder yet (a killed one leaves only `.partial`,
+        // which prepare clears), so no --force is needed.
         argv.extend([
             "--out".into(),
             shard_dir(k),
-            "--force".into(),
             "--shard".into(),
             format!("{k}/{shards}"),
         ]);
