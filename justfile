@@ -33,6 +33,12 @@ demo: setup build
 test: setup
     cargo nextest run --workspace --no-fail-fast || { echo "nextest failed; see above"; exit 1; }
 
+# A real single-node Slurm: installs slurm-wlm and munge with apt when missing, starts munged,
+# slurmctld and slurmd, and runs a 4-shard prepare and a 2-seed sweep through sbatch.
+test-slurm: setup
+    cargo build -p valar-cli
+    scripts/test-slurm.sh
+
 # Format the code.
 fmt:
     cargo fmt --all

@@ -36,3 +36,29 @@ pub fn fails(args: &[&str]) -> String {
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// `valar synth` of `n` training and `val_n` validation images in AffectNet's original
+/// layout under `root`; returns its `training.csv` and image folder.
+pub fn synth_original(
+    root: &Path,
+    n: usize,
+    val_n: usize,
+    seed: u64,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (n, val_n, seed) = (n.to_string(), val_n.to_string(), seed.to_string());
+    ok(&[
+        "synth",
+        "--out",
+        s(root),
+        "--n",
+        &n,
+        "--val-n",
+        &val_n,
+        "--seed",
+        &seed,
+    ]);
+    (
+        root.join("Manually_Annotated_file_lists/training.csv"),
+        root.join("Manually_Annotated_Images"),
+    )
+}

@@ -1,7 +1,10 @@
 pub mod evaluate;
+pub mod merge;
 pub mod predict;
 pub mod prepare;
 pub mod report;
 pub mod run;
+pub mod slurm;
+pub mod sweep;
 pub mod synth;
 pub mod train;

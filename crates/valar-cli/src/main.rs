@@ -33,6 +33,12 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Run the whole pipeline: prepare, train, evaluate, report.
     Run(cmd::run::RunArgs),
+    /// Combine the shard folders of a sharded prepare into one prepared dataset.
+    Merge(cmd::merge::MergeArgs),
+    /// Training sweeps: one `valar train` run per combination of settings, summarized.
+    Sweep(cmd::sweep::SweepArgs),
+    /// Write (and submit, when sbatch is on the PATH) Slurm job arrays for a sharded prepare or a sweep.
+    Slurm(cmd::slurm::SlurmArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,9 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::predict::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
+        Command::Sweep(args) => cmd::sweep::run(args),
+        Command::Slurm(args) => cmd::slurm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

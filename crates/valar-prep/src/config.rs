@@ -141,6 +141,9 @@ pub struct PrepareConfig {
     pub png: bool,
     /// Which frames of a video input to use (ignored for images).
     pub frames: crate::FrameSampling,
+    /// Preprocess only this shard's share of the plan (`valar prepare --shard K/N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::Shard>,
 }
 
 impl PrepareConfig {
@@ -160,6 +163,7 @@ impl PrepareConfig {
             face: FaceSpec::default(),
             png: false,
             frames: crate::FrameSampling::default(),
+            shard: None,
         }
     }
 
@@ -181,6 +185,7 @@ impl PrepareConfig {
             return bad("--margin must be between 0 and 1");
         }
         self.frames.validate()?;
+        crate::shard::validate(self)?;
         Ok(())
     }
 }

@@ -83,10 +83,12 @@ impl<'a> Rows<'a> {
 /// rejected and the cell's next row (in shuffled order) takes its place, so a cell
 /// falls short of its quota only when it runs out of rows. With no quota, every row
 /// is processed. The chosen faces are each cell's first `quota` usable rows in
-/// shuffled order, however the work is cut into chunks.
+/// shuffled order, however the work is cut into chunks. With `owned`, only those
+/// cells are processed (a shard's share).
 pub(crate) fn select(
     strata: &Strata,
     quota: Option<usize>,
+    owned: Option<&[bool]>,
     root: &Path,
     spec: &FaceSpec,
     progress: &dyn Progress,
@@ -97,7 +99,12 @@ pub(crate) fn select(
     let want: Vec<usize> = strata
         .order
         .iter()
-        .map(|o| quota.map_or(o.len(), |q| q.min(o.len())))
+        .enumerate()
+        // A shard leaves the cells of other shards alone.
+        .map(|(c, o)| match owned {
+            Some(owned) if !owned[c] => 0,
+            _ => quota.map_or(o.len(), |q| q.min(o.len())),
+        })
         .collect();
     let mut chosen = Vec::with_capacity(want.iter().sum());
     let mut failures = vec![0usize; cells];

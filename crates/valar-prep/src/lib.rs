@@ -15,10 +15,14 @@ mod exclude;
 mod faces;
 /// Input readers: AffectNet's original CSV, its newer release, a generic CSV.
 mod input;
+/// Combining shard folders into the single-process output.
+mod merge;
 /// The whole run, phase by phase.
 mod pipeline;
 /// Rows that were dropped, and why.
 mod rejects;
+/// One shard's share of a seeded plan, and `shard.json`.
+mod shard;
 /// Intervals, seeded sampling and the stratified train/validation split.
 mod stratify;
 /// Video inputs: frame sampling and splits that keep each video on one side.
@@ -28,7 +32,9 @@ mod write;
 
 pub use config::{Input, PrepareConfig, Stratify};
 pub use error::PrepError;
+pub use merge::merge;
 pub use pipeline::{Prepared, prepare};
 pub use rejects::Reject;
+pub use shard::{SHARD_FILE, Shard, ShardInfo};
 pub use stratify::{Plan, plan_only};
 pub use video::FrameSampling;

@@ -55,6 +55,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
 
     let phase = Instant::now();
     let quota = (!cfg.keep_all).then_some(cfg.quota);
+    let share = crate::shard::Share::new(cfg, &strata, &rejects, quota)?;
     let mut faces = FacesWriter::create(
         &out.path().join("faces.npy"),
         cfg.face.color.channels(),
@@ -70,6 +71,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     let selection = select(
         &strata,
         quota,
+        share.as_ref().map(|s| &s.owned[..]),
         &loaded.image_root,
         &cfg.face,
         progress,
@@ -88,12 +90,13 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     let mut manifest =
         manifest_table(&strata.table, &selection.chosen, &splits).map_err(table_err())?;
     write_csv(&out.path().join("manifest.csv"), &mut manifest).map_err(table_err())?;
+    share.iter().for_each(|s| s.keep_plan_rejects(&mut rejects));
     rejects.extend(selection.rejects.iter().cloned());
     write_rejects(&out.path().join("rejects.csv"), &source, &mut rejects).map_err(table_err())?;
     timings.insert("write".to_string(), phase.elapsed().as_secs_f64());
     timings.insert("total".to_string(), started.elapsed().as_secs_f64());
 
-    let info = prep_info(
+    let mut info = prep_info(
         cfg,
         &strata,
         &selection,
@@ -103,6 +106,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
         histograms,
         timings,
     );
+    share.iter().for_each(|s| s.restrict(&mut info));
     for &cell in &info.short_intervals {
         let c = &info.intervals[cell as usize];
         progress.warn(&format!(
@@ -114,6 +118,9 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
         ));
     }
     info.write(&out.path().join("prep.json"))?;
+    if let Some(s) = &share {
+        s.write(out.path(), &info)?;
+    }
     let out = out.commit()?;
     Ok(Prepared { out, info })
 }

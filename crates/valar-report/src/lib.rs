@@ -21,6 +21,8 @@ mod markdown;
 mod report;
 /// Reading a run folder: `metrics.csv`, `predictions.csv`, `config.toml`.
 mod run_files;
+/// The figure of a training sweep: metrics per group of cells, mean ± sd over seeds.
+mod sweep_chart;
 /// Figures of a training run: loss and validation CCC per epoch.
 mod training_charts;
 /// Figures of a video evaluation: per-video CCC, predictions over time.
@@ -28,4 +30,5 @@ mod video_charts;
 
 pub use error::ReportError;
 pub use report::{ReportInputs, ReportSummary, report};
+pub use sweep_chart::{SweepGroup, mean_sd, sweep_chart};
 pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};

@@ -86,6 +86,10 @@ pub struct PrepareArgs {
     /// Video inputs: then at most N frames per video, a seeded draw.
     #[arg(long)]
     pub frames_per_video: Option<usize>,
+    /// Preprocess only shard K of N (0-based) of the same seeded plan into --out;
+    /// `valar merge` combines the N shard folders.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<valar_prep::Shard>,
 }
 
 /// What to stratify.
@@ -146,6 +150,7 @@ impl PrepareArgs {
                 step: self.frame_step,
                 per_video: self.frames_per_video,
             },
+            shard: self.shard,
         })
     }
 }

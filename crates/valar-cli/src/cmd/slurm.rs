@@ -1,0 +1,306 @@
+//! `valar slurm`: a sharded prepare or a sweep as a Slurm job array with a dependent merge
+//! or summary job, submitted when `sbatch` is on the PATH; run here, N at a time, otherwise.
+
+use crate::cmd::prepare::PrepareArgs;
+use crate::ui::{Bars, outln};
+use anyhow::Context;
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use valar_cluster::{Resources, SlurmJob, Task, run_local, sbatch_on_path};
+use valar_prep::SHARD_FILE;
+
+/// Arguments of `valar slurm`.
+#[derive(Debug, clap::Args)]
+pub struct SlurmArgs {
+    #[command(subcommand)]
+    command: SlurmCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SlurmCommand {
+    /// A sharded `valar prepare`: an array of N shard tasks into OUT.shards/K, then
+    /// `valar merge` into OUT. Give prepare's own arguments after `--`.
+    #[command(
+        after_help = "Example: valar slurm prepare --shards 8 --cpus-per-task 8 --mem 16G \
+-- --csv training.csv --images Manually_Annotated_Images --out data/affectnet"
+    )]
+    Prepare {
+        /// Shards of the plan (array tasks).
+        #[arg(long)]
+        shards: usize,
+        #[command(flatten)]
+        job: JobArgs,
+        /// `valar prepare`'s arguments, --out included.
+        #[arg(last = true, required = true, value_name = "PREPARE ARGS")]
+        prepare: Vec<String>,
+    },
+    /// A sweep: an array of one task per unfinished cell, then `valar sweep summarize`.
+    Sweep {
+        /// The sweep file.
+        sweep: PathBuf,
+        /// The sweep folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        job: JobArgs,
+    },
+}
+
+/// Resource requests and where the work runs.
+#[derive(Debug, Clone, clap::Args)]
+struct JobArgs {
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Slurm account.
+    #[arg(long)]
+    account: Option<String>,
+    /// Time limit per task, e.g. 02:00:00.
+    #[arg(long)]
+    time: Option<String>,
+    /// CPUs per task.
+    #[arg(long)]
+    cpus_per_task: Option<u32>,
+    /// Memory per task, e.g. 16G.
+    #[arg(long)]
+    mem: Option<String>,
+    /// Generic resources per task, e.g. gpu:1.
+    #[arg(long)]
+    gres: Option<String>,
+    /// A further #SBATCH option, verbatim (repeatable), e.g. --sbatch=--qos=short.
+    #[arg(long = "sbatch", value_name = "OPTION", allow_hyphen_values = true)]
+    extra: Vec<String>,
+    /// Tasks at once: the array's %N limit on Slurm, the process count here [default: all
+    /// on Slurm, 1 here].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run the tasks here as local processes even when sbatch is on the PATH.
+    #[arg(long, conflicts_with = "no_submit")]
+    local: bool,
+    /// Write the sbatch scripts and print how to submit them, without submitting.
+    #[arg(long)]
+    no_submit: bool,
+}
+
+impl JobArgs {
+    fn resources(&self) -> Resources {
+        Resources {
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            time: self.time.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            gres: self.gres.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+/// `valar prepare`'s arguments, parsed on their own to check them and find --out.
+#[derive(Debug, Parser)]
+#[command(no_binary_name = true)]
+struct PrepareLine {
+    #[command(flatten)]
+    args: PrepareArgs,
+}
+
+/// Runs `valar slurm`.
+pub fn run(args: SlurmArgs) -> anyhow::Result<()> {
+    match args.command {
+        SlurmCommand::Prepare {
+            shards,
+            job,
+            prepare,
+        } => sharded_prepare(shards, &job, &prepare),
+        SlurmCommand::Sweep { sweep, out, job } => sweep_job(&sweep, &out, &job),
+    }
+}
+
+/// The arguments without `--out X` / `--out=X`.
+fn without_out(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in args {
+        if skip {
+            skip = false;
+        } else if a == "--out" {
+            skip = true;
+        } else if !a.starts_with("--out=") {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(shards >= 1, "--shards must be at least 1");
+    let line = PrepareLine::try_parse_from(prepare).context("the prepare arguments after --")?;
+    anyhow::ensure!(
+        line.args.shard.is_none(),
+        "drop --shard from the prepare arguments: --shards {shards} sets every task's shard"
+    );
+    anyhow::ensure!(!line.args.dry_run, "--dry-run has nothing to shard");
+    let out = std::path::absolute(line.args.out.as_deref().context("give --out")?)?;
+    let mut name = out
+        .file_name()
+        .context("--out is not a folder name")?
+        .to_os_string();
+    name.push(".shards");
+    let work = out.with_file_name(name);
+    let shard_dir = |k: &str| work.join(k).display().to_string();
+    let exe = std::env::current_exe()?;
+    let task_command = |k: &str| {
+        let mut argv = vec![exe.display().to_string(), "prepare".to_string()];
+        argv.extend(without_out(prepare));
+        // An unfinished shard has no folder yet (a killed one leaves only `.partial`,
+        // which prepare clears), so no --force is needed.
+        argv.extend([
+            "--out".into(),
+            shard_dir(k),
+            "--shard".into(),
+            format!("{k}/{shards}"),
+        ]);
+        argv
+    };
+    let mut merge = vec![exe.display().to_string(), "merge".to_string()];
+    merge.extend((0..shards).map(|k| shard_dir(&k.to_string())));
+    merge.extend(["--out".into(), out.display().to_string()]);
+    if line.args.force {
+        merge.push("--force".into());
+    }
+    let todo: Vec<usize> = (0..shards)
+        .filter(|k| !work.join(k.to_string()).join(SHARD_FILE).is_file())
+        .collect();
+    let slurm = SlurmJob {
+        name: "valar-prepare".into(),
+        about: format!(
+            "valar prepare in {shards} shards, then valar merge into {}",
+            out.display()
+        ),
+        dir: work.clone(),
+        workdir: std::env::current_dir()?,
+        tasks: todo.clone(),
+        max_parallel: job.jobs,
+        task_command: task_command(valar_cluster::TASK_ID),
+        after_name: "valar-merge".into(),
+        after_command: merge.clone(),
+        resources: job.resources(),
+        after_resources: Resources {
+            cpus_per_task: None,
+            ..job.resources()
+        },
+    };
+    let local_tasks: Vec<Task> = todo
+        .iter()
+        .map(|&k| {
+            let argv = task_command(&k.to_string());
+            Task {
+                name: format!("shard {k}/{shards}"),
+                program: exe.clone(),
+                args: argv[1..].iter().map(Into::into).collect(),
+                log: work.join("logs").join(format!("shard-{k}.log")),
+            }
+        })
+        .collect();
+    dispatch(&slurm, job, &local_tasks, &|| {
+        let merged = valar_prep::merge(
+            &(0..shards)
+                .map(|k| work.join(k.to_string()))
+                .collect::<Vec<_>>(),
+            &out,
+            line.args.force,
+            &Bars::default(),
+        )?;
+        outln!(
+            "Merged {shards} shards: {} faces → {}",
+            merged.info.faces,
+            merged.out.display()
+        );
+        Ok(())
+    })
+}
+
+fn sweep_job(sweep: &Path, out: &Path, job: &JobArgs) -> anyhow::Result<()> {
+    let dir = crate::cmd::sweep::expand(sweep, out)?;
+    let exe = std::env::current_exe()?;
+    let slurm = SlurmJob {
+        name: "valar-sweep".into(),
+        about: format!(
+            "valar sweep: {} cells, then valar sweep summarize {}",
+            dir.cells.len(),
+            dir.root.display()
+        ),
+        dir: dir.root.clone(),
+        workdir: std::env::current_dir()?,
+        tasks: dir.unfinished(),
+        max_parallel: job.jobs,
+        task_command: crate::cmd::sweep::cell_command(&exe, &dir, valar_cluster::TASK_ID),
+        after_name: "valar-summarize".into(),
+        after_command: vec![
+            exe.display().to_string(),
+            "sweep".into(),
+            "summarize".into(),
+            dir.root.display().to_string(),
+        ],
+        resources: job.resources(),
+        after_resources: Resources {
+            gres: None,
+            ..job.resources()
+        },
+    };
+    if job.local || (sbatch_on_path().is_none() && !job.no_submit) {
+        crate::cmd::sweep::run_here(&dir, job.jobs.unwrap_or(1))?;
+        return crate::cmd::sweep::print_summary(&dir);
+    }
+    dispatch(&slurm, job, &[], &|| crate::cmd::sweep::print_summary(&dir))
+}
+
+/// Submits the array and its follow-up when sbatch is there (or writes them, with
+/// --no-submit); otherwise runs `local` here and then `after`.
+fn dispatch(
+    slurm: &SlurmJob,
+    job: &JobArgs,
+    local: &[Task],
+    after: &dyn Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let sbatch = sbatch_on_path();
+    if slurm.tasks.is_empty() {
+        eprintln!("every task has finished already; running the last step here");
+        return after();
+    }
+    if job.no_submit {
+        let (array, follow) = slurm.write()?;
+        outln!(
+            "Wrote {} and {}; submit them with",
+            array.display(),
+            follow.display()
+        );
+        outln!("  jid=$(sbatch --parsable {})", array.display());
+        outln!("  sbatch --dependency=afterok:$jid {}", follow.display());
+        return Ok(());
+    }
+    match sbatch {
+        Some(sbatch) if !job.local => {
+            let ids = slurm.submit(&sbatch)?;
+            let (array, follow) = slurm.script_paths();
+            outln!(
+                "Submitted array job {} ({} tasks, {}) and job {} after it ({}); logs in {}",
+                ids.array,
+                slurm.tasks.len(),
+                array.display(),
+                ids.after,
+                follow.display(),
+                slurm.dir.join("logs").display()
+            );
+            Ok(())
+        }
+        _ => {
+            let jobs = job.jobs.unwrap_or(1);
+            if !job.local {
+                eprintln!("sbatch is not on the PATH: running the tasks here, {jobs} at a time");
+            }
+            run_local(local, jobs, &Bars::default())?;
+            after()
+        }
+    }
+}

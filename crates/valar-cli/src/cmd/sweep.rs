@@ -1,0 +1,129 @@
+//! `valar sweep`: expand a sweep file, run its cells here N at a time, summarize.
+
+use crate::cmd::train::TerminalProgress;
+use crate::ui::{Bars, outln};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use valar_cluster::{Sweep, SweepDir, Task, run_cell, run_local, summarize};
+
+/// Arguments of `valar sweep`.
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    command: SweepCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SweepCommand {
+    /// Expand SWEEP.toml into DIR (one `valar train` run per cell), train every unfinished
+    /// cell as a local process, JOBS at a time, and summarize.
+    Run {
+        /// The sweep file: `test = …`, `[base]` (valar.toml keys) and `[cross]` (lists).
+        sweep: PathBuf,
+        /// The sweep folder (continued where it stopped when it holds the same sweep).
+        #[arg(long)]
+        out: PathBuf,
+        /// Cells trained at once.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Train (or resume) one cell of an expanded sweep and score it.
+    Cell {
+        /// The sweep folder.
+        dir: PathBuf,
+        /// The cell's index (its Slurm array task id).
+        index: usize,
+    },
+    /// Write summary.csv, summary.md and summary.png from the cells scored so far.
+    Summarize {
+        /// The sweep folder.
+        dir: PathBuf,
+    },
+}
+
+/// Runs `valar sweep`.
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    match args.command {
+        SweepCommand::Run { sweep, out, jobs } => {
+            let dir = expand(&sweep, &out)?;
+            run_here(&dir, jobs)?;
+            print_summary(&dir)
+        }
+        SweepCommand::Cell { dir, index } => {
+            let dir = SweepDir::open(&dir)?;
+            let cell = dir.cell(index)?;
+            eprintln!("cell {index}: {}", cell.name);
+            let metrics = run_cell(&dir, index, &mut TerminalProgress::default())
+                .with_context(|| format!("cell {index} ({})", cell.name))?;
+            for (dim, m) in &metrics.val {
+                outln!("{dim}: validation CCC {:.3}, RMSE {:.3}", m.ccc, m.rmse);
+            }
+            for (dim, m) in metrics.test.iter().flatten() {
+                outln!("{dim}: test CCC {:.3}, RMSE {:.3}", m.ccc, m.rmse);
+            }
+            Ok(())
+        }
+        SweepCommand::Summarize { dir } => print_summary(&SweepDir::open(&dir)?),
+    }
+}
+
+/// Expands a sweep file into its folder, with absolute paths for jobs that run elsewhere.
+pub(crate) fn expand(sweep: &Path, out: &Path) -> anyhow::Result<SweepDir> {
+    let out = std::path::absolute(out)?;
+    let dir = Sweep::read(sweep)?.expand(&out)?;
+    Ok(dir)
+}
+
+/// The command line that runs cell `index`: `valar sweep cell DIR INDEX`.
+pub(crate) fn cell_command(exe: &Path, dir: &SweepDir, index: &str) -> Vec<String> {
+    vec![
+        exe.display().to_string(),
+        "sweep".into(),
+        "cell".into(),
+        dir.root.display().to_string(),
+        index.to_string(),
+    ]
+}
+
+/// Runs every unfinished cell as a local process, `jobs` at a time.
+pub(crate) fn run_here(dir: &SweepDir, jobs: usize) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let todo = dir.unfinished();
+    eprintln!(
+        "{} cells, {} to train, {jobs} at a time (logs in {})",
+        dir.cells.len(),
+        todo.len(),
+        dir.root.join("logs").display()
+    );
+    let tasks: Vec<Task> = todo
+        .iter()
+        .map(|&i| {
+            let argv = cell_command(&exe, dir, &i.to_string());
+            Task {
+                name: format!("cell {}", dir.cells[i].name),
+                program: exe.clone(),
+                args: argv[1..].iter().map(Into::into).collect(),
+                log: dir.root.join("logs").join(format!("cell-{i}.log")),
+            }
+        })
+        .collect();
+    run_local(&tasks, jobs, &Bars::default())?;
+    Ok(())
+}
+
+pub(crate) fn print_summary(dir: &SweepDir) -> anyhow::Result<()> {
+    let s = summarize(dir)?;
+    outln!(
+        "Summarized {} cells{} → {}, {}, {}",
+        s.scored,
+        if s.pending.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} not yet trained: {:?})", s.pending.len(), s.pending)
+        },
+        s.csv.display(),
+        s.markdown.display(),
+        s.png.display()
+    );
+    Ok(())
+}
