@@ -191,3 +191,82 @@ fn a_shard_out_of_range_or_with_pngs_is_refused() {
         "{err}"
     );
 }
+
+/// A video input's split is drawn per video from the plan, so shards that each decode only
+/// their own intervals still give every video the side the single run gives it.
+#[test]
+fn a_sharded_video_prepare_merges_byte_identical_with_each_video_on_one_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = root.join("afew");
+    ok(&[
+        "synth",
+        "--layout",
+        "afew-va",
+        "--clips",
+        "8",
+        "--frames",
+        "20",
+        "--out",
+        s(&data),
+        "--seed",
+        "4",
+    ]);
+    let prepare = |out: &Path, shard: Option<&str>| {
+        let mut args = vec![
+            "prepare",
+            "--afew-va",
+            s(&data),
+            "--out",
+            s(out),
+            "--intervals",
+            "4",
+            "--quota",
+            "25",
+            "--size",
+            "24",
+            "--val-fraction",
+            "0.25",
+            "--seed",
+            "3",
+        ];
+        if let Some(k) = shard {
+            args.extend(["--shard", k]);
+        }
+        ok(&args);
+    };
+    let single = root.join("single");
+    prepare(&single, None);
+    let shards: Vec<PathBuf> = (0..3).map(|k| root.join(format!("shards/{k}"))).collect();
+    for (k, d) in shards.iter().enumerate() {
+        prepare(d, Some(&format!("{k}/3")));
+    }
+    let merged = root.join("merged");
+    merge_ok(
+        &shards.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+        &merged,
+    );
+    for file in ["manifest.csv", "faces.npy", "rejects.csv"] {
+        assert!(
+            read(&single.join(file)) == read(&merged.join(file)),
+            "{file} differs between the single run and the merge"
+        );
+    }
+    // Both sides are used, and no video is on both.
+    let manifest = String::from_utf8(read(&merged.join("manifest.csv"))).unwrap();
+    let mut header = manifest.lines().next().unwrap().split(',');
+    let video = header.clone().position(|c| c == "video").unwrap();
+    let split = header.position(|c| c == "split").unwrap();
+    let mut side: std::collections::BTreeMap<String, String> = Default::default();
+    for line in manifest.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let was = side.insert(cells[video].to_string(), cells[split].to_string());
+        assert!(
+            was.is_none_or(|w| w == cells[split]),
+            "video {} is on two sides",
+            cells[video]
+        );
+    }
+    let sides: std::collections::BTreeSet<&String> = side.values().collect();
+    assert_eq!(sides.len(), 2, "{side:?}");
+}

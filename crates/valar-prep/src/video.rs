@@ -179,7 +179,9 @@ fn sample(table: &DataFrame, how: FrameSampling, seed: u64) -> PolarsResult<Data
 /// The split of each chosen frame for a video input, `None` for images (whose split is
 /// drawn per interval). A split the layout gives is kept; otherwise whole groups (subjects
 /// or videos) go to validation, in seeded order, until they hold the validation share of
-/// the chosen frames, and at least one group stays in training.
+/// the plan's frames, and at least one group stays in training. The split is decided on the
+/// plan (every usable frame), not on the frames whose images decoded, so that each shard
+/// of a `--shard K/N` run, which decodes only its own intervals, draws the same split.
 pub(crate) fn group_splits(
     table: &DataFrame,
     chosen: &[Chosen],
@@ -194,7 +196,7 @@ pub(crate) fn group_splits(
     let group = table.column("group")?.str()?;
     let given = table.column("given_split")?.str()?;
     let group_of = |c: &Chosen| group.get(c.pos).unwrap_or("");
-    if chosen.iter().all(|c| given.get(c.pos).is_some()) {
+    if given.null_count() == 0 {
         return Ok(Some(
             chosen
                 .iter()
@@ -207,12 +209,12 @@ pub(crate) fn group_splits(
         ));
     }
     let mut frames: BTreeMap<&str, usize> = BTreeMap::new();
-    for c in chosen {
-        *frames.entry(group_of(c)).or_default() += 1;
+    for g in group.iter() {
+        *frames.entry(g.unwrap_or("")).or_default() += 1;
     }
     let mut order: Vec<&str> = frames.keys().copied().collect();
     order.sort_by_key(|g| (keyed_hash(cfg.seed, &[g.as_bytes()]), *g));
-    let target = crate::stratify::val_count(chosen.len(), cfg.val_fraction);
+    let target = crate::stratify::val_count(group.len(), cfg.val_fraction);
     let mut val: BTreeSet<&str> = BTreeSet::new();
     let mut held = 0;
     for g in order.iter().take(order.len().saturating_sub(1)) {
