@@ -108,6 +108,10 @@ pub struct PrepareConfig {
     pub face: FaceSpec,
     /// Also write every face as a PNG, in a folder per interval.
     pub png: bool,
+    /// An `audit.csv` whose rows are dropped before stratification.
+    pub exclude: Option<PathBuf>,
+    /// Only these kinds of finding are acted on (all when empty).
+    pub exclude_kinds: Vec<valar_core::AuditKind>,
 }
 
 impl PrepareConfig {
@@ -126,6 +130,8 @@ impl PrepareConfig {
             seed: 0,
             face: FaceSpec::default(),
             png: false,
+            exclude: None,
+            exclude_kinds: Vec::new(),
         }
     }
 

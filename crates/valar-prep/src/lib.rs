@@ -5,6 +5,8 @@
 //! its own module. Tables are polars DataFrames until the chosen rows go to the
 //! parallel face pipeline.
 
+/// Dropping the rows an `audit.csv` names (`--exclude`), one member of each duplicate group kept.
+mod audit_exclude;
 /// What to prepare and how: inputs, stratification, face size, seed.
 mod config;
 /// The error type.
@@ -19,6 +21,8 @@ mod input;
 mod pipeline;
 /// Rows that were dropped, and why.
 mod rejects;
+/// Inputs read into plain rows, for stages that must see what `prepare` sees.
+mod source_rows;
 /// Intervals, seeded sampling and the stratified train/validation split.
 mod stratify;
 /// Writing the output folder.
@@ -28,4 +32,5 @@ pub use config::{Input, PrepareConfig, Stratify};
 pub use error::PrepError;
 pub use pipeline::{Prepared, prepare};
 pub use rejects::Reject;
+pub use source_rows::{SourceRow, SourceRows, read_source};
 pub use stratify::{Plan, plan_only};
