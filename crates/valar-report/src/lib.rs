@@ -7,6 +7,8 @@
 //! so no system font is needed, and a `report.md` that embeds them. The same inputs
 //! give byte-identical files.
 
+/// Audit pages: contact sheets of faces and score histograms, for `valar audit`.
+mod audit_pages;
 /// Figure size, embedded fonts, colours and PNG output shared by every figure.
 mod canvas;
 /// Figures of a prepared folder: label histograms, density, intervals, rejects.
@@ -24,6 +26,9 @@ mod run_files;
 /// Figures of a training run: loss and validation CCC per epoch.
 mod training_charts;
 
+pub use audit_pages::{
+    ScoreHistogram, SheetSection, Tile, TilePlace, contact_sheet, score_histograms,
+};
 pub use error::ReportError;
 pub use report::{ReportInputs, ReportSummary, report};
 pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
