@@ -16,8 +16,13 @@ pub enum Target {
 /// restated for valar's measures (see each field).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Thresholds {
-    /// Near duplicates: perceptual hashes (63 bits) at most this many bits apart.
+    /// Near duplicates: perceptual hashes (63 bits) at most this many bits apart…
     pub near_bits: u32,
+    /// …and colour layouts (4×4 cells of mean RGB, mean-removed) at least this
+    /// similar (cosine). The hash alone cannot tell apart faces that share a pose and
+    /// framing (synthetic faces, or a cropped dataset's); the layout adds skin,
+    /// hair and background colour while staying blind to brightness.
+    pub near_layout: f64,
     /// Same face: 32×32 gray faces differing by at most this many gray levels on
     /// average (mean absolute difference), with different file bytes.
     pub same_face_mad: f64,
@@ -49,7 +54,8 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            near_bits: 10,
+            near_bits: 16,
+            near_layout: 0.99,
             same_face_mad: 3.0,
             dark: 0.32,
             light: 0.05,

@@ -1,5 +1,5 @@
 use crate::Thresholds;
-use crate::features::thumb_distance;
+use crate::features::{layout_similarity, thumb_distance};
 use crate::load::Item;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -96,7 +96,7 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
 }
 
 /// Groups the items: the same SHA-256, then perceptual-hash neighbours within
-/// `near_bits`, told apart into same face (thumbnails within `same_face_mad`) and
+/// `near_bits` whose colour layouts agree within `near_layout`, told apart into same face (thumbnails within `same_face_mad`) and
 /// near duplicates; connected components of two or more become groups.
 pub(crate) fn groups(items: &[Item], t: &Thresholds) -> Vec<Group> {
     let n = items.len();
@@ -140,6 +140,10 @@ pub(crate) fn groups(items: &[Item], t: &Thresholds) -> Vec<Group> {
                 .within(items[i].measures.phash, t.near_bits)
                 .into_iter()
                 .filter(|&(j, _)| j > i && items[j].sha256 != items[i].sha256)
+                .filter(|&(j, _)| {
+                    layout_similarity(&items[i].measures.layout, &items[j].measures.layout)
+                        >= t.near_layout
+                })
                 .map(|(j, d)| (i, j, d))
                 .collect();
             near.sort_unstable();

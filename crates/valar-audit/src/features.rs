@@ -7,6 +7,9 @@ pub(crate) const SIDE: u32 = 64;
 /// Side of the gray thumbnail that perceptual hashes and same-face distances use.
 pub(crate) const THUMB: usize = 32;
 
+/// Length of the colour layout: 4×4 cells × 3 channels.
+pub(crate) const LAYOUT: usize = 48;
+
 /// What is measured of one face.
 #[derive(Debug, Clone)]
 pub(crate) struct Measures {
@@ -14,6 +17,9 @@ pub(crate) struct Measures {
     pub phash: u64,
     /// 32×32 gray, for same-face distances.
     pub thumb: Vec<u8>,
+    /// Colour layout: 4×4 cells of mean R, G, B, less their overall mean and scaled
+    /// to unit length, so a brighter or dimmer copy has (nearly) the same layout.
+    pub layout: [f32; LAYOUT],
     /// 99th percentile of perceived brightness, as a share of 255.
     pub bright_p99: f64,
     /// 5th percentile of perceived brightness, as a share of 255.
@@ -88,7 +94,40 @@ pub(crate) fn measure(rgb: &[u8]) -> Measures {
         entropy: entropy(&gray),
         spread,
         thumb,
+        layout: colour_layout(rgb),
     }
+}
+
+/// Mean R, G, B of each of 4×4 cells, centred on their overall mean and normalised.
+fn colour_layout(rgb: &[u8]) -> [f32; LAYOUT] {
+    let s = SIDE as usize;
+    let cell = s / 4;
+    let mut sums = [0f64; LAYOUT];
+    for y in 0..s {
+        for x in 0..s {
+            let k = ((y / cell) * 4 + x / cell) * 3;
+            for c in 0..3 {
+                sums[k + c] += f64::from(rgb[(y * s + x) * 3 + c]);
+            }
+        }
+    }
+    let mean = sums.iter().sum::<f64>() / LAYOUT as f64;
+    let norm = sums.iter().map(|v| (v - mean).powi(2)).sum::<f64>().sqrt();
+    let mut out = [0f32; LAYOUT];
+    if norm > 0.0 {
+        for (o, v) in out.iter_mut().zip(sums) {
+            *o = ((v - mean) / norm) as f32;
+        }
+    }
+    out
+}
+
+/// Cosine similarity of two colour layouts (1 for the same layout).
+pub(crate) fn layout_similarity(a: &[f32; LAYOUT], b: &[f32; LAYOUT]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum()
 }
 
 /// 2×2 averages of the 64×64 gray face.
@@ -191,14 +230,22 @@ fn entropy(gray: &[u8]) -> f64 {
         .sum()
 }
 
-/// Mean absolute difference of two thumbnails, in gray levels.
+/// Mean absolute difference of two thumbnails at 16×16 (2×2 means of the 32×32), in
+/// gray levels. At that scale the resampling noise of a re-encoded or resized copy
+/// averages out, while a shift of even one pixel at 64 still shows along every edge.
 pub(crate) fn thumb_distance(a: &[u8], b: &[u8]) -> f64 {
-    let sum: u32 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| u32::from(x.abs_diff(y)))
+    const HALF: usize = THUMB / 2;
+    let block = |t: &[u8], i: usize| -> i32 {
+        let (x, y) = (2 * (i % HALF), 2 * (i / HALF));
+        [(0, 0), (1, 0), (0, 1), (1, 1)]
+            .iter()
+            .map(|(dx, dy)| i32::from(t[(y + dy) * THUMB + x + dx]))
+            .sum()
+    };
+    let sum: i32 = (0..HALF * HALF)
+        .map(|i| (block(a, i) - block(b, i)).abs())
         .sum();
-    f64::from(sum) / a.len().max(1) as f64
+    f64::from(sum) / 4.0 / (HALF * HALF) as f64
 }
 
 #[cfg(test)]
