@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod evaluate;
 pub mod predict;
 pub mod prepare;

@@ -33,6 +33,8 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Run the whole pipeline: prepare, train, evaluate, report.
     Run(cmd::run::RunArgs),
+    /// Find duplicate, leaking, unusable and mislabelled faces in a source or prepared folders.
+    Audit(cmd::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::predict::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,6 +69,23 @@ pub struct PrepareArgs {
     /// Read, exclude and stratify, print the counts, and stop before opening any image.
     #[arg(long)]
     pub dry_run: bool,
+    /// Drop the rows a `valar audit` of this input found (its audit.csv) before
+    /// stratifying, each with a rejects.csv row; of each duplicate group the lowest row stays.
+    #[arg(long)]
+    pub exclude: Option<PathBuf>,
+    /// Act only on these kinds of finding (repeatable; default: all), e.g. exact_duplicate.
+    #[arg(long, requires = "exclude", value_parser = parse_kind)]
+    pub exclude_kind: Vec<valar_core::AuditKind>,
+}
+
+fn parse_kind(name: &str) -> Result<valar_core::AuditKind, String> {
+    valar_core::AuditKind::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = valar_core::AuditKind::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        format!("unknown kind; one of {}", names.join(", "))
+    })
 }
 
 /// What to stratify.
@@ -116,6 +133,8 @@ impl PrepareArgs {
                 full_scale: self.full_scale,
             },
             png: self.png,
+            exclude: self.exclude.clone(),
+            exclude_kinds: self.exclude_kind.clone(),
         })
     }
 }
