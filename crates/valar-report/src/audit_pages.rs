@@ -43,7 +43,7 @@ pub struct TilePlace {
 /// Sheet width: the report's figure width.
 const WIDTH: u32 = canvas::FULL.0;
 /// Faces are drawn at this side length (nearest-neighbour scaled), large enough to judge.
-pub const TILE: u32 = 128;
+pub const TILE: u32 = 144;
 const GAP: u32 = 24;
 const MARGIN: u32 = 40;
 const CAPTION_LINE: u32 = 26;
