@@ -213,9 +213,9 @@ fn plant(p: &mut Planter, other: &Source, other_lines: &[u64]) {
         let file = format!("planted/resized_{i}.jpg");
         p.save_jpeg(&small, &file, 92);
         let copy = p.append(n, &file, |fields| {
-            for k in 1..=4 {
-                let v: f64 = fields[k].parse().unwrap();
-                fields[k] = ((v * f).round() as i64).to_string();
+            for field in &mut fields[1..=4] {
+                let v: f64 = field.parse().unwrap();
+                *field = ((v * f).round() as i64).to_string();
             }
         });
         p.mark("same_face", n);

@@ -9,9 +9,11 @@ use valar_core::AuditKind;
 /// visits only the children whose edge distance lies within r of the query's, which
 /// is what makes near-duplicate search sub-quadratic.
 struct BkTree {
-    /// (hash, item, children as (distance, node)).
-    nodes: Vec<(u64, usize, Vec<(u32, usize)>)>,
+    nodes: Vec<Node>,
 }
+
+/// A BK-tree node: a hash, its item, and its children as (distance, node).
+type Node = (u64, usize, Vec<(u32, usize)>);
 
 impl BkTree {
     fn new(hashes: impl Iterator<Item = (usize, u64)>) -> Self {

@@ -101,14 +101,14 @@ pub fn contact_sheet(
             title,
             MARGIN,
             MARGIN,
-            &canvas::bold(canvas::TITLE).color(&INK).into(),
+            &canvas::bold(canvas::TITLE).color(&INK),
         )?;
         for (heading, hy) in &headings {
             text(
                 heading,
                 MARGIN,
                 *hy + 6,
-                &canvas::bold(canvas::NOTE).color(&INK).into(),
+                &canvas::bold(canvas::NOTE).color(&INK),
             )?;
         }
         let caption = canvas::font(20.0).color(&INK);
@@ -118,7 +118,7 @@ pub fn contact_sheet(
                     line,
                     place.x,
                     place.y + TILE + 4 + k as u32 * CAPTION_LINE,
-                    &caption.clone().into(),
+                    &caption.clone(),
                 )?;
             }
         }
@@ -127,7 +127,7 @@ pub fn contact_sheet(
                 "nothing found",
                 MARGIN,
                 MARGIN + 90,
-                &canvas::font(NOTE).color(&GREY).into(),
+                &canvas::font(NOTE).color(&GREY),
             )?;
         }
         root.present().map_err(|e| draw_error(e.to_string()))?;
