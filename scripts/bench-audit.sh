@@ -20,7 +20,9 @@ find "$images" -type f -exec cat {} + > /dev/null
 rates=()
 for round in $(seq 1 "$rounds"); do
   out="$work/audit-$n"
-  line=$("$valar" audit --csv "$csv" --images "$images" --out "$out" --force | head -n 1)
+  # The whole output first: `| head` would close the pipe on valar's later lines.
+  report=$("$valar" audit --csv "$csv" --images "$images" --out "$out" --force)
+  line=$(head -n 1 <<<"$report")
   rate=$(sed -E 's/.*\(([0-9.]+) faces\/s\).*/\1/' <<<"$line")
   echo "round $round: $line"
   rates+=("$rate")
