@@ -375,6 +375,23 @@ fn tile_distance(tile: &RgbImage, face: &RgbImage) -> f64 {
         / f64::from(tile.width() * tile.height() * 3)
 }
 
+/// `valar prepare` of every usable row of `src` (the quota is above any interval's count).
+fn prepare(src: &Source, out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "prepare",
+        "--csv",
+        s(&src.csv),
+        "--images",
+        s(&src.images),
+        "--quota",
+        "1000",
+        "--out",
+        s(out),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
+}
+
 fn crop_face(images: &Path, line: &Line) -> RgbImage {
     let img = image::open(images.join(line.path())).unwrap().to_rgb8();
     let [x, y, w, h] = line.face_box();
@@ -538,19 +555,7 @@ fn audit_finds_each_planted_kind_and_prepare_excludes_it() {
 
     // A train/validation leak inside one prepared folder.
     let prepared = dir.path().join("prepared");
-    ok(&[
-        "prepare",
-        "--csv",
-        &source,
-        "--images",
-        s(&p.src.images),
-        "--quota",
-        "1000",
-        "--val-fraction",
-        "0.3",
-        "--out",
-        s(&prepared),
-    ]);
+    prepare(&p.src, &prepared, &["--val-fraction", "0.3"]);
     let manifest_path = prepared.join("manifest.csv");
     let mut rows = valar_core::read_manifest(&manifest_path).unwrap();
     // The first exact pair: an original and its copy planted/exact_0.jpg.
@@ -600,19 +605,7 @@ fn audit_finds_each_planted_kind_and_prepare_excludes_it() {
     let mut outputs = Vec::new();
     for k in 0..2 {
         let dst = dir.path().join(format!("excluded_{k}"));
-        ok(&[
-            "prepare",
-            "--csv",
-            &source,
-            "--images",
-            s(&p.src.images),
-            "--quota",
-            "1000",
-            "--exclude",
-            s(&audit_csv),
-            "--out",
-            s(&dst),
-        ]);
+        prepare(&p.src, &dst, &["--exclude", s(&audit_csv)]);
         outputs.push((
             std::fs::read(dst.join("faces.npy")).unwrap(),
             std::fs::read(dst.join("manifest.csv")).unwrap(),

@@ -51,21 +51,26 @@ pub struct Thresholds {
     pub label_margin: f64,
 }
 
+impl Thresholds {
+    /// The defaults, as a constant so that the command line can show them.
+    pub const DEFAULT: Thresholds = Thresholds {
+        near_bits: 16,
+        near_layout: 0.99,
+        same_face_mad: 3.0,
+        dark: 0.32,
+        light: 0.05,
+        blurry: 0.29,
+        low_information: 0.3,
+        odd_aspect: 0.35,
+        small_face: 48,
+        grayscale_spread: 2,
+        label_margin: 0.25,
+    };
+}
+
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds {
-            near_bits: 16,
-            near_layout: 0.99,
-            same_face_mad: 3.0,
-            dark: 0.32,
-            light: 0.05,
-            blurry: 0.29,
-            low_information: 0.3,
-            odd_aspect: 0.35,
-            small_face: 48,
-            grayscale_spread: 2,
-            label_margin: 0.25,
-        }
+        Thresholds::DEFAULT
     }
 }
 

@@ -7,19 +7,7 @@ use std::path::PathBuf;
 use valar_audit::{AuditConfig, Target, Thresholds, audit};
 use valar_prep::Input;
 
-const DEFAULTS: Thresholds = Thresholds {
-    near_bits: 16,
-    near_layout: 0.99,
-    same_face_mad: 3.0,
-    dark: 0.32,
-    light: 0.05,
-    blurry: 0.29,
-    low_information: 0.3,
-    odd_aspect: 0.35,
-    small_face: 48,
-    grayscale_spread: 2,
-    label_margin: 0.25,
-};
+const DEFAULTS: Thresholds = Thresholds::DEFAULT;
 
 /// Arguments of `valar audit`.
 ///
