@@ -65,3 +65,7 @@ bench-quality: setup build
 # SECONDS each (default 600); prints executions and crashes per target.
 fuzz seconds="600" *targets:
     scripts/fuzz.sh {{seconds}} {{targets}}
+
+# Benchmark valar audit (release) on 20,000 synthetic images (BENCH_IMAGES); prints faces/s.
+bench-audit: build
+    scripts/bench-audit.sh

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod evaluate;
 pub mod merge;
 pub mod predict;

@@ -39,6 +39,8 @@ enum Command {
     Sweep(cmd::sweep::SweepArgs),
     /// Write (and submit, when sbatch is on the PATH) Slurm job arrays for a sharded prepare or a sweep.
     Slurm(cmd::slurm::SlurmArgs),
+    /// Find duplicate, leaking, unusable and mislabelled faces in a source or prepared folders.
+    Audit(cmd::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => cmd::merge::run(args),
         Command::Sweep(args) => cmd::sweep::run(args),
         Command::Slurm(args) => cmd::slurm::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

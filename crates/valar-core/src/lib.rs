@@ -5,6 +5,8 @@
 
 /// Writing outputs atomically: temporary names renamed when complete.
 mod atomic;
+/// `audit.csv`: one row per finding of `valar audit`, read back by `valar prepare --exclude`.
+mod audit_table;
 /// The error type of this crate.
 mod error;
 /// Labels, dimensions, splits, boxes and colour modes.
@@ -23,6 +25,7 @@ mod progress;
 mod run_tables;
 
 pub use atomic::{PartialDir, write_atomic};
+pub use audit_table::{AUDIT_COLUMNS, AuditKind, AuditRow, read_audit, write_audit};
 pub use error::CoreError;
 pub use label::{ColorMode, Dimension, FaceBox, Split, Targets};
 pub use manifest::{MANIFEST_COLUMNS, ManifestRow, read_manifest};

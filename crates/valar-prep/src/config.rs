@@ -144,6 +144,10 @@ pub struct PrepareConfig {
     /// Preprocess only this shard's share of the plan (`valar prepare --shard K/N`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::Shard>,
+    /// An `audit.csv` whose rows are dropped before stratification.
+    pub exclude: Option<PathBuf>,
+    /// Only these kinds of finding are acted on (all when empty).
+    pub exclude_kinds: Vec<valar_core::AuditKind>,
 }
 
 impl PrepareConfig {
@@ -164,6 +168,8 @@ impl PrepareConfig {
             png: false,
             frames: crate::FrameSampling::default(),
             shard: None,
+            exclude: None,
+            exclude_kinds: Vec::new(),
         }
     }
 

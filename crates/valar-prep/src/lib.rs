@@ -5,6 +5,8 @@
 //! its own module. Tables are polars DataFrames until the chosen rows go to the
 //! parallel face pipeline.
 
+/// Dropping the rows an `audit.csv` names (`--exclude`), one member of each duplicate group kept.
+mod audit_exclude;
 /// What to prepare and how: inputs, stratification, face size, seed.
 mod config;
 /// The error type.
@@ -23,6 +25,8 @@ mod pipeline;
 mod rejects;
 /// One shard's share of a seeded plan, and `shard.json`.
 mod shard;
+/// Inputs read into plain rows, for stages that must see what `prepare` sees.
+mod source_rows;
 /// Intervals, seeded sampling and the stratified train/validation split.
 mod stratify;
 /// Video inputs: frame sampling and splits that keep each video on one side.
@@ -36,5 +40,6 @@ pub use merge::merge;
 pub use pipeline::{Prepared, prepare};
 pub use rejects::Reject;
 pub use shard::{SHARD_FILE, Shard, ShardInfo};
+pub use source_rows::{SourceRow, SourceRows, read_source};
 pub use stratify::{Plan, plan_only};
 pub use video::FrameSampling;

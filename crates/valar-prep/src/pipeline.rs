@@ -42,6 +42,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     let phase = Instant::now();
     let mut rejects = loaded.rejects;
     let usable = exclude(&loaded.table, &mut rejects).map_err(table_err())?;
+    let usable = crate::audit_exclude::exclude_audited(&usable, cfg, &mut rejects)?;
     if usable.height() == 0 {
         return Err(PrepError::NothingLeft {
             input: source,

@@ -121,6 +121,7 @@ pub fn plan_only(cfg: &PrepareConfig) -> Result<Plan, PrepError> {
     let mut rejects = loaded.rejects;
     let usable = crate::exclude::exclude(&loaded.table, &mut rejects)
         .map_err(PrepError::table(cfg.input.source()))?;
+    let usable = crate::audit_exclude::exclude_audited(&usable, cfg, &mut rejects)?;
     let strata = stratify(&usable, cfg.stratify, cfg.intervals, cfg.seed)
         .map_err(PrepError::table(cfg.input.source()))?;
     let available: Vec<usize> = strata.order.iter().map(Vec::len).collect();

@@ -62,7 +62,7 @@ pub(crate) fn bold(size: f64) -> FontDesc<'static> {
 }
 
 /// Registers the embedded fonts with plotters once per process.
-fn ensure_fonts() -> Result<(), ReportError> {
+pub(crate) fn ensure_fonts() -> Result<(), ReportError> {
     static REGISTERED: OnceLock<Result<(), &'static str>> = OnceLock::new();
     let result = REGISTERED.get_or_init(|| {
         register_font(FAMILY, FontStyle::Normal, REGULAR).map_err(|_| "DejaVuSans.ttf")?;

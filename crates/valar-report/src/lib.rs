@@ -7,6 +7,8 @@
 //! so no system font is needed, and a `report.md` that embeds them. The same inputs
 //! give byte-identical files.
 
+/// Audit pages: contact sheets of faces and score histograms, for `valar audit`.
+mod audit_pages;
 /// Figure size, embedded fonts, colours and PNG output shared by every figure.
 mod canvas;
 /// Figures of a prepared folder: label histograms, density, intervals, rejects.
@@ -28,6 +30,9 @@ mod training_charts;
 /// Figures of a video evaluation: per-video CCC, predictions over time.
 mod video_charts;
 
+pub use audit_pages::{
+    ScoreHistogram, SheetSection, Tile, TilePlace, contact_sheet, score_histograms,
+};
 pub use error::ReportError;
 pub use report::{ReportInputs, ReportSummary, report};
 pub use sweep_chart::{SweepGroup, mean_sd, sweep_chart};

@@ -90,6 +90,23 @@ pub struct PrepareArgs {
     /// `valar merge` combines the N shard folders.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<valar_prep::Shard>,
+    /// Drop the rows a `valar audit` of this input found (its audit.csv) before
+    /// stratifying, each with a rejects.csv row; of each duplicate group the lowest row stays.
+    #[arg(long)]
+    pub exclude: Option<PathBuf>,
+    /// Act only on these kinds of finding (repeatable; default: all), e.g. exact_duplicate.
+    #[arg(long, requires = "exclude", value_parser = parse_kind)]
+    pub exclude_kind: Vec<valar_core::AuditKind>,
+}
+
+fn parse_kind(name: &str) -> Result<valar_core::AuditKind, String> {
+    valar_core::AuditKind::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = valar_core::AuditKind::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        format!("unknown kind; one of {}", names.join(", "))
+    })
 }
 
 /// What to stratify.
@@ -151,6 +168,8 @@ impl PrepareArgs {
                 per_video: self.frames_per_video,
             },
             shard: self.shard,
+            exclude: self.exclude.clone(),
+            exclude_kinds: self.exclude_kind.clone(),
         })
     }
 }
