@@ -497,4 +497,24 @@ fn a_video_csv_is_split_per_video_and_a_split_column_that_splits_a_video_is_refu
         "{err}"
     );
     assert!(!out.exists());
+
+    // A split given for clip1 only would be honoured for clip1 alone: refused, naming the
+    // first row without one (clip2's first frame: line 12, the header being line 1).
+    std::fs::write(
+        &csv,
+        csv_with(&|clip, _| if clip == 1 { "train" } else { "" }),
+    )
+    .unwrap();
+    let err = fails(&[
+        "prepare",
+        "--csv",
+        s(&csv),
+        "--images",
+        s(&data),
+        "--out",
+        s(&out),
+    ]);
+    assert!(err.contains("row 12 (video `clip2`) has no split"), "{err}");
+    assert!(err.contains("gives `train`"), "{err}");
+    assert!(!out.exists());
 }

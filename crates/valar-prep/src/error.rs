@@ -58,6 +58,25 @@ pub enum PrepError {
         /// Where it was found on each side.
         detail: String,
     },
+    /// Some rows of a video input give a split and others do not, so the given splits
+    /// could be honoured only for some videos.
+    #[error(
+        "{}: row {row} (video `{video}`) has no split, but row {given_row} gives `{given}`; \
+         give every row a split, or none and let valar draw them per video",
+        input.display()
+    )]
+    PartialSplits {
+        /// The input.
+        input: PathBuf,
+        /// The first row without a split.
+        row: u64,
+        /// Its video.
+        video: String,
+        /// The first row with one.
+        given_row: u64,
+        /// The split that row gives.
+        given: String,
+    },
 }
 
 impl PrepError {

@@ -70,6 +70,18 @@ pub(crate) fn prepare_frames(
             video,
             detail,
         },
+        Check::Partial {
+            row,
+            video,
+            given_row,
+            given,
+        } => PrepError::PartialSplits {
+            input: source.clone(),
+            row,
+            video,
+            given_row,
+            given,
+        },
     })?;
     let missing = loaded
         .rejects
@@ -88,7 +100,16 @@ pub(crate) fn prepare_frames(
 
 enum Check {
     Table(PolarsError),
-    Leak { video: String, detail: String },
+    Leak {
+        video: String,
+        detail: String,
+    },
+    Partial {
+        row: u64,
+        video: String,
+        given_row: u64,
+        given: String,
+    },
 }
 
 impl From<PolarsError> for Check {
@@ -97,11 +118,25 @@ impl From<PolarsError> for Check {
     }
 }
 
-/// Every group's given split must be one split.
+/// Every group's given split must be one split, and either every row gives a split or
+/// none does (a half-given split would be silently redrawn).
 fn check_given_splits(table: &DataFrame) -> Result<(), Check> {
     let group = table.column("group")?.str()?;
     let video = table.column("video")?.str()?;
     let given = table.column("given_split")?.str()?;
+    if given.null_count() > 0 && given.null_count() < given.len() {
+        let rows = table.column("row")?.cast(&DataType::UInt64)?;
+        let rows = rows.u64()?;
+        let first = |has: bool| (0..table.height()).find(|&i| given.get(i).is_some() == has);
+        if let (Some(without), Some(with)) = (first(false), first(true)) {
+            return Err(Check::Partial {
+                row: rows.get(without).unwrap_or_default(),
+                video: video.get(without).unwrap_or_default().to_string(),
+                given_row: rows.get(with).unwrap_or_default(),
+                given: given.get(with).unwrap_or_default().to_string(),
+            });
+        }
+    }
     let mut seen: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
     for i in 0..table.height() {
         let (Some(g), Some(s)) = (group.get(i), given.get(i)) else {
