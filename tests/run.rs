@@ -94,3 +94,58 @@ fn run_writes_every_stage_and_a_report_linking_each_png_then_reuses_them() {
     let third = valar(&["--force"]);
     assert!(!third.contains("reused"), "{third}");
 }
+
+/// `valar run` on a video dataset (synthetic AFEW-VA): the frames are sampled and split per
+/// actor, and the evaluation scores each video.
+#[test]
+fn run_takes_a_video_dataset_from_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("afew");
+    let synth = Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args([
+            "synth", "--layout", "afew-va", "--clips", "8", "--frames", "16",
+        ])
+        .args(["--seed", "1", "--out", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(synth.status.success(), "{synth:?}");
+    let config = dir.path().join("valar.toml");
+    std::fs::write(
+        &config,
+        "[data]\nafew_va = \"afew\"\n[prepare]\nframe_step = 2\nintervals = 4\nquota = 1000\nsize = 24\nval_fraction = 0.25\n[train]\nepochs = 1\nbatch_size = 16\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "valar run failed:\n{text}");
+
+    // Every second frame of 8 × 16, each video's frames on one side.
+    let manifest = std::fs::read_to_string(out.join("prepared/manifest.csv")).unwrap();
+    let header: Vec<&str> = manifest.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let (video, split) = (col("video"), col("split"));
+    let mut side = std::collections::BTreeMap::new();
+    for line in manifest.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let was = side.insert(cells[video].to_string(), cells[split].to_string());
+        assert!(was.is_none_or(|w| w == cells[split]), "{line}");
+    }
+    assert_eq!(manifest.lines().count() - 1, 64, "{manifest}");
+    assert_eq!(side.len(), 8, "{side:?}");
+    // The evaluation scored every validation video, beside its per-frame predictions.
+    let videos = std::fs::read_to_string(out.join("evaluation/predictions-videos.csv")).unwrap();
+    let val_videos = side.values().filter(|s| *s == "val").count();
+    assert!(val_videos > 0, "{side:?}");
+    assert!(videos.lines().count() > val_videos, "{videos}");
+    // And says so: the pooled and per-video scores, with P_VA.
+    assert!(text.contains("P_VA"), "{text}");
+}

@@ -33,6 +33,19 @@ pub enum DataSource {
         /// `val_set`.
         test_set: Option<PathBuf>,
     },
+    /// AFEW-VA's clip folders. Splits are drawn per actor; the validation split is scored.
+    AfewVa {
+        /// The folder holding `001` … `600`.
+        dir: PathBuf,
+    },
+    /// Aff-Wild2's VA track. Train_Set and Validation_Set become the training and
+    /// validation splits; the validation split is scored.
+    AffWild2 {
+        /// `VA_Estimation_Challenge`, or one set folder.
+        annotations: PathBuf,
+        /// The cropped or aligned frames: `<video>/<frame:05>.jpg`.
+        frames: PathBuf,
+    },
 }
 
 /// `[prepare]` in `valar.toml`: any of `valar prepare`'s settings; the rest come from
@@ -50,6 +63,8 @@ pub struct PrepareSection {
     pub rgb: Option<bool>,
     pub margin: Option<f32>,
     pub max_pixels: Option<u64>,
+    pub frame_step: Option<usize>,
+    pub frames_per_video: Option<usize>,
 }
 
 /// The whole pipeline's settings.
@@ -75,6 +90,9 @@ struct DataSection {
     synth_n: Option<usize>,
     synth_test_n: Option<usize>,
     synth_seed: Option<u64>,
+    afew_va: Option<PathBuf>,
+    aff_wild2: Option<PathBuf>,
+    frames: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,13 +137,28 @@ impl PipelineConfig {
         let base = path.parent().unwrap_or(Path::new("."));
         let abs = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         let d = file.data;
+        let video = (d.afew_va, d.aff_wild2, d.frames);
         let data = match (d.csv, d.images, d.set) {
-            (Some(csv), Some(images), None) => DataSource::AffectNet {
-                csv: abs(csv),
-                images: abs(images),
-                test_csv: d.test_csv.map(abs),
+            (None, None, None) if video != (None, None, None) => match video {
+                (Some(dir), None, None) => DataSource::AfewVa { dir: abs(dir) },
+                (None, Some(annotations), Some(frames)) => DataSource::AffWild2 {
+                    annotations: abs(annotations),
+                    frames: abs(frames),
+                },
+                _ => {
+                    return Err(err(
+                        "[data] takes `afew_va` alone, or `aff_wild2` with `frames` (the frame folder)".into(),
+                    ));
+                }
             },
-            (None, None, Some(set)) => DataSource::AffectNetNewer {
+            (Some(csv), Some(images), None) if video == (None, None, None) => {
+                DataSource::AffectNet {
+                    csv: abs(csv),
+                    images: abs(images),
+                    test_csv: d.test_csv.map(abs),
+                }
+            }
+            (None, None, Some(set)) if video == (None, None, None) => DataSource::AffectNetNewer {
                 set: abs(set),
                 test_set: d.test_set.map(abs),
             },
@@ -136,7 +169,7 @@ impl PipelineConfig {
             },
             _ => {
                 return Err(err(
-                    "[data] takes either `csv` with `images` (AffectNet's original release or a generic CSV), or `set` (its newer release), or neither (synthetic faces)".into(),
+                    "[data] takes one source: `csv` with `images` (AffectNet's original release, a generic or a video CSV), `set` (its newer release), `afew_va`, `aff_wild2` with `frames`, or none (synthetic faces)".into(),
                 ));
             }
         };
@@ -174,6 +207,30 @@ mod tests {
         let path = dir.path().join("valar.toml");
         std::fs::write(&path, text).unwrap();
         PipelineConfig::read(&path)
+    }
+
+    #[test]
+    fn video_sources_and_frame_sampling_are_read() {
+        let c = read(
+            "[data]\nafew_va = \"AFEW-VA\"\n[prepare]\nframe_step = 3\nframes_per_video = 40\n",
+        )
+        .unwrap();
+        match c.data {
+            DataSource::AfewVa { dir } => assert!(dir.ends_with("AFEW-VA") && dir.is_absolute()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.prepare.frame_step, Some(3));
+        assert_eq!(c.prepare.frames_per_video, Some(40));
+        let c = read("[data]\naff_wild2 = \"ann\"\nframes = \"/f\"\n").unwrap();
+        assert!(matches!(c.data, DataSource::AffWild2 { frames, .. } if frames == Path::new("/f")));
+        for bad in [
+            "[data]\naff_wild2 = \"ann\"\n",
+            "[data]\nafew_va = \"a\"\nset = \"s\"\n",
+            "[data]\nafew_va = \"a\"\nframes = \"f\"\n",
+        ] {
+            let e = read(bad).unwrap_err().to_string();
+            assert!(e.contains("[data] takes"), "{bad}: {e}");
+        }
     }
 
     #[test]

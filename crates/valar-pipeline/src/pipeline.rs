@@ -116,6 +116,18 @@ pub fn run(
                 .map(|d| Input::AffectNetNewer { dir: d.clone() }),
             None,
         ),
+        DataSource::AfewVa { dir } => (Input::AfewVa { dir: dir.clone() }, None, None),
+        DataSource::AffWild2 {
+            annotations,
+            frames,
+        } => (
+            Input::AffWild2 {
+                annotations: annotations.clone(),
+                frames: frames.clone(),
+            },
+            None,
+            None,
+        ),
     };
     let upstream: Vec<&Path> = upstream.iter().map(PathBuf::as_path).collect();
 
@@ -306,6 +318,10 @@ fn prepare_config(
         margin: p.margin.unwrap_or(0.0),
         max_pixels: p.max_pixels.unwrap_or(FaceSpec::default().max_pixels),
         ..FaceSpec::default()
+    };
+    cfg.frames = valar_prep::FrameSampling {
+        step: p.frame_step.unwrap_or(1),
+        per_video: p.frames_per_video,
     };
     Ok(cfg)
 }

@@ -121,7 +121,7 @@ fn print_table(eval: &Evaluation) {
 
 /// The video scores: the smoothing sweep, pooled CCC and P_VA raw and smoothed, and the
 /// spread of per-video CCC.
-fn print_videos(v: &VideoEvaluation, split: SplitChoice, auto: bool) {
+pub(crate) fn print_videos(v: &VideoEvaluation, split: SplitChoice, auto: bool) {
     let names: Vec<&str> = v.dims.iter().map(|d| d.name()).collect();
     let score = if v.dims.len() == 2 { "P_VA" } else { "CCC" };
     if !v.sweep.is_empty() {

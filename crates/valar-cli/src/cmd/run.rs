@@ -82,6 +82,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for w in warnings {
         outln!("warning: {w}");
     }
+    if let Some(videos) = &e.videos {
+        crate::cmd::evaluate::print_videos(videos, e.split, true);
+    }
     if cfg.is_synthetic() {
         // The demo's faces are easy on purpose (they show the pipeline works); say what its
         // figures do not mean, so nobody takes them for what a model reaches on real faces.
