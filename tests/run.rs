@@ -1,6 +1,9 @@
 //! End-to-end test of `valar run` on a tiny synthetic dataset.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod common;
+use common::split_per_video;
+
 use std::process::Command;
 
 #[test]
@@ -130,20 +133,12 @@ fn run_takes_a_video_dataset_from_its_config() {
 
     // Every second frame of 8 × 16, each video's frames on one side.
     let manifest = std::fs::read_to_string(out.join("prepared/manifest.csv")).unwrap();
-    let header: Vec<&str> = manifest.lines().next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
-    let (video, split) = (col("video"), col("split"));
-    let mut side = std::collections::BTreeMap::new();
-    for line in manifest.lines().skip(1) {
-        let cells: Vec<&str> = line.split(',').collect();
-        let was = side.insert(cells[video].to_string(), cells[split].to_string());
-        assert!(was.is_none_or(|w| w == cells[split]), "{line}");
-    }
     assert_eq!(manifest.lines().count() - 1, 64, "{manifest}");
+    let side = split_per_video(&out.join("prepared"));
     assert_eq!(side.len(), 8, "{side:?}");
     // The evaluation scored every validation video, beside its per-frame predictions.
     let videos = std::fs::read_to_string(out.join("evaluation/predictions-videos.csv")).unwrap();
-    let val_videos = side.values().filter(|s| *s == "val").count();
+    let val_videos = side.values().filter(|s| s.name() == "val").count();
     assert!(val_videos > 0, "{side:?}");
     assert!(videos.lines().count() > val_videos, "{videos}");
     // And says so: the pooled and per-video scores, with P_VA.

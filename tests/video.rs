@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s};
+use common::{fails, ok, s, split_per_video};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -55,29 +55,6 @@ fn synth(layout: &str, clips: &str, frames: &str, out: &Path, extra: &[&str]) ->
     ];
     args.extend_from_slice(extra);
     ok(&args)
-}
-
-/// The split of every video in a prepared folder, asserting none is on two sides.
-fn split_per_video(prepared: &Path) -> BTreeMap<String, Split> {
-    let mut sides: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    let rows = read_manifest(&prepared.join("manifest.csv")).unwrap();
-    for r in &rows {
-        let video = r.video.clone().expect("every video frame names its video");
-        assert!(r.frame.is_some(), "row {} has no frame number", r.index);
-        sides.entry(video).or_default().insert(r.split.name());
-    }
-    sides
-        .into_iter()
-        .map(|(video, splits)| {
-            assert_eq!(splits.len(), 1, "video {video} is in splits {splits:?}");
-            let split = rows
-                .iter()
-                .find(|r| r.video.as_deref() == Some(video.as_str()))
-                .unwrap()
-                .split;
-            (video, split)
-        })
-        .collect()
 }
 
 /// Trains a tiny model on `prepared` and evaluates it on its validation split; returns

@@ -2,8 +2,10 @@
 // Each test file uses only some of these.
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
+use valar_core::{Split, read_manifest};
 
 /// Runs `valar` with `args`.
 pub fn valar(args: &[&str]) -> Output {
@@ -61,4 +63,27 @@ pub fn synth_original(
         root.join("Manually_Annotated_file_lists/training.csv"),
         root.join("Manually_Annotated_Images"),
     )
+}
+
+/// The split of every video in a prepared folder, asserting none is on two sides.
+pub fn split_per_video(prepared: &Path) -> BTreeMap<String, Split> {
+    let mut sides: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let rows = read_manifest(&prepared.join("manifest.csv")).unwrap();
+    for r in &rows {
+        let video = r.video.clone().expect("every video frame names its video");
+        assert!(r.frame.is_some(), "row {} has no frame number", r.index);
+        sides.entry(video).or_default().insert(r.split.name());
+    }
+    sides
+        .into_iter()
+        .map(|(video, splits)| {
+            assert_eq!(splits.len(), 1, "video {video} is in splits {splits:?}");
+            let split = rows
+                .iter()
+                .find(|r| r.video.as_deref() == Some(video.as_str()))
+                .unwrap()
+                .split;
+            (video, split)
+        })
+        .collect()
 }
