@@ -96,16 +96,13 @@ pub(crate) fn select(
 ) -> Result<Selection, PrepError> {
     let rows = Rows::new(&strata.table).map_err(PrepError::table(root))?;
     let cells = strata.order.len();
-    let want: Vec<usize> = strata
-        .order
-        .iter()
-        .enumerate()
+    let mut want = strata.wanted(quota);
+    if let Some(owned) = owned {
         // A shard leaves the cells of other shards alone.
-        .map(|(c, o)| match owned {
-            Some(owned) if !owned[c] => 0,
-            _ => quota.map_or(o.len(), |q| q.min(o.len())),
-        })
-        .collect();
+        for (w, _) in want.iter_mut().zip(owned).filter(|(_, mine)| !**mine) {
+            *w = 0;
+        }
+    }
     let mut chosen = Vec::with_capacity(want.iter().sum());
     let mut failures = vec![0usize; cells];
     let mut rejects = Vec::new();

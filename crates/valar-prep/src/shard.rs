@@ -117,12 +117,7 @@ impl Share {
         let Some(shard) = cfg.shard else {
             return Ok(None);
         };
-        let want: Vec<usize> = strata
-            .order
-            .iter()
-            .map(|o| quota.map_or(o.len(), |q| q.min(o.len())))
-            .collect();
-        let owner = assign(&want, shard.count);
+        let owner = assign(&strata.wanted(quota), shard.count);
         let input_digest =
             digest(strata, plan_rejects).map_err(PrepError::table(cfg.input.source()))?;
         Ok(Some(Share {

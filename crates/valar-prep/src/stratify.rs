@@ -33,6 +33,16 @@ pub(crate) struct Strata {
     pub k: usize,
 }
 
+impl Strata {
+    /// How many faces each cell is to give: its quota, or all its rows without one.
+    pub(crate) fn wanted(&self, quota: Option<usize>) -> Vec<usize> {
+        self.order
+            .iter()
+            .map(|o| quota.map_or(o.len(), |q| q.min(o.len())))
+            .collect()
+    }
+}
+
 pub(crate) fn stratify(
     table: &DataFrame,
     how: Stratify,
