@@ -152,8 +152,12 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         dir.join(format!("predictions-{split}.csv"))
     });
     write_predictions_csv(&out, &data.rows, &rows, &pred, targets)?;
+    // Only a video dataset has a window to choose; for images, looking for one would load the
+    // run's whole training set (window_split) to find no videos in it.
+    let is_video = rows.iter().any(|&r| data.rows[r].video.is_some());
     let val = match opts.smoothing {
         Smoothing::Window(_) => None,
+        Smoothing::Auto if !is_video => None,
         Smoothing::Auto if split == SplitChoice::Val => Some(ValSet {
             groups: video_groups(&data.rows, &rows),
             truth: truth.clone(),
