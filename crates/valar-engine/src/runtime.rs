@@ -73,6 +73,41 @@ fn search_dirs(sub: &str) -> Option<PathBuf> {
     find_in(&search_roots(), sub)
 }
 
+/// The `onnxruntime/capi` folder of a Python environment whose `bin/` holds the running
+/// executable: where `pip install valar` puts the library (the wheel depends on
+/// `onnxruntime`), so a pip-installed valar needs neither `.ort/` nor `ORT_DYLIB_PATH`.
+fn pip_capi_dir() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    capi_dir_beside(&exe)
+}
+
+/// The pip-installed library when that package is `onnxruntime-gpu` (it carries the CUDA
+/// provider beside the library; both packages install into `onnxruntime/`).
+fn pip_cuda_library() -> Option<PathBuf> {
+    pip_capi_dir()
+        .filter(|capi| capi.join("libonnxruntime_providers_cuda.so").is_file())
+        .map(|capi| capi.join(lib_name()))
+}
+
+/// `<prefix>/lib/python3.*/{site,dist}-packages/onnxruntime/capi` holding the library, for an
+/// executable at `<prefix>/bin/<name>` (a venv, `pip install --user` or a system prefix).
+fn capi_dir_beside(exe: &Path) -> Option<PathBuf> {
+    let prefix = exe.parent()?.parent()?;
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(prefix.join("lib"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path())
+        .collect();
+    // Several interpreters in one prefix: the order must not depend on the file system's.
+    pythons.sort();
+    pythons
+        .iter()
+        .flat_map(|py| ["site-packages", "dist-packages"].map(|s| py.join(s)))
+        .map(|site| site.join("onnxruntime").join("capi"))
+        .find(|capi| capi.join(lib_name()).is_file())
+}
+
 fn env_override() -> Option<PathBuf> {
     std::env::var_os("ORT_DYLIB_PATH")
         .filter(|v| !v.is_empty())
@@ -88,12 +123,17 @@ fn not_found() -> EngineError {
 }
 
 /// The CPU ONNX Runtime library valar would load: `ORT_DYLIB_PATH`, else `.ort/libonnxruntime.so.1.31.1`
-/// in the current directory or an ancestor, else in an ancestor of the running executable.
+/// in the current directory or an ancestor, else in an ancestor of the running executable, else
+/// the `onnxruntime` Python package installed beside the executable (`pip install valar`).
 pub fn ort_library() -> Result<PathBuf, EngineError> {
-    locate(env_override(), &search_roots())
+    locate(env_override(), &search_roots(), pip_capi_dir())
 }
 
-fn locate(env: Option<PathBuf>, roots: &[PathBuf]) -> Result<PathBuf, EngineError> {
+fn locate(
+    env: Option<PathBuf>,
+    roots: &[PathBuf],
+    pip_capi: Option<PathBuf>,
+) -> Result<PathBuf, EngineError> {
     if let Some(p) = env {
         return if p.is_file() {
             Ok(p)
@@ -105,7 +145,9 @@ fn locate(env: Option<PathBuf>, roots: &[PathBuf]) -> Result<PathBuf, EngineErro
             )))
         };
     }
-    find_in(roots, ".ort").ok_or_else(not_found)
+    find_in(roots, ".ort")
+        .or_else(|| pip_capi.map(|dir| dir.join(lib_name())))
+        .ok_or_else(not_found)
 }
 
 /// The loaded runtime: one per process, because ONNX Runtime's library can be loaded only once.
@@ -153,7 +195,10 @@ pub(crate) fn runtime(device: Device) -> Result<&'static Runtime, EngineError> {
         if device == Device::Cuda {
             if !cuda_driver_present() {
                 set_cuda_reason("libcuda.so.1 (the NVIDIA driver) could not be loaded".into());
-            } else if let Some(p) = env_override().or_else(|| search_dirs(".ort-cuda")) {
+            } else if let Some(p) = env_override()
+                .or_else(|| search_dirs(".ort-cuda"))
+                .or_else(pip_cuda_library)
+            {
                 cuda = true;
                 path = Some(p);
             } else {
@@ -251,7 +296,7 @@ mod tests {
         let deep = dir.path().join("a/b/c");
         std::fs::create_dir_all(&deep).unwrap();
         let roots: Vec<PathBuf> = deep.ancestors().map(Path::to_path_buf).collect();
-        let err = locate(None, &roots).unwrap_err().to_string();
+        let err = locate(None, &roots, None).unwrap_err().to_string();
         assert_eq!(
             err,
             "ONNX Runtime 1.31.1 not found. Run `just setup` (or `scripts/setup-ort.sh`) in the valar checkout, \
@@ -261,15 +306,44 @@ mod tests {
         let lib = dir.path().join("a/.ort/libonnxruntime.so.1.31.1");
         std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
         std::fs::write(&lib, b"").unwrap();
-        assert_eq!(locate(None, &roots).unwrap(), lib);
+        assert_eq!(locate(None, &roots, None).unwrap(), lib);
         // ORT_DYLIB_PATH wins, and a wrong one is reported as such.
         let other = dir.path().join("libonnxruntime.so.1.31.1");
         std::fs::write(&other, b"").unwrap();
-        assert_eq!(locate(Some(other.clone()), &roots).unwrap(), other);
-        let missing = locate(Some(dir.path().join("nope.so")), &roots).unwrap_err();
+        assert_eq!(locate(Some(other.clone()), &roots, None).unwrap(), other);
+        let missing = locate(Some(dir.path().join("nope.so")), &roots, None).unwrap_err();
         assert!(
             matches!(missing, EngineError::OrtNotFound(_))
                 && missing.to_string().contains("ORT_DYLIB_PATH=")
         );
+    }
+
+    #[test]
+    fn a_pip_installed_onnxruntime_beside_the_executable_is_found_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("venv/bin/valar");
+        assert_eq!(capi_dir_beside(&exe), None, "no lib/ at all");
+        let capi = dir
+            .path()
+            .join("venv/lib/python3.11/site-packages/onnxruntime/capi");
+        std::fs::create_dir_all(&capi).unwrap();
+        assert_eq!(
+            capi_dir_beside(&exe),
+            None,
+            "the package without its library"
+        );
+        std::fs::write(capi.join(lib_name()), b"").unwrap();
+        assert_eq!(capi_dir_beside(&exe), Some(capi.clone()));
+
+        // Searched only after `.ort/`: a checkout's own library still wins.
+        let roots = vec![dir.path().join("checkout")];
+        let ours = dir.path().join("checkout/.ort").join(lib_name());
+        assert_eq!(
+            locate(None, &roots, Some(capi.clone())).unwrap(),
+            capi.join(lib_name())
+        );
+        std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
+        std::fs::write(&ours, b"").unwrap();
+        assert_eq!(locate(None, &roots, Some(capi)).unwrap(), ours);
     }
 }
