@@ -29,15 +29,32 @@ build: setup
 demo: setup build
     target/release/valar run --out runs/demo
 
+# cargo-nextest is used when installed (one process per test), plain `cargo test` otherwise.
 # Run every test (unit tests next to the code, end-to-end tests in tests/).
 test: setup
-    cargo nextest run --workspace --no-fail-fast || { echo "nextest failed; see above"; exit 1; }
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if cargo nextest --version >/dev/null 2>&1; then
+      cargo nextest run --workspace --no-fail-fast || { echo "nextest failed; see above"; exit 1; }
+    else
+      echo "cargo-nextest is not installed (cargo install cargo-nextest --locked); running cargo test"
+      cargo test --workspace --no-fail-fast || { echo "cargo test failed; see above"; exit 1; }
+    fi
 
 # A real single-node Slurm: installs slurm-wlm and munge with apt when missing, starts munged,
 # slurmctld and slurmd, and runs a 4-shard prepare and a 2-seed sweep through sbatch.
 test-slurm: setup
     cargo build -p valar-cli
     scripts/test-slurm.sh
+
+# Build the `valar` wheel (the binary plus a dependency on PyPI's onnxruntime) into target/wheels/.
+wheel:
+    scripts/build-wheel.sh
+
+# No cargo and no .ort/ are in reach there: what `pip install valar` gives a user.
+# Install the wheel into a fresh venv outside the checkout and run the demo pipeline from it.
+test-wheel:
+    scripts/test-wheel.sh
 
 # Format the code.
 fmt:
