@@ -78,6 +78,12 @@ bench-train: setup
 bench-quality: setup build
     scripts/bench-quality.sh
 
+# CHECK_CUDA_DEVICE=cpu runs its plumbing on the CPU where no GPU is (it proves nothing about CUDA).
+# On an NVIDIA GPU machine: install ONNX Runtime's CUDA build and PyTorch, train every network on
+# CUDA and on the CPU from one seed, check the losses agree, and time both against PyTorch.
+check-cuda:
+    scripts/check-cuda.sh
+
 # Fuzz the CSV readers, the .npy label reader and the face decoder with cargo-fuzz (nightly),
 # SECONDS each (default 600); prints executions and crashes per target.
 fuzz seconds="600" *targets:

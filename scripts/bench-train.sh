@@ -3,7 +3,7 @@
 # valar's ONNX Runtime engine and in PyTorch on the CPU, side by side in one run: BENCH_ROUNDS
 # rounds (default 3), each running valar then PyTorch on every network, and the step ratio is
 # the median over rounds of the per-round ratio, so a busy spell hits both sides alike.
-#   BENCH_MODELS="compact facecnn resnet mobilenet"  BENCH_STEPS=10  BENCH_ROUNDS=3
+#   BENCH_MODELS="compact facecnn reference resnet mobilenet"  BENCH_STEPS=10  BENCH_ROUNDS=3
 # PyTorch is large (several GB from PyPI); set TORCH_PYTHON to a python that has it, or
 # the script installs it into target/bench/torchenv the first time.
 set -euo pipefail
@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 steps=${BENCH_STEPS:-10}
 rounds=${BENCH_ROUNDS:-3}
-models=${BENCH_MODELS:-compact facecnn resnet mobilenet}
+models=${BENCH_MODELS:-compact facecnn reference resnet mobilenet}
 py=${TORCH_PYTHON:-python3}
 if ! "$py" -c "import torch" 2>/dev/null; then
   env="$root/target/bench/torchenv"

@@ -7,7 +7,10 @@ implementation and once with fused=True), inference images/s at batch 256 in eva
 Prints one JSON line per measurement, like the Rust benchmark.
 
     pip install torch        # CPU wheels are enough
-    python3 scripts/bench_train.py [facecnn|compact|resnet|mobilenet ...] [--steps N] [--fused-only]
+    python3 scripts/bench_train.py [facecnn|compact|reference|resnet|mobilenet ...] [--steps N] [--fused-only]
+                                   [--device cpu|cuda]
+
+On CUDA every timing waits for the GPU (torch.cuda.synchronize) before the clock is read.
 
 Run each model in its own process (pass its name) so the peak RSS figures do not mix.
 """
@@ -16,8 +19,21 @@ import json
 import os
 import time
 
+import sys
+
 import torch
 from torch import nn
+
+
+
+def reference(size=48, channels=1, outputs=2):
+    """The reference recipe's own network, from scripts/quality_torch.py (imported here only:
+    that script needs numpy, which the CPU bench's venv need not have)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from quality_torch import ReferenceNet
+
+    assert outputs == 2, "the reference network has two outputs"
+    return ReferenceNet(channels, size)
 
 
 def conv_block(cin, cout):
@@ -108,19 +124,23 @@ def main():
     ap.add_argument("models", nargs="*", default=["facecnn", "compact"])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--fused-only", action="store_true", help="time only fused AdamW (the one compared)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    builders = {"facecnn": facecnn, "compact": compact, "resnet": resnet, "mobilenet": mobilenet}
+    builders = {"facecnn": facecnn, "compact": compact, "reference": reference, "resnet": resnet,
+                "mobilenet": mobilenet}
     batch, infer_batch = 64, 256
     for name in args.models:
-        x = torch.rand(batch, 1, 48, 48)
-        y = torch.rand(batch, 2) * 2 - 1
+        x = torch.rand(batch, 1, 48, 48).to(dev)
+        y = (torch.rand(batch, 2) * 2 - 1).to(dev)
         if name in PARAMETERS:
             # The same network as valar's, or the comparison means nothing.
             assert sum(p.numel() for p in builders[name]().parameters()) == PARAMETERS[name], name
         for fused in ((True,) if args.fused_only else (False, True)):
-            model = builders[name]()
+            model = builders[name]().to(dev)
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused)
             loss_fn = nn.MSELoss()
@@ -134,19 +154,23 @@ def main():
 
             step()
             step()
+            sync()
             start = time.perf_counter()
             for _ in range(args.steps):
                 step()
+            sync()
             ms = (time.perf_counter() - start) * 1e3 / args.steps
             emit(name, "train_step_ms", batch, ms, "ms", optimizer="adamw_fused" if fused else "adamw")
         model.eval()
-        xi = torch.rand(infer_batch, 1, 48, 48)
+        xi = torch.rand(infer_batch, 1, 48, 48).to(dev)
         runs = max(args.steps, 3)
         with torch.inference_mode():
             model(xi)
+            sync()
             start = time.perf_counter()
             for _ in range(runs):
                 model(xi)
+            sync()
             secs = time.perf_counter() - start
         emit(name, "inference_images_per_s", infer_batch, runs * infer_batch / secs, "images/s")
         emit(name, "peak_rss_mib", batch, peak_rss_mib(), "MiB")

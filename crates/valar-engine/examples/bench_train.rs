@@ -1,8 +1,10 @@
 //! Benchmark: training-step time at batch 64, inference throughput at batch 256 and peak RSS, for
 //! any registered network on 48×48 grey faces with 2 outputs. Prints one JSON line per measurement.
 //!
-//! `cargo run --release -p valar-engine --example bench_train [-- NAME...] [--steps N]`
-//! (default: facecnn and compact).
+//! `cargo run --release -p valar-engine --example bench_train [-- NAME...] [--steps N]
+//! [--device cpu|cuda] [--losses K]` (default: facecnn and compact, on the CPU). `--losses K`
+//! also prints the first K steps' losses on a fixed batch, which `just check-cuda` compares
+//! between devices; a CUDA request that fell back to the CPU is an error, not a CPU figure.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -24,27 +26,31 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn emit(model: &str, measure: &str, batch: usize, value: f64, unit: &str) {
+    // Losses are compared between devices to 1e-4, so they get more digits than timings.
+    let digits = if unit == "loss" { 7 } else { 3 };
     println!(
-        "{{\"engine\":\"valar-ort\",\"model\":\"{model}\",\"measure\":\"{measure}\",\"batch\":{batch},\"value\":{value:.3},\"unit\":\"{unit}\",\"threads\":{}}}",
+        "{{\"engine\":\"valar-ort\",\"model\":\"{model}\",\"measure\":\"{measure}\",\"batch\":{batch},\"value\":{value:.digits$},\"unit\":\"{unit}\",\"threads\":{}}}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let steps: usize = args
-        .iter()
-        .position(|a| a == "--steps")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let steps: usize = flag("--steps").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let losses: usize = flag("--losses").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let device: Device = flag("--device").map_or(Ok(Device::Cpu), |s| s.parse())?;
     let mut names: Vec<&str> = Vec::new();
     let mut skip = false;
     for a in &args {
         if std::mem::take(&mut skip) {
             continue;
         }
-        if a == "--steps" {
+        if matches!(a.as_str(), "--steps" | "--losses" | "--device") {
             skip = true;
         } else {
             names.push(a);
@@ -78,11 +84,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &spec,
             LossKind::Mse,
             OptimizerKind::adamw_default(),
-            Device::Cpu,
+            device,
             1,
         )?;
         let build = Instant::now();
-        t.step(&x, &y, batch, 1e-4)?;
+        let first = t.step(&x, &y, batch, 1e-4)?;
+        if t.device() != device {
+            return Err(format!(
+                "{name}: asked for {device}, ran on {}: {}",
+                t.device(),
+                valar_engine::cuda_unavailable_reason().unwrap_or_default()
+            )
+            .into());
+        }
+        if losses > 0 {
+            emit(name, "loss_step_1", batch, f64::from(first.loss), "loss");
+            for k in 2..=losses {
+                let out = t.step(&x, &y, batch, 1e-4)?;
+                emit(
+                    name,
+                    &format!("loss_step_{k}"),
+                    batch,
+                    f64::from(out.loss),
+                    "loss",
+                );
+            }
+        }
         emit(
             name,
             "first_step_ms",
@@ -108,7 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let path = dir.join(format!("{name}.onnx"));
         t.export_onnx(&path)?;
         drop(t);
-        let mut m = InferenceModel::load(&path, Device::Cpu)?;
+        let mut m = InferenceModel::load(&path, device)?;
         let xi: Vec<f32> = (0..infer_batch * per)
             .map(|_| rng.random::<f32>())
             .collect();
