@@ -31,6 +31,8 @@ mod predict;
 mod progress;
 /// Learning-rate schedules and early stopping.
 mod schedule;
+/// TensorBoard event files of a run's per-epoch metrics.
+mod tensorboard;
 /// The epoch loop, checkpoints and resume.
 mod train_loop;
 /// Per-video CCC, P_VA and smoothing over frames, for video datasets.

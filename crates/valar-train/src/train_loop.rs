@@ -13,6 +13,7 @@ use crate::outputs::{
 };
 use crate::progress::{RunStart, TrainObserver};
 use crate::schedule::LrSchedule;
+use crate::tensorboard::EventWriter;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -383,6 +384,7 @@ pub(crate) fn run_loop<M: StepModel>(
     let mut x = Vec::new();
     let mut stop = StopReason::Completed;
     state.data_sha256 = Some(job.fingerprint.clone());
+    let mut events = EventWriter::create(&run.root)?;
 
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
@@ -469,6 +471,7 @@ pub(crate) fn run_loop<M: StepModel>(
         record.seconds = started.elapsed().as_secs_f64();
         state.history.push(record.clone());
         write_metrics_csv(&run.metrics(), &state.history)?;
+        events.epoch(&record)?;
         state.commit(run)?;
         observer.epoch_done(&record, best);
         if state.early.should_stop() {
