@@ -116,13 +116,12 @@ fn a_model_with_garbled_weights_fails_evaluate_and_predict_naming_it() {
     );
     assert!(!run.join("eval.csv").exists(), "no predictions file of NaN");
 
-    let first = image_rows(&csv, 1)[0].split(',').next().unwrap().to_string();
-    let out = valar(&[
-        "predict",
-        "--model",
-        s(&garbled),
-        s(&images.join(first)),
-    ]);
+    let first = image_rows(&csv, 1)[0]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = valar(&["predict", "--model", s(&garbled), s(&images.join(first))]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "predict exit 0 with a NaN model");
     assert!(
@@ -195,7 +194,9 @@ fn predict_csv_problems_are_per_row_and_nothing_usable_is_an_error() {
     // Nothing usable: a missing file and a nan box. Exit 1, the CSV still says why.
     std::fs::write(
         &list,
-        format!("path,face_x,face_y,face_width,face_height\nmissing.jpg,,,,\n{path1},nan,0,10,10\n"),
+        format!(
+            "path,face_x,face_y,face_width,face_height\nmissing.jpg,,,,\n{path1},nan,0,10,10\n"
+        ),
     )
     .unwrap();
     let err = fails(&[

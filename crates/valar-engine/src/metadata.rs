@@ -51,8 +51,12 @@ pub(crate) fn metadata_of(
     if bytes.is_empty() {
         return Err(invalid(path, "the file is empty"));
     }
-    let m = ModelMetadataOnly::decode(bytes)
-        .map_err(|e| invalid(path, format!("not an ONNX model (truncated or damaged?): {e}")))?;
+    let m = ModelMetadataOnly::decode(bytes).map_err(|e| {
+        invalid(
+            path,
+            format!("not an ONNX model (truncated or damaged?): {e}"),
+        )
+    })?;
     Ok(m.metadata_props
         .into_iter()
         .map(|e| (e.key, e.value))

@@ -13,9 +13,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::EngineError;
 use crate::metadata::ExportInfo;
-use crate::proto::{self, ModelProto, NodeProto, StringStringEntryProto, TensorProto};
 use crate::models::{self, Arch, LossKind, ModelSpec, TensorInfo};
 use crate::optim::{self, OptimizerKind};
+use crate::proto::{self, ModelProto, NodeProto, StringStringEntryProto, TensorProto};
 use crate::runtime::{self, Device};
 use crate::state::{self, NamedTensor, TrainState};
 

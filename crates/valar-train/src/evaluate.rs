@@ -210,11 +210,7 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
     };
     if split == SplitChoice::Test && model.metadata().contains_key("valar.format") {
         drop(model);
-        valar_engine::update_metadata(
-            &opts.model,
-            &test_metadata(&evaluation),
-            Some(TEST_PREFIX),
-        )?;
+        valar_engine::update_metadata(&opts.model, &test_metadata(&evaluation), Some(TEST_PREFIX))?;
         // A run's card shows the test figures just recorded.
         if let Some(run) = opts.model.parent()
             && run.join("config.toml").is_file()
@@ -236,7 +232,12 @@ fn test_metadata(e: &Evaluation) -> Vec<(String, String)> {
     ];
     for (dim, x) in &e.metrics {
         let d = dim.name();
-        for (name, v) in [("rmse", x.rmse), ("pcc", x.pcc), ("ccc", x.ccc), ("sagr", x.sagr)] {
+        for (name, v) in [
+            ("rmse", x.rmse),
+            ("pcc", x.pcc),
+            ("ccc", x.ccc),
+            ("sagr", x.sagr),
+        ] {
             m.push((format!("valar.test.{d}.{name}"), v.to_string()));
         }
         if let Some(b) = e.baseline.as_ref().and_then(|b| b.get(*dim)) {
@@ -285,15 +286,13 @@ fn check_finite_metrics(
 }
 
 /// Refuses a prepared folder whose faces were cut otherwise than the model's training faces.
-fn check_crop(
-    model: &Path,
-    m: &CropRule,
-    data: &Path,
-    d: &CropRule,
-) -> Result<(), TrainError> {
+fn check_crop(model: &Path, m: &CropRule, data: &Path, d: &CropRule) -> Result<(), TrainError> {
     let mut diffs = Vec::new();
     if (m.margin - d.margin).abs() > 1e-6 {
-        diffs.push(format!("margin {} (model) vs {} (data)", m.margin, d.margin));
+        diffs.push(format!(
+            "margin {} (model) vs {} (data)",
+            m.margin, d.margin
+        ));
     }
     if m.box_source != d.box_source {
         diffs.push(format!(

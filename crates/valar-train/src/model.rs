@@ -4,7 +4,9 @@
 use crate::TrainError;
 use crate::config::{LossChoice, OptimizerChoice, TrainConfig};
 use std::path::Path;
-use valar_engine::{ExportInfo, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState, Trainer};
+use valar_engine::{
+    ExportInfo, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState, Trainer,
+};
 
 /// One trainable network, as the training loop sees it. Kept small so the loop's bookkeeping
 /// (schedule, early stopping, checkpoints, resume) can be tested with a pure-Rust model.

@@ -89,7 +89,9 @@ fn render(
     let mut s = String::new();
     // YAML front matter, as the Hugging Face Hub reads it.
     s.push_str("---\nlibrary_name: valar\n");
-    s.push_str("tags:\n  - valence-arousal\n  - affective-computing\n  - facial-expression\n  - onnx\n");
+    s.push_str(
+        "tags:\n  - valence-arousal\n  - affective-computing\n  - facial-expression\n  - onnx\n",
+    );
     let _ = writeln!(s, "datasets:\n  - {}", dataset_name(kind));
     s.push_str("metrics:\n  - ccc\n  - rmse\n  - pcc\n  - sagr\n");
     s.push_str("results:\n");
@@ -134,7 +136,10 @@ fn render(
         s,
         "# valar model: {} on {}\n",
         config.model,
-        dims.iter().map(|d| d.name()).collect::<Vec<_>>().join(" and ")
+        dims.iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>()
+            .join(" and ")
     );
     let size = meta.get("valar.input_size").map_or("?", String::as_str);
     let color = meta.get("valar.color").map_or("?", String::as_str);
@@ -144,7 +149,8 @@ fn render(
          (columns {}), clipped to [-1, 1]. Its `metadata_props` (`valar.*` keys) say how to cut and \
          scale the faces; see valar's README, \"What model.onnx says about itself\".\n",
         meta.get("valar.channels").map_or("?", String::as_str),
-        meta.get("valar.pixel_scaling").map_or("x/127.5-1", String::as_str),
+        meta.get("valar.pixel_scaling")
+            .map_or("x/127.5-1", String::as_str),
         meta.get("valar.outputs").map_or("?", String::as_str),
         meta.get("valar.targets").map_or("?", String::as_str),
     );
@@ -293,7 +299,8 @@ fn render(
         "- {} epochs in {:.1} s on {}",
         history.len(),
         seconds,
-        meta.get("valar.device").map_or("an unrecorded device", String::as_str)
+        meta.get("valar.device")
+            .map_or("an unrecorded device", String::as_str)
     );
     let _ = writeln!(
         s,

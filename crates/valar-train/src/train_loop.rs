@@ -5,8 +5,8 @@ use crate::augment::{AugParams, augment_into};
 use crate::checkpoint::{LoopState, RunDir, best_name, state_name};
 use crate::config::{Augment, DeviceChoice, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
-use crate::model_card::write_model_card;
 use crate::model::{StepModel, build_trainer, host_loss};
+use crate::model_card::write_model_card;
 use crate::outputs::{
     EpochRecord, baseline_rmse, dim_metrics, into_label_range, write_metrics_csv,
     write_predictions_csv,
