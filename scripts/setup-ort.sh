@@ -13,6 +13,9 @@ lib="$dest/libonnxruntime.so.$ORT_VERSION"
 # exported network in Python's onnxruntime (the same release as the library below).
 python3 -c "import numpy" 2>/dev/null || python3 -m pip install --quiet numpy
 python3 -c "import onnxruntime" 2>/dev/null || python3 -m pip install --quiet "onnxruntime==$ORT_VERSION"
+# The tests also run the README's Python (Pillow), read model.onnx's metadata with onnx, and
+# read the TensorBoard event files back with tensorboard's own reader.
+python3 -c "import PIL, onnx, tensorboard" 2>/dev/null || python3 -m pip install --quiet pillow onnx tensorboard
 if [ -f "$lib" ]; then echo "ONNX Runtime $ORT_VERSION already in $dest"; exit 0; fi
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -56,6 +56,25 @@ fn run_writes_every_stage_and_a_report_linking_each_png_then_reuses_them() {
     ] {
         assert!(out.join(file).is_file(), "{file} missing; output:\n{first}");
     }
+    // The run's model card carries the test evaluation beside the mean baseline (what
+    // `just demo` shows), and the run has TensorBoard curves.
+    let card = std::fs::read_to_string(out.join("train/MODEL_CARD.md")).unwrap();
+    let test = &card[card.find("## Test").unwrap()..card.find("## Training").unwrap()];
+    assert!(
+        test.contains("mean baseline RMSE")
+            && test.contains("| valence | ")
+            && !test.contains("| — |"),
+        "{card}"
+    );
+    assert!(card.contains("split: test, dimension: arousal"), "{card}");
+    assert!(
+        std::fs::read_dir(out.join("train")).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("events.out.tfevents.")),
+        "no TensorBoard events in train/"
+    );
     let report = std::fs::read_to_string(out.join("report/report.md")).unwrap();
     let pngs: Vec<_> = std::fs::read_dir(out.join("report"))
         .unwrap()

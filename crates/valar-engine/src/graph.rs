@@ -222,6 +222,7 @@ impl GraphBuilder {
                 domain: String::new(),
                 version: proto::OPSET,
             }],
+            metadata_props: Vec::new(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Inference with an exported model.onnx.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ort::session::Session;
@@ -17,6 +18,7 @@ pub struct InferenceModel {
     channels: usize,
     outputs: usize,
     device: Device,
+    metadata: BTreeMap<String, String>,
 }
 
 fn dims(t: &ValueType) -> Option<Vec<i64>> {
@@ -37,7 +39,13 @@ impl InferenceModel {
             path: PathBuf::from(path),
             reason,
         };
-        let (session, used) = runtime::session(&bytes, device)?;
+        // Read first: it names the file when the bytes are empty or cut short, where ONNX
+        // Runtime only says that protobuf parsing failed.
+        let metadata = crate::metadata::metadata_of(path, &bytes)?;
+        let (session, used) = runtime::session(&bytes, device).map_err(|e| match e {
+            EngineError::Ort(e) => bad(format!("ONNX Runtime cannot load it: {e}")),
+            other => other,
+        })?;
         let (input, output) = match (session.inputs().first(), session.outputs().first()) {
             (Some(i), Some(o)) if session.inputs().len() == 1 => (i, o),
             _ => {
@@ -62,8 +70,19 @@ impl InferenceModel {
             channels: ins[1] as usize,
             outputs: outs[1] as usize,
             device: used,
+            metadata,
             session,
         })
+    }
+
+    /// The model's `metadata_props` (empty for a model written without any).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// The name of the output read by [`InferenceModel::predict`] (the graph's first).
+    pub fn output_name(&self) -> &str {
+        &self.output_name
     }
 
     /// Side of the square input image.

@@ -27,6 +27,7 @@
 mod error;
 mod graph;
 mod inference;
+mod metadata;
 mod models;
 mod ops;
 mod optim;
@@ -37,6 +38,7 @@ mod trainer;
 
 pub use error::EngineError;
 pub use inference::InferenceModel;
+pub use metadata::{ExportInfo, read_metadata, update_metadata};
 pub use models::{InputAffine, LossKind, ModelKind, ModelSpec};
 pub use optim::OptimizerKind;
 pub use runtime::{Device, cuda_unavailable_reason, ort_library};

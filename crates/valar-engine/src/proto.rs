@@ -36,6 +36,25 @@ pub struct ModelProto {
     pub graph: Option<GraphProto>,
     #[prost(message, repeated, tag = "8")]
     pub opset_import: Vec<OperatorSetIdProto>,
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
+}
+
+/// One `metadata_props` entry: free-form key and value, read by `onnx` and onnxruntime alike.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StringStringEntryProto {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub value: String,
+}
+
+/// A model file seen only for its metadata: prost skips the graph (field 7) without building it,
+/// so reading a large model's metadata costs no copy of its weights.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ModelMetadataOnly {
+    #[prost(message, repeated, tag = "14")]
+    pub metadata_props: Vec<StringStringEntryProto>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -12,8 +12,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::EngineError;
+use crate::metadata::ExportInfo;
 use crate::models::{self, Arch, LossKind, ModelSpec, TensorInfo};
 use crate::optim::{self, OptimizerKind};
+use crate::proto::{self, ModelProto, NodeProto, StringStringEntryProto, TensorProto};
 use crate::runtime::{self, Device};
 use crate::state::{self, NamedTensor, TrainState};
 
@@ -439,8 +441,15 @@ impl Trainer {
     }
 
     /// Writes a standard inference model (weights as initializers, BatchNorm in inference mode,
-    /// symbolic batch) to `path` via a temporary file and a rename.
+    /// symbolic batch) to `path` via a temporary file and a rename; its output is `predictions`,
+    /// unclipped, with no metadata.
     pub fn export_onnx(&self, path: &Path) -> Result<(), EngineError> {
+        self.export_onnx_with(path, &ExportInfo::default())
+    }
+
+    /// [`Trainer::export_onnx`], with the output renamed, clipped inside the graph and the
+    /// model's `metadata_props` set, as `info` says.
+    pub fn export_onnx_with(&self, path: &Path, info: &ExportInfo) -> Result<(), EngineError> {
         let mut values: HashMap<String, Vec<f32>> = HashMap::new();
         for (i, info) in self.infos.iter().enumerate() {
             values.insert(info.name.clone(), read(&self.bufs[self.cur][i])?);
@@ -450,7 +459,8 @@ impl Trainer {
             let src = sources.get(name).map_or(name, String::as_str);
             values.get(src).cloned().unwrap_or_default()
         };
-        let model = self.arch.inference_graph(Some(&lookup));
+        let mut model = self.arch.inference_graph(Some(&lookup));
+        finish_export(&mut model, info);
         state::write_atomic(path, &model.encode_to_vec())
     }
 
@@ -458,6 +468,66 @@ impl Trainer {
     pub fn requested_device(&self) -> Device {
         self.requested
     }
+}
+
+/// Renames the inference graph's single output, clips it and adds the metadata. The clip is
+/// the last node, so every consumer of the file (valar, onnxruntime in Python, …) gets values in
+/// the label range; ONNX Runtime's Clip keeps NaN as NaN, so a broken model still shows.
+fn finish_export(model: &mut ModelProto, info: &ExportInfo) {
+    let Some(graph) = model.graph.as_mut() else {
+        return;
+    };
+    let Some(out) = graph.output.first_mut() else {
+        return;
+    };
+    let raw = out.name.clone();
+    let name = if info.output_name.is_empty() {
+        raw.clone()
+    } else {
+        info.output_name.clone()
+    };
+    if let Some((lo, hi)) = info.clip {
+        let bound = |n: &str, v: f32| TensorProto {
+            dims: vec![],
+            data_type: proto::FLOAT,
+            name: n.into(),
+            raw_data: v.to_le_bytes().to_vec(),
+        };
+        let unclipped = format!("{raw}.unclipped");
+        for n in &mut graph.node {
+            for v in n.input.iter_mut().chain(n.output.iter_mut()) {
+                if *v == raw {
+                    v.clone_from(&unclipped);
+                }
+            }
+        }
+        graph.initializer.push(bound("clip.min", lo));
+        graph.initializer.push(bound("clip.max", hi));
+        graph.node.push(NodeProto {
+            input: vec![unclipped, "clip.min".into(), "clip.max".into()],
+            output: vec![name.clone()],
+            name: "clip_to_label_range".into(),
+            op_type: "Clip".into(),
+            ..Default::default()
+        });
+    } else if name != raw {
+        for n in &mut graph.node {
+            for v in n.input.iter_mut().chain(n.output.iter_mut()) {
+                if *v == raw {
+                    v.clone_from(&name);
+                }
+            }
+        }
+    }
+    out.name = name;
+    model.metadata_props = info
+        .metadata
+        .iter()
+        .map(|(key, value)| StringStringEntryProto {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect();
 }
 
 #[cfg(test)]

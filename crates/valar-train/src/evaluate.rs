@@ -3,6 +3,7 @@
 use crate::TrainError;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
+use crate::model_meta::{CropRule, ModelInfo, TEST_PREFIX};
 use crate::outputs::{dim_metrics, into_label_range, write_predictions_csv};
 use crate::video_eval::{Scored, Smoothing, ValSet, VideoEvaluation, score_videos, video_groups};
 use std::path::{Path, PathBuf};
@@ -52,6 +53,11 @@ pub struct Evaluation {
     pub baseline: Option<Baseline>,
     /// CCC per video and pooled, P_VA and the smoothing sweep, for a video dataset.
     pub videos: Option<VideoEvaluation>,
+    /// The prepared folder scored.
+    pub data: PathBuf,
+    /// Where the model's own description and the options or data disagree, or could not be
+    /// checked (a flag overriding the model, a model without metadata).
+    pub notes: Vec<String>,
 }
 
 /// The mean-prediction baseline an evaluation is held against: the training split's mean
@@ -132,7 +138,8 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         ));
     }
     let mut model = load_model(&opts.model, opts.device)?;
-    let targets = model_targets(&opts.model, model.outputs(), opts.targets)?;
+    let info = ModelInfo::of(model.metadata());
+    let (targets, mut notes) = model_targets(&opts.model, &model, opts.targets)?;
     check_fits(
         &opts.model,
         &model,
@@ -140,11 +147,26 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         data.faces.size,
         data.faces.channels,
     )?;
+    match (&info.crop, CropRule::of_prepared(&opts.data)?) {
+        (Some(m), Some((d, _))) => check_crop(&opts.model, m, &opts.data, &d)?,
+        (None, _) => notes.push(format!(
+            "{} records no preprocessing (a model from before valar wrote it): its faces are assumed to be cut like {}'s",
+            opts.model.display(),
+            opts.data.display()
+        )),
+        (Some(_), None) => notes.push(format!(
+            "{} has no prep.json: cannot check that its faces are cut as {} expects",
+            opts.data.display(),
+            opts.model.display()
+        )),
+    }
     data.check_labels(&rows, targets)?;
 
     let pred = predict_rows(&mut model, &data, &rows)?;
+    check_finite_predictions(&opts.model, &pred)?;
     let truth = data.labels(&rows, targets);
     let metrics = dim_metrics(targets, &truth, &pred);
+    check_finite_metrics(&opts.model, &metrics)?;
     let baseline = training_mean(&opts.model, &data)
         .map(|(source, mean)| baseline_of(source, mean, targets, &truth));
     let out = opts.out.clone().unwrap_or_else(|| {
@@ -175,7 +197,7 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         predictions: &out,
     };
     let videos = score_videos(&scored, opts.smoothing, val)?;
-    Ok(Evaluation {
+    let evaluation = Evaluation {
         split,
         rows: rows.len(),
         targets,
@@ -183,7 +205,118 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         predictions: out,
         baseline,
         videos,
-    })
+        data: opts.data.clone(),
+        notes,
+    };
+    if split == SplitChoice::Test && model.metadata().contains_key("valar.format") {
+        drop(model);
+        valar_engine::update_metadata(&opts.model, &test_metadata(&evaluation), Some(TEST_PREFIX))?;
+        // A run's card shows the test figures just recorded.
+        if let Some(run) = opts.model.parent()
+            && run.join("config.toml").is_file()
+            && opts.model.file_name() == Some(std::ffi::OsStr::new("model.onnx"))
+        {
+            crate::model_card::write_model_card(run)?;
+        }
+    }
+    Ok(evaluation)
+}
+
+/// The `valar.test.*` keys for a test evaluation: which data, how many faces, each metric of
+/// the model and of the mean baseline.
+fn test_metadata(e: &Evaluation) -> Vec<(String, String)> {
+    let mut m = vec![
+        ("valar.test.data".to_string(), e.data.display().to_string()),
+        ("valar.test.split".to_string(), e.split.to_string()),
+        ("valar.test.rows".to_string(), e.rows.to_string()),
+    ];
+    for (dim, x) in &e.metrics {
+        let d = dim.name();
+        for (name, v) in [
+            ("rmse", x.rmse),
+            ("pcc", x.pcc),
+            ("ccc", x.ccc),
+            ("sagr", x.sagr),
+        ] {
+            m.push((format!("valar.test.{d}.{name}"), v.to_string()));
+        }
+        if let Some(b) = e.baseline.as_ref().and_then(|b| b.get(*dim)) {
+            m.push((format!("valar.test.baseline.{d}.rmse"), b.rmse.to_string()));
+        }
+    }
+    m
+}
+
+/// Fails when the model produced a NaN: ONNX's Clip keeps NaN, and a NaN has no place in a
+/// metric or a predictions file (a model with damaged weights gives them).
+pub(crate) fn check_finite_predictions(model: &Path, pred: &[f32]) -> Result<(), TrainError> {
+    let bad = pred.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        return Err(TrainError::data(
+            model,
+            format!(
+                "gave {bad} non-finite prediction(s) out of {}: the model is damaged or diverged (retrain it, or export it again)",
+                pred.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_finite_metrics(
+    model: &Path,
+    metrics: &[(Dimension, DimMetrics)],
+) -> Result<(), TrainError> {
+    for (dim, m) in metrics {
+        if ![m.rmse, m.pcc, m.ccc, m.sagr].iter().all(|v| v.is_finite()) {
+            return Err(TrainError::data(
+                model,
+                format!(
+                    "{} metrics are not finite (RMSE {}, PCC {}, CCC {}, SAGR {})",
+                    dim.name(),
+                    m.rmse,
+                    m.pcc,
+                    m.ccc,
+                    m.sagr
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a prepared folder whose faces were cut otherwise than the model's training faces.
+fn check_crop(model: &Path, m: &CropRule, data: &Path, d: &CropRule) -> Result<(), TrainError> {
+    let mut diffs = Vec::new();
+    if (m.margin - d.margin).abs() > 1e-6 {
+        diffs.push(format!(
+            "margin {} (model) vs {} (data)",
+            m.margin, d.margin
+        ));
+    }
+    if m.box_source != d.box_source {
+        diffs.push(format!(
+            "box source {} (model) vs {} (data)",
+            m.box_source, d.box_source
+        ));
+    }
+    if m.scale_rule != d.scale_rule {
+        diffs.push(format!(
+            "decode rule {} (model) vs {} (data)",
+            m.scale_rule, d.scale_rule
+        ));
+    }
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::data(
+        data,
+        format!(
+            "faces are not cut as {} expects: {} (prepare the data as the model's was)",
+            model.display(),
+            diffs.join(", ")
+        ),
+    ))
 }
 
 /// The validation split to choose a smoothing window on when another split is scored: the
@@ -251,9 +384,41 @@ pub(crate) fn load_model(path: &Path, device: DeviceChoice) -> Result<InferenceM
     Ok(InferenceModel::load(path, device.engine())?)
 }
 
+/// The dimensions a model predicts: as given, else as its metadata says, else as its run's
+/// `config.toml` says, else both for two outputs. A given value that contradicts the model's
+/// metadata is used, with a note saying so.
+pub(crate) fn model_targets(
+    path: &Path,
+    model: &InferenceModel,
+    given: Option<Targets>,
+) -> Result<(Targets, Vec<String>), TrainError> {
+    let recorded = ModelInfo::of(model.metadata()).targets;
+    let mut notes = Vec::new();
+    if let (Some(g), Some(r)) = (given, recorded)
+        && g != r
+    {
+        notes.push(format!(
+            "--targets {} overrides {}, which says it predicts {}",
+            targets_name(g),
+            path.display(),
+            targets_name(r)
+        ));
+    }
+    let targets = resolve_targets(path, model.outputs(), given.or(recorded))?;
+    Ok((targets, notes))
+}
+
+fn targets_name(t: Targets) -> &'static str {
+    match t {
+        Targets::Valence => "valence",
+        Targets::Arousal => "arousal",
+        Targets::Both => "both",
+    }
+}
+
 /// The dimensions a model with `outputs` outputs predicts: as given, else as its run's
 /// `config.toml` says, else both for two outputs.
-pub(crate) fn model_targets(
+fn resolve_targets(
     model: &Path,
     outputs: usize,
     given: Option<Targets>,
@@ -281,11 +446,7 @@ pub(crate) fn model_targets(
             model,
             format!(
                 "has {outputs} output(s) but targets `{}` need {}",
-                match targets {
-                    Targets::Valence => "valence",
-                    Targets::Arousal => "arousal",
-                    Targets::Both => "both",
-                },
+                targets_name(targets),
                 targets.dimensions().len()
             ),
         ));
@@ -380,14 +541,14 @@ mod tests {
     fn targets_come_from_flag_then_run_config_then_output_count() {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("model.onnx");
-        assert_eq!(model_targets(&model, 2, None).unwrap(), Targets::Both);
-        let err = model_targets(&model, 1, None).unwrap_err().to_string();
+        assert_eq!(resolve_targets(&model, 2, None).unwrap(), Targets::Both);
+        let err = resolve_targets(&model, 1, None).unwrap_err().to_string();
         assert!(err.contains("--targets"), "{err}");
         assert_eq!(
-            model_targets(&model, 1, Some(Targets::Arousal)).unwrap(),
+            resolve_targets(&model, 1, Some(Targets::Arousal)).unwrap(),
             Targets::Arousal
         );
-        let err = model_targets(&model, 1, Some(Targets::Both))
+        let err = resolve_targets(&model, 1, Some(Targets::Both))
             .unwrap_err()
             .to_string();
         assert!(err.contains("need 2"), "{err}");
@@ -395,6 +556,6 @@ mod tests {
         let mut c = TrainConfig::defaults("d".into());
         c.targets = Targets::Valence;
         std::fs::write(dir.path().join("config.toml"), c.to_toml().unwrap()).unwrap();
-        assert_eq!(model_targets(&model, 1, None).unwrap(), Targets::Valence);
+        assert_eq!(resolve_targets(&model, 1, None).unwrap(), Targets::Valence);
     }
 }

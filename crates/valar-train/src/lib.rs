@@ -19,6 +19,10 @@ mod error;
 mod evaluate;
 /// The engine as the loop sees it.
 mod model;
+/// MODEL_CARD.md beside a run's model.onnx.
+mod model_card;
+/// The `valar.*` metadata keys of model.onnx.
+mod model_meta;
 /// `metrics.csv` and `predictions.csv`.
 mod outputs;
 /// Predictions for image files.
@@ -27,6 +31,8 @@ mod predict;
 mod progress;
 /// Learning-rate schedules and early stopping.
 mod schedule;
+/// TensorBoard event files of a run's per-epoch metrics.
+mod tensorboard;
 /// The epoch loop, checkpoints and resume.
 mod train_loop;
 /// Per-video CCC, P_VA and smoothing over frames, for video datasets.
@@ -39,10 +45,12 @@ pub use config::{
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
 pub use evaluate::{Baseline, EvaluateOptions, Evaluation, evaluate};
+pub use model_card::{MODEL_CARD, write_model_card};
+pub use model_meta::{CropRule, EXPORT_KEYS, ModelInfo, TEST_PREFIX, output_name};
 pub use outputs::EpochRecord;
 pub use predict::{
-    PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, predict, save_predict_csv,
-    write_predict_csv,
+    PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, Predictions, predict,
+    save_predict_csv, write_predict_csv,
 };
 pub use progress::{Quiet, RunStart, TrainObserver};
 pub use train_loop::{StopReason, TrainSummary, resume, train};

@@ -4,7 +4,9 @@
 use crate::TrainError;
 use crate::config::{LossChoice, OptimizerChoice, TrainConfig};
 use std::path::Path;
-use valar_engine::{InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState, Trainer};
+use valar_engine::{
+    ExportInfo, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState, Trainer,
+};
 
 /// One trainable network, as the training loop sees it. Kept small so the loop's bookkeeping
 /// (schedule, early stopping, checkpoints, resume) can be tested with a pure-Rust model.
@@ -17,8 +19,8 @@ pub(crate) trait StepModel {
     fn save_state(&self, path: &Path) -> Result<(), TrainError>;
     /// Replaces the training state with one written by `save_state`.
     fn load_state(&mut self, path: &Path) -> Result<(), TrainError>;
-    /// Writes the inference model (`model.onnx`), atomically.
-    fn export(&self, path: &Path) -> Result<(), TrainError>;
+    /// Writes the inference model (`model.onnx`) finished as `info` says, atomically.
+    fn export(&self, path: &Path, info: &ExportInfo) -> Result<(), TrainError>;
     /// Optimizer steps taken so far.
     fn steps_taken(&self) -> u64;
 }
@@ -41,8 +43,8 @@ impl StepModel for Trainer {
         Ok(Trainer::load_state(self, state)?)
     }
 
-    fn export(&self, path: &Path) -> Result<(), TrainError> {
-        Ok(self.export_onnx(path)?)
+    fn export(&self, path: &Path, info: &ExportInfo) -> Result<(), TrainError> {
+        Ok(self.export_onnx_with(path, info)?)
     }
 
     fn steps_taken(&self) -> u64 {

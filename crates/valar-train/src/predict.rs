@@ -4,7 +4,8 @@
 use crate::TrainError;
 use crate::config::DeviceChoice;
 use crate::data::normalize_pixel;
-use crate::evaluate::{load_model, model_targets};
+use crate::evaluate::{check_finite_predictions, load_model, model_targets};
+use crate::model_meta::ModelInfo;
 use crate::outputs::into_label_range;
 use rayon::prelude::*;
 use std::io::Write;
@@ -40,12 +41,22 @@ pub struct PredictOptions {
     pub model: PathBuf,
     /// The images.
     pub input: PredictInput,
-    /// The dimensions the model predicts; `None`: as for `evaluate`.
+    /// The dimensions the model predicts; `None`: as the model says (as for `evaluate`).
     pub targets: Option<Targets>,
     /// Where the model runs.
     pub device: DeviceChoice,
-    /// Context around a face box, as in `valar prepare --margin`.
-    pub margin: f32,
+    /// Context around a face box, as in `valar prepare --margin`; `None`: as the model says
+    /// (0 for a model that does not say).
+    pub margin: Option<f32>,
+}
+
+/// Predict's answer: a row per input, and what the caller should know about how they were made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// One row per input image, in the input's order.
+    pub rows: Vec<PredictRow>,
+    /// Options that contradict the model's own description, or a model without one.
+    pub notes: Vec<String>,
 }
 
 /// One image's prediction, or why there is none.
@@ -69,7 +80,7 @@ struct Job {
 
 /// Predicts every image; an image that cannot be read becomes a row with its error and the
 /// others carry on. Rows keep the input's order.
-pub fn predict(opts: &PredictOptions) -> Result<Vec<PredictRow>, TrainError> {
+pub fn predict(opts: &PredictOptions) -> Result<Predictions, TrainError> {
     let jobs = match &opts.input {
         PredictInput::Images(paths) => paths
             .iter()
@@ -82,7 +93,29 @@ pub fn predict(opts: &PredictOptions) -> Result<Vec<PredictRow>, TrainError> {
         PredictInput::Csv { file, root } => read_csv_jobs(file, root.as_deref())?,
     };
     let mut model = load_model(&opts.model, opts.device)?;
-    let targets = model_targets(&opts.model, model.outputs(), opts.targets)?;
+    let (targets, mut notes) = model_targets(&opts.model, &model, opts.targets)?;
+    let crop = ModelInfo::of(model.metadata()).crop;
+    let margin = match (&crop, opts.margin) {
+        (Some(c), Some(m)) => {
+            if (c.margin - m).abs() > 1e-6 {
+                notes.push(format!(
+                    "--margin {m} overrides {}, whose faces were cut with margin {}",
+                    opts.model.display(),
+                    c.margin
+                ));
+            }
+            m
+        }
+        (Some(c), None) => c.margin,
+        (None, m) => {
+            notes.push(format!(
+                "{} does not record its preprocessing (a model from before valar wrote it): margin {}, JPEGs decoded at reduced scale",
+                opts.model.display(),
+                m.unwrap_or(0.0)
+            ));
+            m.unwrap_or(0.0)
+        }
+    };
     let color = match model.channels() {
         1 => ColorMode::Gray,
         3 => ColorMode::Rgb,
@@ -96,7 +129,8 @@ pub fn predict(opts: &PredictOptions) -> Result<Vec<PredictRow>, TrainError> {
     let spec = FaceSpec {
         size: u32::try_from(model.input_size()).unwrap_or(u32::MAX),
         color,
-        margin: opts.margin,
+        margin,
+        full_scale: crop.is_some_and(|c| c.scale_rule == "full"),
         ..FaceSpec::default()
     };
     let dims = targets.dimensions();
@@ -122,6 +156,7 @@ pub fn predict(opts: &PredictOptions) -> Result<Vec<PredictRow>, TrainError> {
         } else {
             Vec::new()
         };
+        check_finite_predictions(&opts.model, &pred)?;
         let mut next = 0;
         for (job, face) in chunk.iter().zip(&faces) {
             let mut row = PredictRow {
@@ -146,12 +181,17 @@ pub fn predict(opts: &PredictOptions) -> Result<Vec<PredictRow>, TrainError> {
             rows.push(row);
         }
     }
-    Ok(rows)
+    Ok(Predictions { rows, notes })
 }
 
 fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainError> {
     let bad = |reason: String| TrainError::data(file, reason);
-    let mut reader = csv::Reader::from_path(file).map_err(|e| bad(e.to_string()))?;
+    // Flexible: a row with too few or too many cells is reported on its own row of the
+    // output rather than ending the run.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(file)
+        .map_err(|e| bad(e.to_string()))?;
     let header = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
     let col = |name: &str| header.iter().position(|h| h.trim() == name);
     let path_col = col("path")
@@ -176,6 +216,20 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
     for (i, record) in reader.records().enumerate() {
         let record = record.map_err(|e| bad(format!("row {}: {e}", i + 1)))?;
         let path = record.get(path_col).unwrap_or("").trim().to_string();
+        if record.len() != header.len() {
+            jobs.push(Job {
+                file: PathBuf::from(&path),
+                face_box: Err(format!(
+                    "malformed_row: row {} of {} has {} cells, the header {}",
+                    i + 1,
+                    file.display(),
+                    record.len(),
+                    header.len()
+                )),
+                path,
+            });
+            continue;
+        }
         let cells: Vec<&str> = box_cols
             .iter()
             .map(|c| c.and_then(|c| record.get(c)).unwrap_or("").trim())
@@ -183,19 +237,25 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
         let face_box = if cells.iter().all(|c| c.is_empty()) {
             Ok(None)
         } else {
-            let nums: Result<Vec<i64>, _> = cells
+            // As prepare: a box cell must be a finite number (`nan` and `inf` parse as f64).
+            let nums: Option<Vec<i64>> = cells
                 .iter()
-                .map(|c| c.parse::<f64>().map(|v| v.round() as i64))
+                .map(|c| {
+                    c.parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .map(|v| v.round() as i64)
+                })
                 .collect();
             match nums {
-                Ok(n) => Ok(Some(FaceBox {
+                Some(n) => Ok(Some(FaceBox {
                     x: n[0],
                     y: n[1],
                     width: n[2],
                     height: n[3],
                 })),
-                Err(_) => Err(format!(
-                    "bad_box: face box cells are not all numbers: {}",
+                None => Err(format!(
+                    "bad_box: face box cells are not all finite numbers: {}",
                     cells.join(",")
                 )),
             }

@@ -6,12 +6,14 @@ use crate::checkpoint::{LoopState, RunDir, best_name, state_name};
 use crate::config::{Augment, DeviceChoice, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::model::{StepModel, build_trainer, host_loss};
+use crate::model_card::write_model_card;
 use crate::outputs::{
     EpochRecord, baseline_rmse, dim_metrics, into_label_range, write_metrics_csv,
     write_predictions_csv,
 };
 use crate::progress::{RunStart, TrainObserver};
 use crate::schedule::LrSchedule;
+use crate::tensorboard::EventWriter;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -77,7 +79,7 @@ pub fn train(
     let mut config = config.clone();
     // Absolute, so `--resume` works from any directory.
     config.data = std::path::absolute(&config.data).map_err(TrainError::io(&config.data))?;
-    let job = Job::load(&config)?;
+    let mut job = Job::load(&config)?;
 
     let non_empty = std::fs::read_dir(out)
         .map(|mut d| d.next().is_some())
@@ -107,16 +109,19 @@ pub fn train(
     write_atomic(&run.config(), |w| w.write_all(text.as_bytes()))?;
 
     let mut model = job.trainer(&config)?;
+    job.record_device(&model);
     let start = job.start_info(&config, &model, 1);
     observer.run_started(&start);
-    run_loop(
+    let summary = run_loop(
         &job,
         &mut model,
         &run,
         LoopState::fresh(config.patience),
         observer,
         None,
-    )
+    )?;
+    write_model_card(&run.root)?;
+    Ok(summary)
 }
 
 /// Continues the run in `run_dir` from its last checkpoint, with its saved configuration
@@ -147,10 +152,13 @@ pub fn resume(
             stop: StopReason::AlreadyFinished,
         });
     }
-    let job = Job::load(&config)?;
+    let mut job = Job::load(&config)?;
     let mut model = job.trainer(&config)?;
+    job.record_device(&model);
     let start = job.start_info(&config, &model, state.epochs_done + 1);
-    continue_run(&job, &mut model, &run, state, observer, Some(start), None)
+    let summary = continue_run(&job, &mut model, &run, state, observer, Some(start), None)?;
+    write_model_card(&run.root)?;
+    Ok(summary)
 }
 
 /// Restores `model` from the checkpoint `state` names (if any) and runs the remaining epochs.
@@ -229,6 +237,8 @@ pub(crate) struct Job {
     /// How the network sees its inputs (`config.normalize`, with the training split's
     /// statistics where it standardises).
     pub input: InputAffine,
+    /// How model.onnx is finished: output name, clip, metadata.
+    pub export: valar_engine::ExportInfo,
 }
 
 impl Job {
@@ -257,9 +267,16 @@ impl Job {
             InputNorm::Fixed => InputAffine::IDENTITY,
             InputNorm::Standardize => data.standardizer(&train_rows)?,
         };
+        let export = crate::model_meta::export_info(
+            config,
+            &config.data,
+            data.faces.size,
+            data.faces.channels,
+        )?;
         Ok(Job {
             config: config.clone(),
             input,
+            export,
             fingerprint: data.fingerprint()?,
             data,
             train_rows,
@@ -278,6 +295,13 @@ impl Job {
             .filter(|c| c.len() >= 2)
             .map(<[usize]>::to_vec)
             .collect()
+    }
+
+    /// Records in model.onnx's metadata the device `model` trains on (for the model card).
+    fn record_device(&mut self, model: &valar_engine::Trainer) {
+        self.export
+            .metadata
+            .push(("valar.device".into(), model.device().to_string()));
     }
 
     /// A fresh engine trainer for this job's data.
@@ -360,6 +384,7 @@ pub(crate) fn run_loop<M: StepModel>(
     let mut x = Vec::new();
     let mut stop = StopReason::Completed;
     state.data_sha256 = Some(job.fingerprint.clone());
+    let mut events = EventWriter::create(&run.root)?;
 
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
@@ -430,7 +455,7 @@ pub(crate) fn run_loop<M: StepModel>(
         }
         // model.onnx is the best epoch's, or with `keep = last` whichever epoch ran last.
         if (best && config.keep == Keep::Best) || config.keep == Keep::Last {
-            model.export(&run.model())?;
+            model.export(&run.model(), &job.export)?;
             write_predictions_csv(
                 &run.predictions(),
                 &job.data.rows,
@@ -446,6 +471,7 @@ pub(crate) fn run_loop<M: StepModel>(
         record.seconds = started.elapsed().as_secs_f64();
         state.history.push(record.clone());
         write_metrics_csv(&run.metrics(), &state.history)?;
+        events.epoch(&record)?;
         state.commit(run)?;
         observer.epoch_done(&record, best);
         if state.early.should_stop() {
@@ -456,7 +482,7 @@ pub(crate) fn run_loop<M: StepModel>(
 
     if !run.model().is_file() {
         // No epoch ever scored (every CCC undefined): ship the last weights rather than nothing.
-        model.export(&run.model())?;
+        model.export(&run.model(), &job.export)?;
         let pred = predict_rows(model, &job.data, &job.val_rows)?;
         write_predictions_csv(
             &run.predictions(),
@@ -590,7 +616,7 @@ mod tests {
             Ok(())
         }
 
-        fn export(&self, path: &Path) -> Result<(), TrainError> {
+        fn export(&self, path: &Path, _: &valar_engine::ExportInfo) -> Result<(), TrainError> {
             Ok(self.state().save(path)?)
         }
 

@@ -14,7 +14,8 @@ use valar_train::{
 the training split's mean valence and arousal predicted for every face. The mean comes from the \
 train rows of the data the model was trained on (the `data` folder in the config.toml beside the \
 model), else from --data's own train rows. A warning follows when the model's RMSE is worse \
-than the baseline's or its |CCC| is below 0.1. Predictions are clipped to [-1, 1]."
+than the baseline's or its |CCC| is below 0.1. Predictions are clipped to [-1, 1]; a model that \
+gives NaN is an error. A test-split evaluation records its metrics in model.onnx (valar.test.* keys)."
 )]
 pub struct EvaluateArgs {
     /// The model (a run's model.onnx).
@@ -29,8 +30,8 @@ pub struct EvaluateArgs {
     /// Where to write the predictions [default: predictions-SPLIT.csv beside the model].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// What the model predicts: valence | arousal | both [default: from the run's config.toml,
-    /// else both for a two-output model].
+    /// Override what the model predicts: valence | arousal | both [default: as model.onnx
+    /// says; for an older model, its run's config.toml, else both for two outputs].
     #[arg(long)]
     pub targets: Option<Targets>,
     /// Where to run: cpu | cuda.
@@ -54,6 +55,9 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         device: args.device,
         smoothing: args.smooth,
     })?;
+    for note in &eval.notes {
+        eprintln!("note: {note}");
+    }
     outln!("{} faces, split {}", eval.rows, eval.split);
     print_table(&eval);
     if let Some(videos) = &eval.videos {

@@ -22,13 +22,14 @@ pub struct PredictArgs {
     /// Write the CSV (path,valence,arousal,error) here instead of standard output.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// What the model predicts: valence | arousal | both [default: from the run's config.toml,
-    /// else both for a two-output model].
+    /// Override what the model predicts: valence | arousal | both [default: as model.onnx
+    /// says; for an older model, its run's config.toml, else both for two outputs].
     #[arg(long)]
     pub targets: Option<Targets>,
-    /// Context around a face box, as a share of its size (use what `valar prepare` used).
-    #[arg(long, default_value_t = 0.0)]
-    pub margin: f32,
+    /// Override the context around a face box, as a share of its size [default: the margin
+    /// model.onnx records (what `valar prepare` used); 0 for an older model].
+    #[arg(long)]
+    pub margin: Option<f32>,
     /// Where to run: cpu | cuda.
     #[arg(long, default_value = "cpu")]
     pub device: DeviceChoice,
@@ -43,21 +44,34 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         },
         None => PredictInput::Images(args.images),
     };
-    let rows = valar_train::predict(&PredictOptions {
+    let model = args.model.clone();
+    let out = valar_train::predict(&PredictOptions {
         model: args.model,
         input,
         targets: args.targets,
         device: args.device,
         margin: args.margin,
     })?;
+    for note in &out.notes {
+        eprintln!("note: {note}");
+    }
+    let rows = &out.rows;
     match &args.out {
-        Some(path) => valar_train::save_predict_csv(path, &rows)?,
-        None => valar_train::write_predict_csv(&mut std::io::stdout().lock(), &rows)?,
+        Some(path) => valar_train::save_predict_csv(path, rows)?,
+        None => valar_train::write_predict_csv(&mut std::io::stdout().lock(), rows)?,
     }
     let failed = rows.iter().filter(|r| r.error.is_some()).count();
     eprintln!(
         "{} images predicted, {failed} could not be used",
         rows.len() - failed
     );
+    // A run that predicted nothing is a failure, whatever the reasons per row.
+    if failed == rows.len() {
+        anyhow::bail!(
+            "no input could be used with {} ({} given; see the error column)",
+            model.display(),
+            rows.len()
+        );
+    }
     Ok(())
 }

@@ -1,0 +1,321 @@
+//! `MODEL_CARD.md`: what a run's model.onnx is, on what data, how it was trained and how well
+//! it does, for whoever receives the model without the run folder.
+//!
+//! The card is made from the run's own files every time (config.toml, checkpoint/loop.json,
+//! the prepared folder's prep.json, model.onnx's metadata), so training and a later
+//! `valar evaluate` write the same card from the same facts and it never drifts from them.
+
+use crate::TrainError;
+use crate::checkpoint::{LoopState, RunDir};
+use crate::config::{Keep, TrainConfig};
+use crate::outputs::EpochRecord;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use valar_core::{Dimension, PrepInfo, write_atomic};
+
+/// The card's file name, beside model.onnx.
+pub const MODEL_CARD: &str = "MODEL_CARD.md";
+
+/// The epoch whose weights are in model.onnx: the best by validation score (the first of
+/// equals, as early stopping counts them), or the last with `keep = last`.
+fn model_epoch(config: &TrainConfig, history: &[EpochRecord]) -> Option<EpochRecord> {
+    match config.keep {
+        Keep::Last => history.last().cloned(),
+        Keep::Best => history
+            .iter()
+            .filter(|r| r.score().is_finite())
+            .fold(None::<&EpochRecord>, |best, r| match best {
+                Some(b) if b.score() >= r.score() => Some(b),
+                _ => Some(r),
+            })
+            .or(history.last())
+            .cloned(),
+    }
+}
+
+fn f4(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+/// The dataset's name for the front matter, from prepare's input kind.
+fn dataset_name(kind: &str) -> &'static str {
+    match kind {
+        "affect_net" | "affect_net_newer" => "AffectNet",
+        "afew_va" => "AFEW-VA",
+        "aff_wild2" => "Aff-Wild2",
+        "generic" | "video_csv" => "custom",
+        _ => "unknown",
+    }
+}
+
+/// Writes `MODEL_CARD.md` into the run folder `run_dir` (atomically), from the run's files.
+pub fn write_model_card(run_dir: &Path) -> Result<PathBuf, TrainError> {
+    let run = RunDir::new(run_dir);
+    let config = TrainConfig::read(&run.config())?;
+    let state = LoopState::load(&run)?;
+    let history = state.map(|s| s.history).unwrap_or_default();
+    let meta = if run.model().is_file() {
+        valar_engine::read_metadata(&run.model())?
+    } else {
+        BTreeMap::new()
+    };
+    let prep_path = config.data.join("prep.json");
+    let prep = if prep_path.is_file() {
+        Some(PrepInfo::read(&prep_path)?)
+    } else {
+        None
+    };
+    let text = render(&config, &history, prep.as_ref(), &meta);
+    let path = run_dir.join(MODEL_CARD);
+    write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
+    Ok(path)
+}
+
+fn render(
+    config: &TrainConfig,
+    history: &[EpochRecord],
+    prep: Option<&PrepInfo>,
+    meta: &BTreeMap<String, String>,
+) -> String {
+    let dims = config.targets.dimensions();
+    let kept = model_epoch(config, history);
+    let test = |k: &str| meta.get(&format!("valar.test.{k}"));
+    let kind = prep
+        .and_then(|p| p.params.get("input"))
+        .and_then(|i| i.get("kind"))
+        .and_then(|k| k.as_str())
+        .unwrap_or("");
+    let mut s = String::new();
+    // YAML front matter, as the Hugging Face Hub reads it.
+    s.push_str("---\nlibrary_name: valar\n");
+    s.push_str(
+        "tags:\n  - valence-arousal\n  - affective-computing\n  - facial-expression\n  - onnx\n",
+    );
+    let _ = writeln!(s, "datasets:\n  - {}", dataset_name(kind));
+    s.push_str("metrics:\n  - ccc\n  - rmse\n  - pcc\n  - sagr\n");
+    s.push_str("results:\n");
+    if let Some(r) = &kept {
+        for &d in dims {
+            if let Some(m) = r.metrics(d) {
+                let _ = writeln!(
+                    s,
+                    "  - {{split: validation, dimension: {}, epoch: {}, ccc: {}, rmse: {}, pcc: {}, sagr: {}}}",
+                    d.name(),
+                    r.epoch,
+                    f4(m.ccc),
+                    f4(m.rmse),
+                    f4(m.pcc),
+                    f4(m.sagr)
+                );
+            }
+        }
+    }
+    for &d in dims {
+        let n = d.name();
+        if let (Some(ccc), Some(rmse), Some(pcc), Some(sagr)) = (
+            test(&format!("{n}.ccc")),
+            test(&format!("{n}.rmse")),
+            test(&format!("{n}.pcc")),
+            test(&format!("{n}.sagr")),
+        ) {
+            let p = |v: &String| v.parse::<f64>().map(f4).unwrap_or_else(|_| v.clone());
+            let _ = writeln!(
+                s,
+                "  - {{split: test, dimension: {n}, ccc: {}, rmse: {}, pcc: {}, sagr: {}}}",
+                p(ccc),
+                p(rmse),
+                p(pcc),
+                p(sagr)
+            );
+        }
+    }
+    s.push_str("---\n\n");
+
+    let _ = writeln!(
+        s,
+        "# valar model: {} on {}\n",
+        config.model,
+        dims.iter()
+            .map(|d| d.name())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+    let size = meta.get("valar.input_size").map_or("?", String::as_str);
+    let color = meta.get("valar.color").map_or("?", String::as_str);
+    let _ = writeln!(
+        s,
+        "`model.onnx` takes `[batch, {}, {size}, {size}]` ({color}) faces scaled by `{}` and returns `{}` \
+         (columns {}), clipped to [-1, 1]. Its `metadata_props` (`valar.*` keys) say how to cut and \
+         scale the faces; see valar's README, \"What model.onnx says about itself\".\n",
+        meta.get("valar.channels").map_or("?", String::as_str),
+        meta.get("valar.pixel_scaling")
+            .map_or("x/127.5-1", String::as_str),
+        meta.get("valar.outputs").map_or("?", String::as_str),
+        meta.get("valar.targets").map_or("?", String::as_str),
+    );
+
+    s.push_str("## Data\n\n");
+    let _ = writeln!(s, "- Prepared folder: `{}`", config.data.display());
+    match prep {
+        Some(p) => {
+            let source = p
+                .params
+                .get("input")
+                .and_then(|i| i.as_object())
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| *k != "kind")
+                        .map(|(k, v)| format!("{k} `{}`", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let _ = writeln!(s, "- Source: {} ({kind}), {source}", dataset_name(kind));
+            let _ = writeln!(
+                s,
+                "- Counts: {} source rows read, {} faces written",
+                p.rows_read, p.faces
+            );
+            let splits: Vec<String> = p.splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(s, "- Splits: {}", splits.join(", "));
+            let _ = writeln!(
+                s,
+                "- Stratification: {} over {} interval edges, seed {}",
+                p.stratify,
+                p.edges.len(),
+                p.seed
+            );
+            let rejects: Vec<String> = p
+                .rejects_by_reason
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "- Rejects: {}",
+                if rejects.is_empty() {
+                    "none".to_string()
+                } else {
+                    rejects.join(", ")
+                }
+            );
+            if let Some(sha) = meta.get("valar.prep_sha256") {
+                let _ = writeln!(s, "- prep.json SHA-256: `{sha}`");
+            }
+        }
+        None => s.push_str("- The prepared folder has no prep.json: source and counts unknown.\n"),
+    }
+
+    s.push_str("\n## Recipe\n\n| setting | value |\n|---|---|\n");
+    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(config) {
+        for (k, v) in t {
+            if k != "data" {
+                let _ = writeln!(s, "| {k} | {v} |");
+            }
+        }
+    }
+
+    s.push_str("\n## Validation\n\n");
+    match &kept {
+        Some(r) => {
+            let how = match config.keep {
+                Keep::Best => "the epoch with the best mean validation CCC",
+                Keep::Last => "the last epoch (keep = last)",
+            };
+            let _ = writeln!(
+                s,
+                "Protocol: the val split of the prepared folder, epoch {} of {} run ({how}), \
+                 test-time flip averaging {}; mean baseline = the training split's mean label.\n",
+                r.epoch,
+                history.len(),
+                if config.tta { "on" } else { "off" }
+            );
+            s.push_str("| dimension | CCC | PCC | RMSE | SAGR | mean baseline RMSE |\n|---|---|---|---|---|---|\n");
+            for &d in dims {
+                if let Some(m) = r.metrics(d) {
+                    let base = match d {
+                        Dimension::Valence => r.valence_baseline_rmse,
+                        Dimension::Arousal => r.arousal_baseline_rmse,
+                    };
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        d.name(),
+                        f4(m.ccc),
+                        f4(m.pcc),
+                        f4(m.rmse),
+                        f4(m.sagr),
+                        base.map_or("—".into(), f4)
+                    );
+                }
+            }
+        }
+        None => s.push_str("No epoch has finished.\n"),
+    }
+
+    s.push_str("\n## Test\n\n");
+    match test("rows") {
+        Some(rows) => {
+            let _ = writeln!(
+                s,
+                "Protocol: `valar evaluate` on the {} split of `{}` ({rows} faces), with model.onnx as \
+                 it is (test-time flip averaging {}); mean baseline = the training split's mean label \
+                 (CCC 0).\n",
+                test("split").map_or("test", String::as_str),
+                test("data").map_or("?", String::as_str),
+                if config.tta { "on" } else { "off" }
+            );
+            s.push_str("| dimension | CCC | PCC | RMSE | SAGR | mean baseline RMSE |\n|---|---|---|---|---|---|\n");
+            for &d in dims {
+                let n = d.name();
+                let v = |k: &str| {
+                    test(&format!("{n}.{k}"))
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .map_or("—".into(), f4)
+                };
+                let base = test(&format!("baseline.{n}.rmse"))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .map_or("—".into(), f4);
+                let _ = writeln!(
+                    s,
+                    "| {n} | {} | {} | {} | {} | {base} |",
+                    v("ccc"),
+                    v("pcc"),
+                    v("rmse"),
+                    v("sagr")
+                );
+            }
+        }
+        None => s.push_str(
+            "Not evaluated yet: `valar evaluate --model model.onnx --data <test folder>` fills this section.\n",
+        ),
+    }
+
+    s.push_str("\n## Training\n\n");
+    let seconds: f64 = history.iter().map(|r| r.seconds).sum();
+    let _ = writeln!(
+        s,
+        "- {} epochs in {:.1} s on {}",
+        history.len(),
+        seconds,
+        meta.get("valar.device")
+            .map_or("an unrecorded device", String::as_str)
+    );
+    let _ = writeln!(
+        s,
+        "- valar {}",
+        meta.get("valar.version").map_or("?", String::as_str)
+    );
+
+    let _ = write!(
+        s,
+        "\n## Limitations\n\n\
+         - Faces are {size}×{size} {color}: expressions that need finer detail are lost at this resolution.\n\
+         - Faces must be cut as the metadata says (crop margin, box source, decode rule); other crops give other predictions.\n\
+         - The labels are single-annotator valence and arousal (as AffectNet's): annotators disagree with each other by RMSE about 0.34 (valence) and 0.36 (arousal), which bounds what any model can show.\n\
+         - Figures are on the splits named above, not on a benchmark's official protocol.\n\
+         - The training data's licence is not valar's: check the dataset's terms before sharing or using this model.\n"
+    );
+    s
+}

@@ -1,0 +1,212 @@
+//! The `valar.*` keys of model.onnx's `metadata_props`: what a consumer needs to feed the model
+//! faces as `valar prepare` made them, and to read its outputs. README, "What model.onnx says
+//! about itself", documents every key; this file is where they are written and read.
+
+use crate::TrainError;
+use crate::config::{InputNorm, TrainConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
+use valar_core::{PrepInfo, Targets, VERSION};
+use valar_engine::ExportInfo;
+
+/// Version of the key set, raised when a key changes meaning.
+pub const METADATA_FORMAT: &str = "1";
+/// The pixel mapping every valar model expects before its first layer.
+pub const PIXEL_SCALING: &str = "x/127.5-1";
+/// The prefix of the keys `valar evaluate` writes (and replaces on every evaluation).
+pub const TEST_PREFIX: &str = "valar.test.";
+
+/// The metadata keys written at export, in the order they are written.
+pub const EXPORT_KEYS: [&str; 18] = [
+    "valar.format",
+    "valar.version",
+    "valar.outputs",
+    "valar.targets",
+    "valar.label_range",
+    "valar.input_size",
+    "valar.channels",
+    "valar.color",
+    "valar.pixel_scaling",
+    "valar.standardization_folded",
+    "valar.crop.margin",
+    "valar.crop.box_source",
+    "valar.crop.alignment",
+    "valar.decode.scale_rule",
+    "valar.resize",
+    "valar.recipe",
+    "valar.data",
+    "valar.prep_sha256",
+];
+
+/// The name of the output holding the predicted dimensions, in `targets`' order.
+pub fn output_name(targets: Targets) -> &'static str {
+    match targets {
+        Targets::Both => "valence_arousal",
+        Targets::Valence => "valence",
+        Targets::Arousal => "arousal",
+    }
+}
+
+fn targets_text(t: Targets) -> String {
+    t.dimensions()
+        .iter()
+        .map(|d| d.name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_targets(s: &str) -> Option<Targets> {
+    match s {
+        "valence,arousal" => Some(Targets::Both),
+        "valence" => Some(Targets::Valence),
+        "arousal" => Some(Targets::Arousal),
+        _ => None,
+    }
+}
+
+/// How `valar prepare` cut the faces of a prepared folder, from its `prep.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CropRule {
+    /// Context around the box, as a share of its size.
+    pub margin: f32,
+    /// Where the face box came from (see [`box_source`]).
+    pub box_source: String,
+    /// `jpeg_draft` (JPEGs decoded at the smallest DCT scale that keeps the face at least the
+    /// face size) or `full`.
+    pub scale_rule: String,
+}
+
+/// Where each input kind of `valar prepare` takes its face box from.
+fn box_source(kind: &str) -> &'static str {
+    match kind {
+        "affect_net" => "csv_box",
+        "generic" | "video_csv" => "csv_box_or_whole_image",
+        "afew_va" => "landmarks_square",
+        "affect_net_newer" | "aff_wild2" => "whole_image",
+        _ => "unknown",
+    }
+}
+
+impl CropRule {
+    /// The rule recorded in a prepared folder's `prep.json`; `None` when the folder has none
+    /// (a folder not made by `valar prepare`).
+    pub fn of_prepared(dir: &Path) -> Result<Option<(Self, String)>, TrainError> {
+        let path = dir.join("prep.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(TrainError::io(&path))?;
+        let info = PrepInfo::read(&path)?;
+        let p = &info.params;
+        let kind = p
+            .get("input")
+            .and_then(|i| i.get("kind"))
+            .and_then(|k| k.as_str())
+            .unwrap_or("");
+        let rule = CropRule {
+            margin: p.get("margin").and_then(|m| m.as_f64()).unwrap_or(0.0) as f32,
+            box_source: box_source(kind).to_string(),
+            scale_rule: if p.get("full_scale").and_then(|f| f.as_bool()) == Some(true) {
+                "full".into()
+            } else {
+                "jpeg_draft".into()
+            },
+        };
+        Ok(Some((rule, sha256_hex(&bytes))))
+    }
+
+    /// The rule a model's metadata records; `None` for a model without it.
+    pub fn of_model(meta: &BTreeMap<String, String>) -> Option<Self> {
+        Some(CropRule {
+            margin: meta.get("valar.crop.margin")?.parse().ok()?,
+            box_source: meta.get("valar.crop.box_source")?.clone(),
+            scale_rule: meta.get("valar.decode.scale_rule")?.clone(),
+        })
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The recipe as one JSON object: every training setting, less the data folder and the
+/// device, which say where the model was trained rather than how.
+fn recipe_json(config: &TrainConfig) -> String {
+    let mut v = serde_json::to_value(config).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("data");
+        o.remove("device");
+    }
+    v.to_string()
+}
+
+/// How the trainer should finish model.onnx for a run of `config` on faces of `size` ×
+/// `size` × `channels` from `data`: the output's name, the clip to [-1, 1] and the keys.
+pub(crate) fn export_info(
+    config: &TrainConfig,
+    data: &Path,
+    size: usize,
+    channels: usize,
+) -> Result<ExportInfo, TrainError> {
+    let mut m: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: String| m.push((k.to_string(), v));
+    put("valar.format", METADATA_FORMAT.into());
+    put("valar.version", VERSION.into());
+    put("valar.outputs", output_name(config.targets).into());
+    put("valar.targets", targets_text(config.targets));
+    put("valar.label_range", "-1,1".into());
+    put("valar.input_size", size.to_string());
+    put("valar.channels", channels.to_string());
+    put(
+        "valar.color",
+        if channels == 1 { "gray" } else { "rgb" }.into(),
+    );
+    put("valar.pixel_scaling", PIXEL_SCALING.into());
+    put(
+        "valar.standardization_folded",
+        (config.normalize == InputNorm::Standardize).to_string(),
+    );
+    let prepared = CropRule::of_prepared(data)?;
+    if let Some((rule, _)) = &prepared {
+        put("valar.crop.margin", rule.margin.to_string());
+        put("valar.crop.box_source", rule.box_source.clone());
+        put("valar.crop.alignment", "none".into());
+        put("valar.decode.scale_rule", rule.scale_rule.clone());
+    }
+    // Catmull-Rom, the filter of Pillow's `Image.BICUBIC`.
+    put("valar.resize", "bicubic".into());
+    put("valar.recipe", recipe_json(config));
+    put("valar.data", data.display().to_string());
+    if let Some((_, sha)) = prepared {
+        put("valar.prep_sha256", sha);
+    }
+    Ok(ExportInfo {
+        output_name: output_name(config.targets).into(),
+        clip: Some((-1.0, 1.0)),
+        metadata: m,
+    })
+}
+
+/// What a model's metadata says about its inputs and outputs; every field `None` for a model
+/// written before valar recorded them (or by another tool).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelInfo {
+    /// The predicted dimensions, in output order.
+    pub targets: Option<Targets>,
+    /// How faces must be cut for it.
+    pub crop: Option<CropRule>,
+}
+
+impl ModelInfo {
+    /// Reads the `valar.*` keys.
+    pub fn of(meta: &BTreeMap<String, String>) -> Self {
+        ModelInfo {
+            targets: meta.get("valar.targets").and_then(|t| parse_targets(t)),
+            crop: CropRule::of_model(meta),
+        }
+    }
+}

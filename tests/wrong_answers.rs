@@ -1,0 +1,224 @@
+//! Issue 19's "silently wrong" probes of `valar evaluate` and `valar predict`, each reproduced
+//! as the issue wrote it: a garbled model, a truncated or empty one, a run where no input could
+//! be used, a `nan` face box, a short CSV row.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+use common::{fails, ok, s, synth_original, valar};
+
+use std::path::{Path, PathBuf};
+
+/// A fresh scratch folder under cargo's per-target temporary directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("valar-wrong-answers")
+        .join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A small synthetic set, prepared, and a one-epoch run on it: (training.csv, images,
+/// prepared folder, run folder). Made once per build of the binary and shared by the tests
+/// (separate processes under nextest, hence the file lock); the tests write only beside it.
+fn trained() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("valar-wrong-answers");
+    std::fs::create_dir_all(&root).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join("fixture.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let dir = root.join("fixture");
+    let synth = dir.join("synth");
+    let csv = synth.join("Manually_Annotated_file_lists/training.csv");
+    let images = synth.join("Manually_Annotated_Images");
+    let (prepared, run) = (dir.join("prepared"), dir.join("run"));
+    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
+    let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
+    if std::fs::read_to_string(dir.join("done")).ok().as_deref() != Some(stamp.as_str()) {
+        let dir = scratch("fixture");
+        synth_original(&synth, 300, 10, 3);
+        ok(&[
+            "prepare",
+            "--csv",
+            s(&csv),
+            "--images",
+            s(&images),
+            "--out",
+            s(&prepared),
+            "--quota",
+            "15",
+            "--seed",
+            "3",
+        ]);
+        ok(&[
+            "train",
+            "--data",
+            s(&prepared),
+            "--out",
+            s(&run),
+            "--model",
+            "compact",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+        ]);
+        std::fs::write(dir.join("done"), &stamp).unwrap();
+    }
+    (csv, images, prepared, run)
+}
+
+/// The first `n` rows of AffectNet's training.csv as `path,face_x,…` lines (no header).
+fn image_rows(csv: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(csv).unwrap();
+    text.lines()
+        .skip(1)
+        .take(n)
+        .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn a_model_with_garbled_weights_fails_evaluate_and_predict_naming_it() {
+    let (csv, images, prepared, run) = trained();
+    let model = run.join("model.onnx");
+    let run = scratch("garbled");
+    // The probe: weight bytes overwritten. 0xFF bytes are NaN as f32; the weights are most of
+    // the file, so its middle is inside one of them.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 64].fill(0xFF);
+    let garbled = run.join("garbled.onnx");
+    std::fs::write(&garbled, &bytes).unwrap();
+
+    let err = fails(&[
+        "evaluate",
+        "--model",
+        s(&garbled),
+        "--data",
+        s(&prepared),
+        "--split",
+        "val",
+        "--out",
+        s(&run.join("eval.csv")),
+    ]);
+    assert!(
+        err.contains("garbled.onnx") && err.contains("non-finite"),
+        "{err}"
+    );
+    assert!(!run.join("eval.csv").exists(), "no predictions file of NaN");
+
+    let first = image_rows(&csv, 1)[0]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = valar(&["predict", "--model", s(&garbled), s(&images.join(first))]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "predict exit 0 with a NaN model");
+    assert!(
+        err.contains("garbled.onnx") && err.contains("non-finite"),
+        "{err}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("NaN"), "{stdout}");
+}
+
+#[test]
+fn a_truncated_or_empty_model_is_named_in_the_error() {
+    let (_, _, prepared, trained_run) = trained();
+    let bytes = std::fs::read(trained_run.join("model.onnx")).unwrap();
+    let run = scratch("truncated");
+    let cut = run.join("cut.onnx");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let empty = run.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    for (model, name) in [(&cut, "cut.onnx"), (&empty, "empty.onnx")] {
+        let err = fails(&["evaluate", "--model", s(model), "--data", s(&prepared)]);
+        assert!(err.contains(name), "{err}");
+        let err = fails(&["predict", "--model", s(model), "a.jpg"]);
+        assert!(err.contains(name), "{err}");
+    }
+}
+
+#[test]
+fn predict_csv_problems_are_per_row_and_nothing_usable_is_an_error() {
+    let (csv, images, _, trained_run) = trained();
+    let model = trained_run.join("model.onnx");
+    let run = scratch("predict-rows");
+    let rows = image_rows(&csv, 3);
+    let list = run.join("list.csv");
+    let (path0, path1) = (
+        rows[0].split(',').next().unwrap(),
+        rows[1].split(',').next().unwrap(),
+    );
+    // Row 1 good, row 2 a `nan` box (prepare refuses it), row 3 short of cells.
+    std::fs::write(
+        &list,
+        format!(
+            "path,face_x,face_y,face_width,face_height\n{}\n{path1},nan,0,10,10\n{path0},1\n",
+            rows[0]
+        ),
+    )
+    .unwrap();
+    let out_csv = run.join("pred.csv");
+    ok(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--csv",
+        s(&list),
+        "--images-root",
+        s(&images),
+        "--out",
+        s(&out_csv),
+    ]);
+    let text = std::fs::read_to_string(&out_csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[1].ends_with(','), "the good row has no error: {text}");
+    assert!(lines[2].contains("bad_box"), "{text}");
+    assert!(
+        lines[3].contains("malformed_row") && lines[3].contains("row 3"),
+        "{text}"
+    );
+
+    // Nothing usable: a missing file and a nan box. Exit 1, the CSV still says why.
+    std::fs::write(
+        &list,
+        format!(
+            "path,face_x,face_y,face_width,face_height\nmissing.jpg,,,,\n{path1},nan,0,10,10\n"
+        ),
+    )
+    .unwrap();
+    let err = fails(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--csv",
+        s(&list),
+        "--images-root",
+        s(&images),
+        "--out",
+        s(&out_csv),
+    ]);
+    assert!(
+        err.contains("no input could be used") && err.contains("model.onnx"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&out_csv).unwrap();
+    assert!(
+        text.contains("missing_file") && text.contains("bad_box"),
+        "{text}"
+    );
+    let err = fails(&["predict", "--model", s(&model), s(&run.join("nope.jpg"))]);
+    assert!(err.contains("no input could be used"), "{err}");
+}
