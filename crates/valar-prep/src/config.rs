@@ -57,11 +57,15 @@ impl Input {
     /// `frame`); anything else is AffectNet's file list (whose header may be missing).
     pub fn from_csv(csv: PathBuf, images: PathBuf) -> Result<Self, crate::PrepError> {
         use std::io::BufRead;
+        valar_core::check_utf8_text(&csv)?;
         let file = std::fs::File::open(&csv).map_err(crate::PrepError::io(&csv))?;
         let mut first = String::new();
         std::io::BufReader::new(file)
             .read_line(&mut first)
             .map_err(crate::PrepError::io(&csv))?;
+        // Excel's "CSV UTF-8" starts with a BOM; left on, it hid the `path` column and
+        // a generic CSV was read as AffectNet's headerless list (every row malformed).
+        let first = valar_core::strip_bom(&first);
         let generic = first
             .trim_end()
             .split(',')
