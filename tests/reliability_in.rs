@@ -335,19 +335,17 @@ fn probe_12_a_million_intervals_are_refused_before_anything_is_allocated() {
 fn a_huge_sweep_is_refused_and_a_large_one_needs_yes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let list = |n: usize| {
-        (0..n)
-            .map(|i| i.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let list = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
     let huge = d.join("huge.toml");
     std::fs::write(
         &huge,
         format!(
             "[base]\ndata = \"x\"\n[cross]\nseed = [{}]\nepochs = [{}]\n",
             list(400),
-            (1..=400).map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            (1..=400)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     )
     .unwrap();
@@ -390,13 +388,7 @@ fn a_misspelt_cross_table_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let sweep = dir.path().join("sweep.toml");
     std::fs::write(&sweep, "[base]\ndata = \"x\"\n[crosss]\nseed = [0, 1]\n").unwrap();
-    let err = fails(&[
-        "sweep",
-        "run",
-        s(&sweep),
-        "--out",
-        s(&dir.path().join("o")),
-    ]);
+    let err = fails(&["sweep", "run", s(&sweep), "--out", s(&dir.path().join("o"))]);
     assert!(err.contains("unknown table `[crosss]`"), "{err}");
     assert!(err.contains("sweep.toml"), "{err}");
 }
@@ -431,6 +423,9 @@ fn slurm_prepare_refuses_png_and_absurd_shard_counts_before_writing() {
     assert!(err.contains("drop --png"), "{err}");
     assert!(!shards.exists());
     let err = slurm("1000000", &[]);
-    assert!(err.contains("--shards 1000000 is over the limit of 1000"), "{err}");
+    assert!(
+        err.contains("--shards 1000000 is over the limit of 1000"),
+        "{err}"
+    );
     assert!(!shards.exists());
 }

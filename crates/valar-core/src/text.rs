@@ -69,7 +69,10 @@ mod tests {
             .chain("path".encode_utf16().flat_map(u16::to_be_bytes))
             .collect();
         for (bytes, kind) in [
-            (utf16le("path,valence\n", true), "little-endian (with a byte-order mark)"),
+            (
+                utf16le("path,valence\n", true),
+                "little-endian (with a byte-order mark)",
+            ),
             (utf16le("path,valence\n", false), "little-endian"),
             (be, "big-endian (with a byte-order mark)"),
         ] {

@@ -148,12 +148,11 @@ where
     use mozjpeg::ColorSpace;
     let corrupt = |e: std::io::Error| FaceError::Corrupt(e.to_string());
     // APP1 holds EXIF, whose Orientation tag says how the stored pixels are turned.
-    let mut header = match mozjpeg::Decompress::with_markers(&[mozjpeg::Marker::APP(1)])
-        .from_mem(bytes)
-    {
-        Ok(d) => d,
-        Err(e) => return Some(Err(corrupt(e))),
-    };
+    let mut header =
+        match mozjpeg::Decompress::with_markers(&[mozjpeg::Marker::APP(1)]).from_mem(bytes) {
+            Ok(d) => d,
+            Err(e) => return Some(Err(corrupt(e))),
+        };
     if matches!(
         header.color_space(),
         ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK

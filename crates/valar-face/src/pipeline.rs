@@ -610,7 +610,11 @@ mod tests {
     }
 
     fn mean_difference(a: &[u8], b: &[u8]) -> f64 {
-        let total: u64 = a.iter().zip(b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+        let total: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
         total as f64 / a.len() as f64
     }
 

@@ -276,7 +276,10 @@ mod tests {
         }
         write(&ann.join("short.txt"), "valence,arousal\n0.1,0.2\n");
         write(&ann.join("empty.txt"), "valence,arousal\n");
-        write(&ann.join("blank.txt"), "valence,arousal\n0.1,0.2\n\n0.3,0.4\n\n");
+        write(
+            &ann.join("blank.txt"),
+            "valence,arousal\n0.1,0.2\n\n0.3,0.4\n\n",
+        );
         let l = load(&ann, &frames).unwrap();
         let rejects: Vec<(&str, &str)> = l
             .rejects
