@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(affectnet_csv generic_csv npy_string_scalar face_decoder)
+[ ${#targets[@]} -gt 0 ] || targets=(affectnet_csv generic_csv npy_string_scalar face_decoder prepare_end_to_end)
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 "$root/scripts/setup-system.sh"
 cd "$root/fuzz"
@@ -23,7 +23,7 @@ for t in "${targets[@]}"; do
   slow() { find "artifacts/$t" -type f -name 'slow-unit-*' | wc -l; }
   before=$(failures); slow_before=$(slow)
   # Images need room; the CSV and .npy targets stay at libFuzzer's default length.
-  max_len=4096; [ "$t" = face_decoder ] && max_len=65536
+  max_len=4096; [ "$t" = face_decoder ] || [ "$t" = prepare_end_to_end ] && max_len=65536
   status=0
   cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" -max_len="$max_len" \
     -rss_limit_mb=4096 -print_final_stats=1 > "$log" 2>&1 || status=$?

@@ -24,4 +24,4 @@ pub use error::ClusterError;
 pub use pool::{Task, run_local};
 pub use slurm::{Resources, SlurmJob, Submitted, TASK_ID, array_spec, sbatch_on_path};
 pub use summary::{Summary, summarize};
-pub use sweep::{Cell, Sweep, SweepDir};
+pub use sweep::{CONFIRM_CELLS, Cell, MAX_CELLS, Sweep, SweepDir};

@@ -69,6 +69,13 @@ pub(crate) fn show(v: &toml::Value) -> String {
     }
 }
 
+/// The most cells a sweep may have at all: each is a folder and a training run.
+pub const MAX_CELLS: usize = 100_000;
+
+/// The most cells a sweep is expanded to without `--yes`: more is seldom meant (a
+/// list of a thousand learning rates is a typo more often than a plan).
+pub const CONFIRM_CELLS: usize = 1_000;
+
 /// Keys whose values are paths, taken relative to the sweep file's folder.
 const PATH_KEYS: [&str; 1] = ["data"];
 
@@ -107,16 +114,22 @@ impl Sweep {
             Some(_) => return Err("`[base]` must be a table of valar.toml keys".into()),
             None => toml::Table::new(),
         };
-        let mut cross = match table.remove("cross") {
+        let cross = table.remove("cross");
+        // Before the missing `[cross]`: a misspelt `[crosss]` is the likelier mistake.
+        if let Some((key, value)) = table.iter().next() {
+            let what = match value {
+                toml::Value::Table(_) => format!("table `[{key}]`"),
+                _ => format!("key `{key}`"),
+            };
+            return Err(format!(
+                "unknown {what} (a sweep file has `test`, `[base]` and `[cross]`)"
+            ));
+        }
+        let mut cross = match cross {
             Some(toml::Value::Table(t)) => t,
             Some(_) => return Err("`[cross]` must be a table of keys and value lists".into()),
             None => return Err("no `[cross]` table: nothing to sweep over".into()),
         };
-        if let Some(key) = table.keys().next() {
-            return Err(format!(
-                "unknown key `{key}` (a sweep file has `test`, `[base]` and `[cross]`)"
-            ));
-        }
         for key in PATH_KEYS {
             base.get_mut(key).into_iter().for_each(absolute);
             if let Some(toml::Value::Array(values)) = cross.get_mut(key) {
@@ -148,9 +161,34 @@ impl Sweep {
             base,
             cross: crossed,
         };
+        // Counted before a single cell is built: the product of a few long lists
+        // grows past any memory (or `usize`).
+        match sweep.cell_count() {
+            Some(n) if n <= MAX_CELLS => {}
+            count => {
+                let sizes: Vec<String> = sweep
+                    .cross
+                    .iter()
+                    .map(|(k, v)| format!("{} {k}", v.len()))
+                    .collect();
+                return Err(format!(
+                    "{} cells ({}) is over the limit of {MAX_CELLS}",
+                    count.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+                    sizes.join(" × ")
+                ));
+            }
+        }
         // Every cell must be a valid run, before anything is written.
         sweep.cells()?;
         Ok(sweep)
+    }
+
+    /// How many cells the sweep has: the product of its lists' lengths, `None` when
+    /// that overflows.
+    pub fn cell_count(&self) -> Option<usize> {
+        self.cross
+            .iter()
+            .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
     }
 
     /// The cells, in order: every combination of the crossed values, the last key (the

@@ -144,6 +144,7 @@ pub fn write_audit(path: &Path, rows: &[AuditRow]) -> Result<(), CoreError> {
 
 /// Reads `audit.csv`, checking its header; a bad row is named by its line.
 pub fn read_audit(path: &Path) -> Result<Vec<AuditRow>, CoreError> {
+    crate::check_utf8_text(path)?;
     let mut reader =
         csv::Reader::from_path(path).map_err(|e| CoreError::format(path, e.to_string()))?;
     let header = reader

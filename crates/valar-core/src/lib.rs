@@ -23,6 +23,8 @@ mod prep_info;
 mod progress;
 /// The column layouts of a training run's `metrics.csv` and `predictions.csv`.
 mod run_tables;
+/// Text encodings of input files: UTF-8 with or without a BOM, UTF-16 refused.
+mod text;
 
 pub use atomic::{PartialDir, write_atomic};
 pub use audit_table::{AUDIT_COLUMNS, AuditKind, AuditRow, read_audit, write_audit};
@@ -39,6 +41,7 @@ pub use npy::{
 pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};
 pub use run_tables::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
+pub use text::{UTF8_BOM, check_utf8_text, strip_bom};
 
 /// valar's version, recorded in every output that says how it was made.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

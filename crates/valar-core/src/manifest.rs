@@ -75,6 +75,7 @@ impl ManifestRow {
 
 /// Reads `manifest.csv`, checking the header and that indices run 0, 1, 2, …
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, CoreError> {
+    crate::check_utf8_text(path)?;
     let mut reader =
         csv::Reader::from_path(path).map_err(|e| CoreError::format(path, e.to_string()))?;
     let header = reader

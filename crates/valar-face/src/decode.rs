@@ -1,5 +1,6 @@
 use crate::FaceError;
 use image::ImageDecoder;
+use image::metadata::Orientation;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use valar_core::FaceBox;
 
@@ -146,16 +147,23 @@ where
 {
     use mozjpeg::ColorSpace;
     let corrupt = |e: std::io::Error| FaceError::Corrupt(e.to_string());
-    let mut header = match mozjpeg::Decompress::new_mem(bytes) {
-        Ok(d) => d,
-        Err(e) => return Some(Err(corrupt(e))),
-    };
+    // APP1 holds EXIF, whose Orientation tag says how the stored pixels are turned.
+    let mut header =
+        match mozjpeg::Decompress::with_markers(&[mozjpeg::Marker::APP(1)]).from_mem(bytes) {
+            Ok(d) => d,
+            Err(e) => return Some(Err(corrupt(e))),
+        };
     if matches!(
         header.color_space(),
         ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK
     ) {
         return None;
     }
+    let orientation = header
+        .markers()
+        .find_map(|m| m.data.strip_prefix(b"Exif\0\0"))
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
     Some((|| {
         let (w, h) = header.size();
         let (width, height) = (
@@ -163,7 +171,8 @@ where
             u32::try_from(h).map_err(|_| FaceError::Corrupt("height out of range".into()))?,
         );
         check_pixels(width, height, request.max_pixels)?;
-        let crop = (request.crop)(width, height)?;
+        let (shown_w, shown_h) = displayed(width, height, orientation);
+        let crop = (request.crop)(shown_w, shown_h)?;
         let numerator = request
             .reduce_to
             .map_or(8, |size| scale_numerator(crop, size));
@@ -176,13 +185,17 @@ where
         .map_err(corrupt)?;
         let channels = if request.gray { 1 } else { 3 };
         let (out_w, out_h) = (started.width() as u32, started.height() as u32);
+        // The crop's rows are display rows; once the image is turned they can be any
+        // stored rows, so a turned image is decoded whole (phones' photos, a few).
         let rows = match request.reduce_to {
-            Some(size) => rows_needed(crop, size, out_h, height),
-            None => out_h,
+            Some(size) if orientation == Orientation::NoTransforms => {
+                rows_needed(crop, size, out_h, height)
+            }
+            _ => out_h,
         };
         let mut pixels = vec![0u8; out_w as usize * rows as usize * channels];
         started.read_scanlines_into(&mut pixels).map_err(corrupt)?;
-        Ok(Decoded {
+        let decoded = Decoded {
             pixels,
             channels,
             width: out_w,
@@ -190,11 +203,63 @@ where
             rows,
             full_width: width,
             full_height: height,
-        })
+        };
+        orient(decoded, orientation)
     })())
 }
 
-fn decode_other<F>(bytes: &[u8], request: &Request<F>) -> Result<Decoded, FaceError>
+/// Width and height as the image is shown, once its EXIF orientation is applied.
+fn displayed(width: u32, height: u32, orientation: Orientation) -> (u32, u32) {
+    match orientation {
+        Orientation::Rotate90
+        | Orientation::Rotate270
+        | Orientation::Rotate90FlipH
+        | Orientation::Rotate270FlipH => (height, width),
+        _ => (width, height),
+    }
+}
+
+/// Turns whole decoded pixels the way EXIF says the image is shown, with `image`'s own
+/// transform (the one Pillow's `ImageOps.exif_transpose` matches), so that boxes, given
+/// in display coordinates as AffectNet's are, cut the region a viewer sees.
+fn orient(decoded: Decoded, orientation: Orientation) -> Result<Decoded, FaceError> {
+    if orientation == Orientation::NoTransforms {
+        return Ok(decoded);
+    }
+    let Decoded {
+        pixels,
+        channels,
+        width,
+        height,
+        full_width,
+        full_height,
+        ..
+    } = decoded;
+    let short = || FaceError::Corrupt("decoded fewer pixels than the image holds".into());
+    let mut image = if channels == 1 {
+        image::DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(width, height, pixels).ok_or_else(short)?,
+        )
+    } else {
+        image::DynamicImage::ImageRgb8(
+            image::RgbImage::from_raw(width, height, pixels).ok_or_else(short)?,
+        )
+    };
+    image.apply_orientation(orientation);
+    let (width, height) = (image.width(), image.height());
+    let (full_width, full_height) = displayed(full_width, full_height, orientation);
+    Ok(Decoded {
+        pixels: image.into_bytes(),
+        channels,
+        width,
+        height,
+        rows: height,
+        full_width,
+        full_height,
+    })
+}
+
+pub(crate) fn decode_other<F>(bytes: &[u8], request: &Request<F>) -> Result<Decoded, FaceError>
 where
     F: Fn(u32, u32) -> Result<FaceBox, FaceError>,
 {
@@ -205,12 +270,16 @@ where
     // The pixel limit is valar's to enforce, with its own reason; `image`'s default
     // limits would otherwise refuse a huge image first, as a decoding error.
     decoder.no_limits();
-    let decoder = decoder.into_decoder().map_err(corrupt)?;
+    let mut decoder = decoder.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
     check_pixels(width, height, request.max_pixels)?;
+    // An unreadable EXIF block leaves the image as stored, as viewers do.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let (width, height) = displayed(width, height, orientation);
     (request.crop)(width, height)?;
     let color = decoder.color_type();
-    let image = image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
     let gray = color.channel_count() <= 2;
     let (pixels, channels) = if gray {
         (image.into_luma8().into_raw(), 1)

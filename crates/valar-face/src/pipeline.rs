@@ -79,7 +79,16 @@ pub fn decode_face(
         reduce_to: (!spec.full_scale).then_some(size),
         crop: |w, h| crop_region(face_box, spec.margin, w, h),
     };
-    let decoded = decode(bytes, &request)?;
+    face_from(decode(bytes, &request)?, face_box, spec)
+}
+
+/// Cuts and scales the face out of decoded pixels.
+fn face_from(
+    decoded: Decoded,
+    face_box: Option<FaceBox>,
+    spec: &FaceSpec,
+) -> Result<Face, FaceError> {
+    let size = spec.size.max(1);
     let crop = crop_region(
         face_box,
         spec.margin,
@@ -568,6 +577,111 @@ mod tests {
         let err = decode_face(cut, Some(face), &FaceSpec::default()).unwrap_err();
         assert_eq!(err.reason(), "corrupt_image");
         assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    /// `jpeg` with an EXIF block whose Orientation tag is `orientation`, right after SOI.
+    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        // Tag 0x0112 (Orientation), type SHORT, count 1, the value padded to 4 bytes.
+        tiff.extend([0x01, 0x12, 0, 3, 0, 0, 0, 1]);
+        tiff.extend(orientation.to_be_bytes());
+        tiff.extend([0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(tiff);
+        let mut out = jpeg[..2].to_vec();
+        out.extend([0xFF, 0xE1]);
+        out.extend(u16::try_from(app1.len() + 2).unwrap().to_be_bytes());
+        out.extend(app1);
+        out.extend(&jpeg[2..]);
+        out
+    }
+
+    fn encode_jpeg(img: &RgbImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+            .write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        out
+    }
+
+    fn mean_difference(a: &[u8], b: &[u8]) -> f64 {
+        let total: u64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| u64::from(x.abs_diff(*y)))
+            .sum();
+        total as f64 / a.len() as f64
+    }
+
+    #[test]
+    fn exif_orientation_is_applied_before_the_box_is_cut_in_both_decoders() {
+        // Upright, 320×200: a bright square in the top-left quarter on a dark ramp,
+        // so every turn moves the square to another corner.
+        let upright = RgbImage::from_fn(320, 200, |x, y| {
+            if x < 120 && y < 90 {
+                Rgb([250, 240, 230])
+            } else {
+                Rgb([(x / 8) as u8, (y / 8) as u8, 20])
+            }
+        });
+        let face = FaceBox {
+            x: 10,
+            y: 10,
+            width: 100,
+            height: 70,
+        };
+        let mut decoders: Vec<(&str, Box<dyn Fn(&[u8]) -> Face>)> = Vec::new();
+        for (name, full_scale) in [("libjpeg reduced", false), ("libjpeg full", true)] {
+            let spec = FaceSpec {
+                full_scale,
+                ..FaceSpec::default()
+            };
+            decoders.push((
+                name,
+                Box::new(move |b| decode_face(b, Some(face), &spec).unwrap()),
+            ));
+        }
+        decoders.push((
+            "image",
+            Box::new(move |b| {
+                let spec = FaceSpec::default();
+                let request = Request {
+                    max_pixels: u64::MAX,
+                    gray: true,
+                    reduce_to: None,
+                    crop: |w, h| crop_region(Some(face), 0.0, w, h),
+                };
+                let decoded = crate::decode::decode_other(b, &request).unwrap();
+                face_from(decoded, Some(face), &spec).unwrap()
+            }),
+        ));
+        let want = decode_face(&encode_jpeg(&upright), Some(face), &FaceSpec::default()).unwrap();
+        assert!(want.pixels.iter().all(|&v| v > 200));
+        // Stored pixels are the upright image turned back: what a phone writes.
+        let ops: [(u16, fn(&RgbImage) -> RgbImage); 3] = [
+            (3, image::imageops::rotate180),
+            (6, image::imageops::rotate270),
+            (8, image::imageops::rotate90),
+        ];
+        for (tag, store) in ops {
+            let stored = encode_jpeg(&store(&upright));
+            let tagged = with_exif_orientation(&stored, tag);
+            for (name, decode) in &decoders {
+                let got = decode(&tagged);
+                let diff = mean_difference(&got.pixels, &want.pixels);
+                assert!(diff < 3.0, "orientation {tag}, {name}: differs by {diff}");
+                assert_eq!((got.image_width, got.image_height), (320, 200));
+                assert_eq!(got.face_box, want.face_box);
+                // Without the tag the same box lands on the dark ramp.
+                let ignored = mean_difference(&decode(&stored).pixels, &want.pixels);
+                assert!(ignored > 100.0, "orientation {tag}, {name}: {ignored}");
+            }
+        }
     }
 
     #[test]

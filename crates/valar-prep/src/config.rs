@@ -57,11 +57,15 @@ impl Input {
     /// `frame`); anything else is AffectNet's file list (whose header may be missing).
     pub fn from_csv(csv: PathBuf, images: PathBuf) -> Result<Self, crate::PrepError> {
         use std::io::BufRead;
+        valar_core::check_utf8_text(&csv)?;
         let file = std::fs::File::open(&csv).map_err(crate::PrepError::io(&csv))?;
         let mut first = String::new();
         std::io::BufReader::new(file)
             .read_line(&mut first)
             .map_err(crate::PrepError::io(&csv))?;
+        // Excel's "CSV UTF-8" starts with a BOM; left on, it hid the `path` column and
+        // a generic CSV was read as AffectNet's headerless list (every row malformed).
+        let first = valar_core::strip_bom(&first);
         let generic = first
             .trim_end()
             .split(',')
@@ -150,6 +154,11 @@ pub struct PrepareConfig {
     pub exclude_kinds: Vec<valar_core::AuditKind>,
 }
 
+/// The most intervals per dimension: 0.02 wide on [-1, 1], far finer than annotators
+/// agree (RMSE about 0.34), and a grid of this many already has 10,000 cells, each
+/// listed in prep.json.
+pub const MAX_INTERVALS: usize = 100;
+
 impl PrepareConfig {
     /// The classic recipe's settings for `input`: arousal in ten intervals of 1000
     /// faces, 48×48 gray, a 90/10 split.
@@ -177,6 +186,15 @@ impl PrepareConfig {
         let bad = |m: &str| Err(crate::PrepError::Config(m.to_string()));
         if self.intervals == 0 {
             return bad("--intervals must be at least 1");
+        }
+        if self.intervals > MAX_INTERVALS {
+            // Checked before anything is allocated: a grid holds intervals² cells.
+            return Err(crate::PrepError::Config(format!(
+                "--intervals {} is over the limit of {MAX_INTERVALS} ({MAX_INTERVALS} \
+                 intervals are 0.02 wide on [-1, 1]; a grid of them has {} cells)",
+                self.intervals,
+                MAX_INTERVALS * MAX_INTERVALS
+            )));
         }
         if !self.keep_all && self.quota == 0 {
             return bad("--quota must be at least 1");

@@ -138,7 +138,7 @@ pub(crate) fn select(
                             row: rows.row[pos],
                             path: rows.path[pos].to_string(),
                             reason: e.reason(),
-                            detail: image_detail(&e, rows.face_box[pos]),
+                            detail: image_detail(&e, rows.path[pos], rows.face_box[pos]),
                         });
                     }
                 }
@@ -153,7 +153,13 @@ pub(crate) fn select(
     })
 }
 
-fn image_detail(e: &FaceError, face_box: Option<FaceBox>) -> String {
+fn image_detail(e: &FaceError, path: &str, face_box: Option<FaceBox>) -> String {
+    if matches!(e, FaceError::Missing) && path.contains('\\') {
+        return format!(
+            "{e}, neither as written nor with `/` in place of its backslashes \
+             (a CSV written on Windows); check the image root"
+        );
+    }
     match (e, face_box) {
         (FaceError::BoxOutsideImage { .. } | FaceError::EmptyBox(_), _) | (_, None) => {
             e.to_string()

@@ -34,12 +34,12 @@ mod video;
 /// Writing the output folder.
 mod write;
 
-pub use config::{Input, PrepareConfig, Stratify};
+pub use config::{Input, MAX_INTERVALS, PrepareConfig, Stratify};
 pub use error::PrepError;
 pub use merge::merge;
 pub use pipeline::{Prepared, prepare};
 pub use rejects::Reject;
-pub use shard::{SHARD_FILE, Shard, ShardInfo};
+pub use shard::{MAX_SHARDS, SHARD_FILE, Shard, ShardInfo};
 pub use source_rows::{SourceRow, SourceRows, read_source};
 pub use stratify::{Plan, plan_only};
 pub use video::FrameSampling;

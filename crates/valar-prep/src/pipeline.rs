@@ -79,6 +79,14 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
         &mut sink,
     )?;
     faces.finish()?;
+    if selection.chosen.is_empty() && !selection.rejects.is_empty() {
+        // Every image tried failed: as much an empty result as every row excluded.
+        return Err(PrepError::NothingLeft {
+            input: source,
+            found: loaded.found,
+            why: no_image_why(&selection.rejects),
+        });
+    }
     timings.insert("faces".to_string(), phase.elapsed().as_secs_f64());
 
     let phase = Instant::now();
@@ -229,6 +237,29 @@ fn nothing_left_why(rows_read: usize, rejects: &[crate::Reject]) -> String {
         .map(|(reason, n)| format!("{n} {reason}"))
         .collect();
     format!("all {rows_read} rows were excluded: {}", counts.join(", "))
+}
+
+/// "none of the 3 images tried could be used: 3 missing_file", with the first failure's
+/// detail (its row, path and reason) as an example.
+fn no_image_why(rejects: &[crate::Reject]) -> String {
+    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rejects {
+        *by_reason.entry(r.reason).or_default() += 1;
+    }
+    let counts: Vec<String> = by_reason
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    let first = rejects
+        .iter()
+        .min_by_key(|r| r.row)
+        .map(|r| format!(" (row {}, {}: {})", r.row, r.path, r.detail))
+        .unwrap_or_default();
+    format!(
+        "none of the {} images tried could be used: {}{first}",
+        rejects.len(),
+        counts.join(", ")
+    )
 }
 
 fn describe_range(c: &IntervalCount) -> String {

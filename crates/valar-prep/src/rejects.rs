@@ -29,6 +29,10 @@ pub(crate) mod reason {
     pub const INVALID_FRAME: &str = "invalid_frame";
     /// A video frame with a label but no image on disk.
     pub const MISSING_FRAME: &str = "missing_frame";
+    /// Frames on disk past the last line of their video's annotation file.
+    pub const UNLABELLED_FRAMES: &str = "unlabelled_frames";
+    /// An annotation file with its header and no frame lines.
+    pub const NO_FRAME_LINES: &str = "no_frame_lines";
 }
 
 /// Writes `rejects.csv`: `source,row,path,reason,detail`, sorted by row.

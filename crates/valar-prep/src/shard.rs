@@ -80,11 +80,18 @@ impl ShardInfo {
     }
 }
 
+/// The most shards a plan is cut into: Slurm's default largest array (`MaxArraySize`)
+/// is 1,001 tasks, and each shard is a folder that `valar merge` opens.
+pub const MAX_SHARDS: usize = 1000;
+
 /// Refuses settings a shard cannot honour.
 pub(crate) fn validate(cfg: &PrepareConfig) -> Result<(), PrepError> {
     match cfg.shard {
         Some(s) if s.count == 0 || s.index >= s.count => Err(PrepError::Config(format!(
             "--shard {s}: K must lie in 0..N"
+        ))),
+        Some(s) if s.count > MAX_SHARDS => Err(PrepError::Config(format!(
+            "--shard {s}: N is over the limit of {MAX_SHARDS} shards"
         ))),
         // The PNG folder numbers faces by their place in the merged set, which a shard
         // cannot know.

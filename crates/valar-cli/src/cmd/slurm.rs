@@ -41,6 +41,9 @@ enum SlurmCommand {
         /// The sweep folder.
         #[arg(long)]
         out: PathBuf,
+        /// Expand a sweep of more than 1,000 cells.
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         job: JobArgs,
     },
@@ -112,7 +115,12 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<()> {
             job,
             prepare,
         } => sharded_prepare(shards, &job, &prepare),
-        SlurmCommand::Sweep { sweep, out, job } => sweep_job(&sweep, &out, &job),
+        SlurmCommand::Sweep {
+            sweep,
+            out,
+            yes,
+            job,
+        } => sweep_job(&sweep, &out, yes, &job),
     }
 }
 
@@ -134,7 +142,19 @@ fn without_out(args: &[String]) -> Vec<String> {
 
 fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(shards >= 1, "--shards must be at least 1");
+    anyhow::ensure!(
+        shards <= valar_prep::MAX_SHARDS,
+        "--shards {shards} is over the limit of {} (Slurm's default MaxArraySize is 1001)",
+        valar_prep::MAX_SHARDS
+    );
     let line = PrepareLine::try_parse_from(prepare).context("the prepare arguments after --")?;
+    // Every task would fail on it (`--png` numbers faces by their place in the merged
+    // set, which a shard cannot know), so it is refused before anything is submitted.
+    anyhow::ensure!(
+        !line.args.png,
+        "drop --png from the prepare arguments: a shard cannot write PNGs \
+         (run `valar prepare --png` on the merged set's input instead)"
+    );
     anyhow::ensure!(
         line.args.shard.is_none(),
         "drop --shard from the prepare arguments: --shards {shards} sets every task's shard"
@@ -220,8 +240,8 @@ fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::
     })
 }
 
-fn sweep_job(sweep: &Path, out: &Path, job: &JobArgs) -> anyhow::Result<()> {
-    let dir = crate::cmd::sweep::expand(sweep, out)?;
+fn sweep_job(sweep: &Path, out: &Path, yes: bool, job: &JobArgs) -> anyhow::Result<()> {
+    let dir = crate::cmd::sweep::expand(sweep, out, yes)?;
     let exe = std::env::current_exe()?;
     let slurm = SlurmJob {
         name: "valar-sweep".into(),

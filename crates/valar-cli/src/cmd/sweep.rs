@@ -4,7 +4,7 @@ use crate::cmd::train::TerminalProgress;
 use crate::ui::{Bars, outln};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-use valar_cluster::{Sweep, SweepDir, Task, run_cell, run_local, summarize};
+use valar_cluster::{CONFIRM_CELLS, Sweep, SweepDir, Task, run_cell, run_local, summarize};
 
 /// Arguments of `valar sweep`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +26,9 @@ enum SweepCommand {
         /// Cells trained at once.
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Expand a sweep of more than 1,000 cells.
+        #[arg(long)]
+        yes: bool,
     },
     /// Train (or resume) one cell of an expanded sweep and score it.
     Cell {
@@ -44,8 +47,13 @@ enum SweepCommand {
 /// Runs `valar sweep`.
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     match args.command {
-        SweepCommand::Run { sweep, out, jobs } => {
-            let dir = expand(&sweep, &out)?;
+        SweepCommand::Run {
+            sweep,
+            out,
+            jobs,
+            yes,
+        } => {
+            let dir = expand(&sweep, &out, yes)?;
             run_here(&dir, jobs)?;
             print_summary(&dir)
         }
@@ -68,10 +76,19 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 /// Expands a sweep file into its folder, with absolute paths for jobs that run elsewhere.
-pub(crate) fn expand(sweep: &Path, out: &Path) -> anyhow::Result<SweepDir> {
+/// A sweep of more than [`CONFIRM_CELLS`] cells needs `yes`, checked before any folder
+/// is written.
+pub(crate) fn expand(sweep: &Path, out: &Path, yes: bool) -> anyhow::Result<SweepDir> {
     let out = std::path::absolute(out)?;
-    let dir = Sweep::read(sweep)?.expand(&out)?;
-    Ok(dir)
+    let parsed = Sweep::read(sweep)?;
+    let cells = parsed.cell_count().unwrap_or(usize::MAX);
+    anyhow::ensure!(
+        yes || cells <= CONFIRM_CELLS,
+        "{}: {cells} cells, each a training run and a folder, is more than {CONFIRM_CELLS}; \
+         pass --yes to expand it anyway",
+        sweep.display()
+    );
+    Ok(parsed.expand(&out)?)
 }
 
 /// The command line that runs cell `index`: `valar sweep cell DIR INDEX`.

@@ -60,7 +60,7 @@ fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<()
             detail,
         });
     };
-    let doc: Value = match serde_json::from_str(&text) {
+    let doc: Value = match serde_json::from_str(valar_core::strip_bom(&text)) {
         Ok(v) => v,
         Err(e) => {
             reject_clip(out, format!("{}: not JSON: {e}", json.display()));

@@ -89,6 +89,7 @@ fn read_video(
     frames: &Path,
     out: &mut Frames,
 ) -> Result<(), PrepError> {
+    valar_core::check_utf8_text(file)?;
     let text = std::fs::read_to_string(file).map_err(PrepError::io(file))?;
     let mut lines = text.lines();
     let header = lines
@@ -106,10 +107,14 @@ fn read_video(
         )));
     }
     let on_disk = file_names(&frames.join(video));
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
+    // Blank lines at the end are an editor's; one before a frame line leaves a frame
+    // without a label, and is reported as such.
+    let lines: Vec<&str> = lines.collect();
+    let labelled = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .map_or(0, |i| i + 1);
+    for (i, line) in lines[..labelled].iter().enumerate() {
         out.rows_read += 1;
         let row = out.rows_read as u64;
         let frame = i as u64 + 1;
@@ -118,6 +123,10 @@ fn read_video(
         let at = format!("{} line {}", file.display(), i + 2);
         let parsed = parse_line(line);
         let verdict = match parsed {
+            None if line.trim().is_empty() => Err((
+                reason::MALFORMED,
+                format!("{at} is blank: frame {frame} has no label"),
+            )),
             None => Err((
                 reason::MALFORMED,
                 format!("{at}: `{line}` is not two numbers"),
@@ -150,6 +159,48 @@ fn read_video(
                 reason,
                 detail,
             }),
+        });
+    }
+    // Frames on disk past the file's last line have no label: a file cut short, or
+    // one with only its header. Reported once per video, as a row of its own.
+    let beyond: Vec<u64> = {
+        let mut numbers: Vec<u64> = on_disk
+            .iter()
+            .filter_map(|n| n.strip_suffix(".jpg")?.parse::<u64>().ok())
+            .filter(|&n| n > labelled as u64)
+            .collect();
+        numbers.sort_unstable();
+        numbers
+    };
+    if labelled == 0 || !beyond.is_empty() {
+        out.rows_read += 1;
+        let (reason, detail) = if labelled == 0 {
+            (
+                reason::NO_FRAME_LINES,
+                format!(
+                    "{} has its header and no frame lines; {video}/ holds {} frames",
+                    file.display(),
+                    beyond.len()
+                ),
+            )
+        } else {
+            (
+                reason::UNLABELLED_FRAMES,
+                format!(
+                    "{} labels frames 1–{labelled}, but {} frames past its end are on disk \
+                     ({:05}.jpg to {:05}.jpg): the file may be cut short",
+                    file.display(),
+                    beyond.len(),
+                    beyond[0],
+                    beyond[beyond.len() - 1]
+                ),
+            )
+        };
+        out.rejects.push(Reject {
+            row: out.rows_read as u64,
+            path: format!("{video}/"),
+            reason,
+            detail,
         });
     }
     Ok(())
@@ -210,6 +261,44 @@ mod tests {
             ]
         );
         assert!(l.rejects[2].detail.contains("12-24_left/00004.jpg"));
+    }
+
+    #[test]
+    fn short_files_header_only_files_and_blank_lines_are_rejects() {
+        let dir = tempfile::tempdir().unwrap();
+        let ann = dir.path().join("ann");
+        let frames = dir.path().join("frames");
+        // Three frames on disk for each video.
+        for video in ["short", "empty", "blank"] {
+            for f in 1..=3 {
+                write(&frames.join(format!("{video}/{f:05}.jpg")), "x");
+            }
+        }
+        write(&ann.join("short.txt"), "valence,arousal\n0.1,0.2\n");
+        write(&ann.join("empty.txt"), "valence,arousal\n");
+        write(
+            &ann.join("blank.txt"),
+            "valence,arousal\n0.1,0.2\n\n0.3,0.4\n\n",
+        );
+        let l = load(&ann, &frames).unwrap();
+        let rejects: Vec<(&str, &str)> = l
+            .rejects
+            .iter()
+            .map(|r| (r.path.as_str(), r.reason))
+            .collect();
+        assert_eq!(
+            rejects,
+            [
+                ("blank/00002.jpg", reason::MALFORMED),
+                ("empty/", reason::NO_FRAME_LINES),
+                ("short/", reason::UNLABELLED_FRAMES),
+            ]
+        );
+        assert!(l.rejects[0].detail.contains("blank.txt line 3 is blank"));
+        assert!(l.rejects[1].detail.contains("holds 3 frames"));
+        assert!(l.rejects[2].detail.contains("00002.jpg to 00003.jpg"));
+        // Kept: blank's frames 1 and 3, short's frame 1.
+        assert_eq!(l.table.height(), 3);
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub(super) fn load_generic(csv: &Path, images: &Path) -> Result<Loaded, PrepErro
 }
 
 fn first_line(path: &Path) -> Result<String, PrepError> {
+    valar_core::check_utf8_text(path)?;
     let file = std::fs::File::open(path).map_err(PrepError::io(path))?;
     let mut line = String::new();
     std::io::BufReader::new(file)

@@ -23,6 +23,7 @@ const OPTIONAL: [&str; 6] = [
 /// val or test; one video, or one subject, may not have two) and a `subject` that keeps
 /// that person's videos on one side of the split. Other columns are ignored.
 pub(super) fn load(csv_path: &Path, images: &Path) -> Result<Loaded, PrepError> {
+    valar_core::check_utf8_text(csv_path)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(csv_path)
