@@ -3,7 +3,9 @@
 use crate::TrainError;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
-use crate::outputs::{dim_metrics, into_label_range, write_predictions_csv};
+use crate::outputs::{
+    dim_metrics, into_label_range, write_evaluation_record, write_predictions_csv,
+};
 use crate::video_eval::{Scored, Smoothing, ValSet, VideoEvaluation, score_videos, video_groups};
 use std::path::{Path, PathBuf};
 use valar_core::{
@@ -152,6 +154,7 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         dir.join(format!("predictions-{split}.csv"))
     });
     write_predictions_csv(&out, &data.rows, &rows, &pred, targets)?;
+    write_evaluation_record(&out, &opts.model, &opts.data, split, rows.len())?;
     // Only a video dataset has a window to choose; for images, looking for one would load the
     // run's whole training set (window_split) to find no videos in it.
     let is_video = rows.iter().any(|&r| data.rows[r].video.is_some());
