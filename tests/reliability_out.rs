@@ -1,6 +1,7 @@
 //! Issue 19, the output side: an output folder is claimed, never guessed at; one writer per
 //! output; a report never passes off an unfinished run or another model's test predictions.
 //! Each test reproduces a probe of the issue as it was written.
+#![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
 
