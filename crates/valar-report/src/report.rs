@@ -444,7 +444,7 @@ fn run_status(
     if !loop_json.is_file() {
         let no_model = !run.join("model.onnx").is_file();
         let short = planned.is_some_and(|p| epochs_in_metrics < p);
-        return Ok(if no_model {
+        return Ok(if no_model && short {
             RunStatus::Unfinished(format!(
                 "The run is unfinished: {epochs_in_metrics} epoch(s){of_planned} in metrics.csv and no model.onnx."
             ))
