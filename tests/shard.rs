@@ -149,8 +149,9 @@ fn a_killed_shard_is_named_and_rerun_alone() {
     let root = data.dir.path();
     let shards: Vec<PathBuf> = (0..2).map(|k| root.join(format!("s{k}"))).collect();
     prepare(&data, &shards[0], 1, Some("0/2"));
-    // Shard 1 was killed: only its partial folder is left.
+    // Shard 1 was killed: only its partial folder is left, with valar's marker in it.
     std::fs::create_dir_all(root.join("s1.partial")).unwrap();
+    std::fs::write(root.join("s1.partial").join(valar_core::PARTIAL_MARKER), "").unwrap();
     let both: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
     let err = merge_fails(&both, &root.join("merged"));
     assert!(err.contains("s1: its run did not finish"), "{err}");

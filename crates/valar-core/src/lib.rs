@@ -9,8 +9,12 @@ mod atomic;
 mod audit_table;
 /// The error type of this crate.
 mod error;
+/// `<predictions>.model.json`: which model file a `valar evaluate` scored.
+mod evaluation_record;
 /// Labels, dimensions, splits, boxes and colour modes.
 mod label;
+/// `<output>.lock`: one writer per output, released when the holder exits.
+mod lock;
 /// `manifest.csv`: one row per prepared face.
 mod manifest;
 /// The field's metrics: RMSE, PCC, CCC and SAGR.
@@ -26,10 +30,12 @@ mod run_tables;
 /// Text encodings of input files: UTF-8 with or without a BOM, UTF-16 refused.
 mod text;
 
-pub use atomic::{PartialDir, write_atomic};
+pub use atomic::{PARTIAL_MARKER, PartialDir, move_aside, refuse_input_as_output, write_atomic};
 pub use audit_table::{AUDIT_COLUMNS, AuditKind, AuditRow, read_audit, write_audit};
 pub use error::CoreError;
+pub use evaluation_record::{EvaluationRecord, sha256_file};
 pub use label::{ColorMode, Dimension, FaceBox, Split, Targets};
+pub use lock::OutputLock;
 pub use manifest::{MANIFEST_COLUMNS, ManifestRow, read_manifest};
 pub use metrics::{
     DimMetrics, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, ccc, mean_baseline, pcc, rmse, sagr,

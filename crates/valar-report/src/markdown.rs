@@ -33,6 +33,11 @@ pub(crate) struct Contents<'a> {
     pub error_figures: &'a [Figure],
     pub test_figures: &'a [Figure],
     pub notes: &'a [String],
+    /// Whether the run finished, in a sentence; `None` without a run.
+    pub run_status: Option<&'a str>,
+    /// What a reader must know before trusting the numbers (an unfinished run, test
+    /// predictions of another model), shown at the top.
+    pub warnings: &'a [String],
 }
 
 pub(crate) fn figures(md: &mut String, figures: &[Figure]) {
@@ -208,6 +213,9 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
         );
     }
     md.push('\n');
+    for w in c.warnings {
+        let _ = writeln!(md, "**Warning:** {w}\n");
+    }
     summary(&mut md, c);
 
     if let Some(p) = c.prepared {
@@ -254,6 +262,9 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
 
     if let (Some(first), Some(last)) = (c.epochs.first(), c.epochs.last()) {
         md.push_str("## Training\n\n");
+        if let Some(status) = c.run_status {
+            let _ = writeln!(md, "{status}\n");
+        }
         let best = best_epoch(c.epochs);
         let _ = writeln!(
             md,
@@ -383,6 +394,8 @@ mod tests {
             error_figures: &[],
             test_figures: &[],
             notes: &[],
+            run_status: None,
+            warnings: &[],
         }
     }
 

@@ -6,7 +6,7 @@ use crate::run_files::{self, Predictions, RunConfig};
 use crate::training_charts;
 use crate::video_charts;
 use std::path::{Path, PathBuf};
-use valar_core::{Dimension, TrainingMean};
+use valar_core::{Dimension, EvaluationRecord, TrainingMean, sha256_file};
 
 /// What `valar evaluate` names its predictions on a test split by default, beside the model:
 /// the test evaluation a run folder holds when it has one.
@@ -130,7 +130,8 @@ fn draw_error_figures(
 }
 
 /// The video evaluation to show: the files `valar evaluate` wrote beside the evaluation's
-/// predictions, else beside the run folder's test or validation predictions.
+/// predictions, else beside the run folder's test or validation predictions; never those
+/// of a model other than the run's current one.
 fn video_files(
     inputs: &ReportInputs,
     evaluation: Option<&Path>,
@@ -140,7 +141,13 @@ fn video_files(
         run.into_iter()
             .flat_map(|r| [r.join(TEST_PREDICTIONS), r.join("predictions-val.csv")]),
     );
+    // Per-video scores of a model the run has since replaced are not shown either.
+    let current = |p: &Path| match run {
+        Some(r) => !matches!(check_evaluation(r, p), Ok(EvaluationCheck::Stale(_))),
+        None => true,
+    };
     candidates
+        .filter(|p| !p.is_file() || current(p))
         .filter_map(|p| video_charts::find(&p))
         .map(|(videos, frames)| video_charts::read(&videos, &frames))
         .next()
@@ -193,9 +200,34 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         let found = inputs.run.as_ref()?.join(TEST_PREDICTIONS);
         found.is_file().then_some(found)
     });
+    let mut warnings = Vec::new();
+    let evaluation_path = match (&inputs.run, evaluation_path) {
+        (Some(run), Some(p)) => match check_evaluation(run, &p)? {
+            EvaluationCheck::Current => Some(p),
+            EvaluationCheck::Unverified(why) => {
+                warnings.push(why);
+                Some(p)
+            }
+            EvaluationCheck::Stale(why) => {
+                warnings.push(why);
+                None
+            }
+        },
+        (_, p) => p,
+    };
     let evaluation = evaluation_path
         .map(|p| run_files::read_predictions(&p).map(|preds| (p, preds)))
         .transpose()?;
+    let run_status = match &inputs.run {
+        Some(run) => {
+            let status = run_status(run, config.as_ref(), epochs.len())?;
+            if let RunStatus::Unfinished(why) = &status {
+                warnings.push(why.clone());
+            }
+            Some(status.sentence())
+        }
+        None => None,
+    };
 
     let run_data = match (&inputs.run, &config) {
         (Some(run), Some(c)) => prepared_from_config(run, c),
@@ -229,6 +261,13 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
     }
 
     std::fs::create_dir_all(out).map_err(ReportError::io(out))?;
+    // Gone before the first figure is replaced and back (atomically) after the last, so a
+    // report killed in between leaves figures without a report.md, never an old report.md
+    // describing new figures.
+    let markdown = out.join("report.md");
+    if markdown.exists() {
+        std::fs::remove_file(&markdown).map_err(ReportError::io(&markdown))?;
+    }
     let mut data_figures = Vec::new();
     let mut training_figures = Vec::new();
     let mut error_figures = Vec::new();
@@ -356,17 +395,132 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         error_figures: &error_figures,
         test_figures: &test_figures,
         notes: &notes,
+        run_status: run_status.as_deref(),
+        warnings: &warnings,
     });
     if let Some(v) = &videos {
         text.push_str(&video_charts::section(v, &video_figures));
     }
-    let markdown = out.join("report.md");
     valar_core::write_atomic(&markdown, |w| w.write_all(text.as_bytes()))?;
 
     Ok(ReportSummary {
         pngs: written.iter().map(|f| out.join(f)).collect(),
         markdown,
         prepared: prepared.map(|p| p.dir),
-        notes,
+        notes: warnings.into_iter().chain(notes).collect(),
     })
+}
+
+/// Whether a run finished, as far as its files tell.
+enum RunStatus {
+    /// `checkpoint/loop.json` says why it ended.
+    Finished(String),
+    /// It stopped before the end (killed, or failed), and why we think so.
+    Unfinished(String),
+    /// Nothing tells (a run folder without `checkpoint/loop.json`).
+    Unknown(String),
+}
+
+impl RunStatus {
+    fn sentence(&self) -> String {
+        match self {
+            RunStatus::Finished(why) => format!("The run finished: {why}."),
+            RunStatus::Unfinished(why) | RunStatus::Unknown(why) => why.clone(),
+        }
+    }
+}
+
+/// Reads the run's `checkpoint/loop.json` (written after every epoch, with `finished` set
+/// only when training ended) to tell a finished run from one that was killed or failed.
+fn run_status(
+    run: &Path,
+    config: Option<&RunConfig>,
+    epochs_in_metrics: usize,
+) -> Result<RunStatus, ReportError> {
+    let planned = config.and_then(|c| c.epochs);
+    let of_planned = planned.map_or_else(String::new, |p| format!(" of the {p} configured"));
+    let resume = format!("`valar train --resume {}` continues it", run.display());
+    let loop_json = run.join("checkpoint").join("loop.json");
+    if !loop_json.is_file() {
+        let no_model = !run.join("model.onnx").is_file();
+        let short = planned.is_some_and(|p| epochs_in_metrics < p);
+        return Ok(if no_model && short {
+            RunStatus::Unfinished(format!(
+                "The run is unfinished: {epochs_in_metrics} epoch(s){of_planned} in metrics.csv and no model.onnx."
+            ))
+        } else if short {
+            RunStatus::Unknown(format!(
+                "Whether the run finished is unknown: {} is missing and metrics.csv has {epochs_in_metrics} epoch(s){of_planned} (it may have stopped early or been killed).",
+                loop_json.display()
+            ))
+        } else {
+            RunStatus::Unknown(format!(
+                "{} is missing: whether the run finished is not recorded.",
+                loop_json.display()
+            ))
+        });
+    }
+    let text = std::fs::read_to_string(&loop_json).map_err(ReportError::io(&loop_json))?;
+    let state: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ReportError::format(&loop_json, format!("corrupt loop state: {e}")))?;
+    let done = state
+        .get("epochs_done")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(epochs_in_metrics as u64);
+    Ok(
+        match state.get("finished").and_then(serde_json::Value::as_str) {
+            Some(why) => RunStatus::Finished(why.to_string()),
+            None => RunStatus::Unfinished(format!(
+                "The run is unfinished: it stopped after {done} epoch(s){of_planned} (killed or failed); \
+             the figures show only those, and {resume}."
+            )),
+        },
+    )
+}
+
+/// Whether a test evaluation is of the run's current model.
+enum EvaluationCheck {
+    /// The SHA-256 recorded by `valar evaluate` is the current `model.onnx`'s.
+    Current,
+    /// No record to check against (an evaluation written before valar recorded one): shown,
+    /// with this warning.
+    Unverified(String),
+    /// Another model's: not shown, for this reason.
+    Stale(String),
+}
+
+/// Checks the test predictions at `evaluation` against the run's current model:
+/// `valar evaluate` records the SHA-256 of the model it scored beside them, and a resumed
+/// or retrained run replaces `model.onnx`.
+fn check_evaluation(run: &Path, evaluation: &Path) -> Result<EvaluationCheck, ReportError> {
+    let model = run.join("model.onnx");
+    let rerun = format!(
+        "run `valar evaluate --model {} --data …` again",
+        model.display()
+    );
+    let Some(record) = EvaluationRecord::read(evaluation)? else {
+        return Ok(EvaluationCheck::Unverified(format!(
+            "{} does not say which model made it (no {}): its test metrics may be another model's than the run's current model.onnx; {rerun} to be sure.",
+            evaluation.display(),
+            EvaluationRecord::path_for(evaluation).display()
+        )));
+    };
+    if !model.is_file() {
+        return Ok(EvaluationCheck::Stale(format!(
+            "{} has no model.onnx, so the test predictions in {} cannot be matched to it: their metrics are not shown.",
+            run.display(),
+            evaluation.display()
+        )));
+    }
+    let current = sha256_file(&model)?;
+    if current == record.model_sha256 {
+        return Ok(EvaluationCheck::Current);
+    }
+    Ok(EvaluationCheck::Stale(format!(
+        "the test predictions in {} are from another model (sha256 {}…) than the run's current {} (sha256 {}…), which has since replaced it: their metrics are not shown; {rerun}.",
+        evaluation.display(),
+        &record.model_sha256[..record.model_sha256.len().min(12)],
+        model.display(),
+        &current[..12]
+    )))
 }

@@ -272,6 +272,8 @@ pub(crate) fn read_predictions(path: &Path) -> Result<Predictions, ReportError> 
 pub(crate) struct RunConfig {
     pub text: String,
     pub data: Option<PathBuf>,
+    /// The `epochs` the run was configured for.
+    pub epochs: Option<usize>,
 }
 
 /// Reads `config.toml`, keeping its text for the report and the `data` key for
@@ -294,7 +296,11 @@ pub(crate) fn read_config(path: &Path) -> Result<RunConfig, ReportError> {
             ));
         }
     };
-    Ok(RunConfig { text, data })
+    let epochs = table
+        .get("epochs")
+        .and_then(toml::Value::as_integer)
+        .and_then(|e| usize::try_from(e).ok());
+    Ok(RunConfig { text, data, epochs })
 }
 
 #[cfg(test)]

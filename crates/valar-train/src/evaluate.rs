@@ -4,7 +4,9 @@ use crate::TrainError;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::model_meta::{CropRule, ModelInfo, TEST_PREFIX};
-use crate::outputs::{dim_metrics, into_label_range, write_predictions_csv};
+use crate::outputs::{
+    dim_metrics, into_label_range, write_evaluation_record, write_predictions_csv,
+};
 use crate::video_eval::{Scored, Smoothing, ValSet, VideoEvaluation, score_videos, video_groups};
 use std::path::{Path, PathBuf};
 use valar_core::{
@@ -219,6 +221,15 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
             crate::model_card::write_model_card(run)?;
         }
     }
+    // After the metadata update: the record's hash must be of the model.onnx that stays, or
+    // `valar report` would take every evaluated model for another one.
+    write_evaluation_record(
+        &evaluation.predictions,
+        &opts.model,
+        &opts.data,
+        split,
+        evaluation.rows,
+    )?;
     Ok(evaluation)
 }
 

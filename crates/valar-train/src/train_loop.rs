@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use valar_core::{Dimension, write_atomic};
+use valar_core::{Dimension, OutputLock, move_aside, refuse_input_as_output, write_atomic};
 use valar_engine::InputAffine;
 
 /// Faces per inference call during validation (eval mode is per-face, so any size gives the
@@ -68,7 +68,8 @@ pub struct TrainSummary {
 /// Trains a new run in `out` with `config`, writing `config.toml`, `checkpoint/`,
 /// `metrics.csv`, `model.onnx` and `predictions.csv` there.
 ///
-/// An existing non-empty `out` is an error unless `force` (which deletes it first).
+/// An existing non-empty `out` is an error unless `force` (which deletes it first, and only
+/// if it is a run folder); a file at `out` is always one. `<out>.lock` is held throughout.
 pub fn train(
     config: &TrainConfig,
     out: &Path,
@@ -79,12 +80,22 @@ pub fn train(
     let mut config = config.clone();
     // Absolute, so `--resume` works from any directory.
     config.data = std::path::absolute(&config.data).map_err(TrainError::io(&config.data))?;
-    let mut job = Job::load(&config)?;
-
-    let non_empty = std::fs::read_dir(out)
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
-    if non_empty {
+    // Held until the run ends, so a second run on `out` fails at once instead of mixing files.
+    let _lock = OutputLock::acquire(out)?;
+    refuse_input_as_output(out, &[&config.data])?;
+    let replace = match std::fs::symlink_metadata(out) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(TrainError::checkpoint(
+                out,
+                "is a file, not a folder: refusing to replace it; choose another --out",
+            ));
+        }
+        Ok(_) => std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    if replace {
         if !force {
             return Err(TrainError::checkpoint(
                 out,
@@ -101,7 +112,13 @@ pub fn train(
                 "is not empty and not a valar run folder (no config.toml): refusing to delete it; choose another --out",
             ));
         }
-        std::fs::remove_dir_all(out).map_err(TrainError::io(out))?;
+    }
+    let mut job = Job::load(&config)?;
+    if replace {
+        // Moved aside first, so `out` is never a half-deleted folder, and nothing beside it
+        // is touched.
+        let old = move_aside(out)?;
+        std::fs::remove_dir_all(&old).map_err(TrainError::io(&old))?;
     }
     let run = RunDir::new(out);
     std::fs::create_dir_all(run.checkpoints()).map_err(TrainError::io(run.checkpoints()))?;
@@ -132,6 +149,8 @@ pub fn resume(
     device: Option<DeviceChoice>,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainSummary, TrainError> {
+    // First of all: a run being written now may not have its config.toml yet.
+    let _lock = OutputLock::acquire(run_dir)?;
     let run = RunDir::new(run_dir);
     if !run.config().is_file() {
         return Err(TrainError::checkpoint(
@@ -142,6 +161,20 @@ pub fn resume(
     let mut config = TrainConfig::read(&run.config())?;
     if let Some(d) = device {
         config.device = d;
+    }
+    if !run.checkpoints().is_dir() {
+        if run.metrics().is_file() {
+            return Err(TrainError::checkpoint(
+                run.checkpoints(),
+                format!(
+                    "is missing, but metrics.csv shows epochs done: the run cannot continue where it stopped; \
+                     start it over with `valar train --force --out {0} --config {0}/config.toml`",
+                    run_dir.display()
+                ),
+            ));
+        }
+        // Killed before its first epoch ended: nothing is lost by starting from the beginning.
+        std::fs::create_dir_all(run.checkpoints()).map_err(TrainError::io(run.checkpoints()))?;
     }
     let state = LoopState::load(&run)?.unwrap_or_else(|| LoopState::fresh(config.patience));
     if state.finished.is_some() {

@@ -140,6 +140,18 @@ impl AuditArgs {
 /// Runs `valar audit`.
 pub fn run(args: AuditArgs) -> anyhow::Result<()> {
     let cfg = args.config()?;
+    let mut inputs: Vec<&std::path::Path> = [
+        &args.csv,
+        &args.images,
+        &args.set,
+        &args.prepared,
+        &args.run,
+    ]
+    .into_iter()
+    .filter_map(Option::as_deref)
+    .collect();
+    inputs.extend(args.against.iter().map(PathBuf::as_path));
+    valar_core::refuse_input_as_output(&args.out, &inputs)?;
     let s = audit(&cfg, &Bars::default()).context("auditing")?;
     outln!(
         "Audited {} faces in {:.1} s ({:.0} faces/s) → {}",

@@ -46,6 +46,18 @@ pub struct EvaluateArgs {
 
 /// Runs `valar evaluate`.
 pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        crate::cmd::claim_output_file(
+            out,
+            &[
+                &args.model,
+                &args.data,
+                &args.data.join("manifest.csv"),
+                &args.data.join("faces.npy"),
+                &args.data.join("prep.json"),
+            ],
+        )?;
+    }
     let eval = valar_train::evaluate(&EvaluateOptions {
         model: args.model,
         data: args.data,

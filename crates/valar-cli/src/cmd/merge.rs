@@ -21,6 +21,8 @@ pub struct MergeArgs {
 
 /// Runs `valar merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<()> {
+    let inputs: Vec<&std::path::Path> = args.shards.iter().map(PathBuf::as_path).collect();
+    valar_core::refuse_input_as_output(&args.out, &inputs)?;
     let merged = valar_prep::merge(&args.shards, &args.out, args.force, &Bars::default())
         .with_context(|| format!("merging {} shards", args.shards.len()))?;
     outln!(

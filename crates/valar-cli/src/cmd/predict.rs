@@ -37,6 +37,12 @@ pub struct PredictArgs {
 
 /// Runs `valar predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        let mut inputs: Vec<&std::path::Path> = vec![&args.model];
+        inputs.extend(args.images.iter().map(PathBuf::as_path));
+        inputs.extend(args.csv.as_deref());
+        crate::cmd::claim_output_file(out, &inputs)?;
+    }
     let input = match args.csv {
         Some(file) => PredictInput::Csv {
             file,

@@ -182,6 +182,19 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
     }
+    let inputs: Vec<&std::path::Path> = [
+        &args.csv,
+        &args.images,
+        &args.set,
+        &args.afew_va,
+        &args.aff_wild2,
+        &args.frames,
+        &args.exclude,
+    ]
+    .into_iter()
+    .filter_map(Option::as_deref)
+    .collect();
+    valar_core::refuse_input_as_output(&cfg.out, &inputs)?;
     let prepared = prepare(&cfg, &Bars::default())
         .with_context(|| format!("preparing {}", cfg.input.source().display()))?;
     let info = &prepared.info;

@@ -31,6 +31,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if cfg.is_synthetic() {
         eprintln!("no [data] given: running the pipeline on valar's synthetic faces");
     }
+    // Held to the end: two pipelines in one folder would rerun and replace each other's stages.
+    let _lock = valar_core::OutputLock::acquire(&args.out)?;
     let bars = Bars::default();
     let mut train_progress = TerminalProgress::default();
     let mut on_stage = |name: &str, outcome: Option<StageOutcome>| match outcome {
