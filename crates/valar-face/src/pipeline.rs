@@ -635,7 +635,9 @@ mod tests {
             width: 100,
             height: 70,
         };
-        let mut decoders: Vec<(&str, Box<dyn Fn(&[u8]) -> Face>)> = Vec::new();
+        type Decoder = Box<dyn Fn(&[u8]) -> Face>;
+        type Store = fn(&RgbImage) -> RgbImage;
+        let mut decoders: Vec<(&str, Decoder)> = Vec::new();
         for (name, full_scale) in [("libjpeg reduced", false), ("libjpeg full", true)] {
             let spec = FaceSpec {
                 full_scale,
@@ -663,7 +665,7 @@ mod tests {
         let want = decode_face(&encode_jpeg(&upright), Some(face), &FaceSpec::default()).unwrap();
         assert!(want.pixels.iter().all(|&v| v > 200));
         // Stored pixels are the upright image turned back: what a phone writes.
-        let ops: [(u16, fn(&RgbImage) -> RgbImage); 3] = [
+        let ops: [(u16, Store); 3] = [
             (3, image::imageops::rotate180),
             (6, image::imageops::rotate270),
             (8, image::imageops::rotate90),
