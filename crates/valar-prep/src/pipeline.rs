@@ -228,6 +228,14 @@ fn nothing_left_why(rows_read: usize, rejects: &[crate::Reject]) -> String {
     if rows_read == 0 {
         return "there are no rows to read".to_string();
     }
+    format!(
+        "all {rows_read} rows were excluded: {}",
+        reason_counts(rejects)
+    )
+}
+
+/// "30 no_label, 10 out_of_range": how many rejects each reason has, reasons in order.
+fn reason_counts(rejects: &[crate::Reject]) -> String {
     let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
     for r in rejects {
         *by_reason.entry(r.reason).or_default() += 1;
@@ -236,29 +244,21 @@ fn nothing_left_why(rows_read: usize, rejects: &[crate::Reject]) -> String {
         .iter()
         .map(|(reason, n)| format!("{n} {reason}"))
         .collect();
-    format!("all {rows_read} rows were excluded: {}", counts.join(", "))
+    counts.join(", ")
 }
 
 /// "none of the 3 images tried could be used: 3 missing_file", with the first failure's
 /// detail (its row, path and reason) as an example.
 fn no_image_why(rejects: &[crate::Reject]) -> String {
-    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in rejects {
-        *by_reason.entry(r.reason).or_default() += 1;
-    }
-    let counts: Vec<String> = by_reason
-        .iter()
-        .map(|(reason, n)| format!("{n} {reason}"))
-        .collect();
+    let counts = reason_counts(rejects);
     let first = rejects
         .iter()
         .min_by_key(|r| r.row)
         .map(|r| format!(" (row {}, {}: {})", r.row, r.path, r.detail))
         .unwrap_or_default();
     format!(
-        "none of the {} images tried could be used: {}{first}",
+        "none of the {} images tried could be used: {counts}{first}",
         rejects.len(),
-        counts.join(", ")
     )
 }
 
