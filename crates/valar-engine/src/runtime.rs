@@ -126,13 +126,14 @@ fn not_found() -> EngineError {
 /// in the current directory or an ancestor, else in an ancestor of the running executable, else
 /// the `onnxruntime` Python package installed beside the executable (`pip install valar`).
 pub fn ort_library() -> Result<PathBuf, EngineError> {
-    locate(env_override(), &search_roots(), pip_capi_dir())
+    locate(env_override(), &search_roots(), pip_capi_dir)
 }
 
+/// `pip_capi` is only looked for when nothing before it is found: it lists folders.
 fn locate(
     env: Option<PathBuf>,
     roots: &[PathBuf],
-    pip_capi: Option<PathBuf>,
+    pip_capi: impl FnOnce() -> Option<PathBuf>,
 ) -> Result<PathBuf, EngineError> {
     if let Some(p) = env {
         return if p.is_file() {
@@ -146,7 +147,7 @@ fn locate(
         };
     }
     find_in(roots, ".ort")
-        .or_else(|| pip_capi.map(|dir| dir.join(lib_name())))
+        .or_else(|| pip_capi().map(|dir| dir.join(lib_name())))
         .ok_or_else(not_found)
 }
 
@@ -296,7 +297,7 @@ mod tests {
         let deep = dir.path().join("a/b/c");
         std::fs::create_dir_all(&deep).unwrap();
         let roots: Vec<PathBuf> = deep.ancestors().map(Path::to_path_buf).collect();
-        let err = locate(None, &roots, None).unwrap_err().to_string();
+        let err = locate(None, &roots, || None).unwrap_err().to_string();
         assert_eq!(
             err,
             "ONNX Runtime 1.31.1 not found. Run `just setup` (or `scripts/setup-ort.sh`) in the valar checkout, \
@@ -306,12 +307,12 @@ mod tests {
         let lib = dir.path().join("a/.ort/libonnxruntime.so.1.31.1");
         std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
         std::fs::write(&lib, b"").unwrap();
-        assert_eq!(locate(None, &roots, None).unwrap(), lib);
+        assert_eq!(locate(None, &roots, || None).unwrap(), lib);
         // ORT_DYLIB_PATH wins, and a wrong one is reported as such.
         let other = dir.path().join("libonnxruntime.so.1.31.1");
         std::fs::write(&other, b"").unwrap();
-        assert_eq!(locate(Some(other.clone()), &roots, None).unwrap(), other);
-        let missing = locate(Some(dir.path().join("nope.so")), &roots, None).unwrap_err();
+        assert_eq!(locate(Some(other.clone()), &roots, || None).unwrap(), other);
+        let missing = locate(Some(dir.path().join("nope.so")), &roots, || None).unwrap_err();
         assert!(
             matches!(missing, EngineError::OrtNotFound(_))
                 && missing.to_string().contains("ORT_DYLIB_PATH=")
@@ -339,11 +340,11 @@ mod tests {
         let roots = vec![dir.path().join("checkout")];
         let ours = dir.path().join("checkout/.ort").join(lib_name());
         assert_eq!(
-            locate(None, &roots, Some(capi.clone())).unwrap(),
+            locate(None, &roots, || Some(capi.clone())).unwrap(),
             capi.join(lib_name())
         );
         std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
         std::fs::write(&ours, b"").unwrap();
-        assert_eq!(locate(None, &roots, Some(capi)).unwrap(), ours);
+        assert_eq!(locate(None, &roots, || Some(capi)).unwrap(), ours);
     }
 }
