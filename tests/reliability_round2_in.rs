@@ -123,7 +123,10 @@ fn reject_of(out: &Path, path: &str) -> (String, String) {
 /// Neither the lock nor the partial folder of `out` was left behind.
 fn assert_nothing_left_over(out: &Path) {
     for leftover in [
-        out.with_file_name(format!("{}.lock", out.file_name().unwrap().to_str().unwrap())),
+        out.with_file_name(format!(
+            "{}.lock",
+            out.file_name().unwrap().to_str().unwrap()
+        )),
         out.with_file_name(format!(
             "{}.partial",
             out.file_name().unwrap().to_str().unwrap()
@@ -178,11 +181,7 @@ fn a_huge_sparse_image_is_refused_by_its_size_before_it_is_read() {
     );
     assert_finished(&w, "a 20 GB sparse image");
     assert!(w.peak_mib < 512, "prepare held {} MiB", w.peak_mib);
-    assert!(
-        w.elapsed < Duration::from_secs(10),
-        "took {:?}",
-        w.elapsed
-    );
+    assert!(w.elapsed < Duration::from_secs(10), "took {:?}", w.elapsed);
     let (reason, detail) = reject_of(&out, &first);
     assert_eq!(reason, "file_too_large", "{detail}");
     assert!(detail.contains("21474836480 bytes"), "{detail}");
@@ -261,7 +260,11 @@ fn a_label_npy_that_is_a_fifo_is_a_reject_not_a_hang() {
     std::fs::remove_file(&npy).unwrap();
     mkfifo(&npy);
     let out = dir.path().join("out");
-    let w = watched(&prepare_newer(&set, &out), Duration::from_secs(20), dir.path());
+    let w = watched(
+        &prepare_newer(&set, &out),
+        Duration::from_secs(20),
+        dir.path(),
+    );
     assert_finished(&w, "a label .npy that is a FIFO");
     let (reason, detail) = reject_of(&out, "images/3.jpg");
     assert_eq!(reason, "malformed_row", "{detail}");
@@ -304,7 +307,11 @@ fn numeric_npy_labels_are_read_like_string_ones() {
     let set = newer_set(dir.path(), n);
     let mut expected = Vec::new();
     for id in 0..n {
-        let (v, a, e) = (label(&set, id, "val"), label(&set, id, "aro"), label(&set, id, "exp"));
+        let (v, a, e) = (
+            label(&set, id, "val"),
+            label(&set, id, "aro"),
+            label(&set, id, "exp"),
+        );
         expected.push((format!("images/{id}.jpg"), v, a, e as i32));
         let files: [(&str, Vec<u8>); 3] = if id % 2 == 0 {
             [
@@ -331,8 +338,16 @@ fn numeric_npy_labels_are_read_like_string_ones() {
     assert_eq!(rows.len(), n);
     for (row, (path, v, a, e)) in rows.iter().zip(&expected) {
         assert_eq!(&row.path, path);
-        assert!((f64::from(row.valence) - v).abs() < 1e-6, "{path}: {} vs {v}", row.valence);
-        assert!((f64::from(row.arousal) - a).abs() < 1e-6, "{path}: {} vs {a}", row.arousal);
+        assert!(
+            (f64::from(row.valence) - v).abs() < 1e-6,
+            "{path}: {} vs {v}",
+            row.valence
+        );
+        assert!(
+            (f64::from(row.arousal) - a).abs() < 1e-6,
+            "{path}: {} vs {a}",
+            row.arousal
+        );
         assert_eq!(row.expression, Some(*e), "{path}");
     }
 }
@@ -349,7 +364,11 @@ fn when_every_row_is_rejected_the_error_names_rows_and_what_was_wrong() {
         std::fs::write(path, npy_string_scalar("n/a").unwrap()).unwrap();
     }
     let out = dir.path().join("out");
-    let w = watched(&prepare_newer(&set, &out), Duration::from_secs(60), dir.path());
+    let w = watched(
+        &prepare_newer(&set, &out),
+        Duration::from_secs(60),
+        dir.path(),
+    );
     assert!(w.killed.is_none() && !w.success, "{}", w.stderr);
     let err = &w.stderr;
     assert!(err.contains("8 malformed_row"), "{err}");
