@@ -210,7 +210,8 @@ fn gray_quantile(hist: &[u32; 256], n: usize, q: f64) -> u8 {
 /// the pixels changes nothing), leaving what blur takes away: how much of that
 /// contrast lies in fine detail. Percentiles rather than the extremes, so that a few
 /// specular or black pixels do not set the stretch. Measured with the default
-/// threshold of 0.2: no real face of those 2,249 is flagged, and every planted blur of
+/// threshold of 0.2: one real face of those 2,249 is flagged (0.04 %, scoring 0.10,
+/// blurred past reading; the next scores 0.22), and every planted blur of
 /// tests/audit.rs (a Gaussian of σ = box width / 25) scores below 0.14, on easy and
 /// hard synthetic faces alike. The stretch is global, not per neighbourhood: local
 /// normalisation would also blow the noise of flat regions (cheeks, background) up
