@@ -485,6 +485,7 @@ fn audit_finds_each_planted_kind_and_prepare_excludes_it() {
         "exact_duplicate",
         "same_face",
         "dark",
+        "blurry",
         "small_face",
         "label_conflict",
         "leak",
@@ -495,10 +496,9 @@ fn audit_finds_each_planted_kind_and_prepare_excludes_it() {
             "{kind}: precision {precision}, recall {recall}"
         );
     }
-    // CleanVision's blur threshold also catches many smooth synthetic faces; what
-    // matters is that every planted blur is caught and ranks among the blurriest.
-    let (_, blurry_recall) = results["blurry"];
-    assert!(blurry_recall >= 0.9, "blurry recall {blurry_recall}");
+    // CleanVision's blur score on the face as it is flagged about a fifth of these
+    // smooth, untouched faces too; after the contrast stretch the blurry flag is held
+    // to the same precision as the other kinds (1.0 when this was written).
 
     // The pages show the faces themselves.
     let pages = out.join("pages");

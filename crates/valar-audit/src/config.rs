@@ -33,7 +33,10 @@ pub struct Thresholds {
     /// (CleanVision's `light`, 0.05).
     pub light: f64,
     /// Blurry: 1 − exp(−σ/100), σ the standard deviation of the 3×3 edge filter
-    /// (PIL's FIND_EDGES) on the 64×64 gray face, below this (CleanVision's `blurry`, 0.29).
+    /// (PIL's FIND_EDGES) on the 64×64 gray face with its 1st–99th percentile stretched
+    /// to 0–255, below this: CleanVision's `blurry` score after a contrast stretch, so
+    /// that a sharp face that is dark or flat-lit is not blurry (CleanVision's own
+    /// threshold, on the unstretched score, is 0.29).
     pub blurry: f64,
     /// Low information: gray-level entropy in bits, times 0.1, below this
     /// (CleanVision's `low_information`, 0.3).
@@ -59,7 +62,7 @@ impl Thresholds {
         same_face_mad: 3.0,
         dark: 0.32,
         light: 0.05,
-        blurry: 0.29,
+        blurry: 0.2,
         low_information: 0.3,
         odd_aspect: 0.35,
         small_face: 48,

@@ -24,7 +24,8 @@ pub(crate) struct Measures {
     pub bright_p99: f64,
     /// 5th percentile of perceived brightness, as a share of 255.
     pub bright_p5: f64,
-    /// Standard deviation of the 3×3 edge filter over the gray face.
+    /// Standard deviation of the 3×3 edge filter over the gray face once its contrast
+    /// is stretched (see [`stretch`]).
     pub edge_std: f64,
     /// Gray-level entropy in bits.
     pub entropy: f64,
@@ -90,7 +91,7 @@ pub(crate) fn measure(rgb: &[u8]) -> Measures {
         phash: dct_hash(&thumb),
         bright_p99: pct(0.99),
         bright_p5: pct(0.05),
-        edge_std: edge_std(&gray),
+        edge_std: edge_std(&stretch(&gray)),
         entropy: entropy(&gray),
         spread,
         thumb,
@@ -184,6 +185,48 @@ pub(crate) fn dct_hash(thumb: &[u8]) -> u64 {
     coef.iter()
         .enumerate()
         .fold(0u64, |h, (i, &c)| if c > median { h | (1 << i) } else { h })
+}
+
+/// Where the `q`-quantile of the gray levels lies (the value at sorted position
+/// round(q·(n − 1)), as the brightness percentiles are taken).
+fn gray_quantile(hist: &[u32; 256], n: usize, q: f64) -> u8 {
+    let k = (q * (n.saturating_sub(1)) as f64).round() as u64;
+    let mut seen = 0u64;
+    for (v, &c) in hist.iter().enumerate() {
+        seen += u64::from(c);
+        if seen > k {
+            return v as u8;
+        }
+    }
+    255
+}
+
+/// The gray face with its 1st to 99th percentile stretched to 0..255.
+///
+/// Why, for the blur score: the edge filter's σ grows with the face's contrast, so
+/// CleanVision's score, taken on the face as it is, calls a sharp face blurry when it
+/// is dark or flat-lit. On 2,249 real AffectNet faces it flagged 20.9 %, most of them
+/// sharp and dark. Stretching first divides the contrast out (a gain or an offset of
+/// the pixels changes nothing), leaving what blur takes away: how much of that
+/// contrast lies in fine detail. Percentiles rather than the extremes, so that a few
+/// specular or black pixels do not set the stretch. Measured with the default
+/// threshold of 0.2: one real face of those 2,249 is flagged (0.04 %, scoring 0.10,
+/// blurred past reading; the next scores 0.22), and every planted blur of
+/// tests/audit.rs (a Gaussian of σ = box width / 25) scores below 0.14, on easy and
+/// hard synthetic faces alike. The stretch is global, not per neighbourhood: local
+/// normalisation would also blow the noise of flat regions (cheeks, background) up
+/// into edges, which is what a blurred face is left with.
+pub(crate) fn stretch(gray: &[u8]) -> Vec<u8> {
+    let mut hist = [0u32; 256];
+    for &g in gray {
+        hist[g as usize] += 1;
+    }
+    let lo = f64::from(gray_quantile(&hist, gray.len(), 0.01));
+    let hi = f64::from(gray_quantile(&hist, gray.len(), 0.99));
+    let gain = 255.0 / (hi - lo).max(1.0);
+    gray.iter()
+        .map(|&g| ((f64::from(g) - lo) * gain).round().clamp(0.0, 255.0) as u8)
+        .collect()
 }
 
 /// Standard deviation of PIL's FIND_EDGES (a 3×3 Laplacian, clipped to 0..255, as PIL
@@ -291,6 +334,39 @@ mod tests {
         assert_eq!(a.spread, 0);
         assert!(flat.entropy < 0.01 && flat.edge_std < 0.01);
         assert!(a.edge_std > flat.edge_std && a.entropy > 3.0);
+    }
+
+    #[test]
+    fn the_blur_measure_ignores_contrast_and_sees_blur() {
+        let sharp = measure(&pattern(0, 1.0)).edge_std;
+        // Darker and flatter: the same face at a fifth of the contrast, plus an offset.
+        let dim: Vec<u8> = pattern(0, 1.0)
+            .iter()
+            .map(|&v| (f64::from(v) * 0.2 + 10.0).round() as u8)
+            .collect();
+        let dim = measure(&dim).edge_std;
+        assert!(
+            (dim - sharp).abs() < 0.25 * sharp,
+            "sharp {sharp}, dim {dim}"
+        );
+        // A 5×5 box blur of the same face.
+        let s = SIDE as usize;
+        let src = pattern(0, 1.0);
+        let blurred: Vec<u8> = (0..s * s)
+            .flat_map(|i| {
+                let (x, y) = (i % s, i / s);
+                let (mut sum, mut n) = (0u32, 0u32);
+                for yy in y.saturating_sub(2)..(y + 3).min(s) {
+                    for xx in x.saturating_sub(2)..(x + 3).min(s) {
+                        sum += u32::from(src[(yy * s + xx) * 3]);
+                        n += 1;
+                    }
+                }
+                [(sum / n) as u8; 3]
+            })
+            .collect();
+        let blurred = measure(&blurred).edge_std;
+        assert!(blurred < 0.5 * dim, "blurred {blurred}, dim {dim}");
     }
 
     #[test]

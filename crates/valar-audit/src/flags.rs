@@ -10,7 +10,8 @@ pub(crate) struct Flag {
     pub detail: String,
 }
 
-/// The blurry score: CleanVision's 1 − exp(−σ·0.01) of the edge filter's σ.
+/// The blurry score: CleanVision's 1 − exp(−σ·0.01) of the edge filter's σ, taken on
+/// the contrast-stretched face (see `features::stretch`).
 pub(crate) fn blur_score(edge_std: f64) -> f64 {
     1.0 - (-edge_std * 0.01).exp()
 }
@@ -55,7 +56,7 @@ pub(crate) fn quality(item: &Item, t: &Thresholds) -> Vec<Flag> {
         AuditKind::Blurry,
         blur_score(m.edge_std),
         t.blurry,
-        "edge score 1 − exp(−σ/100)",
+        "stretched edge score 1 − exp(−σ/100)",
     );
     flag(
         AuditKind::LowInformation,

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use valar_core::{ColorMode, FaceBox, Faces, Progress, Split, read_faces, read_manifest};
-use valar_face::{FaceSpec, decode_face, resolve_under_root};
+use valar_face::{FaceSpec, decode_face, read_image, resolve_under_root};
 use valar_prep::{Input, read_source};
 
 /// One audited face: where it came from, its labels, and what was measured.
@@ -60,7 +60,7 @@ impl Store {
             Store::Source { root, spec, rows } => {
                 let (path, face_box) = rows.get(slot)?;
                 let file = resolve_under_root(root, path).ok()?;
-                let bytes = std::fs::read(file).ok()?;
+                let bytes = read_image(&file, spec.max_pixels).ok()?;
                 let face = decode_face(&bytes, *face_box, spec).ok()?;
                 Some(to_rgb64(&face.pixels, 3, SIDE))
             }
@@ -127,7 +127,7 @@ fn load_source(
         .map(|r| {
             let out = (|| {
                 let file = resolve_under_root(root, &r.path).map_err(|e| e.to_string())?;
-                let bytes = std::fs::read(&file).map_err(|e| e.to_string())?;
+                let bytes = read_image(&file, max_pixels).map_err(|e| e.to_string())?;
                 let face = decode_face(&bytes, r.face_box, &spec).map_err(|e| e.to_string())?;
                 let sha = format!("{:x}", Sha256::digest(&bytes));
                 Ok((

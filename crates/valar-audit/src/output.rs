@@ -391,7 +391,7 @@ pub(crate) fn write_outputs(
             threshold: Some(t.light),
         },
         ScoreHistogram {
-            title: "blurry: edge score".into(),
+            title: "blurry: edge score, stretched".into(),
             values: measure(&|i| blur_score(i.measures.edge_std)),
             threshold: Some(t.blurry),
         },

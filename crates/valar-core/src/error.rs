@@ -11,6 +11,14 @@ pub enum CoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An input could not be read: not a regular file, too large, unreadable.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: crate::ReadError,
+    },
     /// A file exists but its content is not what valar wrote.
     #[error("{path}: {reason}")]
     Format {

@@ -25,6 +25,8 @@ mod npy;
 mod prep_info;
 /// Progress reporting from the libraries to whatever front end drives them.
 mod progress;
+/// Reading inputs that must be regular files, with a size limit.
+mod regular;
 /// The column layouts of a training run's `metrics.csv` and `predictions.csv`.
 mod run_tables;
 /// Text encodings of input files: UTF-8 with or without a BOM, UTF-16 refused.
@@ -41,11 +43,12 @@ pub use metrics::{
     DimMetrics, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, ccc, mean_baseline, pcc, rmse, sagr,
 };
 pub use npy::{
-    Faces, FacesWriter, npy_string_scalar, parse_npy_string_scalar, read_faces,
-    read_npy_string_scalar, write_faces,
+    Faces, FacesWriter, NpyScalar, npy_string_scalar, parse_npy_scalar, parse_npy_string_scalar,
+    read_faces, read_npy_scalar, read_npy_string_scalar, write_faces,
 };
 pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};
+pub use regular::{ReadError, read_regular_file};
 pub use run_tables::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
 pub use text::{UTF8_BOM, check_utf8_text, strip_bom};
 

@@ -259,24 +259,87 @@ pub fn npy_string_scalar(value: &str) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// The largest label `.npy` valar reads: one scalar is under 200 bytes, so anything
+/// near this is not a label (and is not read into memory whole).
+const LABEL_FILE_LIMIT: u64 = 1 << 20;
+
+/// A label read from a 0-d `.npy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyScalar {
+    /// A string scalar (dtype `<U…`), as AffectNet's newer release stores labels.
+    Text(String),
+    /// A number (float or integer dtypes), as `numpy.save(p, numpy.float64(v))` writes.
+    Number(f64),
+}
+
 /// Reads a `.npy` file holding one NumPy string scalar (dtype `<U…`, shape `()`),
 /// the way AffectNet's newer release stores each label.
 pub fn read_npy_string_scalar(path: &Path) -> Result<String, CoreError> {
-    let bytes = std::fs::read(path).map_err(CoreError::io(path))?;
+    let bytes = read_label_file(path)?;
     parse_npy_string_scalar(&bytes).map_err(|e| CoreError::format(path, e))
+}
+
+/// Reads a `.npy` file holding one scalar, a string or a number (see [`parse_npy_scalar`]).
+pub fn read_npy_scalar(path: &Path) -> Result<NpyScalar, CoreError> {
+    let bytes = read_label_file(path)?;
+    parse_npy_scalar(&bytes).map_err(|e| CoreError::format(path, e))
+}
+
+/// A label file's bytes: a FIFO or a device in its place is an error, not a hang.
+fn read_label_file(path: &Path) -> Result<Vec<u8>, CoreError> {
+    crate::read_regular_file(path, LABEL_FILE_LIMIT).map_err(|source| CoreError::Read {
+        path: path.to_path_buf(),
+        source: source.with_limit_reason("a label file holds one value"),
+    })
 }
 
 /// Parses the bytes of a `.npy` string scalar (see [`read_npy_string_scalar`]); the
 /// error is a sentence saying what is wrong with them.
 pub fn parse_npy_string_scalar(bytes: &[u8]) -> Result<String, String> {
+    match parse_npy_scalar(bytes)? {
+        NpyScalar::Text(text) => Ok(text),
+        NpyScalar::Number(v) => Err(format!("not a string scalar: it holds the number {v}")),
+    }
+}
+
+/// Parses the bytes of a 0-d `.npy` array: a unicode string, or a float (`f4`, `f8`)
+/// or integer (1 to 8 bytes, signed or not) in either byte order. Whoever rewrites
+/// AffectNet's string labels with NumPy gets floats; both mean the same label.
+pub fn parse_npy_scalar(bytes: &[u8]) -> Result<NpyScalar, String> {
+    use npyz::TypeChar::{Float, Int, Uint, UnicodeStr};
     check_flat_header(bytes)?;
     let npy = npyz::NpyFile::new(bytes).map_err(|e| e.to_string())?;
     if !npy.shape().is_empty() {
         return Err(format!("expected a scalar, found shape {:?}", npy.shape()));
     }
-    let mut values: Vec<String> = npy
-        .into_vec()
-        .map_err(|e| format!("not a string scalar: {e}"))?;
+    let npyz::DType::Plain(type_str) = npy.dtype() else {
+        return Err(format!(
+            "dtype {} is a record, not a number or a string",
+            npy.dtype().descr()
+        ));
+    };
+    let number = |v: f64| Ok(NpyScalar::Number(v));
+    match (type_str.type_char(), type_str.size_field()) {
+        (UnicodeStr, _) => one::<String>(npy).map(NpyScalar::Text),
+        (Float, 8) => one::<f64>(npy).and_then(number),
+        (Float, 4) => one::<f32>(npy).and_then(|v| number(f64::from(v))),
+        (Int, 1) => one::<i8>(npy).and_then(|v| number(f64::from(v))),
+        (Int, 2) => one::<i16>(npy).and_then(|v| number(f64::from(v))),
+        (Int, 4) => one::<i32>(npy).and_then(|v| number(f64::from(v))),
+        (Int, 8) => one::<i64>(npy).and_then(|v| number(v as f64)),
+        (Uint, 1) => one::<u8>(npy).and_then(|v| number(f64::from(v))),
+        (Uint, 2) => one::<u16>(npy).and_then(|v| number(f64::from(v))),
+        (Uint, 4) => one::<u32>(npy).and_then(|v| number(f64::from(v))),
+        (Uint, 8) => one::<u64>(npy).and_then(|v| number(v as f64)),
+        _ => Err(format!(
+            "dtype {type_str} is neither a number (float or integer) nor a string"
+        )),
+    }
+}
+
+/// The one value of a 0-d array.
+fn one<T: npyz::Deserialize>(npy: npyz::NpyFile<&[u8]>) -> Result<T, String> {
+    let mut values: Vec<T> = npy.into_vec().map_err(|e| e.to_string())?;
     values.pop().ok_or_else(|| "holds no value".to_string())
 }
 
@@ -440,6 +503,53 @@ mod tests {
         );
         let plain = npy_string_scalar("0.5").unwrap();
         assert_eq!(parse_npy_string_scalar(&plain).unwrap(), "0.5");
+    }
+
+    /// A 0-d `.npy` of dtype `descr` holding `payload`, as NumPy pads it.
+    fn numpy_scalar(descr: &str, payload: &[u8]) -> Vec<u8> {
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (), }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(payload);
+        bytes
+    }
+
+    #[test]
+    fn numeric_scalars_are_read_as_numbers_in_either_byte_order() {
+        let cases: [(&str, Vec<u8>, f64); 7] = [
+            ("<f8", (-0.176846f64).to_le_bytes().to_vec(), -0.176846),
+            (">f8", 0.5f64.to_be_bytes().to_vec(), 0.5),
+            ("<f4", 0.25f32.to_le_bytes().to_vec(), 0.25),
+            ("<i8", 3i64.to_le_bytes().to_vec(), 3.0),
+            ("<i4", (-2i32).to_le_bytes().to_vec(), -2.0),
+            ("|u1", vec![7], 7.0),
+            ("|i1", vec![0xFE], -2.0),
+        ];
+        for (descr, payload, value) in cases {
+            let bytes = numpy_scalar(descr, &payload);
+            assert_eq!(
+                parse_npy_scalar(&bytes).unwrap(),
+                NpyScalar::Number(value),
+                "{descr}"
+            );
+            assert!(parse_npy_string_scalar(&bytes).is_err(), "{descr}");
+        }
+        let text = numpy_string_scalar("0.5");
+        assert_eq!(
+            parse_npy_scalar(&text).unwrap(),
+            NpyScalar::Text("0.5".into())
+        );
+        let err = parse_npy_scalar(&numpy_scalar("<c16", &[0; 16])).unwrap_err();
+        assert!(err.contains("neither a number"), "{err}");
+        let err = parse_npy_scalar(&numpy_scalar("|b1", &[1])).unwrap_err();
+        assert!(err.contains("neither a number"), "{err}");
+        // Too short for its dtype: an error, not a panic.
+        assert!(parse_npy_scalar(&numpy_scalar("<f8", &[0; 3])).is_err());
     }
 
     #[test]

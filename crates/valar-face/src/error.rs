@@ -9,6 +9,12 @@ pub enum FaceError {
     /// The file exists but could not be read.
     #[error("cannot read file: {0}")]
     Unreadable(std::io::Error),
+    /// The path is not a regular file (after following links): a FIFO, a device, a folder.
+    #[error("{0}")]
+    NotRegular(String),
+    /// The file is larger than an image within the pixel limit can be.
+    #[error("{0}")]
+    TooLarge(String),
     /// The bytes are not a decodable image (corrupt, truncated or an unknown format).
     #[error("corrupt or truncated image: {0}")]
     Corrupt(String),
@@ -46,6 +52,8 @@ impl FaceError {
         match self {
             FaceError::Missing => "missing_file",
             FaceError::Unreadable(_) => "unreadable_file",
+            FaceError::NotRegular(_) => "not_a_regular_file",
+            FaceError::TooLarge(_) => "file_too_large",
             FaceError::Corrupt(_) => "corrupt_image",
             FaceError::TooManyPixels { .. } => "too_many_pixels",
             FaceError::EmptyBox(_) => "bad_box",

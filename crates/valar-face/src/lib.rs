@@ -15,4 +15,4 @@ mod pipeline;
 
 pub use error::FaceError;
 pub use paths::{check_relative, resolve_under_root};
-pub use pipeline::{Face, FaceSpec, decode_face, load_face};
+pub use pipeline::{Face, FaceSpec, decode_face, image_file_limit, load_face, read_image};

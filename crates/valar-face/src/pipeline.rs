@@ -53,11 +53,46 @@ pub fn load_face(
     face_box: Option<FaceBox>,
     spec: &FaceSpec,
 ) -> Result<Face, FaceError> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => FaceError::Missing,
-        _ => FaceError::Unreadable(e),
-    })?;
+    let bytes = read_image(path, spec.max_pixels)?;
     decode_face(&bytes, face_box, spec)
+}
+
+/// Bytes a file may take per pixel of the pixel limit: 16-bit RGBA stored
+/// uncompressed (TIFF, PNG without compression), the largest layout `image` decodes.
+const BYTES_PER_PIXEL: u64 = 8;
+
+/// The smallest size limit, so that a small `max_pixels` does not refuse an image for
+/// its metadata (EXIF thumbnails, ICC profiles).
+const MIN_FILE_LIMIT: u64 = 64 << 20;
+
+/// The largest image file valar reads for a given pixel limit: a file any larger
+/// cannot be an image within the limit, and reading it whole first would cost its
+/// size in memory (716 MB at Pillow's default limit of 89,478,485 pixels).
+pub fn image_file_limit(max_pixels: u64) -> u64 {
+    max_pixels
+        .saturating_mul(BYTES_PER_PIXEL)
+        .max(MIN_FILE_LIMIT)
+}
+
+/// Reads an image file's bytes: only a regular file (or a link to one), and only up to
+/// [`image_file_limit`], so a FIFO, `/dev/zero` or a 20 GB sparse file named `.jpg`
+/// is a reject with its reason rather than a hang or an out-of-memory kill.
+pub fn read_image(path: &Path, max_pixels: u64) -> Result<Vec<u8>, FaceError> {
+    use valar_core::ReadError;
+    let why = if image_file_limit(max_pixels) == MIN_FILE_LIMIT {
+        "the least size limit valar sets on an image file".to_string()
+    } else {
+        format!("{BYTES_PER_PIXEL} bytes per pixel of the pixel limit, --max-pixels {max_pixels}")
+    };
+    match valar_core::read_regular_file(path, image_file_limit(max_pixels)) {
+        Ok(bytes) => Ok(bytes),
+        Err(ReadError::Missing) => Err(FaceError::Missing),
+        Err(ReadError::Io(e)) => Err(FaceError::Unreadable(e)),
+        Err(e @ ReadError::NotRegular { .. }) => Err(FaceError::NotRegular(e.to_string())),
+        Err(e @ ReadError::TooLarge { .. }) => {
+            Err(FaceError::TooLarge(e.with_limit_reason(&why).to_string()))
+        }
+    }
 }
 
 /// Preprocesses the face in an encoded image already in memory.
@@ -551,6 +586,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn files_that_are_not_images_are_refused_before_a_byte_is_read() {
+        assert_eq!(image_file_limit(89_478_485), 715_827_880);
+        assert_eq!(image_file_limit(1_000), 64 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let zero = dir.path().join("zero.jpg");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let err = load_face(&zero, None, &FaceSpec::default()).unwrap_err();
+        assert_eq!(err.reason(), "not_a_regular_file", "{err}");
+        let big = dir.path().join("big.jpg");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len((64 << 20) + 1)
+            .unwrap();
+        let small = FaceSpec {
+            max_pixels: 1_000,
+            ..FaceSpec::default()
+        };
+        let err = load_face(&big, None, &small).unwrap_err();
+        assert_eq!(err.reason(), "file_too_large", "{err}");
+        assert!(err.to_string().contains("least size limit"), "{err}");
+        let err = load_face(&dir.path().join("none.jpg"), None, &small).unwrap_err();
+        assert_eq!(err.reason(), "missing_file", "{err}");
     }
 
     #[test]

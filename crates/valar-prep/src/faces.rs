@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use valar_core::{FaceBox, Progress};
-use valar_face::{Face, FaceError, FaceSpec, decode_face, resolve_under_root};
+use valar_face::{Face, FaceError, FaceSpec, decode_face, read_image, resolve_under_root};
 
 /// A face that made it into the dataset. Its pixels went to the sink as it came.
 pub(crate) struct Chosen {
@@ -161,9 +161,15 @@ fn image_detail(e: &FaceError, path: &str, face_box: Option<FaceBox>) -> String 
         );
     }
     match (e, face_box) {
-        (FaceError::BoxOutsideImage { .. } | FaceError::EmptyBox(_), _) | (_, None) => {
-            e.to_string()
-        }
+        // The box says nothing about a file that is not an image to begin with.
+        (
+            FaceError::BoxOutsideImage { .. }
+            | FaceError::EmptyBox(_)
+            | FaceError::NotRegular(_)
+            | FaceError::TooLarge(_),
+            _,
+        )
+        | (_, None) => e.to_string(),
         (_, Some(b)) => format!("{e} (box {b})"),
     }
 }
@@ -176,10 +182,7 @@ fn process(
     spec: &FaceSpec,
 ) -> Result<(Face, String), FaceError> {
     let path = resolve_under_root(root, rel)?;
-    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => FaceError::Missing,
-        _ => FaceError::Unreadable(e),
-    })?;
+    let bytes = read_image(&path, spec.max_pixels)?;
     let face = decode_face(&bytes, face_box, spec)?;
     let sha256 = format!("{:x}", Sha256::digest(&bytes));
     Ok((face, sha256))

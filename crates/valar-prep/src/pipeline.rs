@@ -223,14 +223,16 @@ fn write_png(
         .map_err(|e| PrepError::io(&path)(std::io::Error::other(e)))
 }
 
-/// "the 40 rows were all excluded: 30 no_label, 10 out_of_range", or why there were none.
+/// "all 40 rows were excluded: 30 no_label, 10 out_of_range, for example" and the first
+/// rows with what was wrong with each, or why there were none.
 fn nothing_left_why(rows_read: usize, rejects: &[crate::Reject]) -> String {
     if rows_read == 0 {
         return "there are no rows to read".to_string();
     }
     format!(
-        "all {rows_read} rows were excluded: {}",
-        reason_counts(rejects)
+        "all {rows_read} rows were excluded: {}{}",
+        reason_counts(rejects),
+        examples(rejects)
     )
 }
 
@@ -247,19 +249,57 @@ fn reason_counts(rejects: &[crate::Reject]) -> String {
     counts.join(", ")
 }
 
-/// "none of the 3 images tried could be used: 3 missing_file", with the first failure's
-/// detail (its row, path and reason) as an example.
+/// "none of the 3 images tried could be used: 3 missing_file, for example" and the
+/// first failures, each with its row, path and reason.
 fn no_image_why(rejects: &[crate::Reject]) -> String {
-    let counts = reason_counts(rejects);
-    let first = rejects
-        .iter()
-        .min_by_key(|r| r.row)
-        .map(|r| format!(" (row {}, {}: {})", r.row, r.path, r.detail))
-        .unwrap_or_default();
     format!(
-        "none of the {} images tried could be used: {counts}{first}",
+        "none of the {} images tried could be used: {}{}",
         rejects.len(),
+        reason_counts(rejects),
+        examples(rejects)
     )
+}
+
+/// How many rejected rows an error about an empty result shows, at least.
+const EXAMPLES: usize = 3;
+
+/// ", for example:" and one line per row shown (row, path, reason and detail), then
+/// how many more there were: no `rejects.csv` is written when nothing is left, so
+/// this is the only place a user learns what was wrong with the rows. The first row of
+/// each reason is shown, then the earliest others up to [`EXAMPLES`].
+fn examples(rejects: &[crate::Reject]) -> String {
+    let mut by_row: Vec<&crate::Reject> = rejects.iter().collect();
+    by_row.sort_by_key(|r| r.row);
+    let mut shown: Vec<&crate::Reject> = Vec::new();
+    for r in &by_row {
+        if !shown.iter().any(|s| s.reason == r.reason) {
+            shown.push(r);
+        }
+    }
+    for r in &by_row {
+        if shown.len() >= EXAMPLES {
+            break;
+        }
+        if !shown.iter().any(|s| std::ptr::eq(*s, *r)) {
+            shown.push(r);
+        }
+    }
+    if shown.is_empty() {
+        return String::new();
+    }
+    shown.sort_by_key(|r| r.row);
+    let mut text = ", for example:".to_string();
+    for r in &shown {
+        text.push_str(&format!(
+            "\n  row {} ({}): {}: {}",
+            r.row, r.path, r.reason, r.detail
+        ));
+    }
+    let more = rejects.len() - shown.len();
+    if more > 0 {
+        text.push_str(&format!("\n  and {more} more rows"));
+    }
+    text
 }
 
 fn describe_range(c: &IntervalCount) -> String {

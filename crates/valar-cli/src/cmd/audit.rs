@@ -71,7 +71,8 @@ pub struct AuditArgs {
     #[arg(long, default_value_t = DEFAULTS.light)]
     pub light: f64,
     /// blurry: 1 − exp(−σ/100) below this, σ the SD of the 3×3 edge filter on the
-    /// 64×64 gray face (CleanVision's blurry).
+    /// 64×64 gray face with its 1st–99th percentile stretched to 0–255 (CleanVision's
+    /// blurry score, after a contrast stretch so that dark faces are not called blurry).
     #[arg(long, default_value_t = DEFAULTS.blurry)]
     pub blurry: f64,
     /// low_information: gray-level entropy (bits) × 0.1 below this (CleanVision's low_information).

@@ -4,11 +4,11 @@ use crate::{PrepError, Reject};
 use polars::prelude::*;
 use rayon::prelude::*;
 use std::path::Path;
-use valar_core::read_npy_string_scalar;
+use valar_core::{NpyScalar, read_npy_scalar};
 
 /// Reads a `train_set` or `val_set` folder of AffectNet's newer release:
 /// `images/<id>.jpg` with `annotations/<id>_{exp,val,aro}.npy`, each a NumPy
-/// string scalar. The image is the face, so there is no box.
+/// string scalar (or a number). The image is the face, so there is no box.
 pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
     let images = dir.join("images");
     let annotations = dir.join("annotations");
@@ -80,7 +80,8 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
     })
 }
 
-/// The files of `images/` (symbolic links followed), and what else was there.
+/// The entries of `images/` other than folders (symbolic links followed), and what
+/// else was there.
 struct Listing {
     files: Vec<String>,
     /// What the folder held, for an error when no file is usable.
@@ -97,13 +98,14 @@ fn list_images(images: &Path) -> Result<Listing, PrepError> {
             Ok(t) if t.is_symlink() => std::fs::metadata(entry.path()).map(|m| m.file_type()),
             other => other,
         };
+        // Not only regular files: a FIFO or a device named like an image is a row that
+        // the image reader rejects with its reason, rather than a row lost without a word.
         match kind {
-            Ok(t) if t.is_file() => match entry.file_name().into_string() {
+            Ok(t) if t.is_dir() => folders += 1,
+            Ok(_) => match entry.file_name().into_string() {
                 Ok(name) => files.push(name),
                 Err(_) => unnamed += 1,
             },
-            Ok(t) if t.is_dir() => folders += 1,
-            Ok(_) => {}
             Err(_) => broken += 1,
         }
     }
@@ -128,32 +130,32 @@ fn stem(file: &str) -> &str {
 type Labels = (f64, f64, Option<i32>);
 
 fn read_labels(annotations: &Path, id: &str) -> Result<Labels, String> {
-    let scalar = |suffix: &str| -> Result<String, String> {
+    // A string scalar (AffectNet's own files) is parsed; a number (the same labels
+    // saved again by NumPy, as float64 say) is taken as it is.
+    let label = |suffix: &str, what: &str, usable: fn(f64) -> bool| -> Result<f64, String> {
         let path = annotations.join(format!("{id}_{suffix}.npy"));
         if !path.exists() {
             return Err(format!("annotation {} is missing", path.display()));
         }
-        read_npy_string_scalar(&path).map_err(|e| e.to_string())
+        let value = match read_npy_scalar(&path).map_err(|e| e.to_string())? {
+            NpyScalar::Number(v) => v,
+            NpyScalar::Text(s) => s
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| format!("{id}_{suffix}.npy holds `{s}`, not {what}"))?,
+        };
+        if usable(value) {
+            Ok(value)
+        } else {
+            Err(format!("{id}_{suffix}.npy holds `{value}`, not {what}"))
+        }
     };
-    let number = |suffix: &str| -> Result<f64, String> {
-        let s = scalar(suffix)?;
-        s.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| format!("{id}_{suffix}.npy holds `{s}`, not a number"))
-    };
-    let v = number("val")?;
-    let a = number("aro")?;
-    let e = scalar("exp")?;
-    let e = e
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|e| e.fract() == 0.0)
-        .map(|e| e as i32)
-        .ok_or_else(|| format!("{id}_exp.npy holds `{e}`, not an expression code"))?;
-    Ok((v, a, Some(e)))
+    let v = label("val", "a number", f64::is_finite)?;
+    let a = label("aro", "a number", f64::is_finite)?;
+    let e = label("exp", "an expression code", |e| {
+        e.fract() == 0.0 && e.abs() <= f64::from(i32::MAX)
+    })?;
+    Ok((v, a, Some(e as i32)))
 }
 
 #[cfg(test)]
