@@ -271,7 +271,10 @@ fn evaluate_leaves_the_model_byte_identical_even_a_symlink_or_read_only_one() {
         .to_string();
     let recorded = record["metrics"]["valence"]["ccc"].as_f64().unwrap();
     assert_eq!(format!("{recorded:.4}"), printed_ccc, "{record}");
-    assert!(record["baseline"]["valence"]["rmse"].is_number(), "{record}");
+    assert!(
+        record["baseline"]["valence"]["rmse"].is_number(),
+        "{record}"
+    );
     let card = std::fs::read_to_string(run.join("MODEL_CARD.md")).unwrap();
     assert!(!card.contains("Not evaluated yet"), "{card}");
     assert!(card.contains(&printed_ccc), "{card}");
@@ -328,13 +331,7 @@ fn a_second_evaluate_of_the_same_run_fails_at_once_naming_the_first() {
     let lock = dir.join("run.lock");
     for attempt in 0..10 {
         // The first evaluate scores every prepared face, so it runs for a while.
-        let mut first = spawn(&[
-            "evaluate",
-            "--model",
-            s(&model),
-            "--data",
-            s(&f.test2),
-        ]);
+        let mut first = spawn(&["evaluate", "--model", s(&model), "--data", s(&f.test2)]);
         let held = wait_for(&mut first, || {
             std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("evaluate"))
         });
@@ -361,8 +358,7 @@ fn a_second_evaluate_of_the_same_run_fails_at_once_naming_the_first() {
         );
         assert!(first_status.success());
         // The run's test files are the first one's, all of them.
-        let record =
-            std::fs::read_to_string(run.join("predictions-test.model.json")).unwrap();
+        let record = std::fs::read_to_string(run.join("predictions-test.model.json")).unwrap();
         assert!(record.contains("test2"), "{record}");
         return;
     }
@@ -571,9 +567,7 @@ fn a_crop_margin_that_prepare_would_refuse_is_an_error_naming_the_model() {
         for args in [eval, predict_args(&model, &list)] {
             let err = fails(&args);
             assert!(
-                err.contains(s(&model))
-                    && err.contains("valar.crop.margin")
-                    && err.contains(value),
+                err.contains(s(&model)) && err.contains("valar.crop.margin") && err.contains(value),
                 "{value}: {err}"
             );
             assert!(!err.contains("box_outside_image"), "{err}");

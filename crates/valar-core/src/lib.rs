@@ -44,7 +44,7 @@ pub use npy::{
     Faces, FacesWriter, npy_string_scalar, parse_npy_string_scalar, read_faces,
     read_npy_string_scalar, write_faces,
 };
-pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
+pub use prep_info::{FACE_SIZES, IntervalCount, MARGINS, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};
 pub use run_tables::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
 pub use text::{UTF8_BOM, check_utf8_text, strip_bom};
