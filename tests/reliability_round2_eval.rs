@@ -573,6 +573,12 @@ fn a_crop_margin_that_prepare_would_refuse_is_an_error_naming_the_model() {
             assert!(!err.contains("box_outside_image"), "{err}");
         }
     }
+    // The override flag is held to the same range.
+    let model = f.run.join("model.onnx");
+    let mut args = predict_args(&model, &list);
+    args.extend(["--margin", "NaN"]);
+    let err = fails(&args);
+    assert!(err.contains("--margin NaN"), "{err}");
 }
 
 /// Finding 17: a foreign model taking `[N, 1, 100000, 100000]` got predict killed for

@@ -136,11 +136,7 @@ fn baseline_of(source: PathBuf, mean: TrainingMean, targets: Targets, truth: &[f
 /// An output that cannot be written after scoring gives [`TrainError::Unwritten`], which
 /// keeps the scores.
 pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
-    let run = opts
-        .model
-        .parent()
-        .map(RunDir::new)
-        .filter(|r| r.config().is_file());
+    let run = run_of(&opts.model);
     // First of all, as train does: every run file read below is then the one train left.
     let _run_lock = run.as_ref().map(claim_run).transpose()?;
     let data = Dataset::load(&opts.data)?;
@@ -164,28 +160,8 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
     });
     let _out_lock = claim_outputs(run.as_ref(), &out)?;
     let mut model = load_model(&opts.model, opts.device)?;
-    let info = ModelInfo::read(&opts.model, model.metadata())?;
     let (targets, mut notes) = model_targets(&opts.model, &model, opts.targets)?;
-    check_fits(
-        &opts.model,
-        &model,
-        &opts.data,
-        data.faces.size,
-        data.faces.channels,
-    )?;
-    match (&info.crop, CropRule::of_prepared(&opts.data)?) {
-        (Some(m), Some((d, _))) => check_crop(&opts.model, m, &opts.data, &d)?,
-        (None, _) => notes.push(format!(
-            "{} records no preprocessing (a model from before valar wrote it): its faces are assumed to be cut like {}'s",
-            opts.model.display(),
-            opts.data.display()
-        )),
-        (Some(_), None) => notes.push(format!(
-            "{} has no prep.json: cannot check that its faces are cut as {} expects",
-            opts.data.display(),
-            opts.model.display()
-        )),
-    }
+    notes.extend(check_data_fits(&opts.model, &model, &opts.data, &data)?);
     data.check_labels(&rows, targets)?;
 
     let pred = predict_rows(&mut model, &data, &rows)?;
@@ -217,6 +193,44 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
     let videos = score_split_videos(opts, &data, &mut model, &scored, split)?;
     evaluation.videos = videos;
     write_results(opts, run.as_ref(), &scored, evaluation)
+}
+
+/// The run folder a model is in (canonical, so that its lock is the one train takes on the
+/// folder's real path): the model's folder, when it has a config.toml.
+fn run_of(model: &Path) -> Option<RunDir> {
+    let dir = match model.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?,
+    };
+    Some(RunDir::new(&dir)).filter(|r| r.config().is_file())
+}
+
+/// Refuses a prepared folder the model cannot score: faces of another size or colour, or cut
+/// otherwise. Returns notes on what could not be checked.
+fn check_data_fits(
+    model_path: &Path,
+    model: &InferenceModel,
+    dir: &Path,
+    data: &Dataset,
+) -> Result<Vec<String>, TrainError> {
+    check_fits(model_path, model, dir, data.faces.size, data.faces.channels)?;
+    let info = ModelInfo::read(model_path, model.metadata())?;
+    Ok(match (&info.crop, CropRule::of_prepared(dir)?) {
+        (Some(m), Some((d, _))) => {
+            check_crop(model_path, m, dir, &d)?;
+            Vec::new()
+        }
+        (None, _) => vec![format!(
+            "{} records no preprocessing (a model from before valar wrote it): its faces are assumed to be cut like {}'s",
+            model_path.display(),
+            dir.display()
+        )],
+        (Some(_), None) => vec![format!(
+            "{} has no prep.json: cannot check that its faces are cut as {} expects",
+            dir.display(),
+            model_path.display()
+        )],
+    })
 }
 
 /// CCC per video and the smoothing window, for a video dataset; `None` for images.
