@@ -141,11 +141,20 @@ fn a_truncated_or_empty_model_is_named_in_the_error() {
     std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     let empty = run.join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
-    for (model, name) in [(&cut, "cut.onnx"), (&empty, "empty.onnx")] {
+    // The specific reason, not predict's generic "no input could be used with MODEL".
+    for (model, name, reason) in [
+        (
+            &cut,
+            "cut.onnx",
+            "not an ONNX model (truncated or damaged?)",
+        ),
+        (&empty, "empty.onnx", "the file is empty"),
+    ] {
         let err = fails(&["evaluate", "--model", s(model), "--data", s(&prepared)]);
-        assert!(err.contains(name), "{err}");
+        assert!(err.contains(name) && err.contains(reason), "{err}");
         let err = fails(&["predict", "--model", s(model), "a.jpg"]);
-        assert!(err.contains(name), "{err}");
+        assert!(err.contains(name) && err.contains(reason), "{err}");
+        assert!(!err.contains("no input could be used"), "{err}");
     }
 }
 

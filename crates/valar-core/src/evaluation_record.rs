@@ -1,12 +1,15 @@
-use crate::{CoreError, write_atomic};
+use crate::{CoreError, DimMetrics, write_atomic};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Which model made a predictions file of `valar evaluate`: written beside it as
-/// `<stem>.model.json`, so that `valar report` can tell test predictions of the run's
-/// current model from those of a model it has since replaced (after `--resume`, say).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Which model made a predictions file of `valar evaluate`, and what it scored: written beside
+/// it as `<stem>.model.json`, so that `valar report` can tell test predictions of the run's
+/// current model from those of a model it has since replaced (after `--resume`, say), and so
+/// that the figures live beside the predictions rather than in the model (evaluate never
+/// modifies its input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvaluationRecord {
     /// The model file as given to `valar evaluate`.
     pub model: PathBuf,
@@ -20,6 +23,17 @@ pub struct EvaluationRecord {
     pub rows: usize,
     /// The valar that wrote it.
     pub valar: String,
+    /// The model's metrics per dimension name (`valence`, `arousal`); empty in records written
+    /// before valar kept them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, DimMetrics>,
+    /// The mean baseline's metrics on the same rows, per dimension name; empty when there was
+    /// no training mean to take.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baseline: BTreeMap<String, DimMetrics>,
+    /// The `manifest.csv` whose `train` rows gave the baseline's mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_source: Option<PathBuf>,
 }
 
 impl EvaluationRecord {
@@ -92,6 +106,17 @@ mod tests {
             split: "test".into(),
             rows: 3,
             valar: crate::VERSION.into(),
+            metrics: BTreeMap::from([(
+                "valence".to_string(),
+                DimMetrics {
+                    rmse: 0.5,
+                    pcc: 0.25,
+                    ccc: 0.125,
+                    sagr: 1.0,
+                },
+            )]),
+            baseline: BTreeMap::new(),
+            baseline_source: None,
         };
         assert_eq!(
             rec.model_sha256,
@@ -101,5 +126,10 @@ mod tests {
         rec.write(&preds).unwrap();
         assert!(dir.path().join("predictions-test.model.json").is_file());
         assert_eq!(EvaluationRecord::read(&preds).unwrap(), Some(rec));
+        // A record written before valar kept the figures still reads.
+        let old = r#"{"model":"m","model_sha256":"ab","data":"d","split":"test","rows":3,"valar":"0.1.0"}"#;
+        std::fs::write(dir.path().join("predictions-test.model.json"), old).unwrap();
+        let read = EvaluationRecord::read(&preds).unwrap().unwrap();
+        assert!(read.metrics.is_empty() && read.baseline_source.is_none());
     }
 }

@@ -46,7 +46,7 @@ pub use npy::{
     Faces, FacesWriter, NpyScalar, npy_string_scalar, parse_npy_scalar, parse_npy_string_scalar,
     read_faces, read_npy_scalar, read_npy_string_scalar, write_faces,
 };
-pub use prep_info::{IntervalCount, PrepInfo, SourceHistograms};
+pub use prep_info::{FACE_SIZES, IntervalCount, MARGINS, PrepInfo, SourceHistograms};
 pub use progress::{NoProgress, Progress};
 pub use regular::{ReadError, read_regular_file};
 pub use run_tables::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};

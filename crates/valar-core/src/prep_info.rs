@@ -3,6 +3,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The face sizes `valar prepare --size` accepts, in pixels: also the input sizes `predict`
+/// and `evaluate` accept from a model, so that a foreign model cannot make them allocate
+/// faces no prepared folder could hold.
+pub const FACE_SIZES: std::ops::RangeInclusive<usize> = 8..=1024;
+
+/// The margins `valar prepare --margin` accepts (context around the box, as a share of its
+/// size): also the `valar.crop.margin` values a model may record.
+pub const MARGINS: std::ops::RangeInclusive<f32> = 0.0..=1.0;
+
 /// `prep.json`: everything `valar prepare` decided and counted, so a prepared
 /// dataset can be explained (and reproduced) without the command line that made it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

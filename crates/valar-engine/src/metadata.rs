@@ -67,6 +67,9 @@ pub(crate) fn metadata_of(
 /// entries with the same keys and dropping every key that starts with `drop_prefix`. The rest of
 /// the file is copied byte for byte, so models written by other tools keep fields valar does
 /// not know.
+///
+/// No valar command calls it on a model it was given: an input is never modified (`evaluate`
+/// keeps its figures beside its predictions). It is for tools and tests that make models.
 pub fn update_metadata(
     path: &Path,
     set: &[(String, String)],

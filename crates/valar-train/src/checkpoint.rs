@@ -39,7 +39,7 @@ impl RunDir {
         self.root.join("predictions.csv")
     }
     pub(crate) fn checkpoints(&self) -> PathBuf {
-        self.root.join("checkpoint")
+        self.root.join(CHECKPOINT_DIR)
     }
     pub(crate) fn loop_state(&self) -> PathBuf {
         self.checkpoints().join("loop.json")
@@ -47,6 +47,56 @@ impl RunDir {
     pub(crate) fn checkpoint_file(&self, name: &str) -> PathBuf {
         self.checkpoints().join(name)
     }
+    pub(crate) fn model_card(&self) -> PathBuf {
+        self.root.join(crate::model_card::MODEL_CARD)
+    }
+
+    /// Whether `path` is one of the run's own files (or the folder itself): what train writes
+    /// and evaluate reads, which no other output may replace. Compared through the existing
+    /// part of each path, so `RUN/./config.toml` or a symlinked folder is still the run's.
+    pub(crate) fn owns(&self, path: &Path) -> bool {
+        let (Some(root), Some(path)) = (resolved(&self.root), resolved(path)) else {
+            return false;
+        };
+        if path == root || path.starts_with(root.join(CHECKPOINT_DIR)) {
+            return true;
+        }
+        let own_files = [
+            self.config(),
+            self.model(),
+            self.metrics(),
+            self.predictions(),
+            self.model_card(),
+        ];
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        path.parent() == Some(root.as_path())
+            && (own_files.iter().any(|f| f.file_name() == path.file_name())
+                || name.is_some_and(|n| n.starts_with(crate::tensorboard::EVENTS_PREFIX)))
+    }
+}
+
+/// The run folder's checkpoint subfolder.
+const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// `path` absolute, each existing component resolved (symlinks) and `.`/`..` applied in
+/// turn: the same file however it is spelled, whether or not it exists yet.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let mut cur = PathBuf::new();
+    for c in std::path::absolute(path).ok()?.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                cur.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => {
+                cur.push(other);
+                if let Ok(real) = cur.canonicalize() {
+                    cur = real;
+                }
+            }
+        }
+    }
+    Some(cur)
 }
 
 /// File name of the engine state after `epoch` epochs.
@@ -162,6 +212,44 @@ impl LoopState {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_owns_its_files_however_spelled_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(&dir.path().join("run"));
+        std::fs::create_dir_all(run.checkpoints()).unwrap();
+        let r = &run.root;
+        for own in [
+            run.config(),
+            run.model(),
+            run.metrics(),
+            run.predictions(),
+            run.model_card(),
+            run.loop_state(),
+            run.checkpoint_file("state-0003.ckpt"),
+            r.join("events.out.tfevents.1.host.2"),
+            r.join("./checkpoint/../config.toml"),
+            r.join("nope/../metrics.csv"),
+            r.clone(),
+        ] {
+            assert!(run.owns(&own), "{}", own.display());
+        }
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(r, &link).unwrap();
+            assert!(run.owns(&link.join("config.toml")));
+        }
+        for other in [
+            r.join("predictions-test.csv"),
+            r.join("predictions-test.model.json"),
+            r.join("report/report.md"),
+            dir.path().join("config.toml"),
+            dir.path().join("run.lock"),
+        ] {
+            assert!(!run.owns(&other), "{}", other.display());
+        }
+    }
 
     #[test]
     fn commit_round_trips_and_prunes_unnamed_checkpoints() {

@@ -55,6 +55,17 @@ pub enum TrainError {
         /// Epochs completed in the last checkpoint (0: none).
         last_good_epoch: usize,
     },
+    /// `valar evaluate` scored the model but could not write one of its outputs (a full disk,
+    /// say). The scores are kept, so that they can still be shown.
+    #[error("{path}: not written: {reason}")]
+    Unwritten {
+        /// The output that could not be written.
+        path: PathBuf,
+        /// Why (the operating system's reason, without the temporary file's name).
+        reason: String,
+        /// What was scored (its `videos` are `None` when they were not written either).
+        evaluation: Box<crate::Evaluation>,
+    },
 }
 
 impl TrainError {

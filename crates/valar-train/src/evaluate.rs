@@ -1,16 +1,21 @@
 //! `valar evaluate`: a saved model's metrics on a prepared dataset.
 
 use crate::TrainError;
+use crate::checkpoint::RunDir;
 use crate::config::{DeviceChoice, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
-use crate::model_meta::{CropRule, ModelInfo, TEST_PREFIX};
-use crate::outputs::{
-    dim_metrics, into_label_range, write_evaluation_record, write_predictions_csv,
+use crate::model_card::write_model_card_tested;
+use crate::model_meta::{CropRule, ModelInfo};
+use crate::outputs::{dim_metrics, into_label_range, write_predictions_csv};
+use crate::video_eval::{
+    Scored, Smoothing, ValSet, VideoEvaluation, score_videos, video_files, video_groups,
+    write_video_files,
 };
-use crate::video_eval::{Scored, Smoothing, ValSet, VideoEvaluation, score_videos, video_groups};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use valar_core::{
-    DimMetrics, Dimension, Split, Targets, TrainingMean, mean_baseline, read_manifest,
+    CoreError, DimMetrics, Dimension, EvaluationRecord, FACE_SIZES, OutputLock, Split, Targets,
+    TrainingMean, mean_baseline, read_manifest, sha256_file,
 };
 use valar_engine::InferenceModel;
 
@@ -122,8 +127,18 @@ fn baseline_of(source: PathBuf, mean: TrainingMean, targets: Targets, truth: &[f
 }
 
 /// Scores `opts.model` on a split of `opts.data` and writes its predictions (same columns as a
-/// run's `predictions.csv`).
+/// run's `predictions.csv`), the evaluation record beside them (which model, its metrics and
+/// the baseline's), and for a test split of a run's own model.onnx, the run's MODEL_CARD.md.
+///
+/// The model is never written. A model in a run folder (config.toml beside it) is evaluated
+/// under the run's lock, the one train holds, so it cannot change while it is scored and two
+/// evaluations of it cannot mix their files; no output may be one of the run's own files.
+/// An output that cannot be written after scoring gives [`TrainError::Unwritten`], which
+/// keeps the scores.
 pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
+    let run = run_of(&opts.model);
+    // First of all, as train does: every run file read below is then the one train left.
+    let _run_lock = run.as_ref().map(claim_run).transpose()?;
     let data = Dataset::load(&opts.data)?;
     let split = opts.split.unwrap_or_else(|| {
         if data.rows.iter().any(|r| r.split == Split::Test) {
@@ -139,29 +154,14 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
             format!("the {split} split is empty (choose another with --split)"),
         ));
     }
+    let out = opts.out.clone().unwrap_or_else(|| {
+        let dir = opts.model.parent().unwrap_or(Path::new("."));
+        dir.join(format!("predictions-{split}.csv"))
+    });
+    let _out_lock = claim_outputs(run.as_ref(), &out)?;
     let mut model = load_model(&opts.model, opts.device)?;
-    let info = ModelInfo::of(model.metadata());
     let (targets, mut notes) = model_targets(&opts.model, &model, opts.targets)?;
-    check_fits(
-        &opts.model,
-        &model,
-        &opts.data,
-        data.faces.size,
-        data.faces.channels,
-    )?;
-    match (&info.crop, CropRule::of_prepared(&opts.data)?) {
-        (Some(m), Some((d, _))) => check_crop(&opts.model, m, &opts.data, &d)?,
-        (None, _) => notes.push(format!(
-            "{} records no preprocessing (a model from before valar wrote it): its faces are assumed to be cut like {}'s",
-            opts.model.display(),
-            opts.data.display()
-        )),
-        (Some(_), None) => notes.push(format!(
-            "{} has no prep.json: cannot check that its faces are cut as {} expects",
-            opts.data.display(),
-            opts.model.display()
-        )),
-    }
+    notes.extend(check_data_fits(&opts.model, &model, &opts.data, &data)?);
     data.check_labels(&rows, targets)?;
 
     let pred = predict_rows(&mut model, &data, &rows)?;
@@ -171,24 +171,16 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
     check_finite_metrics(&opts.model, &metrics)?;
     let baseline = training_mean(&opts.model, &data)
         .map(|(source, mean)| baseline_of(source, mean, targets, &truth));
-    let out = opts.out.clone().unwrap_or_else(|| {
-        let dir = opts.model.parent().unwrap_or(Path::new("."));
-        dir.join(format!("predictions-{split}.csv"))
-    });
-    write_predictions_csv(&out, &data.rows, &rows, &pred, targets)?;
-    // Only a video dataset has a window to choose; for images, looking for one would load the
-    // run's whole training set (window_split) to find no videos in it.
-    let is_video = rows.iter().any(|&r| data.rows[r].video.is_some());
-    let val = match opts.smoothing {
-        Smoothing::Window(_) => None,
-        Smoothing::Auto if !is_video => None,
-        Smoothing::Auto if split == SplitChoice::Val => Some(ValSet {
-            groups: video_groups(&data.rows, &rows),
-            truth: truth.clone(),
-            pred: pred.clone(),
-            source: data.dir.clone(),
-        }),
-        Smoothing::Auto => window_split(&opts.model, &data, &mut model, targets)?,
+    let mut evaluation = Evaluation {
+        split,
+        rows: rows.len(),
+        targets,
+        metrics,
+        predictions: out.clone(),
+        baseline,
+        videos: None,
+        data: opts.data.clone(),
+        notes,
     };
     let scored = Scored {
         manifest: &data.rows,
@@ -198,64 +190,215 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         targets,
         predictions: &out,
     };
-    let videos = score_videos(&scored, opts.smoothing, val)?;
-    let evaluation = Evaluation {
-        split,
-        rows: rows.len(),
-        targets,
-        metrics,
-        predictions: out,
-        baseline,
-        videos,
-        data: opts.data.clone(),
-        notes,
+    let videos = score_split_videos(opts, &data, &mut model, &scored, split)?;
+    evaluation.videos = videos;
+    write_results(opts, run.as_ref(), &scored, evaluation)
+}
+
+/// The run folder a model is in (canonical, so that its lock is the one train takes on the
+/// folder's real path): the model's folder, when it has a config.toml.
+fn run_of(model: &Path) -> Option<RunDir> {
+    let dir = match model.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.canonicalize().ok()?,
+        _ => std::env::current_dir().ok()?,
     };
-    if split == SplitChoice::Test && model.metadata().contains_key("valar.format") {
-        drop(model);
-        valar_engine::update_metadata(&opts.model, &test_metadata(&evaluation), Some(TEST_PREFIX))?;
-        // A run's card shows the test figures just recorded.
-        if let Some(run) = opts.model.parent()
-            && run.join("config.toml").is_file()
-            && opts.model.file_name() == Some(std::ffi::OsStr::new("model.onnx"))
-        {
-            crate::model_card::write_model_card(run)?;
+    Some(RunDir::new(&dir)).filter(|r| r.config().is_file())
+}
+
+/// Refuses a prepared folder the model cannot score: faces of another size or colour, or cut
+/// otherwise. Returns notes on what could not be checked.
+fn check_data_fits(
+    model_path: &Path,
+    model: &InferenceModel,
+    dir: &Path,
+    data: &Dataset,
+) -> Result<Vec<String>, TrainError> {
+    check_fits(model_path, model, dir, data.faces.size, data.faces.channels)?;
+    let info = ModelInfo::read(model_path, model.metadata())?;
+    Ok(match (&info.crop, CropRule::of_prepared(dir)?) {
+        (Some(m), Some((d, _))) => {
+            check_crop(model_path, m, dir, &d)?;
+            Vec::new()
         }
+        (None, _) => vec![format!(
+            "{} records no preprocessing (a model from before valar wrote it): its faces are assumed to be cut like {}'s",
+            model_path.display(),
+            dir.display()
+        )],
+        (Some(_), None) => vec![format!(
+            "{} has no prep.json: cannot check that its faces are cut as {} expects",
+            dir.display(),
+            model_path.display()
+        )],
+    })
+}
+
+/// CCC per video and the smoothing window, for a video dataset; `None` for images.
+fn score_split_videos(
+    opts: &EvaluateOptions,
+    data: &Dataset,
+    model: &mut InferenceModel,
+    scored: &Scored,
+    split: SplitChoice,
+) -> Result<Option<VideoEvaluation>, TrainError> {
+    // Only a video dataset has a window to choose; for images, looking for one would load the
+    // run's whole training set (window_split) to find no videos in it.
+    let is_video = scored.rows.iter().any(|&r| data.rows[r].video.is_some());
+    let val = match opts.smoothing {
+        Smoothing::Window(_) => None,
+        Smoothing::Auto if !is_video => None,
+        Smoothing::Auto if split == SplitChoice::Val => Some(ValSet {
+            groups: video_groups(&data.rows, scored.rows),
+            truth: scored.truth.to_vec(),
+            pred: scored.pred.to_vec(),
+            source: data.dir.clone(),
+        }),
+        Smoothing::Auto => window_split(&opts.model, data, model, scored.targets)?,
+    };
+    score_videos(scored, opts.smoothing, val)
+}
+
+/// Writes an evaluation's files: predictions, the video files, the record, and the run's
+/// card for a test evaluation of its model.onnx. A failure names the file and keeps the
+/// scores ([`TrainError::Unwritten`]).
+fn write_results(
+    opts: &EvaluateOptions,
+    run: Option<&RunDir>,
+    scored: &Scored,
+    evaluation: Evaluation,
+) -> Result<Evaluation, TrainError> {
+    let unwritten = |path: &Path, error: TrainError, evaluation: &Evaluation| {
+        let mut kept = evaluation.clone();
+        kept.videos = None;
+        TrainError::Unwritten {
+            path: path.to_path_buf(),
+            reason: io_reason(&error),
+            evaluation: Box::new(kept),
+        }
+    };
+    let out = evaluation.predictions.clone();
+    write_predictions_csv(
+        &out,
+        scored.manifest,
+        scored.rows,
+        scored.pred,
+        scored.targets,
+    )
+    .map_err(|e| unwritten(&out, e, &evaluation))?;
+    if let Some(v) = &evaluation.videos {
+        write_video_files(v, scored).map_err(|(path, e)| unwritten(&path, e, &evaluation))?;
     }
-    // After the metadata update: the record's hash must be of the model.onnx that stays, or
-    // `valar report` would take every evaluated model for another one.
-    write_evaluation_record(
-        &evaluation.predictions,
-        &opts.model,
-        &opts.data,
-        split,
-        evaluation.rows,
-    )?;
+    let record = evaluation_record(&opts.model, &evaluation)?;
+    let record_path = EvaluationRecord::path_for(&out);
+    record
+        .write(&out)
+        .map_err(|e| unwritten(&record_path, e.into(), &evaluation))?;
+    // The card of a run shows the test figures just recorded, when it is the run's own model.
+    // A run folder that cannot take it (read-only) loses nothing: the figures are in the
+    // record, which is said.
+    let mut evaluation = evaluation;
+    if let Some(run) = run
+        && evaluation.split == SplitChoice::Test
+        && opts.model.file_name() == run.model().file_name()
+        && let Err(e) = write_model_card_tested(&run.root, Some(&record))
+    {
+        evaluation.notes.push(format!(
+            "{} was not updated with this evaluation ({}); its figures are in {}",
+            run.model_card().display(),
+            io_reason(&e),
+            record_path.display()
+        ));
+    }
     Ok(evaluation)
 }
 
-/// The `valar.test.*` keys for a test evaluation: which data, how many faces, each metric of
-/// the model and of the mean baseline.
-fn test_metadata(e: &Evaluation) -> Vec<(String, String)> {
-    let mut m = vec![
-        ("valar.test.data".to_string(), e.data.display().to_string()),
-        ("valar.test.split".to_string(), e.split.to_string()),
-        ("valar.test.rows".to_string(), e.rows.to_string()),
-    ];
-    for (dim, x) in &e.metrics {
-        let d = dim.name();
-        for (name, v) in [
-            ("rmse", x.rmse),
-            ("pcc", x.pcc),
-            ("ccc", x.ccc),
-            ("sagr", x.sagr),
-        ] {
-            m.push((format!("valar.test.{d}.{name}"), v.to_string()));
+/// Why a write failed, without the name of the temporary file it was writing.
+fn io_reason(e: &TrainError) -> String {
+    match e {
+        TrainError::Io { source, .. } | TrainError::Core(CoreError::Io { source, .. })
+            if source.kind() != std::io::ErrorKind::Other =>
+        {
+            source.kind().to_string()
         }
-        if let Some(b) = e.baseline.as_ref().and_then(|b| b.get(*dim)) {
-            m.push((format!("valar.test.baseline.{d}.rmse"), b.rmse.to_string()));
+        other => other.to_string(),
+    }
+}
+
+/// Claims the run folder holding the model being evaluated: its lock, which train holds
+/// while it writes the run. A run folder whose parent cannot hold a lock file (a read-only
+/// place) cannot be trained into either, so it is read without one.
+fn claim_run(run: &RunDir) -> Result<Option<OutputLock>, TrainError> {
+    match OutputLock::acquire(&run.root) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(CoreError::Io { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Refuses outputs that are files of the model's run (which evaluate reads and train
+/// writes), then claims `out`: its lock, so that two evaluations never write one file.
+fn claim_outputs(run: Option<&RunDir>, out: &Path) -> Result<OutputLock, TrainError> {
+    let [videos, sweep, frames] = video_files(out);
+    if let Some(run) = run {
+        for path in [
+            out,
+            &EvaluationRecord::path_for(out),
+            &videos,
+            &sweep,
+            &frames,
+        ] {
+            if run.owns(path) {
+                return Err(TrainError::data(
+                    path,
+                    format!(
+                        "is a file of the run {} (which evaluate reads and train writes): refusing to overwrite it; choose another --out",
+                        run.root.display()
+                    ),
+                ));
+            }
         }
     }
-    m
+    OutputLock::acquire(out).map_err(|e| match e {
+        CoreError::Io { source, .. } => TrainError::data(
+            out,
+            format!(
+                "cannot be written: its lock file cannot be created beside it ({source}); choose another --out"
+            ),
+        ),
+        other => other.into(),
+    })
+}
+
+/// The evaluation record: which model file (its SHA-256, of the bytes scored: the run's lock
+/// keeps train from replacing them meanwhile), the data and the figures.
+fn evaluation_record(model: &Path, e: &Evaluation) -> Result<EvaluationRecord, TrainError> {
+    let by_name = |m: &[(Dimension, DimMetrics)]| {
+        m.iter()
+            .map(|(d, x)| (d.name().to_string(), *x))
+            .collect::<BTreeMap<_, _>>()
+    };
+    Ok(EvaluationRecord {
+        model: std::path::absolute(model).unwrap_or_else(|_| model.to_path_buf()),
+        model_sha256: sha256_file(model)?,
+        data: std::path::absolute(&e.data).unwrap_or_else(|_| e.data.clone()),
+        split: e.split.to_string(),
+        rows: e.rows,
+        valar: valar_core::VERSION.to_string(),
+        metrics: by_name(&e.metrics),
+        baseline: e
+            .baseline
+            .as_ref()
+            .map(|b| by_name(&b.metrics))
+            .unwrap_or_default(),
+        baseline_source: e.baseline.as_ref().map(|b| b.source.clone()),
+    })
 }
 
 /// Fails when the model produced a NaN: ONNX's Clip keeps NaN, and a NaN has no place in a
@@ -392,7 +535,30 @@ pub(crate) fn load_model(path: &Path, device: DeviceChoice) -> Result<InferenceM
             "no such model file (a run writes model.onnx in its folder)",
         ));
     }
-    Ok(InferenceModel::load(path, device.engine())?)
+    let model = InferenceModel::load(path, device.engine())?;
+    // Checked before any face is made for it: a foreign model's input of 100000 × 100000
+    // would have predict allocate tens of gigabytes for one image.
+    let size = model.input_size();
+    if !FACE_SIZES.contains(&size) {
+        return Err(TrainError::data(
+            path,
+            format!(
+                "takes faces of {size}×{size} pixels; valar makes faces of {} to {} pixels across (as `valar prepare --size` does), so it cannot feed this model",
+                FACE_SIZES.start(),
+                FACE_SIZES.end()
+            ),
+        ));
+    }
+    if ![1, 3].contains(&model.channels()) {
+        return Err(TrainError::data(
+            path,
+            format!(
+                "takes {} input channels; valar models take 1 (gray) or 3 (RGB)",
+                model.channels()
+            ),
+        ));
+    }
+    Ok(model)
 }
 
 /// The dimensions a model predicts: as given, else as its metadata says, else as its run's
@@ -403,7 +569,7 @@ pub(crate) fn model_targets(
     model: &InferenceModel,
     given: Option<Targets>,
 ) -> Result<(Targets, Vec<String>), TrainError> {
-    let recorded = ModelInfo::of(model.metadata()).targets;
+    let recorded = ModelInfo::read(path, model.metadata())?.targets;
     let mut notes = Vec::new();
     if let (Some(g), Some(r)) = (given, recorded)
         && g != r

@@ -46,7 +46,7 @@ pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
 pub use evaluate::{Baseline, EvaluateOptions, Evaluation, evaluate};
 pub use model_card::{MODEL_CARD, write_model_card};
-pub use model_meta::{CropRule, EXPORT_KEYS, ModelInfo, TEST_PREFIX, output_name};
+pub use model_meta::{CropRule, EXPORT_KEYS, ModelInfo, output_name};
 pub use outputs::EpochRecord;
 pub use predict::{
     PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, Predictions, predict,

@@ -4,6 +4,9 @@
 //! The card is made from the run's own files every time (config.toml, checkpoint/loop.json,
 //! the prepared folder's prep.json, model.onnx's metadata), so training and a later
 //! `valar evaluate` write the same card from the same facts and it never drifts from them.
+//! Its test section comes from the evaluation `valar evaluate` has just recorded beside its
+//! predictions (evaluate never writes into model.onnx); training, which replaces the model,
+//! writes the card without one.
 
 use crate::TrainError;
 use crate::checkpoint::{LoopState, RunDir};
@@ -12,7 +15,7 @@ use crate::outputs::EpochRecord;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use valar_core::{Dimension, PrepInfo, write_atomic};
+use valar_core::{Dimension, EvaluationRecord, PrepInfo, write_atomic};
 
 /// The card's file name, beside model.onnx.
 pub const MODEL_CARD: &str = "MODEL_CARD.md";
@@ -49,8 +52,42 @@ fn dataset_name(kind: &str) -> &'static str {
     }
 }
 
-/// Writes `MODEL_CARD.md` into the run folder `run_dir` (atomically), from the run's files.
+/// Writes `MODEL_CARD.md` into the run folder `run_dir` (atomically), from the run's files,
+/// with the test section saying the model has not been evaluated yet.
 pub fn write_model_card(run_dir: &Path) -> Result<PathBuf, TrainError> {
+    write_model_card_tested(run_dir, None)
+}
+
+/// The test figures of an evaluation record as the card reads them: `rows`, `split`, `data`,
+/// `<dim>.<metric>` and `baseline.<dim>.rmse`.
+fn test_figures(record: &EvaluationRecord) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::from([
+        ("rows".to_string(), record.rows.to_string()),
+        ("split".to_string(), record.split.clone()),
+        ("data".to_string(), record.data.display().to_string()),
+    ]);
+    for (dim, x) in &record.metrics {
+        for (name, v) in [
+            ("rmse", x.rmse),
+            ("pcc", x.pcc),
+            ("ccc", x.ccc),
+            ("sagr", x.sagr),
+        ] {
+            m.insert(format!("{dim}.{name}"), v.to_string());
+        }
+    }
+    for (dim, b) in &record.baseline {
+        m.insert(format!("baseline.{dim}.rmse"), b.rmse.to_string());
+    }
+    m
+}
+
+/// Writes `MODEL_CARD.md` as [`write_model_card`] does, with `test` (the evaluation of the
+/// run's model.onnx just recorded) in its test section.
+pub(crate) fn write_model_card_tested(
+    run_dir: &Path,
+    test: Option<&EvaluationRecord>,
+) -> Result<PathBuf, TrainError> {
     let run = RunDir::new(run_dir);
     let config = TrainConfig::read(&run.config())?;
     let state = LoopState::load(&run)?;
@@ -66,8 +103,9 @@ pub fn write_model_card(run_dir: &Path) -> Result<PathBuf, TrainError> {
     } else {
         None
     };
-    let text = render(&config, &history, prep.as_ref(), &meta);
-    let path = run_dir.join(MODEL_CARD);
+    let test = test.map(test_figures).unwrap_or_default();
+    let text = render(&config, &history, prep.as_ref(), &meta, &test);
+    let path = run.model_card();
     write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
     Ok(path)
 }
@@ -77,10 +115,11 @@ fn render(
     history: &[EpochRecord],
     prep: Option<&PrepInfo>,
     meta: &BTreeMap<String, String>,
+    tested: &BTreeMap<String, String>,
 ) -> String {
     let dims = config.targets.dimensions();
     let kept = model_epoch(config, history);
-    let test = |k: &str| meta.get(&format!("valar.test.{k}"));
+    let test = |k: &str| tested.get(k);
     let kind = prep
         .and_then(|p| p.params.get("input"))
         .and_then(|i| i.get("kind"))

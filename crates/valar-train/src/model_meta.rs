@@ -6,15 +6,13 @@ use crate::TrainError;
 use crate::config::{InputNorm, TrainConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
-use valar_core::{PrepInfo, Targets, VERSION};
+use valar_core::{MARGINS, PrepInfo, Targets, VERSION};
 use valar_engine::ExportInfo;
 
 /// Version of the key set, raised when a key changes meaning.
 pub const METADATA_FORMAT: &str = "1";
 /// The pixel mapping every valar model expects before its first layer.
 pub const PIXEL_SCALING: &str = "x/127.5-1";
-/// The prefix of the keys `valar evaluate` writes (and replaces on every evaluation).
-pub const TEST_PREFIX: &str = "valar.test.";
 
 /// The metadata keys written at export, in the order they are written.
 pub const EXPORT_KEYS: [&str; 18] = [
@@ -115,14 +113,54 @@ impl CropRule {
         Ok(Some((rule, sha256_hex(&bytes))))
     }
 
-    /// The rule a model's metadata records; `None` for a model without it.
-    pub fn of_model(meta: &BTreeMap<String, String>) -> Option<Self> {
-        Some(CropRule {
-            margin: meta.get("valar.crop.margin")?.parse().ok()?,
-            box_source: meta.get("valar.crop.box_source")?.clone(),
-            scale_rule: meta.get("valar.decode.scale_rule")?.clone(),
-        })
+    /// The rule a model's metadata records; `None` for a model without it. A margin that is
+    /// not a number prepare accepts is an error naming `model`, the key and the value: used as
+    /// it is, NaN would crop as 0 and a negative or huge one would put every box outside its
+    /// image, blamed on the face box.
+    pub fn of_model(
+        model: &Path,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<Option<Self>, TrainError> {
+        let Some(text) = meta.get("valar.crop.margin") else {
+            return Ok(None);
+        };
+        let margin = text
+            .trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|m| MARGINS.contains(m))
+            .ok_or_else(|| {
+                bad_key(
+                    model,
+                    "valar.crop.margin",
+                    text,
+                    format!(
+                        "a margin is a number from {} to {}, as `valar prepare --margin` takes",
+                        MARGINS.start(),
+                        MARGINS.end()
+                    ),
+                )
+            })?;
+        let (Some(box_source), Some(scale_rule)) = (
+            meta.get("valar.crop.box_source"),
+            meta.get("valar.decode.scale_rule"),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(CropRule {
+            margin,
+            box_source: box_source.clone(),
+            scale_rule: scale_rule.clone(),
+        }))
     }
+}
+
+/// A metadata value valar cannot use, named with its model, key and value.
+fn bad_key(model: &Path, key: &str, value: &str, why: String) -> TrainError {
+    TrainError::data(
+        model,
+        format!("metadata {key} = `{value}` cannot be used: {why}"),
+    )
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -202,11 +240,88 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Reads the `valar.*` keys.
-    pub fn of(meta: &BTreeMap<String, String>) -> Self {
-        ModelInfo {
-            targets: meta.get("valar.targets").and_then(|t| parse_targets(t)),
-            crop: CropRule::of_model(meta),
+    /// Reads the `valar.*` keys of `model`. A value valar does not recognise is an error
+    /// naming the model, the key and the value, never ignored: ignored, `arousal,valence`
+    /// would be scored as valence, arousal.
+    pub fn read(model: &Path, meta: &BTreeMap<String, String>) -> Result<Self, TrainError> {
+        let targets = match meta.get("valar.targets") {
+            None => None,
+            Some(t) => Some(parse_targets(t).ok_or_else(|| {
+                bad_key(
+                    model,
+                    "valar.targets",
+                    t,
+                    "valar reads `valence,arousal` (two outputs, in that order), `valence` or \
+                     `arousal`; a model whose outputs are in another order or of other \
+                     dimensions would be scored wrongly"
+                        .into(),
+                )
+            })?),
+        };
+        Ok(ModelInfo {
+            targets,
+            crop: CropRule::of_model(model, meta)?,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn unrecognised_or_out_of_range_values_are_errors_naming_key_and_value() {
+        let model = Path::new("m/model.onnx");
+        let crop = |margin: &str| {
+            meta(&[
+                ("valar.crop.margin", margin),
+                ("valar.crop.box_source", "csv_box"),
+                ("valar.decode.scale_rule", "full"),
+            ])
+        };
+        let ok = ModelInfo::read(model, &crop("0.25")).unwrap();
+        assert_eq!(ok.crop.unwrap().margin, 0.25);
+        assert_eq!(ok.targets, None);
+        for bad in [
+            "NaN", "nan", "-0.1", "inf", "-inf", "1.5", "1e9", "wide", "",
+        ] {
+            let err = ModelInfo::read(model, &crop(bad)).unwrap_err().to_string();
+            assert!(
+                err.contains("m/model.onnx")
+                    && err.contains("valar.crop.margin")
+                    && err.contains(&format!("`{bad}`")),
+                "{err}"
+            );
         }
+        for (text, t) in [
+            ("valence,arousal", Targets::Both),
+            ("valence", Targets::Valence),
+            ("arousal", Targets::Arousal),
+        ] {
+            let info = ModelInfo::read(model, &meta(&[("valar.targets", text)])).unwrap();
+            assert_eq!(info.targets, Some(t));
+        }
+        for bad in ["arousal,valence", "foo", "valence, arousal", ""] {
+            let err = ModelInfo::read(model, &meta(&[("valar.targets", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("valar.targets") && err.contains(&format!("`{bad}`")),
+                "{err}"
+            );
+        }
+        // A model without the keys (older, or another tool's) is not an error.
+        assert_eq!(
+            ModelInfo::read(model, &BTreeMap::new()).unwrap(),
+            ModelInfo::default()
+        );
     }
 }

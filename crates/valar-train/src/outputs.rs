@@ -1,12 +1,12 @@
 //! The run's tables: `metrics.csv` (one row per epoch) and `predictions.csv` (one row per face).
 
 use crate::TrainError;
-use crate::data::{Dataset, SplitChoice};
+use crate::data::Dataset;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use valar_core::{
-    DimMetrics, Dimension, EvaluationRecord, METRICS_COLUMNS, ManifestRow, PREDICTIONS_COLUMNS,
-    Targets, mean_baseline, sha256_file, write_atomic,
+    DimMetrics, Dimension, METRICS_COLUMNS, ManifestRow, PREDICTIONS_COLUMNS, Targets,
+    mean_baseline, write_atomic,
 };
 
 /// The label range: valence and arousal are annotated in [−1, 1].
@@ -191,26 +191,6 @@ pub(crate) fn write_predictions_csv(
         source: std::io::Error::other(e.to_string()),
     })?;
     Ok(write_atomic(path, |out| out.write_all(&bytes))?)
-}
-
-/// Records beside an evaluation's predictions which model file made them (its SHA-256), so
-/// that `valar report` can tell them from the predictions of a model that has replaced it.
-pub(crate) fn write_evaluation_record(
-    predictions: &Path,
-    model: &Path,
-    data: &Path,
-    split: SplitChoice,
-    rows: usize,
-) -> Result<(), TrainError> {
-    let record = EvaluationRecord {
-        model: std::path::absolute(model).unwrap_or_else(|_| model.to_path_buf()),
-        model_sha256: sha256_file(model)?,
-        data: std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf()),
-        split: split.to_string(),
-        rows,
-        valar: valar_core::VERSION.to_string(),
-    };
-    Ok(record.write(predictions)?)
 }
 
 #[cfg(test)]

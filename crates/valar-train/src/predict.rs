@@ -10,7 +10,7 @@ use crate::outputs::into_label_range;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use valar_core::{ColorMode, Dimension, FaceBox, Targets, write_atomic};
+use valar_core::{ColorMode, Dimension, FaceBox, MARGINS, Targets, write_atomic};
 use valar_face::{FaceSpec, load_face};
 
 /// Images decoded (in parallel) and predicted per batch.
@@ -94,7 +94,16 @@ pub fn predict(opts: &PredictOptions) -> Result<Predictions, TrainError> {
     };
     let mut model = load_model(&opts.model, opts.device)?;
     let (targets, mut notes) = model_targets(&opts.model, &model, opts.targets)?;
-    let crop = ModelInfo::of(model.metadata()).crop;
+    let crop = ModelInfo::read(&opts.model, model.metadata())?.crop;
+    if let Some(m) = opts.margin
+        && !MARGINS.contains(&m)
+    {
+        return Err(TrainError::Config(format!(
+            "--margin {m}: a margin is a number from {} to {}, as `valar prepare --margin` takes",
+            MARGINS.start(),
+            MARGINS.end()
+        )));
+    }
     let margin = match (&crop, opts.margin) {
         (Some(c), Some(m)) => {
             if (c.margin - m).abs() > 1e-6 {

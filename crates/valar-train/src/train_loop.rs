@@ -417,6 +417,9 @@ pub(crate) fn run_loop<M: StepModel>(
     let mut x = Vec::new();
     let mut stop = StopReason::Completed;
     state.data_sha256 = Some(job.fingerprint.clone());
+    // A process killed after writing an epoch's events but before committing it left them in
+    // its event file; this run writes that epoch again, into its own.
+    crate::tensorboard::drop_uncommitted(&run.root, state.epochs_done)?;
     let mut events = EventWriter::create(&run.root)?;
 
     for epoch in state.epochs_done..config.epochs {

@@ -222,7 +222,8 @@ pub(crate) struct Scored<'a> {
 }
 
 /// Scores a video dataset's split; `None` when the manifest names no videos. `val` gives
-/// the validation split's predictions when the window is to be chosen on them.
+/// the validation split's predictions when the window is to be chosen on them. Nothing is
+/// written: [`write_video_files`] does that.
 pub(crate) fn score_videos(
     s: &Scored,
     smoothing: Smoothing,
@@ -252,13 +253,8 @@ pub(crate) fn score_videos(
             smoothed: pooled(s.truth, &smoothed, n, Some(g)),
         })
         .collect();
-    let stem = s
-        .predictions
-        .file_stem()
-        .map(|x| x.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "predictions".into());
-    let beside = |suffix: &str| s.predictions.with_file_name(format!("{stem}-{suffix}.csv"));
-    let eval = VideoEvaluation {
+    let [videos_csv, sweep_csv, frames_csv] = video_files(s.predictions);
+    Ok(Some(VideoEvaluation {
         dims: dims.to_vec(),
         window,
         chosen_on,
@@ -266,14 +262,33 @@ pub(crate) fn score_videos(
         pooled_raw: pooled(s.truth, s.pred, n, None),
         pooled: pooled(s.truth, &smoothed, n, None),
         videos,
-        videos_csv: beside("videos"),
-        sweep_csv: beside("smoothing"),
-        frames_csv: beside("frames"),
-    };
-    write_videos_csv(&eval)?;
-    write_sweep_csv(&eval)?;
-    write_frames_csv(&eval, s, &groups, &smoothed)?;
-    Ok(Some(eval))
+        videos_csv,
+        sweep_csv,
+        frames_csv,
+    }))
+}
+
+/// The files a video evaluation writes beside `predictions`: per video, the smoothing sweep,
+/// per frame.
+pub(crate) fn video_files(predictions: &Path) -> [PathBuf; 3] {
+    let stem = predictions
+        .file_stem()
+        .map(|x| x.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "predictions".into());
+    ["videos", "smoothing", "frames"]
+        .map(|suffix| predictions.with_file_name(format!("{stem}-{suffix}.csv")))
+}
+
+/// Writes the files of a video evaluation of `s`; a failure names the file not written.
+pub(crate) fn write_video_files(
+    e: &VideoEvaluation,
+    s: &Scored,
+) -> Result<(), (PathBuf, TrainError)> {
+    let groups = video_groups(s.manifest, s.rows);
+    let smoothed = smooth(s.pred, e.dims.len(), &groups, e.window);
+    write_videos_csv(e).map_err(|err| (e.videos_csv.clone(), err))?;
+    write_sweep_csv(e).map_err(|err| (e.sweep_csv.clone(), err))?;
+    write_frames_csv(e, s, &groups, &smoothed).map_err(|err| (e.frames_csv.clone(), err))
 }
 
 fn write_csv(path: &Path, header: Vec<String>, rows: Vec<Vec<String>>) -> Result<(), TrainError> {

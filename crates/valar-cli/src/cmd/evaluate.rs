@@ -4,7 +4,7 @@ use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::{Targets, baseline_warnings};
 use valar_train::{
-    DeviceChoice, EvaluateOptions, Evaluation, Smoothing, SplitChoice, VideoEvaluation,
+    DeviceChoice, EvaluateOptions, Evaluation, Smoothing, SplitChoice, TrainError, VideoEvaluation,
 };
 
 /// Arguments of `valar evaluate`.
@@ -15,7 +15,12 @@ the training split's mean valence and arousal predicted for every face. The mean
 train rows of the data the model was trained on (the `data` folder in the config.toml beside the \
 model), else from --data's own train rows. A warning follows when the model's RMSE is worse \
 than the baseline's or its |CCC| is below 0.1. Predictions are clipped to [-1, 1]; a model that \
-gives NaN is an error. A test-split evaluation records its metrics in model.onnx (valar.test.* keys)."
+gives NaN is an error. The model is never modified: the metrics and the baseline's are recorded in \
+PREDICTIONS.model.json beside the predictions (with the model's SHA-256), and a test-split \
+evaluation of a run's model.onnx also fills the run's MODEL_CARD.md. Evaluating a run's model \
+holds the run's lock (as train does): it fails at once while the run trains or is evaluated, and \
+--out may not be one of the run's files. The metrics are printed even when an output cannot be \
+written after scoring (then evaluate exits 1 naming that file)."
 )]
 pub struct EvaluateArgs {
     /// The model (a run's model.onnx).
@@ -58,7 +63,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
             ],
         )?;
     }
-    let eval = valar_train::evaluate(&EvaluateOptions {
+    let auto = args.smooth == Smoothing::Auto;
+    let result = valar_train::evaluate(&EvaluateOptions {
         model: args.model,
         data: args.data,
         split: args.split,
@@ -66,17 +72,39 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
         targets: args.targets,
         device: args.device,
         smoothing: args.smooth,
-    })?;
+    });
+    match result {
+        Ok(eval) => {
+            show(&eval, auto);
+            eprintln!("predictions: {}", eval.predictions.display());
+            Ok(())
+        }
+        // Scored but not all written (a full disk): the figures are still worth seeing.
+        Err(TrainError::Unwritten {
+            path,
+            reason,
+            evaluation,
+        }) => {
+            show(&evaluation, auto);
+            anyhow::bail!(
+                "{}: not written ({reason}); the metrics above were computed, but make room or choose another --out and run again to keep them",
+                path.display()
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The notes, the metrics table and, for videos, the per-video scores.
+fn show(eval: &Evaluation, auto: bool) {
     for note in &eval.notes {
         eprintln!("note: {note}");
     }
     outln!("{} faces, split {}", eval.rows, eval.split);
-    print_table(&eval);
+    print_table(eval);
     if let Some(videos) = &eval.videos {
-        print_videos(videos, eval.split, args.smooth == Smoothing::Auto);
+        print_videos(videos, eval.split, auto);
     }
-    eprintln!("predictions: {}", eval.predictions.display());
-    Ok(())
 }
 
 /// A metric for the table; PCC of a constant is undefined, so the baseline shows a dash.
