@@ -5,7 +5,7 @@ use std::time::Instant;
 use valar_core::{ColorMode, Dimension, Progress};
 use valar_face::FaceSpec;
 use valar_prep::{Input, PrepareConfig, Stratify, prepare};
-use valar_report::{ReportInputs, report};
+use valar_report::{ReportInputs, write_report};
 use valar_synth::{Layout, SynthConfig, synthesize};
 use valar_train::{
     EvaluateOptions, Evaluation, ModelChoice, TrainObserver, TrainOverrides, evaluate, train,
@@ -212,7 +212,7 @@ pub fn run(
     );
     stages.run("report", &report_dir, &fp, hooks, &mut |_| {
         // Stages::run has checked that the pipeline may replace it.
-        report(&report_inputs, &report_dir, true)?;
+        write_report(&report_inputs, &report_dir, true)?;
         Ok(())
     })?;
 

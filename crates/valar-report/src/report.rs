@@ -167,7 +167,12 @@ pub const REPORT_MARKER: &str = ".valar-report";
 /// is replaced only with `force`, or when it holds nothing but an earlier report of
 /// valar's. The report is drawn in `<out>.partial` and renamed into place whole, so
 /// `out` always holds one report's figures and its `report.md`.
-pub fn report(
+pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError> {
+    write_report(inputs, out, false)
+}
+
+/// [`report`], replacing a non-empty `out` when `force` (`valar report --force`).
+pub fn write_report(
     inputs: &ReportInputs,
     out: &Path,
     force: bool,
