@@ -590,7 +590,10 @@ fn report_on_a_killed_run_says_it_is_unfinished() {
     std::fs::create_dir_all(&partial).unwrap();
     std::fs::write(partial.join(valar_core::PARTIAL_MARKER), "").unwrap();
     std::fs::write(partial.join("errors_scatter.png"), "half a figure").unwrap();
-    assert_eq!(std::fs::read(run.join("report/report.md")).unwrap(), earlier);
+    assert_eq!(
+        std::fs::read(run.join("report/report.md")).unwrap(),
+        earlier
+    );
     ok(&["report", "--run", s(&run)]);
     assert!(!partial.exists());
     assert!(run.join("report/report.md").is_file());

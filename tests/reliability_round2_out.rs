@@ -85,7 +85,12 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn prepare_args<'a>(csv: &'a Path, images: &'a Path, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+fn prepare_args<'a>(
+    csv: &'a Path,
+    images: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "prepare",
         "--csv",
@@ -154,7 +159,10 @@ fn an_image(to: &Path) -> Vec<u8> {
         .map(|e| e.unwrap().path())
         .flat_map(|p| {
             if p.is_dir() {
-                std::fs::read_dir(p).unwrap().map(|e| e.unwrap().path()).collect()
+                std::fs::read_dir(p)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect()
             } else {
                 vec![p]
             }
@@ -185,14 +193,22 @@ fn an_out_through_a_missing_folder_is_still_checked_against_the_inputs() {
         s(&dir.join("nope/../f1.jpg")),
     ]);
     assert!(err.contains("is an input of this run"), "{err}");
-    assert_eq!(std::fs::read(&image).unwrap(), bytes, "the image was overwritten");
+    assert_eq!(
+        std::fs::read(&image).unwrap(),
+        bytes,
+        "the image was overwritten"
+    );
 
     let (csv, images) = synth_original(&dir.join("src"), 30, 0, 3);
     let before = snapshot(&dir.join("src"));
     let out = dir.join("nope/../src");
     let err = fails(&prepare_args(&csv, &images, &out, &["--all", "--force"]));
     assert!(err.contains("holds an input of this run"), "{err}");
-    assert_eq!(snapshot(&dir.join("src")), before, "the source dataset changed");
+    assert_eq!(
+        snapshot(&dir.join("src")),
+        before,
+        "the source dataset changed"
+    );
 
     let p1 = dir.join("p1");
     copy_dir(&f.prepared, &p1);
@@ -231,7 +247,11 @@ fn run_never_replaces_its_own_inputs_or_a_folder_it_did_not_make() {
         err.contains("holds an input of this run") && err.contains("training.csv"),
         "{err}"
     );
-    assert_eq!(snapshot(&o2.join("prepared")), before, "the source data changed");
+    assert_eq!(
+        snapshot(&o2.join("prepared")),
+        before,
+        "the source data changed"
+    );
 
     // Data elsewhere, but a `prepared` folder of the user's own under OUT.
     let f = fixture();
@@ -249,7 +269,10 @@ fn run_never_replaces_its_own_inputs_or_a_folder_it_did_not_make() {
     )
     .unwrap();
     let err = fails(&["run", "--config", s(&config), "--out", s(&o3)]);
-    assert!(err.contains("not empty") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("not empty") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(o3.join("prepared/notes.txt")).unwrap(),
         "mine"
@@ -278,7 +301,11 @@ fn predict_refuses_an_out_that_the_csv_lists_as_an_input() {
         err.contains("is an input of this run") && err.contains("f3.jpg"),
         "{err}"
     );
-    assert_eq!(std::fs::read(&image).unwrap(), bytes, "the image was overwritten");
+    assert_eq!(
+        std::fs::read(&image).unwrap(),
+        bytes,
+        "the image was overwritten"
+    );
 }
 
 /// Finding 5: `train --force` deleted the old run, then found that `--model compact` cannot
@@ -321,7 +348,10 @@ fn report_claims_its_folder_like_every_other_output() {
     std::fs::create_dir_all(&mine).unwrap();
     std::fs::write(mine.join("report.md"), "my own notes").unwrap();
     let err = fails(&["report", "--data", s(&f.prepared), "--out", s(&mine)]);
-    assert!(err.contains("not empty") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("not empty") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(mine.join("report.md")).unwrap(),
         "my own notes"
@@ -337,7 +367,11 @@ fn report_claims_its_folder_like_every_other_output() {
     // With --force the user's folder is replaced whole; valar's own report folder is
     // redrawn without it (the default RUN/report and DATA/report are rerun as a run goes on).
     ok(&["report", "--data", s(&p), "--out", s(&mine), "--force"]);
-    assert!(std::fs::read_to_string(mine.join("report.md")).unwrap().contains("!["));
+    assert!(
+        std::fs::read_to_string(mine.join("report.md"))
+            .unwrap()
+            .contains("![")
+    );
     ok(&["report", "--data", s(&p)]);
     ok(&["report", "--data", s(&p)]);
     assert!(p.join("report/report.md").is_file());
@@ -393,13 +427,24 @@ fn an_interrupted_replacement_is_finished_or_named() {
     std::fs::write(aside.join("x/old.txt"), "old").unwrap();
     std::fs::create_dir_all(dir.join("x.partial")).unwrap();
     std::fs::write(dir.join("x.partial/new.txt"), "new").unwrap();
-    let err = fails(&prepare_args(&f.csv, &f.images, &dir.join("x"), &["--force"]));
+    let err = fails(&prepare_args(
+        &f.csv,
+        &f.images,
+        &dir.join("x"),
+        &["--force"],
+    ));
     assert!(
         err.contains(".x.replaced-AbC123") && err.contains("x.partial"),
         "{err}"
     );
-    assert_eq!(std::fs::read_to_string(aside.join("x/old.txt")).unwrap(), "old");
-    assert_eq!(std::fs::read_to_string(dir.join("x.partial/new.txt")).unwrap(), "new");
+    assert_eq!(
+        std::fs::read_to_string(aside.join("x/old.txt")).unwrap(),
+        "old"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("x.partial/new.txt")).unwrap(),
+        "new"
+    );
 
     // As valar now leaves it, killed between moving the old output aside and renaming the
     // new one into place: the next run finishes the replacement (the killed run was
@@ -411,12 +456,21 @@ fn an_interrupted_replacement_is_finished_or_named() {
     std::fs::write(dir.join("y.partial/new.txt"), "new").unwrap();
     std::fs::write(
         dir.join("y.partial").join(PARTIAL_MARKER),
-        format!("replacing {}: the earlier output is in .y.replaced-XyZ789\n", s(&dir.join("y"))),
+        format!(
+            "replacing {}: the earlier output is in .y.replaced-XyZ789\n",
+            s(&dir.join("y"))
+        ),
     )
     .unwrap();
     let err = fails(&prepare_args(&f.csv, &f.images, &dir.join("y"), &[]));
-    assert!(err.contains("interrupted") && err.contains("--force"), "{err}");
-    assert_eq!(std::fs::read_to_string(dir.join("y/new.txt")).unwrap(), "new");
+    assert!(
+        err.contains("interrupted") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("y/new.txt")).unwrap(),
+        "new"
+    );
     assert!(!dir.join("y").join(PARTIAL_MARKER).exists());
     assert!(!aside.exists() && !dir.join("y.partial").exists());
 
@@ -428,10 +482,18 @@ fn an_interrupted_replacement_is_finished_or_named() {
     std::fs::write(dir.join("z/new.txt"), "new").unwrap();
     std::fs::write(
         dir.join("z").join(PARTIAL_MARKER),
-        format!("replacing {}: the earlier output is in .z.replaced-QqQ111\n", s(&dir.join("z"))),
+        format!(
+            "replacing {}: the earlier output is in .z.replaced-QqQ111\n",
+            s(&dir.join("z"))
+        ),
     )
     .unwrap();
-    ok(&prepare_args(&f.csv, &f.images, &dir.join("z"), &["--force"]));
+    ok(&prepare_args(
+        &f.csv,
+        &f.images,
+        &dir.join("z"),
+        &["--force"],
+    ));
     assert!(dir.join("z/manifest.csv").is_file());
     assert!(!aside.exists());
     assert_eq!(
@@ -462,6 +524,9 @@ fn a_second_sweep_on_a_held_folder_fails_at_once() {
         err.contains(&format!("pid {}", std::process::id())) && err.contains("is being written by"),
         "{err}"
     );
-    assert!(!runs.exists(), "the second sweep expanded into the held folder");
+    assert!(
+        !runs.exists(),
+        "the second sweep expanded into the held folder"
+    );
     drop(held);
 }

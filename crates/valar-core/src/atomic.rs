@@ -122,10 +122,7 @@ impl PartialDir {
         };
         if let Some(holder) = &replaced {
             let name = holder.file_name().unwrap_or_default().to_string_lossy();
-            let note = format!(
-                "{REPLACING} {}{ASIDE_IN}{name}\n",
-                self.target.display()
-            );
+            let note = format!("{REPLACING} {}{ASIDE_IN}{name}\n", self.target.display());
             write_atomic(&self.partial.join(PARTIAL_MARKER), |w| {
                 w.write_all(note.as_bytes())
             })?;
@@ -390,8 +387,8 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         #[cfg(unix)]
         {
-            use std::os::unix::fs::PermissionsExt;
             use std::os::unix::fs::OpenOptionsExt;
+            use std::os::unix::fs::PermissionsExt;
             // What the umask lets through, seen on a file created asking for everything: a
             // umask of 027 rightly keeps outputs from others.
             let probe = dir.path().join("probe");
@@ -522,14 +519,18 @@ mod tests {
         let image = dir.path().join("f1.jpg");
         std::fs::write(&image, b"x").unwrap();
         let spelled = dir.path().join("nope/../f1.jpg");
-        let err = refuse_input_as_output(&spelled, &[&image]).unwrap_err().to_string();
+        let err = refuse_input_as_output(&spelled, &[&image])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is an input"), "{err}");
         let src = dir.path().join("src");
         std::fs::create_dir_all(&src).unwrap();
         let csv = src.join("a.csv");
         std::fs::write(&csv, b"x").unwrap();
         let spelled = dir.path().join("nope/deeper/../../src");
-        let err = refuse_input_as_output(&spelled, &[&csv]).unwrap_err().to_string();
+        let err = refuse_input_as_output(&spelled, &[&csv])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("holds an input"), "{err}");
         assert!(refuse_input_as_output(&dir.path().join("nope/../src2"), &[&csv]).is_ok());
         assert_eq!(
@@ -560,7 +561,10 @@ mod tests {
         std::fs::rename(&target, holder.join("out")).unwrap();
         drop(partial); // released, as a killed run's lock is
         let err = PartialDir::create(&target, false).unwrap_err().to_string();
-        assert!(err.contains("interrupted") && err.contains("--force"), "{err}");
+        assert!(
+            err.contains("interrupted") && err.contains("--force"),
+            "{err}"
+        );
         assert_eq!(std::fs::read(target.join("v")).unwrap(), b"2");
         assert!(!holder.exists() && !target.join(PARTIAL_MARKER).exists());
 

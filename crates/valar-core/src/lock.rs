@@ -125,7 +125,9 @@ fn open_no_follow(path: &Path) -> Result<File, CoreError> {
     options.open(path).map_err(|e| {
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
             // Planted after the check: the same refusal.
-            refuse_link(path).err().unwrap_or_else(|| CoreError::io(path)(e))
+            refuse_link(path)
+                .err()
+                .unwrap_or_else(|| CoreError::io(path)(e))
         } else {
             CoreError::io(path)(e)
         }
@@ -231,17 +233,25 @@ mod tests {
         let opened = open_no_follow(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert!(
-            OutputLock::claim_opened(opened, &path, &out).unwrap().is_none(),
+            OutputLock::claim_opened(opened, &path, &out)
+                .unwrap()
+                .is_none(),
             "a lock on a removed file must not count"
         );
         // Another run made a new file at the name meanwhile: still not ours.
         let opened = open_no_follow(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, "").unwrap();
-        assert!(OutputLock::claim_opened(opened, &path, &out).unwrap().is_none());
+        assert!(
+            OutputLock::claim_opened(opened, &path, &out)
+                .unwrap()
+                .is_none()
+        );
         // The file at the name is the one we lock: claimed, and `acquire` gets there too.
         let opened = open_no_follow(&path).unwrap();
-        let lock = OutputLock::claim_opened(opened, &path, &out).unwrap().unwrap();
+        let lock = OutputLock::claim_opened(opened, &path, &out)
+            .unwrap()
+            .unwrap();
         drop(lock);
         drop(OutputLock::acquire(&out).unwrap());
     }
@@ -253,10 +263,14 @@ mod tests {
         let precious = dir.path().join("precious.txt");
         std::fs::write(&precious, "precious").unwrap();
         std::os::unix::fs::symlink(&precious, dir.path().join("a.lock")).unwrap();
-        let err = OutputLock::acquire(&dir.path().join("a")).unwrap_err().to_string();
+        let err = OutputLock::acquire(&dir.path().join("a"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("symbolic link"), "{err}");
         std::fs::hard_link(&precious, dir.path().join("b.lock")).unwrap();
-        let err = OutputLock::acquire(&dir.path().join("b")).unwrap_err().to_string();
+        let err = OutputLock::acquire(&dir.path().join("b"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("hard links"), "{err}");
         assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
     }

@@ -228,9 +228,9 @@ fn is_earlier_report(out: &Path) -> bool {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.iter().any(|n| n == REPORT_MARKER)
-        && names.iter().all(|n| {
-            n == REPORT_MARKER || n == "report.md" || ALL_FIGURES.contains(&n.as_str())
-        })
+        && names
+            .iter()
+            .all(|n| n == REPORT_MARKER || n == "report.md" || ALL_FIGURES.contains(&n.as_str()))
 }
 
 /// Draws the report into the fresh folder `out`.
