@@ -314,6 +314,10 @@ pub fn move_aside(dir: &Path) -> Result<PathBuf, CoreError> {
 pub fn refuse_input_as_output(output: &Path, inputs: &[&Path]) -> Result<(), CoreError> {
     let out = normalize_path(output)?;
     for input in inputs {
+        // An input that is not there cannot be lost (the run fails on it, saying so).
+        if std::fs::symlink_metadata(input).is_err() {
+            continue;
+        }
         let Ok(input_abs) = normalize_path(input) else {
             continue;
         };
