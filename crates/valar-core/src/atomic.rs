@@ -42,7 +42,9 @@ pub const PARTIAL_MARKER: &str = ".valar-partial";
 ///
 /// It holds the output's [`OutputLock`] from creation to commit, so two runs never write
 /// one output. A killed run leaves only the `.partial` folder, which never looks finished
-/// and is cleared by the next run (only if it carries valar's [`PARTIAL_MARKER`]).
+/// and is cleared by the next run (only if it carries valar's [`PARTIAL_MARKER`]). A run
+/// killed inside [`PartialDir::commit`] leaves a note in that marker naming where the
+/// earlier output was moved, and the next run finishes the replacement.
 #[derive(Debug)]
 pub struct PartialDir {
     partial: PathBuf,
@@ -58,23 +60,21 @@ impl PartialDir {
     /// unless `replace`; a `<target>.partial` that valar did not make; a `target` another
     /// run holds.
     pub fn create(target: &Path, replace: bool) -> Result<Self, CoreError> {
-        let name = target
-            .file_name()
-            .ok_or_else(|| CoreError::format(target, "is not a folder name"))?
-            .to_os_string();
         let lock = OutputLock::acquire(target)?;
-        check_replaceable(target, replace)?;
-        let mut partial_name = name;
-        partial_name.push(".partial");
-        let partial = target.with_file_name(partial_name);
+        let partial = partial_path(target)?;
+        let finished = finish_interrupted_commit(target, &partial)?;
+        check_replaceable(target, replace).map_err(|e| match (finished, e) {
+            (true, CoreError::Format { path, reason }) => CoreError::Format {
+                path,
+                reason: format!(
+                    "{reason}; it holds the output of an earlier run that was interrupted while replacing it, whose replacement was finished just now"
+                ),
+            },
+            (_, e) => e,
+        })?;
         if std::fs::symlink_metadata(&partial).is_ok() {
             if !partial.join(PARTIAL_MARKER).is_file() {
-                return Err(CoreError::format(
-                    &partial,
-                    format!(
-                        "exists but was not left by valar (no {PARTIAL_MARKER} inside): refusing to delete it; move it away or choose another output"
-                    ),
-                ));
+                return Err(foreign_partial(target, &partial));
             }
             std::fs::remove_dir_all(&partial).map_err(CoreError::io(&partial))?;
         }
@@ -105,11 +105,13 @@ impl PartialDir {
     /// Moves the finished outputs into place. An earlier `target` is first moved to a fresh
     /// hidden name beside it and removed only once the new folder is in place, so nothing
     /// else beside `target` is ever touched.
+    ///
+    /// Before anything moves, the marker is rewritten to name that hidden folder; it goes
+    /// into `target` with the rest and is removed last, so a run killed at any step leaves a
+    /// note from which the next [`PartialDir::create`] finishes the replacement.
     pub fn commit(self) -> Result<PathBuf, CoreError> {
-        let marker = self.partial.join(PARTIAL_MARKER);
-        std::fs::remove_file(&marker).map_err(CoreError::io(&marker))?;
         let replaced = match std::fs::symlink_metadata(&self.target) {
-            Ok(meta) if meta.is_dir() => Some(move_aside(&self.target)?),
+            Ok(meta) if meta.is_dir() => Some(aside_holder(&self.target)?),
             Ok(_) => {
                 return Err(CoreError::format(
                     &self.target,
@@ -118,57 +120,205 @@ impl PartialDir {
             }
             Err(_) => None,
         };
+        if let Some(holder) = &replaced {
+            let name = holder.file_name().unwrap_or_default().to_string_lossy();
+            let note = format!("{REPLACING} {}{ASIDE_IN}{name}\n", self.target.display());
+            write_atomic(&self.partial.join(PARTIAL_MARKER), |w| {
+                w.write_all(note.as_bytes())
+            })?;
+            let name = file_name(&self.target)?;
+            std::fs::rename(&self.target, holder.join(name))
+                .map_err(CoreError::io(&self.target))?;
+        }
         std::fs::rename(&self.partial, &self.target).map_err(CoreError::io(&self.target))?;
         if let Some(old) = replaced {
             std::fs::remove_dir_all(&old).map_err(CoreError::io(&old))?;
         }
+        let marker = self.target.join(PARTIAL_MARKER);
+        std::fs::remove_file(&marker).map_err(CoreError::io(&marker))?;
         drop(self.lock);
         Ok(self.target)
+    }
+
+    /// Gives up: removes the partial folder (best effort, as its caller has an error of
+    /// its own to report) and releases the output.
+    pub fn discard(self) {
+        let _ = std::fs::remove_dir_all(&self.partial);
+    }
+}
+
+/// How a [`PartialDir::commit`] that is moving an earlier output aside starts its marker,
+/// and what comes before the hidden folder's name.
+const REPLACING: &str = "replacing";
+const ASIDE_IN: &str = ": the earlier output is in ";
+
+/// `target`'s sibling `<name>.partial`.
+fn partial_path(target: &Path) -> Result<PathBuf, CoreError> {
+    let mut name = file_name(target)?.to_os_string();
+    name.push(".partial");
+    Ok(target.with_file_name(name))
+}
+
+fn file_name(path: &Path) -> Result<&std::ffi::OsStr, CoreError> {
+    path.file_name()
+        .ok_or_else(|| CoreError::format(path, "is not a folder name"))
+}
+
+/// The hidden folder a commit of `target` was moving the earlier output into, as named by
+/// the marker in `dir` (the partial folder before the rename, `target` after); `None`
+/// when there is no such note. Only a folder beside `target` named as [`move_aside`] names
+/// them is ever taken from a note.
+fn interrupted_commit(target: &Path, dir: &Path) -> Option<PathBuf> {
+    let note = std::fs::read_to_string(dir.join(PARTIAL_MARKER)).ok()?;
+    let name = note.lines().next()?.strip_prefix(REPLACING)?;
+    let (_, holder) = name.rsplit_once(ASIDE_IN)?;
+    let expected = format!(".{}.replaced-", file_name(target).ok()?.to_string_lossy());
+    (holder.starts_with(&expected) && !holder.contains(['/', '\\']))
+        .then(|| parent_dir(target).join(holder))
+}
+
+/// Finishes a [`PartialDir::commit`] that was killed midway, as its marker notes say; true
+/// when there was one. The partial folder is complete by then (commit is only called on
+/// a finished output that passed every check), so the replacement is carried through.
+fn finish_interrupted_commit(target: &Path, partial: &Path) -> Result<bool, CoreError> {
+    let target_missing = std::fs::symlink_metadata(target).is_err();
+    if target_missing && let Some(holder) = interrupted_commit(target, partial) {
+        // Killed after the earlier output was moved aside, before the new one took its place.
+        std::fs::rename(partial, target).map_err(CoreError::io(target))?;
+        clear_commit_note(target, &holder)?;
+        return Ok(true);
+    }
+    if let Some(holder) = interrupted_commit(target, partial) {
+        // Killed before the earlier output moved: only the hidden folder made for it, still
+        // empty, is left to clear (`remove_dir` removes nothing else); the partial folder is
+        // then a stale one like any other.
+        let _ = std::fs::remove_dir(holder);
+    }
+    if let Some(holder) = interrupted_commit(target, target) {
+        // Killed after the new output took its place, before the cleanup ended.
+        clear_commit_note(target, &holder)?;
+        return Ok(true);
+    }
+    let marker = target.join(PARTIAL_MARKER);
+    if marker.is_file() {
+        // Killed between the rename and the marker's removal, with nothing moved aside.
+        std::fs::remove_file(&marker).map_err(CoreError::io(&marker))?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Removes the hidden folder of a finished replacement and the marker left in `target`.
+fn clear_commit_note(target: &Path, holder: &Path) -> Result<(), CoreError> {
+    if holder.is_dir() {
+        std::fs::remove_dir_all(holder).map_err(CoreError::io(holder))?;
+    }
+    let marker = target.join(PARTIAL_MARKER);
+    std::fs::remove_file(&marker).map_err(CoreError::io(&marker))
+}
+
+/// The error for a `.partial` folder without valar's marker, naming any hidden folder an
+/// interrupted replacement (by an older valar) may have left the earlier output in.
+fn foreign_partial(target: &Path, partial: &Path) -> CoreError {
+    let prefix = format!(
+        ".{}.replaced-",
+        target.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let mut aside: Vec<String> = std::fs::read_dir(parent_dir(target))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path().display().to_string())
+        .collect();
+    aside.sort();
+    let mut reason = format!(
+        "exists but was not left by valar (no {PARTIAL_MARKER} inside): refusing to delete it; move it away or choose another output"
+    );
+    if !aside.is_empty() && std::fs::symlink_metadata(target).is_err() {
+        reason = format!(
+            "exists without valar's {PARTIAL_MARKER} marker and {} is missing: a replacement may have been interrupted, leaving the new output in {} and the earlier one in {}; move the one you want to {} and remove the other",
+            target.display(),
+            partial.display(),
+            aside.join(", "),
+            target.display()
+        );
+    }
+    CoreError::format(partial, reason)
+}
+
+/// Whether an output folder exists, and holds anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputDir {
+    /// Nothing is there yet.
+    Absent,
+    /// An empty folder.
+    Empty,
+    /// A folder with files in it: replaced only when the user says so.
+    NonEmpty,
+}
+
+/// What is at an output folder's path; a file there is refused, never replaced.
+pub fn output_dir_state(target: &Path) -> Result<OutputDir, CoreError> {
+    match std::fs::symlink_metadata(target) {
+        Err(_) => Ok(OutputDir::Absent),
+        Ok(meta) if !meta.is_dir() => Err(CoreError::format(
+            target,
+            "is a file, not a folder: refusing to replace it; choose another output folder",
+        )),
+        Ok(_) if is_non_empty_dir(target) => Ok(OutputDir::NonEmpty),
+        Ok(_) => Ok(OutputDir::Empty),
     }
 }
 
 /// Checks that `target` may be written: absent, an empty folder, or (with `replace`) a folder.
 fn check_replaceable(target: &Path, replace: bool) -> Result<(), CoreError> {
-    match std::fs::symlink_metadata(target) {
-        Err(_) => Ok(()),
-        Ok(meta) if !meta.is_dir() => Err(CoreError::format(
-            target,
-            "is a file, not a folder: refusing to replace it; choose another output folder",
-        )),
-        Ok(_) if replace || !is_non_empty_dir(target) => Ok(()),
-        Ok(_) => Err(CoreError::format(
+    match output_dir_state(target)? {
+        OutputDir::NonEmpty if !replace => Err(CoreError::format(
             target,
             "already exists and is not empty (pass --force to replace it)",
         )),
+        _ => Ok(()),
     }
+}
+
+/// Removes the folder `dir` whole, after moving it to a fresh hidden name beside it, so
+/// that `dir` is never a half-deleted folder and nothing beside it is touched.
+pub fn remove_replaced(dir: &Path) -> Result<(), CoreError> {
+    let old = move_aside(dir)?;
+    std::fs::remove_dir_all(&old).map_err(CoreError::io(&old))
+}
+
+/// A fresh hidden folder beside `dir` (`.<name>.replaced-XXXXXX`) to move it into.
+fn aside_holder(dir: &Path) -> Result<PathBuf, CoreError> {
+    let parent = parent_dir(dir);
+    let name = file_name(dir)?.to_string_lossy().into_owned();
+    Ok(tempfile::Builder::new()
+        .prefix(&format!(".{name}.replaced-"))
+        .tempdir_in(parent)
+        .map_err(CoreError::io(parent))?
+        .keep())
 }
 
 /// Moves the folder `dir` into a fresh hidden folder beside it (`.<name>.replaced-XXXXXX`)
 /// and returns that folder, to be removed once its replacement is in place.
 pub fn move_aside(dir: &Path) -> Result<PathBuf, CoreError> {
-    let parent = parent_dir(dir);
-    let name = dir
-        .file_name()
-        .ok_or_else(|| CoreError::format(dir, "is not a folder name"))?
-        .to_string_lossy()
-        .into_owned();
-    let holder = tempfile::Builder::new()
-        .prefix(&format!(".{name}.replaced-"))
-        .tempdir_in(parent)
-        .map_err(CoreError::io(parent))?
-        .keep();
-    std::fs::rename(dir, holder.join(&name)).map_err(CoreError::io(dir))?;
+    let holder = aside_holder(dir)?;
+    std::fs::rename(dir, holder.join(file_name(dir)?)).map_err(CoreError::io(dir))?;
     Ok(holder)
 }
 
 /// Refuses an `output` that is one of a run's `inputs` or holds one (a folder output is
-/// replaced whole), comparing canonical paths. `output` need not exist yet.
+/// replaced whole). Both sides are compared in [`normalize_path`]'s form, so an `output`
+/// need not exist yet, nor its parent (`nope/../input.jpg` is `input.jpg`).
 pub fn refuse_input_as_output(output: &Path, inputs: &[&Path]) -> Result<(), CoreError> {
-    let Some(out) = canonical_output(output) else {
-        return Ok(());
-    };
+    let out = normalize_path(output)?;
     for input in inputs {
-        let Ok(input_abs) = input.canonicalize() else {
+        // An input that is not there cannot be lost (the run fails on it, saying so).
+        if std::fs::symlink_metadata(input).is_err() {
+            continue;
+        }
+        let Ok(input_abs) = normalize_path(input) else {
             continue;
         };
         if input_abs == out {
@@ -193,15 +343,31 @@ pub fn refuse_input_as_output(output: &Path, inputs: &[&Path]) -> Result<(), Cor
     Ok(())
 }
 
-/// The canonical form of a path that may not exist yet: its parent's canonical form and its
-/// own name. `None` when not even the parent exists (then it cannot be an existing input).
-fn canonical_output(output: &Path) -> Option<PathBuf> {
-    if let Ok(p) = output.canonicalize() {
-        return Some(p);
+/// The absolute form of `path` that the system will resolve it to, whether or not it exists:
+/// its longest existing ancestor canonicalised (links followed, as the system follows them),
+/// then the rest taken lexically (`.` dropped, `..` removing the name before it), which is
+/// right because no part of the rest exists to be a link.
+pub fn normalize_path(path: &Path) -> Result<PathBuf, CoreError> {
+    use std::path::Component;
+    let abs = std::path::absolute(path).map_err(CoreError::io(path))?;
+    let parts: Vec<Component> = abs.components().collect();
+    let (mut out, rest) = (1..=parts.len())
+        .rev()
+        .find_map(|n| {
+            let prefix: PathBuf = parts[..n].iter().collect();
+            prefix.canonicalize().ok().map(|c| (c, n))
+        })
+        .unwrap_or_else(|| (PathBuf::new(), 0));
+    for part in &parts[rest..] {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
     }
-    let name = output.file_name()?;
-    let parent = parent_dir(output).canonicalize().ok()?;
-    Some(parent.join(name))
+    Ok(out)
 }
 
 fn is_non_empty_dir(path: &Path) -> bool {
@@ -225,12 +391,25 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         #[cfg(unix)]
         {
+            use std::os::unix::fs::OpenOptionsExt;
             use std::os::unix::fs::PermissionsExt;
+            // What the umask lets through, seen on a file created asking for everything: a
+            // umask of 027 rightly keeps outputs from others.
+            let probe = dir.path().join("probe");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o777)
+                .open(&probe)
+                .unwrap();
+            let allowed = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+            std::fs::remove_file(&probe).unwrap();
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(
-                mode & 0o044,
-                0o044,
-                "outputs are readable by others: {mode:o}"
+                mode,
+                0o644 & allowed,
+                "outputs are as readable as the umask ({:o}) allows: {mode:o}",
+                0o777 & !allowed
             );
         }
     }
@@ -337,5 +516,90 @@ mod tests {
         assert!(refuse_input_as_output(&data, &[&manifest]).is_err());
         assert!(refuse_input_as_output(&data.join("new.csv"), &[&manifest]).is_ok());
         assert!(refuse_input_as_output(&dir.path().join("no/such/x"), &[&manifest]).is_ok());
+    }
+    #[test]
+    fn an_output_spelled_through_a_missing_folder_is_still_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("f1.jpg");
+        std::fs::write(&image, b"x").unwrap();
+        let spelled = dir.path().join("nope/../f1.jpg");
+        let err = refuse_input_as_output(&spelled, &[&image])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is an input"), "{err}");
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let csv = src.join("a.csv");
+        std::fs::write(&csv, b"x").unwrap();
+        let spelled = dir.path().join("nope/deeper/../../src");
+        let err = refuse_input_as_output(&spelled, &[&csv])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds an input"), "{err}");
+        assert!(refuse_input_as_output(&dir.path().join("nope/../src2"), &[&csv]).is_ok());
+        assert_eq!(
+            normalize_path(&dir.path().join("a/./b/../c")).unwrap(),
+            dir.path().canonicalize().unwrap().join("a/c")
+        );
+    }
+
+    /// The states a kill inside `commit` leaves, as the next `create` finds them.
+    #[test]
+    fn an_interrupted_commit_is_finished_by_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        let partial = PartialDir::create(&target, false).unwrap();
+        std::fs::write(partial.path().join("v"), b"1").unwrap();
+        partial.commit().unwrap();
+
+        // Killed after the old output was moved aside, before the new one was renamed.
+        let partial = PartialDir::create(&target, true).unwrap();
+        std::fs::write(partial.path().join("v"), b"2").unwrap();
+        let holder = aside_holder(&target).unwrap();
+        let name = holder.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::write(
+            partial.path().join(PARTIAL_MARKER),
+            format!("{REPLACING} {}{ASIDE_IN}{name}\n", target.display()),
+        )
+        .unwrap();
+        std::fs::rename(&target, holder.join("out")).unwrap();
+        drop(partial); // released, as a killed run's lock is
+        let err = PartialDir::create(&target, false).unwrap_err().to_string();
+        assert!(
+            err.contains("interrupted") && err.contains("--force"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(target.join("v")).unwrap(), b"2");
+        assert!(!holder.exists() && !target.join(PARTIAL_MARKER).exists());
+
+        // Killed after the rename, before the old output was removed.
+        let holder = aside_holder(&target).unwrap();
+        std::fs::create_dir_all(holder.join("out")).unwrap();
+        let name = holder.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::write(
+            target.join(PARTIAL_MARKER),
+            format!("{REPLACING} {}{ASIDE_IN}{name}\n", target.display()),
+        )
+        .unwrap();
+        let partial = PartialDir::create(&target, true).unwrap();
+        assert!(!holder.exists());
+        partial.commit().unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["out"]);
+
+        // A note naming anything but a hidden folder beside the output is not followed.
+        let precious = dir.path().join("precious");
+        std::fs::create_dir_all(&precious).unwrap();
+        std::fs::write(
+            target.join(PARTIAL_MARKER),
+            format!("{REPLACING} {}{ASIDE_IN}../precious\n", target.display()),
+        )
+        .unwrap();
+        drop(PartialDir::create(&target, true).unwrap());
+        assert!(precious.is_dir());
     }
 }

@@ -32,7 +32,10 @@ mod run_tables;
 /// Text encodings of input files: UTF-8 with or without a BOM, UTF-16 refused.
 mod text;
 
-pub use atomic::{PARTIAL_MARKER, PartialDir, move_aside, refuse_input_as_output, write_atomic};
+pub use atomic::{
+    OutputDir, PARTIAL_MARKER, PartialDir, move_aside, normalize_path, output_dir_state,
+    refuse_input_as_output, remove_replaced, write_atomic,
+};
 pub use audit_table::{AUDIT_COLUMNS, AuditKind, AuditRow, read_audit, write_audit};
 pub use error::CoreError;
 pub use evaluation_record::{EvaluationRecord, sha256_file};

@@ -28,53 +28,64 @@ impl OutputLock {
 
     /// Claims `output` for this process, failing at once (naming the holder) when another
     /// run holds it. Creates the output's parent folder if needed.
+    ///
+    /// A lock file that is a link (symbolic, or a second name of another file) is refused,
+    /// never written through: its target would be truncated to hold the holder's line.
     pub fn acquire(output: &Path) -> Result<Self, CoreError> {
         let path = Self::path_for(output)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(CoreError::io(parent))?;
         }
         loop {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(CoreError::io(&path))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    // The holder writes its line just after locking; an empty file means it
-                    // is between the two, which says no less that the output is taken.
-                    let _ = file.read_to_string(&mut holder);
-                    let holder = match holder.trim() {
-                        "" => "another valar run".to_string(),
-                        h => h.to_string(),
-                    };
-                    return Err(CoreError::format(
-                        &path,
-                        format!(
-                            "{} is being written by {holder}; wait for that run to finish or choose another output",
-                            output.display()
-                        ),
-                    ));
-                }
-                Err(TryLockError::Error(e)) => return Err(CoreError::io(&path)(e)),
-            }
-            // A previous holder removes the file on release while still holding its lock; if
-            // we opened it just before that, we now hold a lock on a file no longer at `path`,
-            // which a third run could lock anew. Only a lock on the file at `path` counts.
-            if same_file(&file, &path) {
-                let line = format!("pid {}: {}\n", std::process::id(), command_line());
-                file.set_len(0).map_err(CoreError::io(&path))?;
-                file.rewind().map_err(CoreError::io(&path))?;
-                file.write_all(line.as_bytes())
-                    .map_err(CoreError::io(&path))?;
-                file.flush().map_err(CoreError::io(&path))?;
-                return Ok(OutputLock { file, path });
+            refuse_link(&path)?;
+            let file = open_no_follow(&path)?;
+            if let Some(lock) = Self::claim_opened(file, &path, output)? {
+                return Ok(lock);
             }
         }
+    }
+
+    /// Locks the lock file just opened at `path` and writes this run's line into it; `None`
+    /// when that file is no longer the one at `path` (then the caller opens it again).
+    fn claim_opened(mut file: File, path: &Path, output: &Path) -> Result<Option<Self>, CoreError> {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                // The holder writes its line just after locking; an empty file means it
+                // is between the two, which says no less that the output is taken.
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => "another valar run".to_string(),
+                    h => h.to_string(),
+                };
+                return Err(CoreError::format(
+                    path,
+                    format!(
+                        "{} is being written by {holder}; wait for that run to finish or choose another output",
+                        output.display()
+                    ),
+                ));
+            }
+            Err(TryLockError::Error(e)) => return Err(CoreError::io(path)(e)),
+        }
+        // A previous holder removes the file on release while still holding its lock; if
+        // we opened it just before that, we now hold a lock on a file no longer at `path`,
+        // which a third run could lock anew. Only a lock on the file at `path` counts.
+        if !same_file(&file, path) {
+            return Ok(None);
+        }
+        refuse_hard_link(&file, path)?;
+        let line = format!("pid {}: {}\n", std::process::id(), command_line());
+        file.set_len(0).map_err(CoreError::io(path))?;
+        file.rewind().map_err(CoreError::io(path))?;
+        file.write_all(line.as_bytes())
+            .map_err(CoreError::io(path))?;
+        file.flush().map_err(CoreError::io(path))?;
+        Ok(Some(OutputLock {
+            file,
+            path: path.to_path_buf(),
+        }))
     }
 
     /// The lock file.
@@ -90,6 +101,56 @@ impl Drop for OutputLock {
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();
     }
+}
+
+/// Refuses a lock file that is a symbolic link, before opening it, with a message that says
+/// what to do (opening it without following links fails with a bare "too many levels").
+fn refuse_link(path: &Path) -> Result<(), CoreError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(CoreError::format(
+            path,
+            "is a symbolic link, not valar's lock file: refusing to write through it (its target would be overwritten); remove the link or choose another output",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Opens (creating) the lock file without following a link at its name, so that a link
+/// planted between [`refuse_link`]'s check and the opening is not followed either.
+fn open_no_follow(path: &Path) -> Result<File, CoreError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    options.open(path).map_err(|e| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            // Planted after the check: the same refusal.
+            refuse_link(path)
+                .err()
+                .unwrap_or_else(|| CoreError::io(path)(e))
+        } else {
+            CoreError::io(path)(e)
+        }
+    })
+}
+
+/// Refuses a lock file that has other names: truncating it would empty another file.
+#[cfg(unix)]
+fn refuse_hard_link(file: &File, path: &Path) -> Result<(), CoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().map_err(CoreError::io(path))?;
+    if meta.nlink() > 1 {
+        return Err(CoreError::format(
+            path,
+            "has other names (hard links), so it is not valar's lock file: refusing to overwrite it; remove it or choose another output",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_hard_link(_file: &File, _path: &Path) -> Result<(), CoreError> {
+    Ok(())
 }
 
 /// The command line of this process, as a holder is named to a second run.
@@ -162,5 +223,55 @@ mod tests {
             text.starts_with(&format!("pid {}:", std::process::id())),
             "{text}"
         );
+    }
+    #[test]
+    fn a_lock_file_removed_by_its_holder_after_we_opened_it_is_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let path = OutputLock::path_for(&out).unwrap();
+        // Opened while a holder still had it; the holder then removes it on release.
+        let opened = open_no_follow(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            OutputLock::claim_opened(opened, &path, &out)
+                .unwrap()
+                .is_none(),
+            "a lock on a removed file must not count"
+        );
+        // Another run made a new file at the name meanwhile: still not ours.
+        let opened = open_no_follow(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "").unwrap();
+        assert!(
+            OutputLock::claim_opened(opened, &path, &out)
+                .unwrap()
+                .is_none()
+        );
+        // The file at the name is the one we lock: claimed, and `acquire` gets there too.
+        let opened = open_no_follow(&path).unwrap();
+        let lock = OutputLock::claim_opened(opened, &path, &out)
+            .unwrap()
+            .unwrap();
+        drop(lock);
+        drop(OutputLock::acquire(&out).unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_link_is_refused_and_its_target_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let precious = dir.path().join("precious.txt");
+        std::fs::write(&precious, "precious").unwrap();
+        std::os::unix::fs::symlink(&precious, dir.path().join("a.lock")).unwrap();
+        let err = OutputLock::acquire(&dir.path().join("a"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        std::fs::hard_link(&precious, dir.path().join("b.lock")).unwrap();
+        let err = OutputLock::acquire(&dir.path().join("b"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hard links"), "{err}");
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
     }
 }

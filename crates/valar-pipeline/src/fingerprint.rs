@@ -61,15 +61,18 @@ pub(crate) fn record(output: &Path, stage: &str, fingerprint: &str) -> Result<()
     Ok(())
 }
 
-/// Forgets a stage's record before it reruns.
-pub(crate) fn forget(output: &Path) -> Result<(), PipelineError> {
-    let path = record_path(output);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(PipelineError::Io { path, source: e })
-        }
-        _ => Ok(()),
-    }
+/// Forgets a stage's fingerprint before it reruns, so that a stage killed midway is never
+/// taken as done; the record stays, without one, to say the folder is the pipeline's.
+pub(crate) fn forget(output: &Path, stage: &str) -> Result<(), PipelineError> {
+    let text = serde_json::json!({ "stage": stage, "fingerprint": null }).to_string();
+    valar_core::write_atomic(&record_path(output), |w| w.write_all(text.as_bytes()))?;
+    Ok(())
+}
+
+/// Whether `output` was made by the pipeline (it has a record, current or not), so that a
+/// rerun may replace it without --force.
+pub(crate) fn is_ours(output: &Path) -> bool {
+    record_path(output).is_file()
 }
 
 #[cfg(test)]
@@ -94,7 +97,8 @@ mod tests {
         record(&out, "prepare", &a).unwrap();
         assert!(is_current(&out, &a));
         assert!(!is_current(&out, "other"));
-        forget(&out).unwrap();
+        forget(&out, "prepare").unwrap();
         assert!(!is_current(&out, &a));
+        assert!(is_ours(&out));
     }
 }

@@ -1,11 +1,11 @@
-use crate::fingerprint::{fingerprint, forget, is_current, record};
+use crate::fingerprint::{fingerprint, forget, is_current, is_ours, record, record_path};
 use crate::{DataSource, PipelineConfig, PipelineError, PrepareSection};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use valar_core::{ColorMode, Dimension, Progress};
 use valar_face::FaceSpec;
 use valar_prep::{Input, PrepareConfig, Stratify, prepare};
-use valar_report::{ReportInputs, report};
+use valar_report::{ReportInputs, write_report};
 use valar_synth::{Layout, SynthConfig, synthesize};
 use valar_train::{
     EvaluateOptions, Evaluation, ModelChoice, TrainObserver, TrainOverrides, evaluate, train,
@@ -54,6 +54,12 @@ pub fn run(
     force: bool,
     hooks: &mut Hooks,
 ) -> Result<PipelineSummary, PipelineError> {
+    // Before any stage runs: no stage may replace a folder that holds the user's data.
+    let inputs = data_inputs(cfg);
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    for stage in STAGE_FOLDERS {
+        valar_core::refuse_input_as_output(&out.join(stage), &inputs)?;
+    }
     std::fs::create_dir_all(out).map_err(|source| PipelineError::Io {
         path: out.to_path_buf(),
         source,
@@ -205,7 +211,8 @@ pub fn run(
         &report_from,
     );
     stages.run("report", &report_dir, &fp, hooks, &mut |_| {
-        report(&report_inputs, &report_dir)?;
+        // Stages::run has checked that the pipeline may replace it.
+        write_report(&report_inputs, &report_dir, true)?;
         Ok(())
     })?;
 
@@ -242,8 +249,26 @@ impl Stages {
             self.done.push((name.to_string(), StageOutcome::Reused));
             return Ok(());
         }
+        // Every stage replaces its folder whole: only one this pipeline made (it has a
+        // record), unless the user says so.
+        if !self.force
+            && !is_ours(output)
+            && valar_core::output_dir_state(output)? == valar_core::OutputDir::NonEmpty
+        {
+            return Err(PipelineError::Config {
+                path: output.to_path_buf(),
+                reason: format!(
+                    "already exists and is not empty, and `valar run` did not make it (no {} beside it): \
+                     refusing to replace it; pass --force to replace it, or choose another --out",
+                    record_path(output)
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                ),
+            });
+        }
         (hooks.stage)(name, None);
-        forget(output)?;
+        forget(output, name)?;
         let started = Instant::now();
         body(hooks)?;
         record(output, name, fp)?;
@@ -251,6 +276,29 @@ impl Stages {
         (hooks.stage)(name, Some(outcome));
         self.done.push((name.to_string(), outcome));
         Ok(())
+    }
+}
+
+/// The folders under `--out` that stages replace whole.
+const STAGE_FOLDERS: [&str; 6] = ["synth", "prepared", "test", "train", "evaluation", "report"];
+
+/// Every file or folder of the user's data that the pipeline reads.
+fn data_inputs(cfg: &PipelineConfig) -> Vec<PathBuf> {
+    match &cfg.data {
+        DataSource::Synthetic { .. } => Vec::new(),
+        DataSource::AffectNet {
+            csv,
+            images,
+            test_csv,
+        } => [csv, images].into_iter().chain(test_csv).cloned().collect(),
+        DataSource::AffectNetNewer { set, test_set } => {
+            std::iter::once(set).chain(test_set).cloned().collect()
+        }
+        DataSource::AfewVa { dir } => vec![dir.clone()],
+        DataSource::AffWild2 {
+            annotations,
+            frames,
+        } => vec![annotations.clone(), frames.clone()],
     }
 }
 

@@ -34,6 +34,6 @@ pub use audit_pages::{
     ScoreHistogram, SheetSection, Tile, TilePlace, contact_sheet, score_histograms,
 };
 pub use error::ReportError;
-pub use report::{ReportInputs, ReportSummary, report};
+pub use report::{REPORT_MARKER, ReportInputs, ReportSummary, report, write_report};
 pub use sweep_chart::{SweepGroup, mean_sd, sweep_chart};
 pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};

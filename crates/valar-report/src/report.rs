@@ -6,7 +6,7 @@ use crate::run_files::{self, Predictions, RunConfig};
 use crate::training_charts;
 use crate::video_charts;
 use std::path::{Path, PathBuf};
-use valar_core::{Dimension, EvaluationRecord, TrainingMean, sha256_file};
+use valar_core::{Dimension, EvaluationRecord, PartialDir, TrainingMean, sha256_file};
 
 /// What `valar evaluate` names its predictions on a test split by default, beside the model:
 /// the test evaluation a run folder holds when it has one.
@@ -39,7 +39,8 @@ pub struct ReportSummary {
     pub notes: Vec<String>,
 }
 
-/// Every figure name this crate writes, so stale ones from an earlier report are removed.
+/// Every figure name this crate writes: a folder of these, `report.md` and the marker is an
+/// earlier report, redrawn without `--force`.
 const ALL_FIGURES: [&str; 15] = [
     data_charts::HISTOGRAM_VALENCE,
     data_charts::HISTOGRAM_AROUSAL,
@@ -154,16 +155,86 @@ fn video_files(
         .transpose()
 }
 
+/// The file in a report folder that says `valar report` drew it, so that a later report
+/// may redraw it without `--force` (as long as it holds nothing else).
+pub const REPORT_MARKER: &str = ".valar-report";
+
 /// Draws the figures of a prepared folder, a run, or both into `out`, and a
 /// `report.md` that embeds them.
 ///
-/// Every file is written under a temporary name and renamed when complete; figures
-/// of an earlier report in `out` that this one does not draw are removed, so
-/// `report.md` and the folder agree.
+/// `out` is claimed like every output: locked for the whole run (a second report into it
+/// fails at once), refused when it is or holds one of the inputs, and a non-empty folder
+/// is replaced only with `force`, or when it holds nothing but an earlier report of
+/// valar's. The report is drawn in `<out>.partial` and renamed into place whole, so
+/// `out` always holds one report's figures and its `report.md`.
 pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError> {
+    write_report(inputs, out, false)
+}
+
+/// [`report`], replacing a non-empty `out` when `force` (`valar report --force`).
+pub fn write_report(
+    inputs: &ReportInputs,
+    out: &Path,
+    force: bool,
+) -> Result<ReportSummary, ReportError> {
     if inputs.prepared.is_none() && inputs.run.is_none() {
         return Err(ReportError::NoInputs);
     }
+    let input_paths = input_paths(inputs);
+    let input_refs: Vec<&Path> = input_paths.iter().map(PathBuf::as_path).collect();
+    valar_core::refuse_input_as_output(out, &input_refs)?;
+    let partial = PartialDir::create(out, force || is_earlier_report(out))?;
+    let drawn = match draw(inputs, partial.path()) {
+        Ok(drawn) => drawn,
+        Err(e) => {
+            partial.discard();
+            return Err(e);
+        }
+    };
+    let marker = partial.path().join(REPORT_MARKER);
+    std::fs::write(&marker, "drawn by `valar report`\n").map_err(ReportError::io(&marker))?;
+    partial.commit()?;
+    let moved = |p: &Path| out.join(p.file_name().unwrap_or_default());
+    Ok(ReportSummary {
+        pngs: drawn.pngs.iter().map(|p| moved(p)).collect(),
+        markdown: moved(&drawn.markdown),
+        ..drawn
+    })
+}
+
+/// What a report reads: the folders and file given, and the data folder a run names.
+fn input_paths(inputs: &ReportInputs) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = [&inputs.prepared, &inputs.run, &inputs.evaluation]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    if let Some(run) = &inputs.run
+        && let Ok(config) = run_files::read_config(&run.join("config.toml"))
+    {
+        paths.extend(prepared_from_config(run, &config));
+    }
+    paths
+}
+
+/// Whether `out` holds an earlier report of valar's and nothing else: its marker,
+/// `report.md` and figure names only.
+fn is_earlier_report(out: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return false;
+    };
+    let names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.iter().any(|n| n == REPORT_MARKER)
+        && names
+            .iter()
+            .all(|n| n == REPORT_MARKER || n == "report.md" || ALL_FIGURES.contains(&n.as_str()))
+}
+
+/// Draws the report into the fresh folder `out`.
+fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError> {
     let mut notes = Vec::new();
 
     let mut epochs = Vec::new();
@@ -260,14 +331,7 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         );
     }
 
-    std::fs::create_dir_all(out).map_err(ReportError::io(out))?;
-    // Gone before the first figure is replaced and back (atomically) after the last, so a
-    // report killed in between leaves figures without a report.md, never an old report.md
-    // describing new figures.
     let markdown = out.join("report.md");
-    if markdown.exists() {
-        std::fs::remove_file(&markdown).map_err(ReportError::io(&markdown))?;
-    }
     let mut data_figures = Vec::new();
     let mut training_figures = Vec::new();
     let mut error_figures = Vec::new();
@@ -375,13 +439,6 @@ pub fn report(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, Report
         .chain(&video_figures)
         .map(|f| f.file)
         .collect();
-    for stale in ALL_FIGURES.iter().filter(|f| !written.contains(f)) {
-        let path = out.join(stale);
-        if path.is_file() {
-            std::fs::remove_file(&path).map_err(ReportError::io(&path))?;
-        }
-    }
-
     let mut text = markdown::render(&Contents {
         prepared: prepared.as_ref(),
         run: inputs.run.as_deref(),

@@ -13,6 +13,7 @@ use crate::face::{Face, Pt, format_landmarks};
 use crate::labels::{Balance, Invalid, RowLabels, format_label, sample_hard};
 use crate::render::{Picture, render};
 use crate::{Difficulty, Layout, SynthConfig, SynthError};
+use valar_core::PartialDir;
 use valar_core::npy_string_scalar as string_scalar;
 
 /// The CSV header of AffectNet's original file lists.
@@ -377,43 +378,24 @@ fn check_output(out: &Path) -> Result<(), SynthError> {
     }
 }
 
-/// `out`'s sibling `<name>.partial`, where the dataset grows until it is complete.
-fn partial_path(out: &Path) -> Result<PathBuf, SynthError> {
-    let name = out.file_name().ok_or_else(|| {
-        SynthError::Config(format!(
-            "output path {} does not name a folder",
-            out.display()
-        ))
-    })?;
-    Ok(out.with_file_name(format!("{}.partial", name.to_string_lossy())))
-}
-
-/// Runs `write` on a fresh `<out>.partial` (a leftover one from a killed run is deleted
-/// first) and renames it to `out` when it succeeds; on failure the partial folder is
+/// Runs `write` on a fresh `<out>.partial` (valar-core's [`PartialDir`]: `out` is locked, a
+/// leftover partial folder from a killed run is deleted, one that valar did not make is
+/// refused) and renames it to `out` when it succeeds; on failure the partial folder is
 /// removed. Fails with [`SynthError::OutputExists`] if `out` is not absent or empty.
 pub(crate) fn build_atomically<T>(
     out: &Path,
     write: impl FnOnce(&Path) -> Result<T, SynthError>,
 ) -> Result<T, SynthError> {
     check_output(out)?;
-    let partial = partial_path(out)?;
-    if partial.exists() {
-        fs::remove_dir_all(&partial).map_err(|e| SynthError::io(&partial, e))?;
-    }
-    create_dir(&partial)?;
-    let written = match write(&partial) {
+    let partial = PartialDir::create(out, false)?;
+    let written = match write(partial.path()) {
         Ok(n) => n,
         Err(e) => {
-            // Best effort: the error we report matters more than a failed cleanup.
-            let _ = fs::remove_dir_all(&partial);
+            partial.discard();
             return Err(e);
         }
     };
-    if out.exists() {
-        // check_output guaranteed it is an empty folder; rename cannot replace it portably.
-        fs::remove_dir(out).map_err(|e| SynthError::io(out, e))?;
-    }
-    fs::rename(&partial, out).map_err(|e| SynthError::io(out, e))?;
+    partial.commit()?;
     Ok(written)
 }
 

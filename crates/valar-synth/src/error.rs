@@ -20,6 +20,10 @@ pub enum SynthError {
         #[source]
         source: std::io::Error,
     },
+    /// The output folder could not be claimed (another run holds it, or a `.partial` folder
+    /// beside it was not left by valar).
+    #[error(transparent)]
+    Output(#[from] valar_core::CoreError),
     /// Encoding an image as JPEG failed.
     #[error("could not encode JPEG {path}: {source}")]
     Encode {

@@ -49,7 +49,7 @@ pub use model_card::{MODEL_CARD, write_model_card};
 pub use model_meta::{CropRule, EXPORT_KEYS, ModelInfo, output_name};
 pub use outputs::EpochRecord;
 pub use predict::{
-    PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, Predictions, predict,
+    PREDICT_COLUMNS, PredictInput, PredictOptions, PredictRow, Predictions, input_files, predict,
     save_predict_csv, write_predict_csv,
 };
 pub use progress::{Quiet, RunStart, TrainObserver};

@@ -284,6 +284,21 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
     Ok(jobs)
 }
 
+/// Every file `input` reads: the images, or the CSV and each image its rows name (resolved
+/// as [`predict`] resolves them), so that an output can be checked against all of them.
+pub fn input_files(input: &PredictInput) -> Result<Vec<PathBuf>, TrainError> {
+    Ok(match input {
+        PredictInput::Images(paths) => paths.clone(),
+        PredictInput::Csv { file, root } => std::iter::once(file.clone())
+            .chain(
+                read_csv_jobs(file, root.as_deref())?
+                    .into_iter()
+                    .map(|job| job.file),
+            )
+            .collect(),
+    })
+}
+
 /// Writes predict's CSV (`path,valence,arousal,error`; empty cells for what is missing).
 pub fn write_predict_csv(w: &mut dyn Write, rows: &[PredictRow]) -> std::io::Result<()> {
     let mut out = csv::Writer::from_writer(w);

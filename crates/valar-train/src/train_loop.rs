@@ -20,7 +20,10 @@ use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use valar_core::{Dimension, OutputLock, move_aside, refuse_input_as_output, write_atomic};
+use valar_core::{
+    Dimension, OutputDir, OutputLock, output_dir_state, refuse_input_as_output, remove_replaced,
+    write_atomic,
+};
 use valar_engine::InputAffine;
 
 /// Faces per inference call during validation (eval mode is per-face, so any size gives the
@@ -68,8 +71,9 @@ pub struct TrainSummary {
 /// Trains a new run in `out` with `config`, writing `config.toml`, `checkpoint/`,
 /// `metrics.csv`, `model.onnx` and `predictions.csv` there.
 ///
-/// An existing non-empty `out` is an error unless `force` (which deletes it first, and only
-/// if it is a run folder); a file at `out` is always one. `<out>.lock` is held throughout.
+/// An existing non-empty `out` is an error unless `force` (which deletes it, only if it is a
+/// run folder, and only once the data and the network have passed every check); a file at
+/// `out` is always one. `<out>.lock` is held throughout.
 pub fn train(
     config: &TrainConfig,
     out: &Path,
@@ -83,18 +87,7 @@ pub fn train(
     // Held until the run ends, so a second run on `out` fails at once instead of mixing files.
     let _lock = OutputLock::acquire(out)?;
     refuse_input_as_output(out, &[&config.data])?;
-    let replace = match std::fs::symlink_metadata(out) {
-        Ok(meta) if !meta.is_dir() => {
-            return Err(TrainError::checkpoint(
-                out,
-                "is a file, not a folder: refusing to replace it; choose another --out",
-            ));
-        }
-        Ok(_) => std::fs::read_dir(out)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false),
-        Err(_) => false,
-    };
+    let replace = output_dir_state(out)? == OutputDir::NonEmpty;
     if replace {
         if !force {
             return Err(TrainError::checkpoint(
@@ -113,19 +106,18 @@ pub fn train(
             ));
         }
     }
+    // Every check that can fail (the data, the network for its faces) runs before the old
+    // run is removed: a refused --force leaves it whole.
     let mut job = Job::load(&config)?;
+    let mut model = job.trainer(&config)?;
+    let text = config.to_toml()?;
     if replace {
-        // Moved aside first, so `out` is never a half-deleted folder, and nothing beside it
-        // is touched.
-        let old = move_aside(out)?;
-        std::fs::remove_dir_all(&old).map_err(TrainError::io(&old))?;
+        remove_replaced(out)?;
     }
     let run = RunDir::new(out);
     std::fs::create_dir_all(run.checkpoints()).map_err(TrainError::io(run.checkpoints()))?;
-    let text = config.to_toml()?;
     write_atomic(&run.config(), |w| w.write_all(text.as_bytes()))?;
 
-    let mut model = job.trainer(&config)?;
     job.record_device(&model);
     let start = job.start_info(&config, &model, 1);
     observer.run_started(&start);

@@ -37,12 +37,6 @@ pub struct PredictArgs {
 
 /// Runs `valar predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    if let Some(out) = &args.out {
-        let mut inputs: Vec<&std::path::Path> = vec![&args.model];
-        inputs.extend(args.images.iter().map(PathBuf::as_path));
-        inputs.extend(args.csv.as_deref());
-        crate::cmd::claim_output_file(out, &inputs)?;
-    }
     let input = match args.csv {
         Some(file) => PredictInput::Csv {
             file,
@@ -50,6 +44,13 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         },
         None => PredictInput::Images(args.images),
     };
+    if let Some(out) = &args.out {
+        // Every image a CSV lists is an input too.
+        let files = valar_train::input_files(&input)?;
+        let mut inputs: Vec<&std::path::Path> = vec![&args.model];
+        inputs.extend(files.iter().map(PathBuf::as_path));
+        crate::cmd::claim_output_file(out, &inputs)?;
+    }
     let model = args.model.clone();
     let out = valar_train::predict(&PredictOptions {
         model: args.model,

@@ -3,7 +3,7 @@
 use crate::ui::outln;
 use anyhow::Context;
 use std::path::PathBuf;
-use valar_report::{ReportInputs, report};
+use valar_report::{ReportInputs, write_report};
 
 /// Arguments of `valar report`.
 #[derive(Debug, clap::Args)]
@@ -23,6 +23,10 @@ pub struct ReportArgs {
     /// Output folder [default: RUN/report, else DATA/report].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace a non-empty --out folder (an earlier report of valar's, holding nothing
+    /// else, is redrawn without it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl ReportArgs {
@@ -47,7 +51,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         run: args.run.clone(),
         evaluation: args.evaluation.clone(),
     };
-    let summary = report(&inputs, &out)
+    let summary = write_report(&inputs, &out, args.force)
         .with_context(|| format!("writing the report to {}", out.display()))?;
     outln!(
         "Wrote {} figures and {} → {}",

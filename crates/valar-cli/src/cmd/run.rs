@@ -17,7 +17,8 @@ pub struct RunArgs {
     /// Folder for every stage's output.
     #[arg(long, default_value = "runs/pipeline")]
     pub out: PathBuf,
-    /// Rerun every stage, even those whose inputs have not changed.
+    /// Rerun every stage, even those whose inputs have not changed, replacing stage
+    /// folders under --out that `valar run` did not make.
     #[arg(long)]
     pub force: bool,
 }

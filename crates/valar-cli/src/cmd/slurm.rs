@@ -241,6 +241,8 @@ fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::
 }
 
 fn sweep_job(sweep: &Path, out: &Path, yes: bool, job: &JobArgs) -> anyhow::Result<()> {
+    // Held while the folder is expanded and the job written; the cells lock their own runs.
+    let _lock = crate::cmd::sweep::lock_sweep(out)?;
     let dir = crate::cmd::sweep::expand(sweep, out, yes)?;
     let exe = std::env::current_exe()?;
     let slurm = SlurmJob {

@@ -53,6 +53,9 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             jobs,
             yes,
         } => {
+            // Held to the end: a second sweep on this folder would lose cells to this one's
+            // locks and overwrite its logs.
+            let _lock = lock_sweep(&out)?;
             let dir = expand(&sweep, &out, yes)?;
             run_here(&dir, jobs)?;
             print_summary(&dir)
@@ -73,6 +76,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         }
         SweepCommand::Summarize { dir } => print_summary(&SweepDir::open(&dir)?),
     }
+}
+
+/// Claims a sweep folder (`<out>.lock`, as every output), failing at once naming the holder.
+pub(crate) fn lock_sweep(out: &Path) -> anyhow::Result<valar_core::OutputLock> {
+    Ok(valar_core::OutputLock::acquire(&std::path::absolute(out)?)?)
 }
 
 /// Expands a sweep file into its folder, with absolute paths for jobs that run elsewhere.

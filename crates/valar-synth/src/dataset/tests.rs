@@ -275,12 +275,17 @@ fn never_overwrites_and_never_leaves_a_finished_looking_folder() {
         Err(SynthError::OutputExists(_))
     ));
 
-    // An empty folder is fine, and a stale `.partial` from a killed run is replaced.
+    // An empty folder is fine, and a stale `.partial` from a killed run is replaced; one
+    // that valar did not make (no marker) is refused and kept.
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
     let stale = dir.path().join("empty.partial");
     fs::create_dir(&stale).unwrap();
     fs::write(stale.join("junk"), b"old").unwrap();
+    let err = synthesize_with(&empty, &cfg(3, 0, 0, Layout::Original), SMALL, &|| {}).unwrap_err();
+    assert!(err.to_string().contains("not left by valar"), "{err}");
+    assert_eq!(fs::read(stale.join("junk")).unwrap(), b"old");
+    fs::write(stale.join(valar_core::PARTIAL_MARKER), b"").unwrap();
     let s = synthesize_with(&empty, &cfg(3, 0, 0, Layout::Original), SMALL, &|| {}).unwrap();
     assert!(!stale.exists());
     assert!(!empty.join("junk").exists());
