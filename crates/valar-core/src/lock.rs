@@ -17,13 +17,18 @@ pub struct OutputLock {
 
 impl OutputLock {
     /// The lock file that guards `output`: `<output>.lock` in the same folder.
+    ///
+    /// The output's real path decides, so that every spelling of one output (`run`,
+    /// `./run`, a link to it, `x/../run`) meets the same lock: train locks `--out` as typed,
+    /// evaluate locks the folder its model is in.
     pub fn path_for(output: &Path) -> Result<PathBuf, CoreError> {
-        let mut name = output
+        let real = crate::normalize_path(output)?;
+        let mut name = real
             .file_name()
             .ok_or_else(|| CoreError::format(output, "is not a file or folder name"))?
             .to_os_string();
         name.push(".lock");
-        Ok(output.with_file_name(name))
+        Ok(real.with_file_name(name))
     }
 
     /// Claims `output` for this process, failing at once (naming the holder) when another
@@ -273,5 +278,24 @@ mod tests {
             .to_string();
         assert!(err.contains("hard links"), "{err}");
         assert_eq!(std::fs::read_to_string(&precious).unwrap(), "precious");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn every_spelling_of_one_output_meets_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("runs/real");
+        std::fs::create_dir_all(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let held = OutputLock::acquire(&link).unwrap();
+        assert_eq!(
+            held.path(),
+            dir.path().canonicalize().unwrap().join("runs/real.lock")
+        );
+        for other in [real.clone(), dir.path().join("runs/nope/../real")] {
+            let err = OutputLock::acquire(&other).unwrap_err().to_string();
+            assert!(err.contains("is being written by"), "{other:?}: {err}");
+        }
     }
 }

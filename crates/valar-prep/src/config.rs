@@ -202,11 +202,21 @@ impl PrepareConfig {
         if !(0.0..1.0).contains(&self.val_fraction) {
             return bad("--val-fraction must be in [0, 1)");
         }
-        if self.face.size < 8 || self.face.size > 1024 {
-            return bad("--size must be between 8 and 1024");
+        // The same ranges predict and evaluate hold a model's metadata to.
+        let (sizes, margins) = (valar_core::FACE_SIZES, valar_core::MARGINS);
+        if !sizes.contains(&(self.face.size as usize)) {
+            return bad(&format!(
+                "--size must be between {} and {}",
+                sizes.start(),
+                sizes.end()
+            ));
         }
-        if !(0.0..=1.0).contains(&self.face.margin) {
-            return bad("--margin must be between 0 and 1");
+        if !margins.contains(&self.face.margin) {
+            return bad(&format!(
+                "--margin must be between {} and {}",
+                margins.start(),
+                margins.end()
+            ));
         }
         self.frames.validate()?;
         crate::shard::validate(self)?;
