@@ -39,8 +39,7 @@ mod train_loop;
 mod video_eval;
 
 pub use config::{
-    Augment, DeviceChoice, InputNorm, Keep, LossChoice, ModelChoice, OptimizerChoice, Recipe,
-    ScheduleKind, TrainConfig, TrainOverrides,
+    Augment, InputNorm, Keep, OptimizerChoice, Recipe, ScheduleKind, TrainConfig, TrainOverrides,
 };
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
@@ -56,4 +55,6 @@ pub use predict::{
 pub use progress::{Quiet, RunStart, TrainObserver};
 pub use train_loop::{StopReason, TrainSummary, resume, train};
 pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
+/// The engine's own enums are the settings' types: one enum per concept.
+pub use valar_engine::{Device, LossKind, ModelKind};
 pub use video_eval::{SMOOTHING_WINDOWS, Smoothing, SweepRow, VideoEvaluation, VideoScore};
