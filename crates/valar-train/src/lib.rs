@@ -38,13 +38,13 @@ mod train_loop;
 /// Per-video CCC, P_VA and smoothing over frames, for video datasets.
 mod video_eval;
 
+pub use checkpoint::MODEL_CARD;
 pub use config::{
     Augment, InputNorm, Keep, OptimizerChoice, Recipe, ScheduleKind, TrainConfig, TrainOverrides,
 };
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
 pub use evaluate::{Baseline, EvaluateOptions, Evaluation, evaluate};
-pub use checkpoint::MODEL_CARD;
 pub use model_card::write_model_card;
 pub use model_meta::{CropRule, EXPORT_KEYS, ModelInfo, output_name};
 pub use outputs::EpochRecord;
