@@ -8,6 +8,8 @@
 
 /// Training and scoring one cell of a sweep.
 mod cell;
+/// Quoting a CSV field, for the sweep's `cells.csv` and `summary.csv`.
+mod csv_field;
 /// The error type.
 mod error;
 /// Running tasks as local processes, N at a time.

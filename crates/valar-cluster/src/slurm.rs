@@ -108,7 +108,7 @@ pub fn array_spec(ids: &[usize], max_parallel: Option<usize>) -> String {
 }
 
 /// A word for the shell: as is when it is plain, else single-quoted.
-fn quote(word: &str) -> String {
+fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -132,7 +132,7 @@ fn command_line(argv: &[String]) -> String {
                 if piece.is_empty() {
                     String::new()
                 } else {
-                    quote(piece)
+                    shell_word(piece)
                 }
             })
             .collect::<Vec<_>>()
@@ -297,9 +297,9 @@ mod tests {
 
     #[test]
     fn words_with_spaces_or_quotes_are_quoted_and_the_task_id_expands() {
-        assert_eq!(quote("a/b.csv"), "a/b.csv");
-        assert_eq!(quote("my data"), "'my data'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_word("a/b.csv"), "a/b.csv");
+        assert_eq!(shell_word("my data"), "'my data'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(
             command_line(&[
                 "x".into(),

@@ -3,6 +3,7 @@
 //! over the seeds.
 
 use crate::cell::CellMetrics;
+use crate::csv_field::csv_field;
 use crate::sweep::show;
 use crate::{ClusterError, SweepDir};
 use std::collections::BTreeMap;
@@ -109,8 +110,8 @@ pub fn summarize(dir: &SweepDir) -> Result<Summary, ClusterError> {
     for ((label, values, _), g) in groups.iter().zip(&chart_groups) {
         for (split, scores) in [("val", &g.val), ("test", &g.test)] {
             for (dim, per_seed) in scores {
-                let mut row = vec![quote(label)];
-                row.extend(values.iter().map(|(_, v)| quote(v)));
+                let mut row = vec![csv_field(label)];
+                row.extend(values.iter().map(|(_, v)| csv_field(v)));
                 row.extend([
                     split.to_string(),
                     dim.name().to_string(),
@@ -176,13 +177,4 @@ fn per_dim<'a>(
         })
         .filter(|(_, v)| !v.is_empty())
         .collect()
-}
-
-/// A CSV field, quoted when it holds a comma or a quote.
-pub(crate) fn quote(v: &str) -> String {
-    if v.contains([',', '"', '\n']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v.to_string()
-    }
 }

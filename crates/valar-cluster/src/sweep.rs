@@ -15,6 +15,7 @@
 //! `valar train` run folder) and, once scored, `metrics.json`.
 
 use crate::ClusterError;
+use crate::csv_field::csv_field;
 use std::path::{Path, PathBuf};
 use valar_core::write_atomic;
 use valar_train::TrainOverrides;
@@ -279,7 +280,7 @@ impl Sweep {
             csv.push_str(&format!("{},{}", cell.index, cell.name));
             for (_, v) in &cell.values {
                 csv.push(',');
-                csv.push_str(&crate::summary::quote(&show(v)));
+                csv.push_str(&csv_field(&show(v)));
             }
             csv.push('\n');
         }

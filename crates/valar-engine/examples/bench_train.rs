@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kinds: Vec<(&str, ModelKind)> = names
         .into_iter()
         .map(|n| Ok((n, n.parse::<ModelKind>()?)))
-        .collect::<Result<_, valar_engine::EngineError>>()?;
+        .collect::<Result<_, String>>()?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for (name, kind) in kinds {
         let spec = ModelSpec {

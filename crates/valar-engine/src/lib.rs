@@ -24,6 +24,39 @@
 //! - **Profiling**: with `VALAR_ORT_PROFILE=<prefix>` every session writes ONNX Runtime's per-node
 //!   timings to `<prefix>_<date>.json` when it is dropped.
 
+/// Implements `name`, `Display` and `FromStr` for a unit enum from one table of names, so the
+/// command line, the TOML files and error messages all spell its values the same way. Exported
+/// for valar-train's own settings; names are matched exactly.
+#[macro_export]
+macro_rules! named_enum {
+    ($ty:ident, $what:literal, $($variant:ident => $name:literal),+ $(,)?) => {
+        impl $ty {
+            /// The name used on the command line and in `config.toml`.
+            pub fn name(self) -> &'static str {
+                match self { $($ty::$variant => $name),+ }
+            }
+        }
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+        impl ::std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    other => Err(format!(
+                        concat!("unknown ", $what, " `{}`: expected {}"),
+                        other,
+                        [$($name),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
 mod error;
 mod graph;
 mod inference;

@@ -35,11 +35,17 @@ impl Default for OptimizerKind {
 impl OptimizerKind {
     /// AdamW with PyTorch's defaults.
     pub fn adamw_default() -> Self {
+        Self::adamw(0.01)
+    }
+
+    /// AdamW with PyTorch's betas and epsilon and the given decoupled weight decay: the one
+    /// place those constants are written.
+    pub fn adamw(weight_decay: f32) -> Self {
         Self::AdamW {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
-            weight_decay: 0.01,
+            weight_decay,
         }
     }
 

@@ -13,36 +13,17 @@ use crate::EngineError;
 const ORT_VERSION: &str = "1.31.1";
 
 /// Where a session runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Device {
     /// ONNX Runtime's CPU execution provider.
+    #[serde(rename = "cpu")]
     Cpu,
-    /// ONNX Runtime's CUDA execution provider (needs an NVIDIA driver and the CUDA build of ONNX Runtime).
+    /// ONNX Runtime's CUDA execution provider (needs an NVIDIA driver and the CUDA build of
+    /// ONNX Runtime; training falls back to the CPU, with a message, when it is unusable).
+    #[serde(rename = "cuda")]
     Cuda,
 }
-
-impl std::fmt::Display for Device {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Device::Cpu => "cpu",
-            Device::Cuda => "cuda",
-        })
-    }
-}
-
-impl std::str::FromStr for Device {
-    type Err = EngineError;
-    /// `cpu` or `cuda` (any case).
-    fn from_str(s: &str) -> Result<Self, EngineError> {
-        match s.to_ascii_lowercase().as_str() {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" | "gpu" => Ok(Device::Cuda),
-            _ => Err(EngineError::InvalidInput(format!(
-                "unknown device `{s}` (expected cpu or cuda)"
-            ))),
-        }
-    }
-}
+crate::named_enum!(Device, "device", Cpu => "cpu", Cuda => "cuda");
 
 fn lib_name() -> String {
     format!("libonnxruntime.so.{ORT_VERSION}")

@@ -8,7 +8,7 @@ use valar_prep::{Input, PrepareConfig, Stratify, prepare};
 use valar_report::{ReportInputs, write_report};
 use valar_synth::{Layout, SynthConfig, synthesize};
 use valar_train::{
-    EvaluateOptions, Evaluation, ModelChoice, TrainObserver, TrainOverrides, evaluate, train,
+    EvaluateOptions, Evaluation, ModelKind, TrainObserver, TrainOverrides, evaluate, train,
 };
 
 /// What a stage did.
@@ -380,7 +380,7 @@ fn prepare_config(
 fn train_overrides(cfg: &PipelineConfig, prepared: &Path) -> TrainOverrides {
     let base = if cfg.is_synthetic() {
         TrainOverrides {
-            model: Some(ModelChoice::Compact),
+            model: Some(ModelKind::Compact),
             epochs: Some(12),
             ..TrainOverrides::default()
         }

@@ -15,6 +15,8 @@ mod frames;
 mod lines;
 /// AffectNet's newer release: one image and four `.npy` files per sample.
 mod newer;
+/// One row's fields parsed into the sample table, for both CSV readers.
+mod rows;
 /// A generic CSV of video frames: video, frame, path, labels, optional box and split.
 mod video_csv;
 

@@ -21,6 +21,8 @@ mod input;
 mod merge;
 /// The whole run, phase by phase.
 mod pipeline;
+/// `--dry-run`: prepare's read, exclude and stratify phases alone, and their counts.
+mod plan;
 /// Rows that were dropped, and why.
 mod rejects;
 /// One shard's share of a seeded plan, and `shard.json`.
@@ -38,8 +40,8 @@ pub use config::{Input, MAX_INTERVALS, PrepareConfig, Stratify};
 pub use error::PrepError;
 pub use merge::merge;
 pub use pipeline::{Prepared, prepare};
+pub use plan::{Plan, plan_only};
 pub use rejects::Reject;
 pub use shard::{MAX_SHARDS, SHARD_FILE, Shard, ShardInfo};
 pub use source_rows::{SourceRow, SourceRows, read_source};
-pub use stratify::{Plan, plan_only};
 pub use video::FrameSampling;

@@ -1,8 +1,9 @@
 use crate::faces::{Chosen, Selection, select};
+use crate::input::Loaded;
 use crate::rejects::write_rejects;
-use crate::stratify::{edges, source_histograms, stratify, val_count};
+use crate::stratify::{Strata, edges, source_histograms, stratify, val_count};
 use crate::write::write_csv;
-use crate::{PrepError, PrepareConfig, Stratify, exclude::exclude, input};
+use crate::{PrepError, PrepareConfig, Reject, Stratify, exclude::exclude, input};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,26 +34,28 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     let table_err = || PrepError::table(&source);
 
     let out = PartialDir::create(&cfg.out, cfg.force)?;
-    progress.start("reading", 0);
-    let loaded = input::load(&cfg.input)?;
-    progress.finish();
-    let loaded = crate::video::prepare_frames(loaded, cfg, progress)?;
-    timings.insert("read".to_string(), started.elapsed().as_secs_f64());
-
-    let phase = Instant::now();
-    let mut rejects = loaded.rejects;
-    let usable = exclude(&loaded.table, &mut rejects).map_err(table_err())?;
-    let usable = crate::audit_exclude::exclude_audited(&usable, cfg, &mut rejects)?;
-    if usable.height() == 0 {
+    let Stratified {
+        loaded,
+        usable,
+        mut rejects,
+        strata,
+        read_seconds,
+        stratify_seconds,
+    } = read_and_stratify(cfg, progress)?;
+    timings.insert("read".to_string(), read_seconds);
+    if usable == 0 {
         return Err(PrepError::NothingLeft {
             input: source,
             found: loaded.found,
             why: nothing_left_why(loaded.rows_read, &rejects),
         });
     }
-    let histograms = source_histograms(&usable).map_err(table_err())?;
-    let strata = stratify(&usable, cfg.stratify, cfg.intervals, cfg.seed).map_err(table_err())?;
-    timings.insert("stratify".to_string(), phase.elapsed().as_secs_f64());
+    let phase = Instant::now();
+    let histograms = source_histograms(&strata.table).map_err(table_err())?;
+    timings.insert(
+        "stratify".to_string(),
+        stratify_seconds + phase.elapsed().as_secs_f64(),
+    );
 
     let phase = Instant::now();
     let quota = (!cfg.keep_all).then_some(cfg.quota);
@@ -132,6 +135,53 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     }
     let out = out.commit()?;
     Ok(Prepared { out, info })
+}
+
+/// Prepare's read, exclude and stratify phases, which `--dry-run` ([`crate::plan_only`])
+/// runs alone: both must see the same rows.
+pub(crate) struct Stratified {
+    /// What was read; its `table` and `rejects` are moved out into the fields below.
+    pub loaded: Loaded,
+    /// Rows left after the label rules and the audit exclusions.
+    pub usable: usize,
+    /// Rows dropped so far, and why.
+    pub rejects: Vec<Reject>,
+    /// The usable rows, shuffled with the seed and grouped into cells.
+    pub strata: Strata,
+    /// Seconds spent reading (and sampling video frames).
+    pub read_seconds: f64,
+    /// Seconds spent excluding and stratifying.
+    pub stratify_seconds: f64,
+}
+
+/// Reads the input (sampling video frames), drops the rows the label rules and
+/// `--exclude` name, and stratifies the rest with the seed.
+pub(crate) fn read_and_stratify(
+    cfg: &PrepareConfig,
+    progress: &dyn Progress,
+) -> Result<Stratified, PrepError> {
+    let started = Instant::now();
+    let table_err = || PrepError::table(cfg.input.source());
+    progress.start("reading", 0);
+    let loaded = input::load(&cfg.input)?;
+    progress.finish();
+    let mut loaded = crate::video::prepare_frames(loaded, cfg, progress)?;
+    let read_seconds = started.elapsed().as_secs_f64();
+
+    let phase = Instant::now();
+    let mut rejects = std::mem::take(&mut loaded.rejects);
+    let table = std::mem::take(&mut loaded.table);
+    let usable = exclude(&table, &mut rejects).map_err(table_err())?;
+    let usable = crate::audit_exclude::exclude_audited(&usable, cfg, &mut rejects)?;
+    let strata = stratify(&usable, cfg.stratify, cfg.intervals, cfg.seed).map_err(table_err())?;
+    Ok(Stratified {
+        loaded,
+        usable: usable.height(),
+        rejects,
+        strata,
+        read_seconds,
+        stratify_seconds: phase.elapsed().as_secs_f64(),
+    })
 }
 
 /// Splits each cell: with `keep_all` everything is test; otherwise the last

@@ -1,6 +1,5 @@
-use crate::{PrepError, PrepareConfig, Stratify, input};
+use crate::Stratify;
 use polars::prelude::*;
-use serde::Serialize;
 use valar_core::{Dimension, SourceHistograms};
 
 /// Bins per axis of the source-label histograms in `prep.json`.
@@ -102,55 +101,6 @@ pub(crate) fn source_histograms(table: &DataFrame) -> PolarsResult<SourceHistogr
         h.density[vb][ab] += 1;
     }
     Ok(h)
-}
-
-/// What stratification would give, without opening a single image.
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    /// Data rows read.
-    pub rows_read: usize,
-    /// Rows left after exclusions.
-    pub usable: usize,
-    /// Dropped rows per reason.
-    pub rejects_by_reason: std::collections::BTreeMap<String, usize>,
-    /// Usable rows per cell.
-    pub available: Vec<usize>,
-    /// Rows that would be drawn per cell (before any image turns out unusable).
-    pub drawn: Vec<usize>,
-    /// Seconds spent reading, excluding and stratifying.
-    pub seconds: f64,
-}
-
-/// Reads, excludes and stratifies, and reports the counts: `valar prepare --dry-run`,
-/// and the stratification benchmark.
-pub fn plan_only(cfg: &PrepareConfig) -> Result<Plan, PrepError> {
-    cfg.validate()?;
-    let start = std::time::Instant::now();
-    let loaded = input::load(&cfg.input)?;
-    let loaded = crate::video::prepare_frames(loaded, cfg, &valar_core::NoProgress)?;
-    let mut rejects = loaded.rejects;
-    let usable = crate::exclude::exclude(&loaded.table, &mut rejects)
-        .map_err(PrepError::table(cfg.input.source()))?;
-    let usable = crate::audit_exclude::exclude_audited(&usable, cfg, &mut rejects)?;
-    let strata = stratify(&usable, cfg.stratify, cfg.intervals, cfg.seed)
-        .map_err(PrepError::table(cfg.input.source()))?;
-    let available: Vec<usize> = strata.order.iter().map(Vec::len).collect();
-    let drawn = available
-        .iter()
-        .map(|&a| if cfg.keep_all { a } else { a.min(cfg.quota) })
-        .collect();
-    let mut by_reason = std::collections::BTreeMap::new();
-    for r in &rejects {
-        *by_reason.entry(r.reason.to_string()).or_insert(0) += 1;
-    }
-    Ok(Plan {
-        rows_read: loaded.rows_read,
-        usable: usable.height(),
-        rejects_by_reason: by_reason,
-        available,
-        drawn,
-        seconds: start.elapsed().as_secs_f64(),
-    })
 }
 
 /// How many of a cell's `n` faces go to validation: the rounded share, so each

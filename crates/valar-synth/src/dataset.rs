@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::face::{Face, Pt, format_landmarks};
 use crate::labels::{Balance, Invalid, RowLabels, format_label, sample_hard};
-use crate::render::{Picture, render};
+use crate::picture::{Picture, render};
 use crate::{Difficulty, Layout, SynthConfig, SynthError};
 use valar_core::PartialDir;
 use valar_core::npy_string_scalar as string_scalar;

@@ -19,6 +19,7 @@ mod error;
 mod face;
 mod hard;
 mod labels;
+mod picture;
 mod render;
 /// Video datasets in AFEW-VA's and Aff-Wild2's layouts.
 mod video;

@@ -1,6 +1,6 @@
-//! Painting one image: a cluttered background, an optional face, sensor-like noise.
+//! Painting primitives, the background and an easy face, which [`crate::hard`] builds on;
+//! [`crate::picture`] puts them together into one image.
 
-use image::{GrayImage, RgbImage};
 use rand::Rng;
 use tiny_skia::{
     Color, FillRule, GradientStop, LineCap, LinearGradient, Paint, Path, PathBuilder, Pixmap,
@@ -8,14 +8,6 @@ use tiny_skia::{
 };
 
 use crate::face::{Face, Quad, Side};
-
-/// A finished picture, colour or single-channel like some of AffectNet's.
-pub(crate) enum Picture {
-    /// Three-channel RGB.
-    Rgb(RgbImage),
-    /// Single-channel grayscale.
-    Gray(GrayImage),
-}
 
 /// A colour as linear-ish RGB fractions in [0, 1].
 pub(crate) type Rgb = [f32; 3];
@@ -117,7 +109,7 @@ pub(crate) fn paint_background(pm: &mut Pixmap, rng: &mut impl Rng) {
 }
 
 /// Draws the face: hair, shaded head, nose, eyes, brows and mouth.
-fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
+pub(crate) fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
     let t = f.transform();
     // Skin from dark to pale with a warm/cool tint; features are much darker so they
     // stay visible after grayscale conversion and downscaling.
@@ -207,74 +199,4 @@ pub(crate) fn paint_features(
     if let Some(p) = quad_path(&inner_up) {
         pm.stroke_path(&p, &solid(dark), &stroke(0.035), t, None);
     }
-}
-
-/// Renders a `w`×`h` image, with `face` drawn when given, and adds noise. A hard
-/// image also gets identity accessories, occluders, lighting, clutter and
-/// degradation (see [`crate::hard`]).
-pub(crate) fn render(
-    rng: &mut impl Rng,
-    w: u32,
-    h: u32,
-    face: Option<&Face>,
-    gray: bool,
-    hard: bool,
-) -> Picture {
-    let Some(mut pm) = Pixmap::new(w.max(1), h.max(1)) else {
-        // Only reachable for absurd sizes; fall back to an empty picture rather than panic.
-        return Picture::Rgb(RgbImage::new(w, h));
-    };
-    if !hard {
-        paint_background(&mut pm, rng);
-        if let Some(f) = face {
-            paint_face(&mut pm, rng, f);
-        }
-        let sigma = rng.random_range(1.5f32..=6.0);
-        let img = add_noise(&pm, rng, sigma);
-        return if gray {
-            Picture::Gray(image::imageops::grayscale(&img))
-        } else {
-            Picture::Rgb(img)
-        };
-    }
-    paint_background(&mut pm, rng);
-    crate::hard::paint_clutter(&mut pm, rng);
-    if let Some(f) = face {
-        crate::hard::paint_face(&mut pm, rng, f);
-        crate::hard::paint_occluders(&mut pm, rng, f);
-    }
-    crate::hard::paint_lighting(&mut pm, rng, face);
-    let sigma = rng.random_range(1.5f32..=7.0);
-    let img = crate::hard::degrade(add_noise(&pm, rng, sigma), rng);
-    if gray {
-        Picture::Gray(image::imageops::grayscale(&img))
-    } else {
-        Picture::Rgb(img)
-    }
-}
-
-/// The pixmap as RGB with bell-shaped per-channel noise of about `sigma` levels.
-fn add_noise(pm: &Pixmap, rng: &mut impl Rng, sigma: f32) -> RgbImage {
-    let (w, h) = (pm.width(), pm.height());
-    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
-    // The sum of two uniform bytes minus 255 is triangular with sd ≈ 104.5: cheap,
-    // bell-ish noise, four samples per 64-bit draw, scaled in 16.16 fixed point
-    // because a float round per channel dominated the whole render.
-    let k = (sigma / 104.5 * 65536.0).round() as i32;
-    let mut bits = 0u64;
-    for (i, px) in pm.data().chunks_exact(4).enumerate() {
-        if i % 4 == 0 {
-            bits = rng.next_u64();
-        }
-        let pair = bits >> ((i % 4) * 16);
-        let tri = (pair & 0xff) as i32 + ((pair >> 8) & 0xff) as i32 - 255;
-        let n = (tri * k + 32768) >> 16;
-        // The background is opaque, so premultiplied and straight colour coincide.
-        for &c in &px[..3] {
-            rgb.push((c as i32 + n).clamp(0, 255) as u8);
-        }
-    }
-    // The buffer has exactly w·h·3 bytes, so this cannot fail; an empty image is
-    // the harmless answer if it ever did.
-    RgbImage::from_raw(w, h, rgb).unwrap_or_else(|| RgbImage::new(w, h))
 }

@@ -13,7 +13,7 @@ use crate::SynthError;
 use crate::dataset::{build_atomically, create_dir, write_file, write_jpeg};
 use crate::face::Face;
 use crate::labels::format_label;
-use crate::render::{Picture, render};
+use crate::picture::{Picture, render};
 
 /// Which video dataset's layout to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

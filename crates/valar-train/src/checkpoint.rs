@@ -48,7 +48,7 @@ impl RunDir {
         self.checkpoints().join(name)
     }
     pub(crate) fn model_card(&self) -> PathBuf {
-        self.root.join(crate::model_card::MODEL_CARD)
+        self.root.join(MODEL_CARD)
     }
 
     /// Whether `path` is one of the run's own files (or the folder itself): what train writes
@@ -77,6 +77,10 @@ impl RunDir {
 
 /// The run folder's checkpoint subfolder.
 const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// The model card's file name, beside model.onnx. Declared with the run folder's other
+/// names, so that `model_card` uses this module and not the other way round.
+pub const MODEL_CARD: &str = "MODEL_CARD.md";
 
 /// `path` absolute, each existing component resolved (symlinks) and `.`/`..` applied in
 /// turn: the same file however it is spelled, whether or not it exists yet.

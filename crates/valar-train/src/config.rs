@@ -2,116 +2,9 @@
 
 use crate::TrainError;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use valar_core::Targets;
-use valar_engine::ModelKind;
-
-/// Implements `FromStr` and `Display` from one table of names, so the CLI, the TOML file and
-/// error messages all spell the values the same way.
-macro_rules! named_enum {
-    ($ty:ident, $what:literal, $($variant:ident => $name:literal),+ $(,)?) => {
-        impl $ty {
-            /// The name used on the command line and in `config.toml`.
-            pub fn name(self) -> &'static str {
-                match self { $($ty::$variant => $name),+ }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($name => Ok($ty::$variant),)+
-                    other => Err(format!(
-                        concat!("unknown ", $what, " `{}`: expected {}"),
-                        other,
-                        [$($name),+].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-
-/// Which network to train: any network valar-engine registers (`facecnn`, `compact`,
-/// `reference`, `vgg`, `resnet`, `mobilenet`, …), by its name. The list lives in the engine
-/// alone, so a new network needs nothing here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModelChoice(pub ModelKind);
-
-#[allow(non_upper_case_globals)]
-impl ModelChoice {
-    /// The original recipe's network (42.6M parameters at 48×48).
-    pub const FaceCnn: ModelChoice = ModelChoice(ModelKind::FaceCnn);
-    /// A small network with global average pooling (~100k parameters).
-    pub const Compact: ModelChoice = ModelChoice(ModelKind::Compact);
-    /// The PyTorch reference recipe's network (`scripts/quality_torch.py`).
-    pub const Reference: ModelChoice = ModelChoice(ModelKind::Reference);
-    /// The reference network with dropout 0.5 before each hidden Linear layer.
-    pub const Vgg: ModelChoice = ModelChoice(ModelKind::Vgg);
-
-    /// The name used on the command line and in `config.toml`.
-    pub fn name(self) -> &'static str {
-        self.0.name()
-    }
-}
-
-impl fmt::Display for ModelChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ModelChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // Exact names only, as for every other setting (the engine's parser ignores case).
-        match ModelKind::ALL.iter().find(|k| k.name() == s) {
-            Some(&k) => Ok(ModelChoice(k)),
-            None => {
-                let names: Vec<&str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
-                Err(format!(
-                    "unknown model `{s}`: expected {}",
-                    names.join(", ")
-                ))
-            }
-        }
-    }
-}
-
-impl Serialize for ModelChoice {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for ModelChoice {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// The training loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LossChoice {
-    /// Mean squared error.
-    #[serde(rename = "mse")]
-    Mse,
-    /// Mean over the trained dimensions of 1 − CCC.
-    #[serde(rename = "ccc")]
-    Ccc,
-    /// MSE + (1 − CCC): the default, far better CCC than MSE alone on AffectNet.
-    #[serde(rename = "mse+ccc")]
-    MseCcc,
-}
-named_enum!(LossChoice, "loss", Mse => "mse", Ccc => "ccc", MseCcc => "mse+ccc");
+use valar_engine::{Device, LossKind, ModelKind, named_enum};
 
 /// How the learning rate changes over training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,28 +37,6 @@ pub enum OptimizerChoice {
     Sgd,
 }
 named_enum!(OptimizerChoice, "optimizer", AdamW => "adamw", Sgd => "sgd");
-
-/// Where the network runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DeviceChoice {
-    /// ONNX Runtime's CPU provider.
-    #[serde(rename = "cpu")]
-    Cpu,
-    /// ONNX Runtime's CUDA provider (falls back to the CPU, with a message, when unusable).
-    #[serde(rename = "cuda")]
-    Cuda,
-}
-named_enum!(DeviceChoice, "device", Cpu => "cpu", Cuda => "cuda");
-
-impl DeviceChoice {
-    /// The engine's device.
-    pub fn engine(self) -> valar_engine::Device {
-        match self {
-            DeviceChoice::Cpu => valar_engine::Device::Cpu,
-            DeviceChoice::Cuda => valar_engine::Device::Cuda,
-        }
-    }
-}
 
 /// How training faces are varied each epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -297,11 +168,11 @@ macro_rules! settings {
 settings! {
     /// The network: facecnn, compact, reference, vgg, resnet or mobilenet (each takes faces
     /// whose side is a multiple of its total stride).
-    model: ModelChoice;
+    model: ModelKind;
     /// The dimensions to predict: valence, arousal or both.
     targets: Targets;
     /// The loss: mse, ccc or mse+ccc.
-    loss: LossChoice;
+    loss: LossKind;
     /// The optimizer: adamw or sgd.
     optimizer: OptimizerChoice;
     /// Passes over the training faces (an upper bound with early stopping).
@@ -340,7 +211,7 @@ settings! {
     /// its mirror image; `--tta` alone turns it on, `--tta=false` off.
     tta: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
     /// Where to run: cpu or cuda (allowed with --resume).
-    device: DeviceChoice;
+    device: Device;
     /// Seeds weights, shuffling, dropout and augmentation.
     seed: u64;
 }
@@ -353,9 +224,9 @@ impl TrainConfig {
         TrainConfig {
             recipe: None,
             data,
-            model: ModelChoice::Reference,
+            model: ModelKind::Reference,
             targets: Targets::Both,
-            loss: LossChoice::MseCcc,
+            loss: LossKind::MseCcc,
             optimizer: OptimizerChoice::AdamW,
             epochs: 25,
             batch_size: 64,
@@ -374,7 +245,7 @@ impl TrainConfig {
             keep: Keep::Last,
             ema: 0.999,
             tta: true,
-            device: DeviceChoice::Cpu,
+            device: Device::Cpu,
             seed: 0,
         }
     }
@@ -397,9 +268,9 @@ impl TrainConfig {
         match recipe {
             Recipe::Seed => TrainConfig {
                 recipe: Some(Recipe::Seed),
-                model: ModelChoice::FaceCnn,
+                model: ModelKind::FaceCnn,
                 targets: Targets::Arousal,
-                loss: LossChoice::Mse,
+                loss: LossKind::Mse,
                 optimizer: OptimizerChoice::AdamW,
                 epochs: 20,
                 batch_size: 64,
@@ -416,9 +287,9 @@ impl TrainConfig {
             },
             Recipe::Reference => TrainConfig {
                 recipe: Some(Recipe::Reference),
-                model: ModelChoice::Reference,
+                model: ModelKind::Reference,
                 targets: Targets::Both,
-                loss: LossChoice::MseCcc,
+                loss: LossKind::MseCcc,
                 optimizer: OptimizerChoice::AdamW,
                 epochs: 25,
                 batch_size: 64,
@@ -568,8 +439,8 @@ mod tests {
         };
         let c = flags.over(from_file).resolve().unwrap();
         assert_eq!(c.recipe, Some(Recipe::Seed));
-        assert_eq!(c.model, ModelChoice::FaceCnn);
-        assert_eq!(c.loss, LossChoice::Mse);
+        assert_eq!(c.model, ModelKind::FaceCnn);
+        assert_eq!(c.loss, LossKind::Mse);
         assert_eq!(c.epochs, 7);
         assert_eq!(c.lr, 0.01);
         assert_eq!(c.data, dir.path().join("prep"));
@@ -587,8 +458,8 @@ mod tests {
         assert_eq!(
             (c.model, c.loss, c.optimizer, c.schedule),
             (
-                ModelChoice::FaceCnn,
-                LossChoice::Mse,
+                ModelKind::FaceCnn,
+                LossKind::Mse,
                 OptimizerChoice::AdamW,
                 ScheduleKind::Constant
             )
@@ -609,7 +480,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (d.model, d.loss, d.ema, d.tta),
-            (ModelChoice::Reference, LossChoice::MseCcc, 0.999, true)
+            (ModelKind::Reference, LossKind::MseCcc, 0.999, true)
         );
     }
 
@@ -625,8 +496,8 @@ mod tests {
         assert_eq!(
             (c.model, c.loss, c.optimizer, c.schedule, c.targets),
             (
-                ModelChoice::Reference,
-                LossChoice::MseCcc,
+                ModelKind::Reference,
+                LossKind::MseCcc,
                 OptimizerChoice::AdamW,
                 ScheduleKind::CosineEpoch,
                 Targets::Both
@@ -660,7 +531,7 @@ mod tests {
         let path = dir.path().join("config.toml");
         let mut c = TrainConfig::defaults(PathBuf::from("/data/prep"));
         c.targets = Targets::Arousal;
-        c.loss = LossChoice::MseCcc;
+        c.loss = LossKind::MseCcc;
         std::fs::write(&path, c.to_toml().unwrap()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("loss = \"mse+ccc\""), "{text}");
@@ -681,7 +552,7 @@ mod tests {
         let c = TrainConfig::read(&path).unwrap();
         assert_eq!(
             (c.model, c.augment, c.patience, c.seed),
-            (ModelChoice::Compact, Augment::Full, 5, 3)
+            (ModelKind::Compact, Augment::Full, 5, 3)
         );
         assert_eq!(
             (c.normalize, c.keep, c.ema, c.tta),
@@ -703,7 +574,7 @@ mod tests {
         assert!(err.contains("epochz"), "{err}");
         std::fs::write(&file, "model = \"densenet\"\n").unwrap();
         assert!(TrainOverrides::from_toml_file(&file).is_err());
-        let err = "densenet".parse::<ModelChoice>().unwrap_err();
+        let err = "densenet".parse::<ModelKind>().unwrap_err();
         assert!(err.contains("facecnn, compact, reference, vgg"), "{err}");
     }
 
@@ -712,8 +583,8 @@ mod tests {
     #[test]
     fn every_engine_network_is_a_model_choice() {
         for &kind in ModelKind::ALL {
-            let c: ModelChoice = kind.name().parse().unwrap();
-            assert_eq!(c, ModelChoice(kind));
+            let c: ModelKind = kind.name().parse().unwrap();
+            assert_eq!(c, kind);
             let o: TrainOverrides = toml::from_str(&format!("model = \"{kind}\"\n")).unwrap();
             assert_eq!(o.model, Some(c));
             assert!(
@@ -722,7 +593,7 @@ mod tests {
                     .contains(&format!("model = \"{kind}\""))
             );
         }
-        assert!("ResNet".parse::<ModelChoice>().is_err());
+        assert!("ResNet".parse::<ModelKind>().is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::TrainError;
 use crate::checkpoint::RunDir;
-use crate::config::{DeviceChoice, TrainConfig};
+use crate::config::TrainConfig;
 use crate::data::{Dataset, SplitChoice};
 use crate::model_card::write_model_card_tested;
 use crate::model_meta::{CropRule, ModelInfo};
@@ -17,6 +17,7 @@ use valar_core::{
     CoreError, DimMetrics, Dimension, EvaluationRecord, FACE_SIZES, OutputLock, Split, Targets,
     TrainingMean, mean_baseline, read_manifest, sha256_file,
 };
+use valar_engine::Device;
 use valar_engine::InferenceModel;
 
 /// Faces per inference call.
@@ -37,7 +38,7 @@ pub struct EvaluateOptions {
     /// model, else both for a two-output model.
     pub targets: Option<Targets>,
     /// Where the model runs.
-    pub device: DeviceChoice,
+    pub device: Device,
     /// How a video dataset's predictions are smoothed for its per-video scores.
     pub smoothing: Smoothing,
 }
@@ -528,14 +529,14 @@ fn predict_rows(
 }
 
 /// Loads an inference model, saying which file when it is not one.
-pub(crate) fn load_model(path: &Path, device: DeviceChoice) -> Result<InferenceModel, TrainError> {
+pub(crate) fn load_model(path: &Path, device: Device) -> Result<InferenceModel, TrainError> {
     if !path.is_file() {
         return Err(TrainError::data(
             path,
             "no such model file (a run writes model.onnx in its folder)",
         ));
     }
-    let model = InferenceModel::load(path, device.engine())?;
+    let model = InferenceModel::load(path, device)?;
     // Checked before any face is made for it: a foreign model's input of 100000 × 100000
     // would have predict allocate tens of gigabytes for one image.
     let size = model.input_size();

@@ -38,14 +38,14 @@ mod train_loop;
 /// Per-video CCC, P_VA and smoothing over frames, for video datasets.
 mod video_eval;
 
+pub use checkpoint::MODEL_CARD;
 pub use config::{
-    Augment, DeviceChoice, InputNorm, Keep, LossChoice, ModelChoice, OptimizerChoice, Recipe,
-    ScheduleKind, TrainConfig, TrainOverrides,
+    Augment, InputNorm, Keep, OptimizerChoice, Recipe, ScheduleKind, TrainConfig, TrainOverrides,
 };
 pub use data::{SplitChoice, normalize_pixel};
 pub use error::TrainError;
 pub use evaluate::{Baseline, EvaluateOptions, Evaluation, evaluate};
-pub use model_card::{MODEL_CARD, write_model_card};
+pub use model_card::write_model_card;
 pub use model_meta::{CropRule, EXPORT_KEYS, ModelInfo, output_name};
 pub use outputs::EpochRecord;
 pub use predict::{
@@ -55,4 +55,6 @@ pub use predict::{
 pub use progress::{Quiet, RunStart, TrainObserver};
 pub use train_loop::{StopReason, TrainSummary, resume, train};
 pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
+/// The engine's own enums are the settings' types: one enum per concept.
+pub use valar_engine::{Device, LossKind, ModelKind};
 pub use video_eval::{SMOOTHING_WINDOWS, Smoothing, SweepRow, VideoEvaluation, VideoScore};

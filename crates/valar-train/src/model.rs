@@ -2,7 +2,7 @@
 //! configuration becomes one.
 
 use crate::TrainError;
-use crate::config::{LossChoice, OptimizerChoice, TrainConfig};
+use crate::config::{OptimizerChoice, TrainConfig};
 use std::path::Path;
 use valar_engine::{
     ExportInfo, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState, Trainer,
@@ -61,7 +61,7 @@ pub(crate) fn model_spec(
     input: InputAffine,
 ) -> ModelSpec {
     ModelSpec {
-        kind: config.model.0,
+        kind: config.model,
         input_size: size,
         channels,
         outputs: config.targets.dimensions().len(),
@@ -71,24 +71,10 @@ pub(crate) fn model_spec(
     }
 }
 
-/// The engine's loss.
-pub(crate) fn loss_kind(loss: LossChoice) -> LossKind {
-    match loss {
-        LossChoice::Mse => LossKind::Mse,
-        LossChoice::Ccc => LossKind::Ccc,
-        LossChoice::MseCcc => LossKind::MseCcc,
-    }
-}
-
 /// The engine's optimizer.
 pub(crate) fn optimizer(config: &TrainConfig) -> OptimizerKind {
     match config.optimizer {
-        OptimizerChoice::AdamW => OptimizerKind::AdamW {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: config.weight_decay as f32,
-        },
+        OptimizerChoice::AdamW => OptimizerKind::adamw(config.weight_decay as f32),
         OptimizerChoice::Sgd => OptimizerKind::Sgd {
             momentum: config.momentum as f32,
             weight_decay: config.weight_decay as f32,
@@ -123,16 +109,16 @@ pub(crate) fn build_trainer(
     }
     Ok(Trainer::new(
         &spec,
-        loss_kind(config.loss),
+        config.loss,
         optimizer(config),
-        config.device.engine(),
+        config.device,
         config.seed,
     )?)
 }
 
 /// The loss the engine trains on, computed on the host over a whole set (for `val_loss`):
 /// MSE over all outputs, the mean over dimensions of 1 − CCC, or their sum.
-pub(crate) fn host_loss(loss: LossChoice, truth: &[f32], pred: &[f32], dims: usize) -> f64 {
+pub(crate) fn host_loss(loss: LossKind, truth: &[f32], pred: &[f32], dims: usize) -> f64 {
     let mse = valar_core::rmse(truth, pred).powi(2);
     let one_minus_ccc = || {
         (0..dims)
@@ -145,9 +131,9 @@ pub(crate) fn host_loss(loss: LossChoice, truth: &[f32], pred: &[f32], dims: usi
             / dims as f64
     };
     match loss {
-        LossChoice::Mse => mse,
-        LossChoice::Ccc => one_minus_ccc(),
-        LossChoice::MseCcc => mse + one_minus_ccc(),
+        LossKind::Mse => mse,
+        LossKind::Ccc => one_minus_ccc(),
+        LossKind::MseCcc => mse + one_minus_ccc(),
     }
 }
 
@@ -161,11 +147,11 @@ mod tests {
         let truth = [0.0, 0.1, 1.0, 0.2, -1.0, 0.3];
         let pred = [0.5, 0.1, 1.5, 0.2, -0.5, 0.3];
         let mse = (3.0 * 0.25) / 6.0;
-        assert!((host_loss(LossChoice::Mse, &truth, &pred, 2) - mse).abs() < 1e-6);
+        assert!((host_loss(LossKind::Mse, &truth, &pred, 2) - mse).abs() < 1e-6);
         // Dim 0: var_y = var_p = 2/3, cov = 2/3, bias 0.5 → CCC = (4/3) / (4/3 + 0.25).
         let ccc0 = (4.0 / 3.0) / (4.0 / 3.0 + 0.25);
         let expect = ((1.0 - ccc0) + 0.0) / 2.0;
-        assert!((host_loss(LossChoice::Ccc, &truth, &pred, 2) - expect).abs() < 1e-6);
-        assert!((host_loss(LossChoice::MseCcc, &truth, &pred, 2) - (mse + expect)).abs() < 1e-6);
+        assert!((host_loss(LossKind::Ccc, &truth, &pred, 2) - expect).abs() < 1e-6);
+        assert!((host_loss(LossKind::MseCcc, &truth, &pred, 2) - (mse + expect)).abs() < 1e-6);
     }
 }

@@ -17,9 +17,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use valar_core::{Dimension, EvaluationRecord, PrepInfo, write_atomic};
 
-/// The card's file name, beside model.onnx.
-pub const MODEL_CARD: &str = "MODEL_CARD.md";
-
 /// The epoch whose weights are in model.onnx: the best by validation score (the first of
 /// equals, as early stopping counts them), or the last with `keep = last`.
 fn model_epoch(config: &TrainConfig, history: &[EpochRecord]) -> Option<EpochRecord> {

@@ -2,7 +2,6 @@
 //! `valar prepare` (valar-face).
 
 use crate::TrainError;
-use crate::config::DeviceChoice;
 use crate::data::normalize_pixel;
 use crate::evaluate::{check_finite_predictions, load_model, model_targets};
 use crate::model_meta::ModelInfo;
@@ -11,6 +10,7 @@ use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use valar_core::{ColorMode, Dimension, FaceBox, MARGINS, Targets, write_atomic};
+use valar_engine::Device;
 use valar_face::{FaceSpec, load_face};
 
 /// Images decoded (in parallel) and predicted per batch.
@@ -44,7 +44,7 @@ pub struct PredictOptions {
     /// The dimensions the model predicts; `None`: as the model says (as for `evaluate`).
     pub targets: Option<Targets>,
     /// Where the model runs.
-    pub device: DeviceChoice,
+    pub device: Device,
     /// Context around a face box, as in `valar prepare --margin`; `None`: as the model says
     /// (0 for a model that does not say).
     pub margin: Option<f32>,

@@ -3,7 +3,7 @@
 use crate::TrainError;
 use crate::augment::{AugParams, augment_into};
 use crate::checkpoint::{LoopState, RunDir, best_name, state_name};
-use crate::config::{Augment, DeviceChoice, InputNorm, Keep, TrainConfig};
+use crate::config::{Augment, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::model::{StepModel, build_trainer, host_loss};
 use crate::model_card::write_model_card;
@@ -24,6 +24,7 @@ use valar_core::{
     Dimension, OutputDir, OutputLock, output_dir_state, refuse_input_as_output, remove_replaced,
     write_atomic,
 };
+use valar_engine::Device;
 use valar_engine::InputAffine;
 
 /// Faces per inference call during validation (eval mode is per-face, so any size gives the
@@ -138,7 +139,7 @@ pub fn train(
 /// would have had.
 pub fn resume(
     run_dir: &Path,
-    device: Option<DeviceChoice>,
+    device: Option<Device>,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainSummary, TrainError> {
     // First of all: a run being written now may not have its config.toml yet.
@@ -346,9 +347,8 @@ impl Job {
         model: &valar_engine::Trainer,
         first_epoch: usize,
     ) -> RunStart {
-        let cuda_fallback = (config.device == DeviceChoice::Cuda
-            && model.device() != valar_engine::Device::Cuda)
-            .then(|| {
+        let cuda_fallback =
+            (config.device == Device::Cuda && model.device() != Device::Cuda).then(|| {
                 valar_engine::cuda_unavailable_reason().unwrap_or_else(|| "unknown reason".into())
             });
         RunStart {

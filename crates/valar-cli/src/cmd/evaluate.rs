@@ -4,7 +4,7 @@ use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::{Targets, baseline_warnings};
 use valar_train::{
-    DeviceChoice, EvaluateOptions, Evaluation, Smoothing, SplitChoice, TrainError, VideoEvaluation,
+    Device, EvaluateOptions, Evaluation, Smoothing, SplitChoice, TrainError, VideoEvaluation,
 };
 
 /// Arguments of `valar evaluate`.
@@ -41,7 +41,7 @@ pub struct EvaluateArgs {
     pub targets: Option<Targets>,
     /// Where to run: cpu | cuda.
     #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
+    pub device: Device,
     /// Video datasets: smooth predictions over a centred window of frames within each
     /// video before the per-video scores: auto (the window with the best score on the
     /// validation split, from a sweep) | none | an odd number of frames.

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use valar_core::Targets;
-use valar_train::{DeviceChoice, PredictInput, PredictOptions};
+use valar_train::{Device, PredictInput, PredictOptions};
 
 /// Arguments of `valar predict`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,7 @@ pub struct PredictArgs {
     pub margin: Option<f32>,
     /// Where to run: cpu | cuda.
     #[arg(long, default_value = "cpu")]
-    pub device: DeviceChoice,
+    pub device: Device,
 }
 
 /// Runs `valar predict`.

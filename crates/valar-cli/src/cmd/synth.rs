@@ -32,8 +32,8 @@ pub struct SynthArgs {
     /// How hard the faces are: `easy` for demos and plumbing tests, `hard` for
     /// judging training recipes (noisy labels, AffectNet's label distribution,
     /// nuisance that dominates a subtle affect cue).
-    #[arg(long, value_enum, default_value_t = DifficultyArg::Easy)]
-    pub difficulty: DifficultyArg,
+    #[arg(long, value_enum, default_value_t = Difficulty::Easy)]
+    pub difficulty: Difficulty,
     /// Video layouts: clips (videos) to write.
     #[arg(long, default_value_t = 20)]
     pub clips: usize,
@@ -43,15 +43,6 @@ pub struct SynthArgs {
     /// Aff-Wild2: share of annotated frames whose image is left out.
     #[arg(long, default_value_t = 0.02)]
     pub missing_fraction: f64,
-}
-
-/// How hard the faces are to read.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum DifficultyArg {
-    /// Clean faces whose labels are exactly what they show (a small CNN reaches CCC ≈ 0.96).
-    Easy,
-    /// Faces as hard as AffectNet's (the PyTorch reference recipe scores CCC ≈ 0.3–0.5).
-    Hard,
 }
 
 /// AffectNet's two layouts.
@@ -87,10 +78,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             LayoutArg::Newer | LayoutArg::AfewVa | LayoutArg::AffWild2 => Layout::Newer,
         },
         invalid_fraction: args.invalid_fraction,
-        difficulty: match args.difficulty {
-            DifficultyArg::Easy => Difficulty::Easy,
-            DifficultyArg::Hard => Difficulty::Hard,
-        },
+        difficulty: args.difficulty,
         ..SynthConfig::default()
     };
     let bars = Bars::default();

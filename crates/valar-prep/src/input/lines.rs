@@ -9,7 +9,7 @@
 //! sure of (quotes, a line with other than nine fields, an empty line inside, text that is
 //! not UTF-8) goes to the general reader instead.
 
-use super::csv::{Mapping, ParsedRows, RowFields};
+use super::rows::{Mapping, ParsedRows, RowFields};
 use crate::PrepError;
 #[cfg(test)]
 use memchr::memchr_iter;
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn any_block_size_gives_the_same_rows() {
-        let mapping = super::super::csv::affectnet_mapping();
+        let mapping = super::super::rows::affectnet_mapping();
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("t.csv");
         let body = "1/a.jpg,10,20,30,30,1.0;2.0;3.5,1,0.5,-0.25\n2/b.jpg,0,0,40,40,,2,x,0.1\r\n";
