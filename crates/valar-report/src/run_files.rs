@@ -272,6 +272,7 @@ pub(crate) fn read_predictions(path: &Path) -> Result<Predictions, ReportError> 
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use valar_core::RunDir;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -284,7 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "metrics.csv",
+            RunDir::METRICS,
             &format!(
                 "{}\n1,0.5,0.6,,,,,,0.4,0.3,0.2,0.7,0.45,0.001,2.5\n2,0.4,0.5,,,,,,0.35,0.4,0.3,0.75,0.45,0.001,2.4\n",
                 METRICS_COLUMNS.join(",")
@@ -304,7 +305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "metrics.csv",
+            RunDir::METRICS,
             &format!(
                 "{}\n1,0.5,0.6,,,,,0.4,0.3,0.2,0.7,0.001,2.5\n",
                 legacy_metrics_columns().join(",")
@@ -359,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "predictions.csv",
+            RunDir::PREDICTIONS,
             &format!(
                 "{}\n0,a.jpg,0.5,0.25,,\n1,b.jpg,-0.5,-0.25,,\n",
                 PREDICTIONS_COLUMNS.join(",")
