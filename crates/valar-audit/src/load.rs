@@ -3,7 +3,9 @@ use crate::{AuditError, Target};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use valar_core::{ColorMode, FaceBox, Faces, Progress, Split, read_faces, read_manifest};
+use valar_core::{
+    ColorMode, FaceBox, Faces, PreparedDir, Progress, Split, read_faces, read_manifest,
+};
 use valar_face::{FaceSpec, decode_face, read_image, resolve_under_root};
 use valar_prep::{Input, read_source};
 
@@ -187,8 +189,9 @@ pub(crate) fn load_prepared(
     dataset: usize,
     progress: &dyn Progress,
 ) -> Result<Dataset, AuditError> {
-    let manifest_path = dir.join("manifest.csv");
-    let faces_path = dir.join("faces.npy");
+    let prepared = PreparedDir::new(dir);
+    let manifest_path = prepared.manifest();
+    let faces_path = prepared.faces();
     for needed in [&manifest_path, &faces_path] {
         if !needed.is_file() {
             return Err(AuditError::format(

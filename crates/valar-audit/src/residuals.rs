@@ -1,7 +1,7 @@
 use crate::AuditError;
 use crate::flags::Flag;
 use std::path::Path;
-use valar_core::{AuditKind, PREDICTIONS_COLUMNS};
+use valar_core::{AuditKind, PREDICTIONS_COLUMNS, RunDir};
 
 /// A face of a run's predictions with a large residual.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +20,7 @@ pub(crate) struct Residual {
 /// distance between label and prediction over the dimensions the run predicts.
 /// Ties keep file order, so the ranking is deterministic.
 pub(crate) fn largest(run: &Path, top: usize) -> Result<Vec<Residual>, AuditError> {
-    let path = run.join("predictions.csv");
+    let path = RunDir::new(run).predictions();
     if !path.is_file() {
         return Err(AuditError::format(
             &path,
@@ -110,7 +110,7 @@ mod tests {
     fn ranks_by_residual_over_the_predicted_dimensions() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
-            dir.path().join("predictions.csv"),
+            RunDir::new(dir.path()).predictions(),
             format!(
                 "{}\n0,a.jpg,0.5,0.4,,\n1,b.jpg,0.5,-0.5,,\n2,c.jpg,0.0,0.3,,\n",
                 PREDICTIONS_COLUMNS.join(",")
@@ -127,7 +127,7 @@ mod tests {
     fn a_bad_cell_names_its_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
-            dir.path().join("predictions.csv"),
+            RunDir::new(dir.path()).predictions(),
             format!("{}\n0,a.jpg,0.5,x,,\n", PREDICTIONS_COLUMNS.join(",")),
         )
         .unwrap();

@@ -2,7 +2,7 @@ use crate::{ClusterError, SweepDir};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
-use valar_core::{DimMetrics, write_atomic};
+use valar_core::{DimMetrics, RunDir, write_atomic};
 use valar_train::{EvaluateOptions, SplitChoice, TrainConfig, TrainObserver};
 
 /// A cell's scores, as written to its `metrics.json`: the kept model (`model.onnx`) on the
@@ -36,7 +36,7 @@ pub fn run_cell(
         return CellMetrics::read(&metrics_path);
     }
     let run = dir.run_dir(cell);
-    let config_path = run.join("config.toml");
+    let config_path = RunDir::new(&run).config();
     if config_path.is_file() {
         valar_train::resume(&run, None, observer)?;
     } else {
@@ -47,7 +47,7 @@ pub fn run_cell(
     let config = TrainConfig::read(&config_path)?;
     let score = |data: &Path, split: Option<SplitChoice>, name: &str| {
         let eval = valar_train::evaluate(&EvaluateOptions {
-            model: run.join("model.onnx"),
+            model: RunDir::new(&run).model(),
             data: data.to_path_buf(),
             split,
             out: Some(dir.cell_dir(cell).join(format!("predictions-{name}.csv"))),

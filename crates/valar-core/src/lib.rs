@@ -23,10 +23,14 @@ mod metrics;
 mod npy;
 /// `prep.json`: what `valar prepare` did, for humans and for `valar report`.
 mod prep_info;
+/// A prepared folder's file names.
+mod prepared_dir;
 /// Progress reporting from the libraries to whatever front end drives them.
 mod progress;
 /// Reading inputs that must be regular files, with a size limit.
 mod regular;
+/// A training run's folder: its file names, loop state and configuration summary.
+mod run_dir;
 /// The column layouts of a training run's `metrics.csv` and `predictions.csv`.
 mod run_tables;
 /// Text encodings of input files: UTF-8 with or without a BOM, UTF-16 refused.
@@ -49,9 +53,13 @@ pub use npy::{
     Faces, FacesWriter, NpyScalar, npy_string_scalar, parse_npy_scalar, parse_npy_string_scalar,
     read_faces, read_npy_scalar, read_npy_string_scalar, write_faces,
 };
-pub use prep_info::{FACE_SIZES, IntervalCount, MARGINS, PrepInfo, SourceHistograms};
+pub use prep_info::{
+    FACE_SIZES, InputParams, IntervalCount, MARGINS, PrepInfo, PrepParams, SourceHistograms,
+};
+pub use prepared_dir::PreparedDir;
 pub use progress::{NoProgress, Progress};
 pub use regular::{ReadError, read_regular_file};
+pub use run_dir::{LoopState, RunConfigSummary, RunDir};
 pub use run_tables::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
 pub use text::{UTF8_BOM, check_utf8_text, strip_bom};
 

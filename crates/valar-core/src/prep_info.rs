@@ -90,6 +90,68 @@ impl PrepInfo {
         let text = std::fs::read_to_string(path).map_err(CoreError::io(path))?;
         serde_json::from_str(&text).map_err(|e| CoreError::format(path, e.to_string()))
     }
+
+    /// The parameters later stages read, typed: see [`PrepParams`].
+    pub fn prep_params(&self) -> PrepParams {
+        PrepParams::of(&self.params)
+    }
+}
+
+/// The parameters of `prep.json` that later stages read (the crop rule a model records, the
+/// source named in a model card). A key that is missing or of another type reads as `None`
+/// (as unknown), not as an error: the folder may come from an older valar or a hand edit, and
+/// none of these keys is needed to use its faces.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrepParams {
+    /// The input source (`params.input`).
+    pub input: Option<InputParams>,
+    /// The margin around each face box (`params.margin`).
+    pub margin: Option<f64>,
+    /// Whether images were decoded at full scale (`params.full_scale`).
+    pub full_scale: Option<bool>,
+}
+
+/// `params.input` of `prep.json`: which kind of source, and its paths.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputParams {
+    /// The source kind (`affect_net`, `afew_va`, …); empty if not recorded.
+    pub kind: String,
+    /// The source's other keys (its paths), in the file's key order, each as text (empty
+    /// when not a string).
+    pub paths: Vec<(String, String)>,
+}
+
+impl PrepParams {
+    /// Reads the typed parameters from the untyped `params` of a `prep.json`.
+    pub fn of(params: &serde_json::Value) -> Self {
+        let input = params
+            .get("input")
+            .and_then(|i| i.as_object())
+            .map(|o| InputParams {
+                kind: o
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                paths: o
+                    .iter()
+                    .filter(|(k, _)| *k != "kind")
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+            });
+        PrepParams {
+            input,
+            margin: params.get("margin").and_then(serde_json::Value::as_f64),
+            full_scale: params
+                .get("full_scale")
+                .and_then(serde_json::Value::as_bool),
+        }
+    }
+
+    /// The source kind, empty when not recorded.
+    pub fn input_kind(&self) -> &str {
+        self.input.as_ref().map_or("", |i| i.kind.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +188,28 @@ mod tests {
         };
         info.write(&path).unwrap();
         assert_eq!(PrepInfo::read(&path).unwrap(), info);
+    }
+
+    #[test]
+    fn params_read_typed_and_unknown_when_missing_or_mistyped() {
+        let p = PrepParams::of(&serde_json::json!({
+            "input": {"kind": "afew_va", "root": "data/afew", "extra": 3},
+            "margin": 0.25,
+            "full_scale": true,
+            "quota": 10
+        }));
+        assert_eq!(p.input_kind(), "afew_va");
+        assert_eq!(
+            p.input.unwrap().paths,
+            [
+                ("extra".to_string(), String::new()),
+                ("root".to_string(), "data/afew".to_string())
+            ]
+        );
+        assert_eq!((p.margin, p.full_scale), (Some(0.25), Some(true)));
+
+        let odd = PrepParams::of(&serde_json::json!({"input": "x", "margin": "wide"}));
+        assert_eq!(odd, PrepParams::default());
+        assert_eq!(odd.input_kind(), "");
     }
 }

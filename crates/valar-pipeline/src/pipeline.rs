@@ -2,7 +2,7 @@ use crate::fingerprint::{fingerprint, forget, is_current, is_ours, record, recor
 use crate::{DataSource, PipelineConfig, PipelineError, PrepareSection};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use valar_core::{ColorMode, Dimension, Progress};
+use valar_core::{ColorMode, Dimension, Progress, RunDir};
 use valar_face::FaceSpec;
 use valar_prep::{Input, PrepareConfig, Stratify, prepare};
 use valar_report::{ReportInputs, write_report};
@@ -170,7 +170,7 @@ pub fn run(
     let eval_dir = out.join("evaluation");
     let eval_data = test.clone().unwrap_or_else(|| prepared.clone());
     let eval_opts = EvaluateOptions {
-        model: run_dir.join("model.onnx"),
+        model: RunDir::new(&run_dir).model(),
         data: eval_data.clone(),
         split: None,
         out: Some(eval_dir.join("predictions.csv")),

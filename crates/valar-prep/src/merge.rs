@@ -10,7 +10,9 @@ use crate::{PrepError, Prepared};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use valar_core::{FacesWriter, PartialDir, PrepInfo, Progress, read_faces, write_atomic};
+use valar_core::{
+    FacesWriter, PartialDir, PrepInfo, PreparedDir, Progress, read_faces, write_atomic,
+};
 
 /// A CSV split into its header and its records, each record's bytes as written.
 struct RawCsv {
@@ -98,7 +100,7 @@ pub fn merge(
     let mut faces_by_shard = Vec::new();
     let mut spans: Vec<Vec<(usize, usize)>> = Vec::new();
     for s in &shards {
-        let path = s.dir.join("manifest.csv");
+        let path = PreparedDir::new(&s.dir).manifest();
         let manifest = RawCsv::read(&path)?;
         let interval = manifest.column(&path, "interval")?;
         let mut cell_spans = vec![(0, 0); count];
@@ -120,7 +122,7 @@ pub fn merge(
             }
             span.1 += 1;
         }
-        let faces = read_faces(&s.dir.join("faces.npy"))?;
+        let faces = read_faces(&PreparedDir::new(&s.dir).faces())?;
         if faces.n != manifest.records.len() {
             return Err(PrepError::Config(format!(
                 "{}: faces.npy holds {} faces but manifest.csv {} rows",
@@ -137,7 +139,8 @@ pub fn merge(
     progress.finish();
 
     let (channels, size) = (faces_by_shard[0].channels, faces_by_shard[0].size);
-    let mut writer = FacesWriter::create(&partial.path().join("faces.npy"), channels, size)?;
+    let merged = PreparedDir::new(partial.path());
+    let mut writer = FacesWriter::create(&merged.faces(), channels, size)?;
     let mut manifest = manifests[0].header.clone();
     let mut index = 0usize;
     for cell in 0..count {
@@ -157,12 +160,12 @@ pub fn merge(
         }
     }
     writer.finish()?;
-    write_bytes(&partial.path().join("manifest.csv"), &manifest)?;
+    write_bytes(&merged.manifest(), &manifest)?;
 
     let mut rejects = Vec::new();
     let mut header = Vec::new();
     for s in &shards {
-        let path = s.dir.join("rejects.csv");
+        let path = PreparedDir::new(&s.dir).rejects();
         let csv = RawCsv::read(&path)?;
         let (row, reason) = (csv.column(&path, "row")?, csv.column(&path, "reason")?);
         header = csv.header.clone();
@@ -185,10 +188,10 @@ pub fn merge(
             .or_default() += 1;
         bytes.extend(record);
     }
-    write_bytes(&partial.path().join("rejects.csv"), &bytes)?;
+    write_bytes(&merged.rejects(), &bytes)?;
 
     let info = merged_info(&shards, &owner, out, index, by_reason, started)?;
-    info.write(&partial.path().join("prep.json"))?;
+    info.write(&merged.prep_json())?;
     let out = partial.commit()?;
     Ok(Prepared { out, info })
 }
@@ -332,7 +335,7 @@ fn merged_info(
 ) -> Result<PrepInfo, PrepError> {
     let infos: Vec<PrepInfo> = shards
         .iter()
-        .map(|s| PrepInfo::read(&s.dir.join("prep.json")))
+        .map(|s| PrepInfo::read(&PreparedDir::new(&s.dir).prep_json()))
         .collect::<Result<_, _>>()?;
     let mut info = infos[0].clone();
     for (cell, c) in info.intervals.iter_mut().enumerate() {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use valar_core::{
-    ColorMode, Dimension, FacesWriter, IntervalCount, PartialDir, PrepInfo, Progress, Split,
-    VERSION,
+    ColorMode, Dimension, FacesWriter, IntervalCount, PartialDir, PrepInfo, PreparedDir, Progress,
+    Split, VERSION,
 };
 use valar_face::Face;
 
@@ -61,7 +61,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     let quota = (!cfg.keep_all).then_some(cfg.quota);
     let share = crate::shard::Share::new(cfg, &strata, &rejects, quota)?;
     let mut faces = FacesWriter::create(
-        &out.path().join("faces.npy"),
+        &PreparedDir::new(out.path()).faces(),
         cfg.face.color.channels(),
         cfg.face.size as usize,
     )?;
@@ -101,10 +101,11 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     };
     let mut manifest =
         manifest_table(&strata.table, &selection.chosen, &splits).map_err(table_err())?;
-    write_csv(&out.path().join("manifest.csv"), &mut manifest).map_err(table_err())?;
+    let prepared = PreparedDir::new(out.path());
+    write_csv(&prepared.manifest(), &mut manifest).map_err(table_err())?;
     share.iter().for_each(|s| s.keep_plan_rejects(&mut rejects));
     rejects.extend(selection.rejects.iter().cloned());
-    write_rejects(&out.path().join("rejects.csv"), &source, &mut rejects).map_err(table_err())?;
+    write_rejects(&prepared.rejects(), &source, &mut rejects).map_err(table_err())?;
     timings.insert("write".to_string(), phase.elapsed().as_secs_f64());
     timings.insert("total".to_string(), started.elapsed().as_secs_f64());
 
@@ -129,7 +130,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
             cfg.quota
         ));
     }
-    info.write(&out.path().join("prep.json"))?;
+    info.write(&prepared.prep_json())?;
     if let Some(s) = &share {
         s.write(out.path(), &info)?;
     }
@@ -256,7 +257,7 @@ fn write_png(
     cfg: &PrepareConfig,
 ) -> Result<(), PrepError> {
     let s = cfg.face.size;
-    let folder = dir.join("png").join(format!("interval_{cell:03}"));
+    let folder = PreparedDir::new(dir).png_interval(cell);
     std::fs::create_dir_all(&folder).map_err(PrepError::io(&folder))?;
     let path = folder.join(format!("{index:06}.png"));
     let (pixels, color) = match cfg.face.color {

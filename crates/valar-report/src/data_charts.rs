@@ -6,7 +6,7 @@ use crate::canvas::{
 };
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
-use valar_core::{Dimension, ManifestRow, PrepInfo, Split};
+use valar_core::{Dimension, ManifestRow, PrepInfo, PreparedDir, Split};
 
 /// A prepared folder's `prep.json` and `manifest.csv`, checked for consistency.
 #[derive(Debug, Clone)]
@@ -25,8 +25,8 @@ impl Prepared {
                 what: "a prepared folder written by `valar prepare`",
             });
         }
-        let prep = dir.join("prep.json");
-        let manifest = dir.join("manifest.csv");
+        let prep = PreparedDir::new(dir).prep_json();
+        let manifest = PreparedDir::new(dir).manifest();
         for (path, what) in [
             (&prep, "the prepared folder's prep.json"),
             (&manifest, "the prepared folder's manifest.csv"),

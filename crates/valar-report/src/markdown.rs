@@ -1,9 +1,10 @@
 use crate::data_charts::Prepared;
 use crate::error_charts::fixed;
-use crate::run_files::{Epoch, Predictions, RunConfig};
+use crate::run_files::{Epoch, Predictions};
 use crate::training_charts::best_epoch;
 use std::fmt::Write;
 use std::path::Path;
+use valar_core::RunConfigSummary;
 use valar_core::{
     DimMetrics, Dimension, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, mean_baseline,
 };
@@ -27,7 +28,7 @@ pub(crate) struct Contents<'a> {
     pub evaluation: Option<(&'a Path, &'a Predictions)>,
     /// The training mean the baseline predicts, and the manifest it came from.
     pub mean: Option<(&'a Path, &'a TrainingMean)>,
-    pub config: Option<&'a RunConfig>,
+    pub config: Option<&'a RunConfigSummary>,
     pub data_figures: &'a [Figure],
     pub training_figures: &'a [Figure],
     pub error_figures: &'a [Figure],

@@ -2,11 +2,15 @@ use crate::ReportError;
 use crate::data_charts::{self, Prepared};
 use crate::error_charts;
 use crate::markdown::{self, Contents, Figure};
-use crate::run_files::{self, Predictions, RunConfig};
+use crate::run_files::{self, Predictions};
 use crate::training_charts;
 use crate::video_charts;
+use serde::de::IgnoredAny;
 use std::path::{Path, PathBuf};
-use valar_core::{Dimension, EvaluationRecord, PartialDir, TrainingMean, sha256_file};
+use valar_core::{
+    Dimension, EvaluationRecord, LoopState, PartialDir, PreparedDir, RunConfigSummary, RunDir,
+    TrainingMean, sha256_file,
+};
 
 /// What `valar evaluate` names its predictions on a test split by default, beside the model:
 /// the test evaluation a run folder holds when it has one.
@@ -59,15 +63,6 @@ const ALL_FIGURES: [&str; 15] = [
     video_charts::VIDEO_TRACES,
 ];
 
-/// The run's prepared folder from its `config.toml`: the path as written, else
-/// relative to the run folder.
-fn prepared_from_config(run: &Path, config: &RunConfig) -> Option<PathBuf> {
-    let data = config.data.as_ref()?;
-    [data.clone(), run.join(data)]
-        .into_iter()
-        .find(|p| p.is_dir())
-}
-
 /// The training mean the mean-prediction baseline predicts, and the manifest it came from:
 /// the train rows of the data the run trained on (its `config.toml`), as `valar evaluate`
 /// takes it, else those of the prepared folder reported on.
@@ -76,7 +71,7 @@ fn training_mean(
     prepared: Option<&Prepared>,
 ) -> Option<(PathBuf, TrainingMean)> {
     let from_run = run_data.and_then(|dir| {
-        let manifest = dir.join("manifest.csv");
+        let manifest = PreparedDir::new(dir).manifest();
         let rows = match prepared {
             Some(p) if p.dir == dir => p.manifest.clone(),
             // Unreadable here means no baseline from it, not a failed report.
@@ -86,7 +81,7 @@ fn training_mean(
     });
     from_run.or_else(|| {
         let p = prepared?;
-        TrainingMean::of_train_rows(&p.manifest).map(|m| (p.dir.join("manifest.csv"), m))
+        TrainingMean::of_train_rows(&p.manifest).map(|m| (PreparedDir::new(&p.dir).manifest(), m))
     })
 }
 
@@ -210,9 +205,9 @@ fn input_paths(inputs: &ReportInputs) -> Vec<PathBuf> {
         .cloned()
         .collect();
     if let Some(run) = &inputs.run
-        && let Ok(config) = run_files::read_config(&run.join("config.toml"))
+        && let Ok(config) = RunDir::new(run).read_config_summary()
     {
-        paths.extend(prepared_from_config(run, &config));
+        paths.extend(config.prepared(run));
     }
     paths
 }
@@ -239,7 +234,7 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
 
     let mut epochs = Vec::new();
     let mut predictions: Option<Predictions> = None;
-    let mut config: Option<RunConfig> = None;
+    let mut config: Option<RunConfigSummary> = None;
     if let Some(run) = &inputs.run {
         if !run.is_dir() {
             return Err(ReportError::Missing {
@@ -247,17 +242,18 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
                 what: "a run folder written by `valar train`",
             });
         }
-        epochs = run_files::read_metrics(&run.join("metrics.csv"))?;
-        let config_path = run.join("config.toml");
+        let run_dir = RunDir::new(run);
+        epochs = run_files::read_metrics(&run_dir.metrics())?;
+        let config_path = run_dir.config();
         if config_path.is_file() {
-            config = Some(run_files::read_config(&config_path)?);
+            config = Some(RunConfigSummary::read(&config_path)?);
         } else {
             notes.push(format!(
                 "{} not found: the configuration is not shown.",
                 config_path.display()
             ));
         }
-        let predictions_path = run.join("predictions.csv");
+        let predictions_path = run_dir.predictions();
         if predictions_path.is_file() {
             predictions = Some(run_files::read_predictions(&predictions_path)?);
         } else {
@@ -301,7 +297,7 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
     };
 
     let run_data = match (&inputs.run, &config) {
-        (Some(run), Some(c)) => prepared_from_config(run, c),
+        (Some(run), Some(c)) => c.prepared(run),
         _ => None,
     };
     let prepared_dir = match (&inputs.prepared, &inputs.run, &config) {
@@ -491,15 +487,22 @@ impl RunStatus {
 /// only when training ended) to tell a finished run from one that was killed or failed.
 fn run_status(
     run: &Path,
-    config: Option<&RunConfig>,
+    config: Option<&RunConfigSummary>,
     epochs_in_metrics: usize,
 ) -> Result<RunStatus, ReportError> {
     let planned = config.and_then(|c| c.epochs);
     let of_planned = planned.map_or_else(String::new, |p| format!(" of the {p} configured"));
     let resume = format!("`valar train --resume {}` continues it", run.display());
-    let loop_json = run.join("checkpoint").join("loop.json");
-    if !loop_json.is_file() {
-        let no_model = !run.join("model.onnx").is_file();
+    let run_dir = RunDir::new(run);
+    let loop_json = run_dir.loop_state();
+    // Only whether and why it ended matter here: the trainer's own parts are skipped.
+    let state = if loop_json.is_file() {
+        LoopState::<IgnoredAny, IgnoredAny>::read(&run_dir)?
+    } else {
+        None
+    };
+    let Some(state) = state else {
+        let no_model = !run_dir.model().is_file();
         let short = planned.is_some_and(|p| epochs_in_metrics < p);
         return Ok(if no_model && short {
             RunStatus::Unfinished(format!(
@@ -516,23 +519,15 @@ fn run_status(
                 loop_json.display()
             ))
         });
-    }
-    let text = std::fs::read_to_string(&loop_json).map_err(ReportError::io(&loop_json))?;
-    let state: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| ReportError::format(&loop_json, format!("corrupt loop state: {e}")))?;
-    let done = state
-        .get("epochs_done")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(epochs_in_metrics as u64);
-    Ok(
-        match state.get("finished").and_then(serde_json::Value::as_str) {
-            Some(why) => RunStatus::Finished(why.to_string()),
-            None => RunStatus::Unfinished(format!(
-                "The run is unfinished: it stopped after {done} epoch(s){of_planned} (killed or failed); \
+    };
+    let done = state.epochs_done;
+    Ok(match state.finished {
+        Some(why) => RunStatus::Finished(why),
+        None => RunStatus::Unfinished(format!(
+            "The run is unfinished: it stopped after {done} epoch(s){of_planned} (killed or failed); \
              the figures show only those, and {resume}."
-            )),
-        },
-    )
+        )),
+    })
 }
 
 /// Whether a test evaluation is of the run's current model.
@@ -550,7 +545,7 @@ enum EvaluationCheck {
 /// `valar evaluate` records the SHA-256 of the model it scored beside them, and a resumed
 /// or retrained run replaces `model.onnx`.
 fn check_evaluation(run: &Path, evaluation: &Path) -> Result<EvaluationCheck, ReportError> {
-    let model = run.join("model.onnx");
+    let model = RunDir::new(run).model();
     let rerun = format!(
         "run `valar evaluate --model {} --data …` again",
         model.display()

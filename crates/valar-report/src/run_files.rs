@@ -1,6 +1,6 @@
 use crate::ReportError;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use valar_core::{DimMetrics, Dimension, METRICS_COLUMNS, PREDICTIONS_COLUMNS};
 
 /// One epoch of `metrics.csv`.
@@ -267,46 +267,12 @@ pub(crate) fn read_predictions(path: &Path) -> Result<Predictions, ReportError> 
     Ok(Predictions { dims, rows })
 }
 
-/// A run's `config.toml`: its text, and the prepared folder it names, if any.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RunConfig {
-    pub text: String,
-    pub data: Option<PathBuf>,
-    /// The `epochs` the run was configured for.
-    pub epochs: Option<usize>,
-}
-
-/// Reads `config.toml`, keeping its text for the report and the `data` key for
-/// finding the prepared folder.
-pub(crate) fn read_config(path: &Path) -> Result<RunConfig, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(ReportError::io(path))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ReportError::format(path, e.to_string()))?;
-    let data = match table.get("data") {
-        None => None,
-        Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
-        Some(other) => {
-            return Err(ReportError::format(
-                path,
-                format!(
-                    "key `data` should be a path string, found {}",
-                    other.type_str()
-                ),
-            ));
-        }
-    };
-    let epochs = table
-        .get("epochs")
-        .and_then(toml::Value::as_integer)
-        .and_then(|e| usize::try_from(e).ok());
-    Ok(RunConfig { text, data, epochs })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
+    use valar_core::RunDir;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -319,7 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "metrics.csv",
+            RunDir::METRICS,
             &format!(
                 "{}\n1,0.5,0.6,,,,,,0.4,0.3,0.2,0.7,0.45,0.001,2.5\n2,0.4,0.5,,,,,,0.35,0.4,0.3,0.75,0.45,0.001,2.4\n",
                 METRICS_COLUMNS.join(",")
@@ -339,7 +305,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "metrics.csv",
+            RunDir::METRICS,
             &format!(
                 "{}\n1,0.5,0.6,,,,,0.4,0.3,0.2,0.7,0.001,2.5\n",
                 legacy_metrics_columns().join(",")
@@ -394,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "predictions.csv",
+            RunDir::PREDICTIONS,
             &format!(
                 "{}\n0,a.jpg,0.5,0.25,,\n1,b.jpg,-0.5,-0.25,,\n",
                 PREDICTIONS_COLUMNS.join(",")
@@ -421,31 +387,5 @@ mod tests {
         let half = write(dir.path(), "b.csv", &format!("{header}\n0,a.jpg,0.5,,,\n"));
         let err = read_predictions(&half).unwrap_err().to_string();
         assert!(err.contains("row 1") && err.contains("valence"), "{err}");
-    }
-
-    #[test]
-    fn config_data_key_is_optional_but_must_be_a_string() {
-        let dir = tempfile::tempdir().unwrap();
-        let with = write(dir.path(), "a.toml", "data = \"prep/out\"\nepochs = 3\n");
-        assert_eq!(
-            read_config(&with).unwrap().data,
-            Some(PathBuf::from("prep/out"))
-        );
-        let without = write(dir.path(), "b.toml", "epochs = 3\n");
-        assert_eq!(read_config(&without).unwrap().data, None);
-        let wrong = write(dir.path(), "c.toml", "data = 3\n");
-        assert!(
-            read_config(&wrong)
-                .unwrap_err()
-                .to_string()
-                .contains("`data`")
-        );
-        let broken = write(dir.path(), "d.toml", "data = \n");
-        assert!(
-            read_config(&broken)
-                .unwrap_err()
-                .to_string()
-                .contains("d.toml")
-        );
     }
 }

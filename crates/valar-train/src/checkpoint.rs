@@ -7,101 +7,10 @@
 use crate::TrainError;
 use crate::outputs::EpochRecord;
 use crate::schedule::EarlyStopping;
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use valar_core::write_atomic;
+use valar_core::RunDir;
 
 /// Version of `loop.json`'s layout.
 const LOOP_FORMAT: u32 = 1;
-
-/// Paths inside a run folder.
-#[derive(Debug, Clone)]
-pub(crate) struct RunDir {
-    pub root: PathBuf,
-}
-
-impl RunDir {
-    pub(crate) fn new(root: &Path) -> Self {
-        RunDir {
-            root: root.to_path_buf(),
-        }
-    }
-    pub(crate) fn config(&self) -> PathBuf {
-        self.root.join("config.toml")
-    }
-    pub(crate) fn model(&self) -> PathBuf {
-        self.root.join("model.onnx")
-    }
-    pub(crate) fn metrics(&self) -> PathBuf {
-        self.root.join("metrics.csv")
-    }
-    pub(crate) fn predictions(&self) -> PathBuf {
-        self.root.join("predictions.csv")
-    }
-    pub(crate) fn checkpoints(&self) -> PathBuf {
-        self.root.join(CHECKPOINT_DIR)
-    }
-    pub(crate) fn loop_state(&self) -> PathBuf {
-        self.checkpoints().join("loop.json")
-    }
-    pub(crate) fn checkpoint_file(&self, name: &str) -> PathBuf {
-        self.checkpoints().join(name)
-    }
-    pub(crate) fn model_card(&self) -> PathBuf {
-        self.root.join(MODEL_CARD)
-    }
-
-    /// Whether `path` is one of the run's own files (or the folder itself): what train writes
-    /// and evaluate reads, which no other output may replace. Compared through the existing
-    /// part of each path, so `RUN/./config.toml` or a symlinked folder is still the run's.
-    pub(crate) fn owns(&self, path: &Path) -> bool {
-        let (Some(root), Some(path)) = (resolved(&self.root), resolved(path)) else {
-            return false;
-        };
-        if path == root || path.starts_with(root.join(CHECKPOINT_DIR)) {
-            return true;
-        }
-        let own_files = [
-            self.config(),
-            self.model(),
-            self.metrics(),
-            self.predictions(),
-            self.model_card(),
-        ];
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        path.parent() == Some(root.as_path())
-            && (own_files.iter().any(|f| f.file_name() == path.file_name())
-                || name.is_some_and(|n| n.starts_with(crate::tensorboard::EVENTS_PREFIX)))
-    }
-}
-
-/// The run folder's checkpoint subfolder.
-const CHECKPOINT_DIR: &str = "checkpoint";
-
-/// The model card's file name, beside model.onnx. Declared with the run folder's other
-/// names, so that `model_card` uses this module and not the other way round.
-pub const MODEL_CARD: &str = "MODEL_CARD.md";
-
-/// `path` absolute, each existing component resolved (symlinks) and `.`/`..` applied in
-/// turn: the same file however it is spelled, whether or not it exists yet.
-fn resolved(path: &Path) -> Option<PathBuf> {
-    let mut cur = PathBuf::new();
-    for c in std::path::absolute(path).ok()?.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                cur.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => {
-                cur.push(other);
-                if let Ok(real) = cur.canonicalize() {
-                    cur = real;
-                }
-            }
-        }
-    }
-    Some(cur)
-}
 
 /// File name of the engine state after `epoch` epochs.
 pub(crate) fn state_name(epoch: usize) -> String {
@@ -113,31 +22,24 @@ pub(crate) fn best_name(epoch: usize) -> String {
     format!("best-{epoch:04}.ckpt")
 }
 
-/// Everything the loop needs, beside the engine state, to continue exactly where it stopped.
+/// The loop state with the trainer's own per-epoch record and early-stopping state.
 /// Shuffling and augmentation draw from generators keyed by (seed, epoch), so the epoch
 /// count regenerates them; dropout draws from the engine's (seed, step).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct LoopState {
-    pub format: u32,
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Optimizer steps taken, checked against the engine state on resume.
-    pub global_step: u64,
-    pub early: EarlyStopping,
-    pub history: Vec<EpochRecord>,
-    /// The engine state after `epochs_done` epochs, inside `checkpoint/`.
-    pub state_file: Option<String>,
-    /// The engine state of the best epoch, inside `checkpoint/`.
-    pub best_file: Option<String>,
-    /// Why training ended, once it has.
-    pub finished: Option<String>,
-    /// The dataset's fingerprint (`Dataset::fingerprint`), checked on resume.
-    #[serde(default)]
-    pub data_sha256: Option<String>,
+pub(crate) type LoopState = valar_core::LoopState<EpochRecord, EarlyStopping>;
+
+/// What training does with its loop state beyond reading and writing it: start one, commit
+/// it (pruning engine states no longer named), and load it for a resume, checked.
+pub(crate) trait Resumable: Sized {
+    /// The state of a run that has not finished an epoch.
+    fn fresh(patience: usize) -> Self;
+    /// Writes `loop.json` atomically, then deletes checkpoint files it no longer names.
+    fn commit(&self, run: &RunDir) -> Result<(), TrainError>;
+    /// Reads `loop.json`; `None` if the run never finished an epoch.
+    fn load(run: &RunDir) -> Result<Option<Self>, TrainError>;
 }
 
-impl LoopState {
-    pub(crate) fn fresh(patience: usize) -> Self {
+impl Resumable for LoopState {
+    fn fresh(patience: usize) -> Self {
         LoopState {
             format: LOOP_FORMAT,
             epochs_done: 0,
@@ -151,12 +53,8 @@ impl LoopState {
         }
     }
 
-    /// Writes `loop.json` atomically, then deletes checkpoint files it no longer names.
-    pub(crate) fn commit(&self, run: &RunDir) -> Result<(), TrainError> {
-        let path = run.loop_state();
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| TrainError::checkpoint(&path, e.to_string()))?;
-        write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
+    fn commit(&self, run: &RunDir) -> Result<(), TrainError> {
+        self.write(run)?;
         let dir = run.checkpoints();
         let entries = std::fs::read_dir(&dir).map_err(TrainError::io(&dir))?;
         for entry in entries.flatten() {
@@ -171,15 +69,11 @@ impl LoopState {
         Ok(())
     }
 
-    /// Reads `loop.json`; `None` if the run never finished an epoch.
-    pub(crate) fn load(run: &RunDir) -> Result<Option<Self>, TrainError> {
+    fn load(run: &RunDir) -> Result<Option<Self>, TrainError> {
         let path = run.loop_state();
-        if !path.exists() {
+        let Some(state) = LoopState::read(run)? else {
             return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
-        let state: LoopState = serde_json::from_str(&text)
-            .map_err(|e| TrainError::checkpoint(&path, format!("corrupt loop state: {e}")))?;
+        };
         if state.format != LOOP_FORMAT {
             return Err(TrainError::checkpoint(
                 &path,
@@ -216,44 +110,6 @@ impl LoopState {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_run_owns_its_files_however_spelled_and_nothing_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::new(&dir.path().join("run"));
-        std::fs::create_dir_all(run.checkpoints()).unwrap();
-        let r = &run.root;
-        for own in [
-            run.config(),
-            run.model(),
-            run.metrics(),
-            run.predictions(),
-            run.model_card(),
-            run.loop_state(),
-            run.checkpoint_file("state-0003.ckpt"),
-            r.join("events.out.tfevents.1.host.2"),
-            r.join("./checkpoint/../config.toml"),
-            r.join("nope/../metrics.csv"),
-            r.clone(),
-        ] {
-            assert!(run.owns(&own), "{}", own.display());
-        }
-        #[cfg(unix)]
-        {
-            let link = dir.path().join("link");
-            std::os::unix::fs::symlink(r, &link).unwrap();
-            assert!(run.owns(&link.join("config.toml")));
-        }
-        for other in [
-            r.join("predictions-test.csv"),
-            r.join("predictions-test.model.json"),
-            r.join("report/report.md"),
-            dir.path().join("config.toml"),
-            dir.path().join("run.lock"),
-        ] {
-            assert!(!run.owns(&other), "{}", other.display());
-        }
-    }
 
     #[test]
     fn commit_round_trips_and_prunes_unnamed_checkpoints() {

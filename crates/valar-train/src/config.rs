@@ -422,6 +422,7 @@ impl TrainOverrides {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use valar_core::RunDir;
 
     #[test]
     fn flags_override_file_which_overrides_recipe() {
@@ -528,7 +529,7 @@ mod tests {
     #[test]
     fn config_round_trips_through_toml() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
+        let path = RunDir::new(dir.path()).config();
         let mut c = TrainConfig::defaults(PathBuf::from("/data/prep"));
         c.targets = Targets::Arousal;
         c.loss = LossKind::MseCcc;
@@ -542,7 +543,7 @@ mod tests {
     #[test]
     fn config_from_before_the_newer_settings_still_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
+        let path = RunDir::new(dir.path()).config();
         let old = "data = \"/data/prep\"\nmodel = \"compact\"\ntargets = \"both\"\n\
                    loss = \"mse+ccc\"\noptimizer = \"adamw\"\nepochs = 30\nbatch_size = 64\n\
                    lr = 0.001\nschedule = \"cosine\"\nmin_lr = 0.0\nstep_size = 10\ngamma = 0.1\n\

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use valar_core::{Dimension, Faces, ManifestRow, Split, Targets, read_faces, read_manifest};
+use valar_core::{
+    Dimension, Faces, ManifestRow, PreparedDir, Split, Targets, read_faces, read_manifest,
+};
 use valar_engine::InputAffine;
 
 /// Maps a stored pixel to the network's input: `x / 127.5 − 1`, so 0 → −1 and 255 → +1.
@@ -90,8 +92,9 @@ impl Dataset {
                 "is not a prepared dataset folder (run `valar prepare` first)",
             ));
         }
-        let manifest = dir.join("manifest.csv");
-        let faces_path = dir.join("faces.npy");
+        let prepared = PreparedDir::new(dir);
+        let manifest = prepared.manifest();
+        let faces_path = prepared.faces();
         for p in [&manifest, &faces_path] {
             if !p.is_file() {
                 return Err(TrainError::data(
@@ -128,7 +131,7 @@ impl Dataset {
     /// run checks to be sure it continues on the data it started with.
     pub(crate) fn fingerprint(&self) -> Result<String, TrainError> {
         use sha2::{Digest, Sha256};
-        let manifest = self.dir.join("manifest.csv");
+        let manifest = PreparedDir::new(&self.dir).manifest();
         let bytes = std::fs::read(&manifest).map_err(TrainError::io(&manifest))?;
         let mut h = Sha256::new();
         for d in [self.faces.n, self.faces.channels, self.faces.size] {
@@ -255,7 +258,7 @@ pub(crate) mod tests {
             .map(|(i, k)| pixels(i, k))
             .collect();
         write_faces(
-            &dir.join("faces.npy"),
+            &PreparedDir::new(dir).faces(),
             &Faces {
                 n,
                 channels: 1,
@@ -269,7 +272,7 @@ pub(crate) mod tests {
             let (v, a) = labels(i);
             text += &format!("{i},img/{i}.jpg,{v},{a},1,0,{},0,0,8,8,ab,,\n", split(i));
         }
-        std::fs::write(dir.join("manifest.csv"), text).unwrap();
+        std::fs::write(PreparedDir::new(dir).manifest(), text).unwrap();
     }
 
     #[test]
@@ -353,9 +356,9 @@ pub(crate) mod tests {
         assert!(err.contains("arousal") && err.contains("index 2"), "{err}");
 
         write_dataset(dir.path(), 3, |_| (0.0, 0.0), |_| "train", |_, _| 0);
-        let faces = read_faces(&dir.path().join("faces.npy")).unwrap();
+        let faces = read_faces(&PreparedDir::new(dir.path()).faces()).unwrap();
         write_faces(
-            &dir.path().join("faces.npy"),
+            &PreparedDir::new(dir.path()).faces(),
             &Faces {
                 n: 2,
                 data: faces.data[..128].to_vec(),

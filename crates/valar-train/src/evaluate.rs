@@ -1,7 +1,6 @@
 //! `valar evaluate`: a saved model's metrics on a prepared dataset.
 
 use crate::TrainError;
-use crate::checkpoint::RunDir;
 use crate::config::TrainConfig;
 use crate::data::{Dataset, SplitChoice};
 use crate::model_card::write_model_card_tested;
@@ -14,8 +13,8 @@ use crate::video_eval::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use valar_core::{
-    CoreError, DimMetrics, Dimension, EvaluationRecord, FACE_SIZES, OutputLock, Split, Targets,
-    TrainingMean, mean_baseline, read_manifest, sha256_file,
+    CoreError, DimMetrics, Dimension, EvaluationRecord, FACE_SIZES, OutputLock, PreparedDir,
+    RunDir, Split, Targets, TrainingMean, mean_baseline, read_manifest, sha256_file,
 };
 use valar_engine::Device;
 use valar_engine::InferenceModel;
@@ -94,10 +93,10 @@ impl Baseline {
 fn training_mean(model: &Path, scored: &Dataset) -> Option<(PathBuf, TrainingMean)> {
     let from_run = || {
         let run = model.parent()?;
-        let config = TrainConfig::read(&run.join("config.toml")).ok()?;
+        let config = TrainConfig::read(&RunDir::new(run).config()).ok()?;
         [config.data.clone(), run.join(&config.data)]
             .into_iter()
-            .map(|d| d.join("manifest.csv"))
+            .map(|d| PreparedDir::new(&d).manifest())
             .filter(|m| m.is_file())
             .find_map(|m| {
                 let rows = read_manifest(&m).ok()?;
@@ -105,7 +104,8 @@ fn training_mean(model: &Path, scored: &Dataset) -> Option<(PathBuf, TrainingMea
             })
     };
     from_run().or_else(|| {
-        TrainingMean::of_train_rows(&scored.rows).map(|m| (scored.dir.join("manifest.csv"), m))
+        TrainingMean::of_train_rows(&scored.rows)
+            .map(|m| (PreparedDir::new(&scored.dir).manifest(), m))
     })
 }
 
@@ -491,10 +491,10 @@ fn window_split(
     };
     let from_run = || -> Option<Dataset> {
         let run = model_path.parent()?;
-        let config = TrainConfig::read(&run.join("config.toml")).ok()?;
+        let config = TrainConfig::read(&RunDir::new(run).config()).ok()?;
         [config.data.clone(), run.join(&config.data)]
             .into_iter()
-            .filter(|d| d.join("manifest.csv").is_file())
+            .filter(|d| PreparedDir::new(d).manifest().is_file())
             .find_map(|d| Dataset::load(&d).ok())
     };
     let (data, rows) = match video_val(scored) {
@@ -603,7 +603,7 @@ fn resolve_targets(
 ) -> Result<Targets, TrainError> {
     let from_run = || {
         let dir = model.parent()?;
-        TrainConfig::read(&dir.join("config.toml"))
+        TrainConfig::read(&RunDir::new(dir).config())
             .ok()
             .map(|c| c.targets)
     };
@@ -689,16 +689,16 @@ mod tests {
 
         let run = dir.path().join("run");
         std::fs::create_dir_all(&run).unwrap();
-        let model = run.join("model.onnx");
+        let model = RunDir::new(&run).model();
         // No config.toml: the scored folder's train rows.
         let (src, m) = training_mean(&model, &scored).unwrap();
-        assert_eq!(src, scored.dir.join("manifest.csv"));
+        assert_eq!(src, PreparedDir::new(&scored.dir).manifest());
         assert!((m.valence + 0.5).abs() < 1e-9 && m.rows == 1);
         // A run that names its data: that folder's train rows, not the scored folder's.
         let c = TrainConfig::defaults(trained.clone());
-        std::fs::write(run.join("config.toml"), c.to_toml().unwrap()).unwrap();
+        std::fs::write(RunDir::new(&run).config(), c.to_toml().unwrap()).unwrap();
         let (src, m) = training_mean(&model, &scored).unwrap();
-        assert_eq!(src, trained.join("manifest.csv"));
+        assert_eq!(src, PreparedDir::new(&trained).manifest());
         assert!(
             (m.valence - 0.2).abs() < 1e-6 && (m.arousal - 0.2).abs() < 1e-6,
             "{m:?}"
@@ -718,7 +718,7 @@ mod tests {
     #[test]
     fn targets_come_from_flag_then_run_config_then_output_count() {
         let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("model.onnx");
+        let model = RunDir::new(dir.path()).model();
         assert_eq!(resolve_targets(&model, 2, None).unwrap(), Targets::Both);
         let err = resolve_targets(&model, 1, None).unwrap_err().to_string();
         assert!(err.contains("--targets"), "{err}");
@@ -733,7 +733,7 @@ mod tests {
 
         let mut c = TrainConfig::defaults("d".into());
         c.targets = Targets::Valence;
-        std::fs::write(dir.path().join("config.toml"), c.to_toml().unwrap()).unwrap();
+        std::fs::write(RunDir::new(dir.path()).config(), c.to_toml().unwrap()).unwrap();
         assert_eq!(resolve_targets(&model, 1, None).unwrap(), Targets::Valence);
     }
 }

@@ -38,7 +38,6 @@ mod train_loop;
 /// Per-video CCC, P_VA and smoothing over frames, for video datasets.
 mod video_eval;
 
-pub use checkpoint::MODEL_CARD;
 pub use config::{
     Augment, InputNorm, Keep, OptimizerChoice, Recipe, ScheduleKind, TrainConfig, TrainOverrides,
 };

@@ -9,13 +9,13 @@
 //! writes the card without one.
 
 use crate::TrainError;
-use crate::checkpoint::{LoopState, RunDir};
+use crate::checkpoint::{LoopState, Resumable};
 use crate::config::{Keep, TrainConfig};
 use crate::outputs::EpochRecord;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use valar_core::{Dimension, EvaluationRecord, PrepInfo, write_atomic};
+use valar_core::{Dimension, EvaluationRecord, PrepInfo, PreparedDir, RunDir, write_atomic};
 
 /// The epoch whose weights are in model.onnx: the best by validation score (the first of
 /// equals, as early stopping counts them), or the last with `keep = last`.
@@ -94,7 +94,7 @@ pub(crate) fn write_model_card_tested(
     } else {
         BTreeMap::new()
     };
-    let prep_path = config.data.join("prep.json");
+    let prep_path = PreparedDir::new(&config.data).prep_json();
     let prep = if prep_path.is_file() {
         Some(PrepInfo::read(&prep_path)?)
     } else {
@@ -117,11 +117,8 @@ fn render(
     let dims = config.targets.dimensions();
     let kept = model_epoch(config, history);
     let test = |k: &str| tested.get(k);
-    let kind = prep
-        .and_then(|p| p.params.get("input"))
-        .and_then(|i| i.get("kind"))
-        .and_then(|k| k.as_str())
-        .unwrap_or("");
+    let params = prep.map(PrepInfo::prep_params).unwrap_or_default();
+    let kind = params.input_kind();
     let mut s = String::new();
     // YAML front matter, as the Hugging Face Hub reads it.
     s.push_str("---\nlibrary_name: valar\n");
@@ -195,14 +192,13 @@ fn render(
     let _ = writeln!(s, "- Prepared folder: `{}`", config.data.display());
     match prep {
         Some(p) => {
-            let source = p
-                .params
-                .get("input")
-                .and_then(|i| i.as_object())
-                .map(|o| {
-                    o.iter()
-                        .filter(|(k, _)| *k != "kind")
-                        .map(|(k, v)| format!("{k} `{}`", v.as_str().unwrap_or_default()))
+            let source = params
+                .input
+                .as_ref()
+                .map(|i| {
+                    i.paths
+                        .iter()
+                        .map(|(k, v)| format!("{k} `{v}`"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })

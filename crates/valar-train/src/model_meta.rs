@@ -6,7 +6,7 @@ use crate::TrainError;
 use crate::config::{InputNorm, TrainConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
-use valar_core::{MARGINS, PrepInfo, Targets, VERSION};
+use valar_core::{MARGINS, PrepInfo, PreparedDir, Targets, VERSION};
 use valar_engine::ExportInfo;
 
 /// Version of the key set, raised when a key changes meaning.
@@ -89,22 +89,17 @@ impl CropRule {
     /// The rule recorded in a prepared folder's `prep.json`; `None` when the folder has none
     /// (a folder not made by `valar prepare`).
     pub fn of_prepared(dir: &Path) -> Result<Option<(Self, String)>, TrainError> {
-        let path = dir.join("prep.json");
+        let path = PreparedDir::new(dir).prep_json();
         if !path.is_file() {
             return Ok(None);
         }
         let bytes = std::fs::read(&path).map_err(TrainError::io(&path))?;
         let info = PrepInfo::read(&path)?;
-        let p = &info.params;
-        let kind = p
-            .get("input")
-            .and_then(|i| i.get("kind"))
-            .and_then(|k| k.as_str())
-            .unwrap_or("");
+        let p = info.prep_params();
         let rule = CropRule {
-            margin: p.get("margin").and_then(|m| m.as_f64()).unwrap_or(0.0) as f32,
-            box_source: box_source(kind).to_string(),
-            scale_rule: if p.get("full_scale").and_then(|f| f.as_bool()) == Some(true) {
+            margin: p.margin.unwrap_or(0.0) as f32,
+            box_source: box_source(p.input_kind()).to_string(),
+            scale_rule: if p.full_scale == Some(true) {
                 "full".into()
             } else {
                 "jpeg_draft".into()

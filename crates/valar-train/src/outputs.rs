@@ -197,7 +197,7 @@ pub(crate) fn write_predictions_csv(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use valar_core::Split;
+    use valar_core::{RunDir, Split};
 
     fn manifest_row(index: usize, v: f32, a: f32) -> ManifestRow {
         ManifestRow {
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn metrics_csv_leaves_untrained_dimension_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("metrics.csv");
+        let path = RunDir::new(dir.path()).metrics();
         let m = DimMetrics {
             rmse: 0.5,
             pcc: 0.25,
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn predictions_csv_has_the_agreed_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("predictions.csv");
+        let path = RunDir::new(dir.path()).predictions();
         let manifest = vec![manifest_row(0, 0.5, -0.5), manifest_row(1, 0.25, 0.75)];
         write_predictions_csv(&path, &manifest, &[1], &[0.125], Targets::Valence).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

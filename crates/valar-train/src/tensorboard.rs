@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::Write;
 
 /// How every event file's name starts.
-pub(crate) const EVENTS_PREFIX: &str = "events.out.tfevents.";
+pub(crate) const EVENTS_PREFIX: &str = valar_core::RunDir::EVENTS_PREFIX;
 use std::path::{Path, PathBuf};
 
 /// `tensorflow.Event`, with the fields valar writes.

@@ -2,7 +2,7 @@
 
 use crate::TrainError;
 use crate::augment::{AugParams, augment_into};
-use crate::checkpoint::{LoopState, RunDir, best_name, state_name};
+use crate::checkpoint::{LoopState, Resumable, best_name, state_name};
 use crate::config::{Augment, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::model::{StepModel, build_trainer, host_loss};
@@ -21,8 +21,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use valar_core::{
-    Dimension, OutputDir, OutputLock, output_dir_state, refuse_input_as_output, remove_replaced,
-    write_atomic,
+    Dimension, OutputDir, OutputLock, RunDir, output_dir_state, refuse_input_as_output,
+    remove_replaced, write_atomic,
 };
 use valar_engine::Device;
 use valar_engine::InputAffine;
@@ -536,6 +536,7 @@ mod tests {
     use super::*;
     use crate::data::tests::write_dataset;
     use crate::progress::Quiet;
+    use valar_core::PreparedDir;
     use valar_engine::{NamedTensor, TrainState};
 
     /// A pure-Rust stand-in for the engine: per output, `w · mean(x) + b`, trained by SGD on
@@ -806,7 +807,7 @@ mod tests {
             );
             assert_eq!(without_seconds(&sa.history), without_seconds(&sb.history));
             assert_eq!(sa.early, sb.early);
-            for f in ["predictions.csv", "model.onnx"] {
+            for f in [RunDir::PREDICTIONS, RunDir::MODEL] {
                 assert_eq!(
                     std::fs::read(full.root.join(f)).unwrap(),
                     std::fs::read(broken.root.join(f)).unwrap()
@@ -821,7 +822,7 @@ mod tests {
         let (j, run, state) = interrupted_run(dir.path());
         assert_eq!(state.data_sha256.as_ref(), Some(&j.fingerprint));
         // Relabel one face: same shape, different data.
-        let manifest = j.config.data.join("manifest.csv");
+        let manifest = PreparedDir::new(&j.config.data).manifest();
         let text = std::fs::read_to_string(&manifest).unwrap();
         std::fs::write(&manifest, text.replacen(",train,", ",val,", 1)).unwrap();
         let changed = Job::load(&j.config).unwrap();

@@ -2,7 +2,7 @@
 
 use crate::ui::outln;
 use std::path::PathBuf;
-use valar_core::{Targets, baseline_warnings};
+use valar_core::{PreparedDir, Targets, baseline_warnings};
 use valar_train::{
     Device, EvaluateOptions, Evaluation, Smoothing, SplitChoice, TrainError, VideoEvaluation,
 };
@@ -52,14 +52,15 @@ pub struct EvaluateArgs {
 /// Runs `valar evaluate`.
 pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
+        let prepared = PreparedDir::new(&args.data);
         crate::cmd::claim_output_file(
             out,
             &[
                 &args.model,
                 &args.data,
-                &args.data.join("manifest.csv"),
-                &args.data.join("faces.npy"),
-                &args.data.join("prep.json"),
+                &prepared.manifest(),
+                &prepared.faces(),
+                &prepared.prep_json(),
             ],
         )?;
     }

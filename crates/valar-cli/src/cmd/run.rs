@@ -4,7 +4,7 @@ use crate::cmd::train::TerminalProgress;
 use crate::ui::Bars;
 use crate::ui::outln;
 use std::path::PathBuf;
-use valar_core::baseline_warnings;
+use valar_core::{RunDir, baseline_warnings};
 use valar_pipeline::{Hooks, PipelineConfig, StageOutcome, run as run_pipeline};
 
 /// Arguments of `valar run`.
@@ -98,7 +98,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
     outln!("Prepared data: {}", summary.prepared.display());
-    outln!("Model: {}", summary.run.join("model.onnx").display());
+    outln!("Model: {}", RunDir::new(&summary.run).model().display());
     outln!("Report: {}", summary.report.display());
     Ok(())
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::time::Duration;
-use valar_core::Dimension;
+use valar_core::{Dimension, RunDir};
 use valar_train::{EpochRecord, RunStart, StopReason, TrainConfig, TrainObserver, TrainOverrides};
 
 /// Arguments of `valar train`.
@@ -130,7 +130,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .collect();
         eprintln!("best epoch {}: {}", best.epoch, cccs.join(", "));
     }
-    eprintln!("model: {}", summary.run_dir.join("model.onnx").display());
+    eprintln!("model: {}", RunDir::new(&summary.run_dir).model().display());
     Ok(())
 }
 
