@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{ok, s};
+use common::{Fixture, ok, prepare_args, s};
 
 use image::{GenericImageView, ImageEncoder, RgbImage};
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,19 +18,9 @@ struct Source {
 }
 
 fn synth(root: &Path, n: usize, seed: u64) -> Source {
-    ok(&[
-        "synth",
-        "--out",
-        s(root),
-        "--n",
-        &n.to_string(),
-        "--val-n",
-        "0",
-        "--seed",
-        &seed.to_string(),
-        "--invalid-fraction",
-        "0",
-    ]);
+    Fixture::synth(n, 0, seed)
+        .synth_args(&["--invalid-fraction", "0"])
+        .synth_to(root);
     Source {
         csv: root.join("Manually_Annotated_file_lists/training.csv"),
         images: root.join("Manually_Annotated_Images"),
@@ -377,17 +367,7 @@ fn tile_distance(tile: &RgbImage, face: &RgbImage) -> f64 {
 
 /// `valar prepare` of every usable row of `src` (the quota is above any interval's count).
 fn prepare(src: &Source, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "prepare",
-        "--csv",
-        s(&src.csv),
-        "--images",
-        s(&src.images),
-        "--quota",
-        "1000",
-        "--out",
-        s(out),
-    ];
+    let mut args = prepare_args(&src.csv, &src.images, out, &["--quota", "1000"]);
     args.extend_from_slice(extra);
     ok(&args);
 }
@@ -403,16 +383,12 @@ fn audit_finds_each_planted_kind_and_prepare_excludes_it() {
     let dir = tempfile::tempdir().unwrap();
     let other = synth(&dir.path().join("other"), 60, 9);
     let other_prepared = dir.path().join("other_prepared");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&other.csv),
-        "--images",
-        s(&other.images),
-        "--all",
-        "--out",
-        s(&other_prepared),
-    ]);
+    ok(&prepare_args(
+        &other.csv,
+        &other.images,
+        &other_prepared,
+        &["--all"],
+    ));
     let mut p = Planter::new(synth(&dir.path().join("main"), 500, 4));
     plant(&mut p, &other, &[2, 3]);
     let source = s(&p.src.csv).to_string();

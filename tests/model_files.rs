@@ -3,105 +3,30 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s, synth_original, valar};
+use common::{Data, Fixture, List, fails, ok, prepare_args, s, scratch, valar};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ROOT: &str = "valar-model-files";
-
-/// A fresh scratch folder under cargo's per-target temporary directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(ROOT).join(name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Fixture {
-    csv: PathBuf,
-    images: PathBuf,
-    prepared: PathBuf,
-    test: PathBuf,
-    run: PathBuf,
-}
-
 /// Margin the fixture prepares with: not prepare's default, so that a predict that ignored
 /// the model's metadata would cut other faces.
 const MARGIN: &str = "0.1";
 
-/// Synthetic faces prepared with margin 0.1 (train/val, and a test folder from the
+/// Synthetic faces prepared with margin 0.1 (train/val, and a test folder `test` from the
 /// validation list with `--all`) and a two-epoch run on them. Made once per build of the
 /// binary; tests that change the run work on a copy.
-fn fixture() -> Fixture {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(ROOT);
-    std::fs::create_dir_all(&root).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join("fixture.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    let dir = root.join("fixture");
-    let synth = dir.join("synth");
-    let f = Fixture {
-        csv: synth.join("Manually_Annotated_file_lists/training.csv"),
-        images: synth.join("Manually_Annotated_Images"),
-        prepared: dir.join("prepared"),
-        test: dir.join("test"),
-        run: dir.join("run"),
-    };
-    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
-    let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
-    if std::fs::read_to_string(dir.join("done")).ok().as_deref() != Some(stamp.as_str()) {
-        let dir = scratch("fixture");
-        synth_original(&synth, 300, 40, 5);
-        let prep = |csv: &Path, out: &Path, extra: &[&str]| {
-            let mut args = vec![
-                "prepare",
-                "--csv",
-                s(csv),
-                "--images",
-                s(&f.images),
-                "--out",
-                s(out),
-                "--quota",
-                "15",
-                "--seed",
-                "5",
-                "--margin",
-                MARGIN,
-            ];
-            args.extend_from_slice(extra);
-            ok(&args);
-        };
-        prep(&f.csv, &f.prepared, &[]);
-        let val_csv = synth.join("Manually_Annotated_file_lists/validation.csv");
-        prep(&val_csv, &f.test, &["--all", "--png"]);
-        ok(&[
-            "train",
-            "--data",
-            s(&f.prepared),
-            "--out",
-            s(&f.run),
-            "--model",
-            "compact",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "32",
-            "--keep",
-            "best",
-            "--device",
-            "cpu",
-        ]);
-        std::fs::write(dir.join("done"), &stamp).unwrap();
-    }
-    f
+fn fixture() -> Data {
+    let prep = ["--quota", "15", "--seed", "5", "--margin", MARGIN];
+    Fixture::synth(300, 40, 5)
+        .prepare(&prep)
+        .prepare_into(
+            "test",
+            List::Validation,
+            &[&prep[..], &["--all", "--png"]].concat(),
+        )
+        .train(&["--epochs", "2", "--keep", "best"])
+        .cached("fixture")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -244,19 +169,7 @@ fn evaluate_refuses_data_cut_otherwise_than_the_model_naming_both() {
         ),
     ] {
         let out = dir.join(name);
-        let mut args = vec![
-            "prepare",
-            "--csv",
-            s(&f.csv),
-            "--images",
-            s(&f.images),
-            "--out",
-            s(&out),
-            "--quota",
-            "3",
-            "--seed",
-            "5",
-        ];
+        let mut args = prepare_args(&f.csv, &f.images, &out, &["--quota", "3", "--seed", "5"]);
         args.extend_from_slice(&extra);
         ok(&args);
         let err = fails(&[
@@ -393,7 +306,10 @@ fn the_readme_python_snippet_reproduces_valar_predict() {
     };
     // Faces as prepare cut them (`--png`), at the model's size: the same pixels on both sides,
     // so what is checked is the reading of the metadata, the scaling and the output.
-    let faces: Vec<PathBuf> = walk_png(&f.test.join("png")).into_iter().take(12).collect();
+    let faces: Vec<PathBuf> = walk_png(&f.at("test").join("png"))
+        .into_iter()
+        .take(12)
+        .collect();
     assert_eq!(faces.len(), 12);
     compare(&faces, 1e-5);
     // Whole JPEGs, resized by each side's bicubic: Pillow rounds its two passes otherwise
@@ -502,7 +418,7 @@ fn the_model_card_shows_the_run_and_its_test_evaluation() {
         "--model",
         s(&run.join("model.onnx")),
         "--data",
-        s(&f.test),
+        s(&f.at("test")),
     ]);
     let card = std::fs::read_to_string(run.join("MODEL_CARD.md")).unwrap();
     assert!(!card.contains("Not evaluated yet"), "{card}");

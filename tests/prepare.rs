@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s};
+use common::{Fixture, fails, ok, prepare_args, s};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,19 +17,9 @@ struct Synth {
 
 /// `valar synth --out root --n n --val-n val_n --seed seed --layout layout`.
 fn run_synth(root: &Path, n: usize, val_n: usize, seed: u64, layout: &str) {
-    ok(&[
-        "synth",
-        "--out",
-        s(root),
-        "--n",
-        &n.to_string(),
-        "--val-n",
-        &val_n.to_string(),
-        "--layout",
-        layout,
-        "--seed",
-        &seed.to_string(),
-    ]);
+    Fixture::synth(n, val_n, seed)
+        .synth_args(&["--layout", layout])
+        .synth_to(root);
 }
 
 fn synth(n: usize, seed: u64) -> Synth {
@@ -53,15 +43,7 @@ fn synth_newer(dir: &Path, n: usize, seed: u64) -> PathBuf {
 
 /// `valar prepare --csv csv --images dir --out dir/p`, which must fail; its stderr.
 fn prepare_csv_fails(csv: &Path, dir: &Path) -> String {
-    fails(&[
-        "prepare",
-        "--csv",
-        s(csv),
-        "--images",
-        s(dir),
-        "--out",
-        s(&dir.join("p")),
-    ])
+    fails(&prepare_args(csv, dir, &dir.join("p"), &[]))
 }
 
 /// One planted bad row per kind; each line's labels are valid so that only the
@@ -139,21 +121,12 @@ fn prepare_rejects_every_planted_bad_row_and_packs_the_rest() {
     let data = synth(400, 3);
     let planted = plant_bad_rows(&data);
     let out = data.root.join("prepared");
-    let log = ok(&[
-        "prepare",
-        "--csv",
-        s(&data.csv),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(&out),
-        "--quota",
-        "30",
-        "--max-pixels",
-        "2000000",
-        "--seed",
-        "5",
-    ]);
+    let log = ok(&prepare_args(
+        &data.csv,
+        &data.images,
+        &out,
+        &["--quota", "30", "--max-pixels", "2000000", "--seed", "5"],
+    ));
     assert!(!data.root.join("prepared.partial").exists());
 
     let rejects = read_rejects(&out);
@@ -221,20 +194,12 @@ fn prepare_rejects_every_planted_bad_row_and_packs_the_rest() {
 fn numpy_loads_faces_npy_with_the_manifest_shape() {
     let data = synth(120, 4);
     let out = data.root.join("p");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&data.csv),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(&out),
-        "--quota",
-        "5",
-        "--rgb",
-        "--size",
-        "32",
-    ]);
+    ok(&prepare_args(
+        &data.csv,
+        &data.images,
+        &out,
+        &["--quota", "5", "--rgb", "--size", "32"],
+    ));
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
     let check = Command::new("python3")
         .args([
@@ -261,19 +226,12 @@ fn same_seed_gives_identical_outputs_and_another_seed_does_not() {
     let data = synth(200, 5);
     let run = |name: &str, seed: &str| {
         let out = data.root.join(name);
-        ok(&[
-            "prepare",
-            "--csv",
-            s(&data.csv),
-            "--images",
-            s(&data.images),
-            "--out",
-            s(&out),
-            "--quota",
-            "12",
-            "--seed",
-            seed,
-        ]);
+        ok(&prepare_args(
+            &data.csv,
+            &data.images,
+            &out,
+            &["--quota", "12", "--seed", seed],
+        ));
         (
             std::fs::read(out.join("manifest.csv")).unwrap(),
             std::fs::read(out.join("faces.npy")).unwrap(),
@@ -294,17 +252,7 @@ fn headerless_csv_reads_like_the_headered_one() {
     std::fs::write(&headerless, text.split_once('\n').unwrap().1).unwrap();
     let run = |csv: &Path, name: &str| {
         let out = data.root.join(name);
-        ok(&[
-            "prepare",
-            "--csv",
-            s(csv),
-            "--images",
-            s(&data.images),
-            "--out",
-            s(&out),
-            "--quota",
-            "8",
-        ]);
+        ok(&prepare_args(csv, &data.images, &out, &["--quota", "8"]));
         std::fs::read(out.join("manifest.csv")).unwrap()
     };
     assert_eq!(run(&data.csv, "with"), run(&headerless, "without"));
@@ -317,17 +265,7 @@ fn whole_set_as_test_split_and_pngs_per_interval() {
         .root
         .join("Manually_Annotated_file_lists/validation.csv");
     let out = data.root.join("test-set");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&val),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(&out),
-        "--all",
-        "--png",
-    ]);
+    ok(&prepare_args(&val, &data.images, &out, &["--all", "--png"]));
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
     let rejects = read_rejects(&out);
     let rows = std::fs::read_to_string(&val).unwrap().lines().count() - 1;
@@ -410,17 +348,7 @@ fn generic_csv_with_optional_boxes() {
     let csv = data.root.join("generic.csv");
     std::fs::write(&csv, generic).unwrap();
     let out = data.root.join("g");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&csv),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(&out),
-        "--quota",
-        "100",
-    ]);
+    ok(&prepare_args(&csv, &data.images, &out, &["--quota", "100"]));
     let manifest = read_manifest(&out.join("manifest.csv")).unwrap();
     let whole = manifest
         .iter()
@@ -472,17 +400,7 @@ fn symlinked_csv_images_and_folders_give_the_same_faces_as_real_files() {
     });
     std::os::unix::fs::symlink(&data.csv, linked.join("training.csv")).unwrap();
     let prepare = |csv: &Path, images: &Path, out: &Path| {
-        ok(&[
-            "prepare",
-            "--csv",
-            s(csv),
-            "--images",
-            s(images),
-            "--out",
-            s(out),
-            "--quota",
-            "5",
-        ]);
+        ok(&prepare_args(csv, images, out, &["--quota", "5"]));
     };
     prepare(&data.csv, &data.images, &data.root.join("real"));
     prepare(

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s, synth_original};
+use common::{fails, ok, prepare_args, s, synth_original};
 
 use image::{ImageEncoder, Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -39,18 +39,7 @@ fn generic_csv(rows: &[(String, String, String)], path: impl Fn(&str) -> String)
 
 /// `valar prepare --csv csv --images images --out out --all --size 32`'s output.
 fn prepare_all(csv: &Path, images: &Path, out: &Path) -> String {
-    ok(&[
-        "prepare",
-        "--csv",
-        s(csv),
-        "--images",
-        s(images),
-        "--out",
-        s(out),
-        "--all",
-        "--size",
-        "32",
-    ])
+    ok(&prepare_args(csv, images, out, &["--all", "--size", "32"]))
 }
 
 fn faces_in(out: &Path) -> usize {
@@ -199,16 +188,12 @@ fn probe_11_backslash_paths_are_read_and_unreadable_ones_fail_the_run() {
         generic_csv(&rows, |p| format!("elsewhere\\{}", p.replace('/', "\\"))),
     )
     .unwrap();
-    let err = fails(&[
-        "prepare",
-        "--csv",
-        s(&csv),
-        "--images",
-        s(&images),
-        "--out",
-        s(&dir.path().join("none")),
-        "--all",
-    ]);
+    let err = fails(&prepare_args(
+        &csv,
+        &images,
+        &dir.path().join("none"),
+        &["--all"],
+    ));
     assert!(err.contains("3 missing_file"), "{err}");
     assert!(err.contains("backslashes"), "{err}");
     assert!(err.contains("windows.csv"), "{err}");

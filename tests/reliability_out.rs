@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fails, ok, s, synth_original, valar};
+use common::{Fixture, cached, fails, ok, s, scratch, synth_original, valar};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -17,69 +17,25 @@ struct Source {
     images: PathBuf,
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("reliability_out")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A fixture folder made once per build of the binary and shared by the tests, which
-/// nextest runs as separate processes: the first to take the file lock makes it, the others
-/// wait and reuse it.
-fn shared(name: &str, make: impl FnOnce(&Path)) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reliability_out");
-    std::fs::create_dir_all(&root).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join(format!("{name}.fixture-lock")))
-        .unwrap();
-    lock.lock().unwrap();
-    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
-    let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
-    let done = root.join(format!("{name}.done"));
-    let dir = root.join(name);
-    if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
-        let dir = scratch(name);
-        make(&dir);
-        std::fs::write(&done, &stamp).unwrap();
-    }
-    dir
-}
-
 /// 300 synthetic images, made once for every test.
 fn source() -> &'static Source {
     static SOURCE: OnceLock<Source> = OnceLock::new();
     SOURCE.get_or_init(|| {
-        let root = shared("source", |dir| {
-            synth_original(&dir.join("synth"), 300, 0, 7);
-        });
-        let synth = root.join("synth");
+        let d = Fixture::synth(300, 0, 7).cached("source");
         Source {
-            csv: synth.join("Manually_Annotated_file_lists/training.csv"),
-            images: synth.join("Manually_Annotated_Images"),
+            csv: d.csv,
+            images: d.images,
         }
     })
 }
 
 fn prepare_args<'a>(src: &'a Source, out: &'a Path, seed: &'a str) -> Vec<&'a str> {
-    vec![
-        "prepare",
-        "--csv",
-        s(&src.csv),
-        "--images",
-        s(&src.images),
-        "--out",
-        s(out),
-        "--quota",
-        "20",
-        "--seed",
-        seed,
-    ]
+    common::prepare_args(
+        &src.csv,
+        &src.images,
+        out,
+        &["--quota", "20", "--seed", seed],
+    )
 }
 
 fn audit_args<'a>(src: &'a Source, out: &'a Path) -> Vec<&'a str> {
@@ -99,7 +55,7 @@ fn prepared() -> &'static PathBuf {
     static PREPARED: OnceLock<PathBuf> = OnceLock::new();
     PREPARED.get_or_init(|| {
         let src = source();
-        shared("prepared", |dir| {
+        cached("prepared", |dir| {
             ok(&prepare_args(src, &dir.join("d"), "0"));
         })
         .join("d")
@@ -107,25 +63,8 @@ fn prepared() -> &'static PathBuf {
 }
 
 fn train_args<'a>(data: &'a Path, out: &'a Path, epochs: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        s(data),
-        "--out",
-        s(out),
-        "--model",
-        "compact",
-        "--epochs",
-        epochs,
-        "--batch-size",
-        "32",
-        "--keep",
-        "last",
-        "--patience",
-        "0",
-        "--device",
-        "cpu",
-    ]
+    let extra = ["--epochs", epochs, "--keep", "last", "--patience", "0"];
+    common::train_args(data, out, &extra)
 }
 
 fn spawn(args: &[&str]) -> Child {
@@ -521,7 +460,7 @@ fn killed_run() -> &'static PathBuf {
     static KILLED: OnceLock<PathBuf> = OnceLock::new();
     KILLED.get_or_init(|| {
         let data = prepared();
-        shared("killed", |dir| {
+        cached("killed", |dir| {
             let run = dir.join("run");
             let mut child = spawn(&train_args(data, &run, "200"));
             wait_for(&mut child, "its first epoch", || {

@@ -6,26 +6,11 @@
 
 mod common;
 
-use common::{fails, ok, s, synth_original, valar};
+use common::{List, fails, ok, s, scratch, valar};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
-
-const ROOT: &str = "reliability_round2_eval";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(ROOT)
-        .join(name);
-    if dir.exists() {
-        // A folder left read-only by an interrupted run of the test.
-        unlock_tree(&dir);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The shared data: a prepared train/val folder, two test folders and a one-epoch run.
 struct Fixture {
@@ -37,85 +22,37 @@ struct Fixture {
     run: PathBuf,
 }
 
-/// Made once per build of the binary and shared by the tests (separate processes under
-/// nextest, hence the file lock); tests that change a run work on a copy.
+/// Prepare's arguments for every folder of the fixture.
+const PREPARE: [&str; 4] = ["--quota", "12", "--seed", "11"];
+
+/// Train's arguments besides the epochs, for the fixture's run and the tests' own.
+const TRAIN: [&str; 6] = ["--keep", "last", "--patience", "0", "--seed", "3"];
+
+/// Made once per build of the binary and shared by the tests; tests that change a run work
+/// on a copy.
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(ROOT);
-        std::fs::create_dir_all(&root).unwrap();
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(root.join("fixture.lock"))
-            .unwrap();
-        lock.lock().unwrap();
-        let dir = root.join("fixture");
-        let synth = dir.join("synth");
-        let f = Fixture {
-            csv: synth.join("Manually_Annotated_file_lists/training.csv"),
-            images: synth.join("Manually_Annotated_Images"),
-            prepared: dir.join("prepared"),
-            test: dir.join("test"),
-            test2: dir.join("test2"),
-            run: dir.join("run"),
-        };
-        let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
-        let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
-        if std::fs::read_to_string(dir.join("done")).ok().as_deref() != Some(stamp.as_str()) {
-            let dir = scratch("fixture");
-            synth_original(&synth, 240, 40, 11);
-            let prep = |csv: &Path, out: &Path, extra: &[&str]| {
-                let mut args = vec![
-                    "prepare",
-                    "--csv",
-                    s(csv),
-                    "--images",
-                    s(&f.images),
-                    "--out",
-                    s(out),
-                    "--quota",
-                    "12",
-                    "--seed",
-                    "11",
-                ];
-                args.extend_from_slice(extra);
-                ok(&args);
-            };
-            prep(&f.csv, &f.prepared, &[]);
-            let val_csv = synth.join("Manually_Annotated_file_lists/validation.csv");
-            prep(&val_csv, &f.test, &["--all"]);
-            prep(&f.csv, &f.test2, &["--all"]);
-            ok(&train_args(&f.prepared, &f.run, "1"));
-            std::fs::write(dir.join("done"), &stamp).unwrap();
+        let all = [&PREPARE[..], &["--all"]].concat();
+        let d = common::Fixture::synth(240, 40, 11)
+            .prepare(&PREPARE)
+            .prepare_into("test", List::Validation, &all)
+            .prepare_into("test2", List::Training, &all)
+            .train(&[&["--epochs", "1"], &TRAIN[..]].concat())
+            .cached("fixture");
+        Fixture {
+            test: d.at("test"),
+            test2: d.at("test2"),
+            csv: d.csv,
+            images: d.images,
+            prepared: d.prepared,
+            run: d.run,
         }
-        f
     })
 }
 
 fn train_args<'a>(data: &'a Path, out: &'a Path, epochs: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        s(data),
-        "--out",
-        s(out),
-        "--model",
-        "compact",
-        "--epochs",
-        epochs,
-        "--batch-size",
-        "32",
-        "--keep",
-        "last",
-        "--patience",
-        "0",
-        "--seed",
-        "3",
-        "--device",
-        "cpu",
-    ]
+    common::train_args(data, out, &[&["--epochs", epochs], &TRAIN[..]].concat())
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -200,15 +137,6 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Makes every folder under `dir` writable again (and mutable, where a root run of a test
-/// made one immutable).
-fn unlock_tree(dir: &Path) {
-    if is_root() {
-        let _ = Command::new("chattr").args(["-R", "-i"]).arg(dir).output();
-    }
-    let _ = Command::new("chmod").args(["-R", "u+w"]).arg(dir).output();
 }
 
 /// A folder no file can be created in, for as long as the guard lives: mode 0555, and for

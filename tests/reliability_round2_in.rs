@@ -92,18 +92,7 @@ fn original_set(dir: &Path) -> (PathBuf, PathBuf, String) {
 }
 
 fn prepare_args<'a>(csv: &'a Path, images: &'a Path, out: &'a Path) -> Vec<&'a str> {
-    vec![
-        "prepare",
-        "--csv",
-        s(csv),
-        "--images",
-        s(images),
-        "--out",
-        s(out),
-        "--all",
-        "--size",
-        "32",
-    ]
+    common::prepare_args(csv, images, out, &["--all", "--size", "32"])
 }
 
 /// The `reason,detail` of `path`'s row in `out/rejects.csv`.

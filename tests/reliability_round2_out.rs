@@ -4,44 +4,10 @@
 
 mod common;
 
-use common::{fails, ok, s, synth_original};
+use common::{fails, ok, s, scratch, synth_original};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use valar_core::{OutputLock, PARTIAL_MARKER};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("reliability_round2_out")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A fixture folder made once per build of the binary and shared by the tests, which
-/// nextest runs as separate processes: the first to take the file lock makes it, the others
-/// wait and reuse it.
-fn shared(name: &str, make: impl FnOnce(&Path)) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reliability_round2_out");
-    std::fs::create_dir_all(&root).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join(format!("{name}.fixture-lock")))
-        .unwrap();
-    lock.lock().unwrap();
-    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
-    let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
-    let done = root.join(format!("{name}.done"));
-    let dir = root.join(name);
-    if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
-        let dir = scratch(name);
-        make(&dir);
-        std::fs::write(&done, &stamp).unwrap();
-    }
-    dir
-}
 
 /// 300 synthetic images (`training.csv` and its image folder), a prepared folder of 32-pixel
 /// faces from them, and a one-epoch compact run on it: made once for every test.
@@ -55,55 +21,27 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let root = shared("fixture", |dir| {
-            let (csv, images) = synth_original(&dir.join("synth"), 300, 0, 7);
-            let prepared = dir.join("prepared");
-            ok(&prepare_args(&csv, &images, &prepared, &["--size", "32"]));
-            ok(&[
-                "train",
-                "--data",
-                s(&prepared),
-                "--out",
-                s(&dir.join("run")),
-                "--model",
-                "compact",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "32",
-                "--device",
-                "cpu",
-            ]);
-        });
-        let synth = root.join("synth");
+        let d = common::Fixture::synth(300, 0, 7)
+            .prepare(&["--quota", "20", "--size", "32"])
+            .train(&["--epochs", "1"])
+            .cached("fixture");
         Fixture {
-            csv: synth.join("Manually_Annotated_file_lists/training.csv"),
-            images: synth.join("Manually_Annotated_Images"),
-            prepared: root.join("prepared"),
-            run: root.join("run"),
+            csv: d.csv,
+            images: d.images,
+            prepared: d.prepared,
+            run: d.run,
         }
     })
 }
 
+/// `valar prepare` of 20 faces per interval, followed by `extra`.
 fn prepare_args<'a>(
     csv: &'a Path,
     images: &'a Path,
     out: &'a Path,
     extra: &[&'a str],
 ) -> Vec<&'a str> {
-    let mut args = vec![
-        "prepare",
-        "--csv",
-        s(csv),
-        "--images",
-        s(images),
-        "--out",
-        s(out),
-        "--quota",
-        "20",
-    ];
-    args.extend(extra);
-    args
+    common::prepare_args(csv, images, out, &[&["--quota", "20"], extra].concat())
 }
 
 fn copy_dir(from: &Path, to: &Path) {

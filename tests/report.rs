@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{ok, s, valar};
+use common::{Fixture, ok, s, valar};
 use valar_core::{Split, read_manifest};
 
 use std::path::Path;
@@ -59,30 +59,10 @@ fn fake_run(run: &Path, data: &Path) {
 #[test]
 fn report_on_prepared_data_and_on_a_run() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("synth");
-    ok(&[
-        "synth",
-        "--out",
-        s(&root),
-        "--n",
-        "300",
-        "--val-n",
-        "40",
-        "--seed",
-        "3",
-    ]);
-    let prepared = dir.path().join("prepared");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&root.join("Manually_Annotated_file_lists/training.csv")),
-        "--images",
-        s(&root.join("Manually_Annotated_Images")),
-        "--out",
-        s(&prepared),
-        "--quota",
-        "10",
-    ]);
+    let prepared = Fixture::synth(300, 40, 3)
+        .prepare(&["--quota", "10"])
+        .make_in(dir.path())
+        .prepared;
 
     // Data only, default output folder inside the prepared folder.
     let text = ok(&["report", "--data", s(&prepared)]);

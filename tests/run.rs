@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::split_per_video;
+use common::{cached, split_per_video};
 
 use std::process::Command;
 
@@ -162,4 +162,30 @@ fn run_takes_a_video_dataset_from_its_config() {
     assert!(videos.lines().count() > val_videos, "{videos}");
     // And says so: the pooled and per-video scores, with P_VA.
     assert!(text.contains("P_VA"), "{text}");
+}
+
+/// The shared fixture cache (tests/common/fixture.rs) makes a folder once per build of the
+/// binary, reuses it while the done file names this build, and starts over from an empty
+/// folder when it names another.
+#[test]
+fn a_cached_fixture_is_made_once_per_build_of_the_binary() {
+    let name = "cache-probe";
+    let _ = std::fs::remove_file(common::fixture::root().join(format!("{name}.done")));
+    let made = std::cell::Cell::new(0);
+    let make = |dir: &std::path::Path| {
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 0, "not empty");
+        std::fs::write(dir.join("x"), b"x").unwrap();
+        made.set(made.get() + 1);
+    };
+    let first = cached(name, make);
+    assert_eq!(cached(name, make), first);
+    assert_eq!(made.get(), 1, "made again for the same build");
+    assert!(first.join("x").is_file());
+
+    let done = common::fixture::root().join(format!("{name}.done"));
+    std::fs::write(&done, "an older binary").unwrap();
+    cached(name, make);
+    assert_eq!(made.get(), 2, "not made again for another build");
+    std::fs::remove_dir_all(&first).unwrap();
+    std::fs::remove_file(&done).unwrap();
 }

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s, split_per_video, synth_original};
+use common::{fails, ok, prepare_args, s, split_per_video, synth_original};
 
 use std::path::{Path, PathBuf};
 
@@ -38,19 +38,12 @@ fn data() -> Data {
 /// `valar prepare` on `data` with seed `seed`, as shard `shard` when given.
 fn prepare(data: &Data, out: &Path, seed: u64, shard: Option<&str>) {
     let seed = seed.to_string();
-    let mut args = vec![
-        "prepare",
-        "--csv",
-        s(&data.csv),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(out),
-        "--quota",
-        "30",
-        "--seed",
-        &seed,
-    ];
+    let mut args = prepare_args(
+        &data.csv,
+        &data.images,
+        out,
+        &["--quota", "30", "--seed", &seed],
+    );
     if let Some(k) = shard {
         args.extend(["--shard", k]);
     }
@@ -175,15 +168,7 @@ fn a_shard_out_of_range_or_with_pngs_is_refused() {
     };
     std::fs::write(&data.csv, "path,valence,arousal\n").unwrap();
     let out = data.dir.path().join("x");
-    let base = [
-        "prepare",
-        "--csv",
-        s(&data.csv),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(&out),
-    ];
+    let base = prepare_args(&data.csv, &data.images, &out, &[]);
     let err = fails(&[&base[..], &["--shard", "4/4"]].concat());
     assert!(err.contains("not a shard K/N"), "{err}");
     let err = fails(&[&base[..], &["--shard", "0/4", "--png"]].concat());

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{ok, s, synth_original};
+use common::{ok, prepare_args, s, synth_original};
 
 use std::path::{Path, PathBuf};
 
@@ -21,17 +21,7 @@ fn data() -> Data {
     let lists = train_csv.parent().unwrap();
     let prepare = |csv: &str, out: &str, extra: &[&str]| {
         let (csv, out) = (lists.join(csv), d.join(out));
-        let mut args = vec![
-            "prepare",
-            "--csv",
-            s(&csv),
-            "--images",
-            s(&images),
-            "--out",
-            s(&out),
-            "--size",
-            "32",
-        ];
+        let mut args = prepare_args(&csv, &images, &out, &["--size", "32"]);
         args.extend(extra);
         ok(&args);
     };

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s, valar};
+use common::{Data, Fixture, fails, ok, prepare_args, s, scratch, train_args, valar};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,7 +20,7 @@ fn serial() -> std::fs::File {
 
 /// An exclusive lock on a file under the tests' scratch folder, held until dropped.
 fn lock_file(name: &str) -> std::fs::File {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("valar-train-e2e");
+    let dir = common::fixture::root();
     std::fs::create_dir_all(&dir).unwrap();
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -32,76 +32,14 @@ fn lock_file(name: &str) -> std::fs::File {
     file
 }
 
-/// A fresh scratch folder under cargo's per-target temporary directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("valar-train-e2e")
-        .join(name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Data {
-    csv: PathBuf,
-    images: PathBuf,
-    prepared: PathBuf,
-}
-
 /// 1200 synthetic images, prepared with 80 faces per arousal interval: about 800 faces,
-/// 718 train and 80 val. Made once per build of the binary and shared by the tests, which
-/// nextest runs as separate processes: the first to take the lock makes the data, the
-/// others wait and reuse it.
+/// 718 train and 80 val. Made once per build of the binary and shared by the tests.
 fn data() -> &'static Data {
     static DATA: OnceLock<Data> = OnceLock::new();
     DATA.get_or_init(|| {
-        let _lock = lock_file("data.lock");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("valar-train-e2e")
-            .join("data");
-        let synth = dir.join("synth");
-        let prepared = dir.join("prepared");
-        let images = synth.join("Manually_Annotated_Images");
-        let csv = synth.join("Manually_Annotated_file_lists/training.csv");
-        // Data made by an older binary is made again.
-        let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
-        let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
-        let done = dir.join("done");
-        if std::fs::read_to_string(&done).ok().as_deref() != Some(stamp.as_str()) {
-            let dir = scratch("data");
-            ok(&[
-                "synth",
-                "--out",
-                s(&synth),
-                "--n",
-                "1200",
-                "--val-n",
-                "10",
-                "--seed",
-                "7",
-            ]);
-            ok(&[
-                "prepare",
-                "--csv",
-                s(&csv),
-                "--images",
-                s(&images),
-                "--out",
-                s(&prepared),
-                "--quota",
-                "80",
-                "--seed",
-                "7",
-            ]);
-            std::fs::write(dir.join("done"), &stamp).unwrap();
-        }
-        Data {
-            csv,
-            images,
-            prepared,
-        }
+        Fixture::synth(1200, 10, 7)
+            .prepare(&["--quota", "80", "--seed", "7"])
+            .cached("data")
     })
 }
 
@@ -176,25 +114,8 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
     let dir = scratch("learn");
     let run = dir.join("run");
     let started = Instant::now();
-    ok(&[
-        "train",
-        "--data",
-        s(&data.prepared),
-        "--out",
-        s(&run),
-        "--model",
-        "compact",
-        "--epochs",
-        "5",
-        "--batch-size",
-        "32",
-        "--seed",
-        "1",
-        "--patience",
-        "0",
-        "--device",
-        "cpu",
-    ]);
+    let extra = ["--epochs", "5", "--seed", "1", "--patience", "0"];
+    ok(&train_args(&data.prepared, &run, &extra));
     eprintln!("training took {:.1} s", started.elapsed().as_secs_f64());
 
     for f in [
@@ -310,16 +231,12 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
     assert!(out.contains("split val"), "{out}");
     // A test set prepared without subsampling (every row split `test`) is scored by default.
     let test_set = dir.join("test-set");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&data.csv.with_file_name("validation.csv")),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(&test_set),
-        "--all",
-    ]);
+    ok(&prepare_args(
+        &data.csv.with_file_name("validation.csv"),
+        &data.images,
+        &test_set,
+        &["--all"],
+    ));
     let test_csv = dir.join("test.csv");
     let out = ok(&[
         "evaluate",
@@ -629,21 +546,12 @@ fn bad_inputs_are_refused_with_clear_errors() {
 
     // A model trained on 32×32 faces cannot score 48×48 ones.
     let p32 = dir.join("p32");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&data.csv),
-        "--images",
-        s(&data.images),
-        "--out",
-        s(&p32),
-        "--quota",
-        "8",
-        "--size",
-        "32",
-        "--seed",
-        "1",
-    ]);
+    ok(&prepare_args(
+        &data.csv,
+        &data.images,
+        &p32,
+        &["--quota", "8", "--size", "32", "--seed", "1"],
+    ));
     let run32 = dir.join("run32");
     ok(&[
         "train",

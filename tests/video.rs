@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s, split_per_video};
+use common::{fails, ok, prepare_args, s, split_per_video, train_args};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -61,25 +61,8 @@ fn synth(layout: &str, clips: &str, frames: &str, out: &Path, extra: &[&str]) ->
 /// what `valar evaluate` printed and the run folder.
 fn train_and_evaluate(dir: &Path, prepared: &Path) -> (String, std::path::PathBuf) {
     let run = dir.join("run");
-    ok(&[
-        "train",
-        "--data",
-        s(prepared),
-        "--out",
-        s(&run),
-        "--model",
-        "compact",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "32",
-        "--seed",
-        "1",
-        "--patience",
-        "0",
-        "--device",
-        "cpu",
-    ]);
+    let extra = ["--epochs", "3", "--seed", "1", "--patience", "0"];
+    ok(&train_args(prepared, &run, &extra));
     let printed = ok(&[
         "evaluate",
         "--model",
@@ -430,19 +413,12 @@ fn a_video_csv_is_split_per_video_and_a_split_column_that_splits_a_video_is_refu
     let csv = dir.path().join("frames.csv");
     std::fs::write(&csv, csv_with(&|_, _| "")).unwrap();
     let prepared = dir.path().join("prepared");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&csv),
-        "--images",
-        s(&data),
-        "--out",
-        s(&prepared),
-        "--size",
-        "24",
-        "--val-fraction",
-        "0.3",
-    ]);
+    ok(&prepare_args(
+        &csv,
+        &data,
+        &prepared,
+        &["--size", "24", "--val-fraction", "0.3"],
+    ));
     let splits = split_per_video(&prepared);
     assert_eq!(splits.len(), 6);
     assert!(splits.values().any(|s| *s == Split::Val));
@@ -460,15 +436,7 @@ fn a_video_csv_is_split_per_video_and_a_split_column_that_splits_a_video_is_refu
     )
     .unwrap();
     let out = dir.path().join("leaky");
-    let err = fails(&[
-        "prepare",
-        "--csv",
-        s(&csv),
-        "--images",
-        s(&data),
-        "--out",
-        s(&out),
-    ]);
+    let err = fails(&prepare_args(&csv, &data, &out, &[]));
     assert!(
         err.contains("video `clip4` would be in two splits"),
         "{err}"
@@ -482,15 +450,7 @@ fn a_video_csv_is_split_per_video_and_a_split_column_that_splits_a_video_is_refu
         csv_with(&|clip, _| if clip == 1 { "train" } else { "" }),
     )
     .unwrap();
-    let err = fails(&[
-        "prepare",
-        "--csv",
-        s(&csv),
-        "--images",
-        s(&data),
-        "--out",
-        s(&out),
-    ]);
+    let err = fails(&prepare_args(&csv, &data, &out, &[]));
     assert!(err.contains("row 12 (video `clip2`) has no split"), "{err}");
     assert!(err.contains("gives `train`"), "{err}");
     assert!(!out.exists());

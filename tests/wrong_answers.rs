@@ -4,76 +4,19 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{fails, ok, s, synth_original, valar};
+use common::{Fixture, fails, ok, s, scratch, valar};
 
 use std::path::{Path, PathBuf};
 
-/// A fresh scratch folder under cargo's per-target temporary directory.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("valar-wrong-answers")
-        .join(name);
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A small synthetic set, prepared, and a one-epoch run on it: (training.csv, images,
-/// prepared folder, run folder). Made once per build of the binary and shared by the tests
-/// (separate processes under nextest, hence the file lock); the tests write only beside it.
+/// prepared folder, run folder). Made once per build of the binary and shared by the tests;
+/// the tests write only beside it.
 fn trained() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("valar-wrong-answers");
-    std::fs::create_dir_all(&root).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join("fixture.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    let dir = root.join("fixture");
-    let synth = dir.join("synth");
-    let csv = synth.join("Manually_Annotated_file_lists/training.csv");
-    let images = synth.join("Manually_Annotated_Images");
-    let (prepared, run) = (dir.join("prepared"), dir.join("run"));
-    let binary = std::fs::metadata(env!("CARGO_BIN_EXE_valar")).unwrap();
-    let stamp = format!("{} {:?}", binary.len(), binary.modified().unwrap());
-    if std::fs::read_to_string(dir.join("done")).ok().as_deref() != Some(stamp.as_str()) {
-        let dir = scratch("fixture");
-        synth_original(&synth, 300, 10, 3);
-        ok(&[
-            "prepare",
-            "--csv",
-            s(&csv),
-            "--images",
-            s(&images),
-            "--out",
-            s(&prepared),
-            "--quota",
-            "15",
-            "--seed",
-            "3",
-        ]);
-        ok(&[
-            "train",
-            "--data",
-            s(&prepared),
-            "--out",
-            s(&run),
-            "--model",
-            "compact",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-            "--device",
-            "cpu",
-        ]);
-        std::fs::write(dir.join("done"), &stamp).unwrap();
-    }
-    (csv, images, prepared, run)
+    let d = Fixture::synth(300, 10, 3)
+        .prepare(&["--quota", "15", "--seed", "3"])
+        .train(&["--epochs", "1"])
+        .cached("fixture");
+    (d.csv, d.images, d.prepared, d.run)
 }
 
 /// The first `n` rows of AffectNet's training.csv as `path,face_x,…` lines (no header).

@@ -2,6 +2,10 @@
 // Each test file uses only some of these.
 #![allow(dead_code)]
 
+pub mod fixture;
+#[allow(unused_imports)]
+pub use fixture::{Data, Fixture, List, cached, prepare_args, scratch, train_args};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -47,18 +51,7 @@ pub fn synth_original(
     val_n: usize,
     seed: u64,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (n, val_n, seed) = (n.to_string(), val_n.to_string(), seed.to_string());
-    ok(&[
-        "synth",
-        "--out",
-        s(root),
-        "--n",
-        &n,
-        "--val-n",
-        &val_n,
-        "--seed",
-        &seed,
-    ]);
+    Fixture::synth(n, val_n, seed).synth_to(root);
     (
         root.join("Manually_Annotated_file_lists/training.csv"),
         root.join("Manually_Annotated_Images"),
