@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{Data, Fixture, List, fails, ok, prepare_args, s, scratch, valar};
+use common::{Data, Fixture, List, copy_dir, fails, ok, prepare_args, s, scratch, valar};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,19 +27,6 @@ fn fixture() -> Data {
         )
         .train(&["--epochs", "2", "--keep", "best"])
         .cached("fixture")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// `python3` with the packages the README's Python needs, or a failure that says how to get them.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Fixture, cached, fails, ok, s, scratch, synth_original, valar};
+use common::{Fixture, cached, copy_dir, fails, ok, s, scratch, synth_original, valar};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -100,19 +100,6 @@ fn names_in(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// Probe 1: `mkdir ed ed.old; echo precious > ed.old/thesis.txt; valar prepare … --out ed`

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{List, fails, ok, s, scratch, valar};
+use common::{List, copy_dir, fails, ok, s, scratch, valar};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -53,19 +53,6 @@ fn fixture() -> &'static Fixture {
 
 fn train_args<'a>(data: &'a Path, out: &'a Path, epochs: &'a str) -> Vec<&'a str> {
     common::train_args(data, out, &[&["--epochs", epochs], &TRAIN[..]].concat())
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// A copy of the fixture's run folder at `dir/run`.

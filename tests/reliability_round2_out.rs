@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fails, ok, s, scratch, synth_original};
+use common::{copy_dir, fails, ok, s, scratch, synth_original};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use valar_core::{OutputLock, PARTIAL_MARKER};
@@ -42,19 +42,6 @@ fn prepare_args<'a>(
     extra: &[&'a str],
 ) -> Vec<&'a str> {
     common::prepare_args(csv, images, out, &[&["--quota", "20"], extra].concat())
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// Every file under `dir`, relative, with its size and a hash of its bytes: what must

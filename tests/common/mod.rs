@@ -4,7 +4,7 @@
 
 pub mod fixture;
 #[allow(unused_imports)]
-pub use fixture::{Data, Fixture, List, cached, prepare_args, scratch, train_args};
+pub use fixture::{Data, Fixture, List, cached, copy_dir, prepare_args, scratch, train_args};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -426,21 +426,11 @@ mod tests {
 
     /// Bytes exactly as `numpy.save("x.npy", numpy.array("-0.176846"))` writes them.
     fn numpy_string_scalar(value: &str) -> Vec<u8> {
-        let mut header = format!(
-            "{{'descr': '<U{}', 'fortran_order': False, 'shape': (), }}",
-            value.chars().count()
-        );
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        bytes.extend((header.len() as u16).to_le_bytes());
-        bytes.extend(header.as_bytes());
-        for c in value.chars() {
-            bytes.extend((c as u32).to_le_bytes());
-        }
-        bytes
+        let payload: Vec<u8> = value
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        numpy_scalar(&format!("<U{}", value.chars().count()), &payload)
     }
 
     #[test]
