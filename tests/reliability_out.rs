@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{Fixture, cached, copy_dir, fails, ok, s, scratch, synth_original, valar};
+use common::{Fixture, cached, copy_dir, fails, ok, s, scratch, spawn, synth_original, valar};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::OnceLock;
 use valar_core::{OutputLock, read_faces, read_manifest};
 
@@ -65,15 +65,6 @@ fn prepared() -> &'static PathBuf {
 fn train_args<'a>(data: &'a Path, out: &'a Path, epochs: &'a str) -> Vec<&'a str> {
     let extra = ["--epochs", epochs, "--keep", "last", "--patience", "0"];
     common::train_args(data, out, &extra)
-}
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_valar"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// Waits until `ready` holds, failing if `child` exits first (then it did not run long

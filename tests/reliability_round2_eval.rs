@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{List, copy_dir, fails, ok, s, scratch, valar};
+use common::{List, copy_dir, fails, ok, s, scratch, spawn, valar};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
 
 /// The shared data: a prepared train/val folder, two test folders and a one-epoch run.
@@ -79,15 +79,6 @@ fn text_of(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_valar"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// Polls `ready` every 5 ms until it holds (true) or `child` exits first (false), for at

@@ -19,6 +19,17 @@ pub fn valar(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Starts `valar` with `args` in the background (stdout dropped, stderr kept), for tests
+/// that run two commands at once.
+pub fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Runs `valar`, asserts it succeeded, and returns its stdout and stderr.
 pub fn ok(args: &[&str]) -> String {
     let out = valar(args);
