@@ -80,7 +80,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 
 /// Claims a sweep folder (`<out>.lock`, as every output), failing at once naming the holder.
 pub(crate) fn lock_sweep(out: &Path) -> anyhow::Result<valar_core::OutputLock> {
-    Ok(valar_core::OutputLock::acquire(&std::path::absolute(out)?)?)
+    // The lock itself resolves `out` to its real path, however it is spelled.
+    Ok(valar_core::OutputLock::acquire(out)?)
 }
 
 /// Expands a sweep file into its folder, with absolute paths for jobs that run elsewhere.
