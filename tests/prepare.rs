@@ -221,27 +221,38 @@ fn numpy_loads_faces_npy_with_the_manifest_shape() {
     );
 }
 
+/// Every file but `timings.json` is the same bytes for the same seed and inputs: `prep.json`
+/// too, since the model trained on it records its hash. The two runs write the same folder
+/// (the first is moved away in between), because prep.json records the output path.
 #[test]
 fn same_seed_gives_identical_outputs_and_another_seed_does_not() {
     let data = synth(200, 5);
-    let run = |name: &str, seed: &str| {
-        let out = data.root.join(name);
+    let out = data.root.join("out");
+    let run = |seed: &str, keep: &str| {
         ok(&prepare_args(
             &data.csv,
             &data.images,
             &out,
             &["--quota", "12", "--seed", seed],
         ));
-        (
-            std::fs::read(out.join("manifest.csv")).unwrap(),
-            std::fs::read(out.join("faces.npy")).unwrap(),
-        )
+        let bytes: Vec<Vec<u8>> = ["manifest.csv", "faces.npy", "rejects.csv", "prep.json"]
+            .iter()
+            .map(|f| std::fs::read(out.join(f)).unwrap())
+            .collect();
+        assert!(out.join("timings.json").is_file());
+        std::fs::rename(&out, data.root.join(keep)).unwrap();
+        bytes
     };
-    let a = run("a", "1");
-    let b = run("b", "1");
-    let c = run("c", "2");
-    assert!(a.0 == b.0 && a.1 == b.1, "same seed, different bytes");
-    assert_ne!(a.0, c.0);
+    let a = run("1", "a");
+    let b = run("1", "b");
+    let c = run("2", "c");
+    for (k, name) in ["manifest.csv", "faces.npy", "rejects.csv", "prep.json"]
+        .iter()
+        .enumerate()
+    {
+        assert!(a[k] == b[k], "same seed, different bytes in {name}");
+    }
+    assert_ne!(a[0], c[0]);
 }
 
 #[test]

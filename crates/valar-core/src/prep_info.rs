@@ -38,7 +38,10 @@ pub struct PrepInfo {
     pub short_intervals: Vec<i64>,
     /// Dropped rows per reason (the rows themselves are in `rejects.csv`).
     pub rejects_by_reason: BTreeMap<String, usize>,
-    /// Wall-clock seconds per phase, and in total.
+    /// Wall-clock seconds per phase, and in total. Kept out of `prep.json`, in `timings.json`
+    /// beside it ([`PrepInfo::write_timings`]): they change on every run, and `prep.json` (whose
+    /// hash a model records) must be the same bytes for the same seed and inputs.
+    #[serde(skip)]
     pub timings_s: BTreeMap<String, f64>,
     /// Label histograms of all valid source rows, before stratification.
     pub source_histograms: SourceHistograms,
@@ -85,7 +88,28 @@ impl PrepInfo {
         })
     }
 
-    /// Reads `prep.json`.
+    /// Writes [`PrepInfo::timings_s`] to `path` (`timings.json`), pretty-printed, atomically.
+    pub fn write_timings(&self, path: &Path) -> Result<(), CoreError> {
+        write_atomic(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &self.timings_s)
+                .map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// Reads the timings [`PrepInfo::write_timings`] wrote; a folder without them (an older
+    /// valar wrote the timings into `prep.json`) reads as none.
+    pub fn read_timings(path: &Path) -> Result<BTreeMap<String, f64>, CoreError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|e| CoreError::format(path, e.to_string()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(CoreError::io(path)(e)),
+        }
+    }
+
+    /// Reads `prep.json` (without its timings: see [`PrepInfo::read_timings`]).
     pub fn read(path: &Path) -> Result<Self, CoreError> {
         let text = std::fs::read_to_string(path).map_err(CoreError::io(path))?;
         serde_json::from_str(&text).map_err(|e| CoreError::format(path, e.to_string()))
@@ -187,7 +211,21 @@ mod tests {
             source_histograms: SourceHistograms::default(),
         };
         info.write(&path).unwrap();
-        assert_eq!(PrepInfo::read(&path).unwrap(), info);
+        let timings = dir.path().join("timings.json");
+        info.write_timings(&timings).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("timings"));
+        let mut back = PrepInfo::read(&path).unwrap();
+        assert!(
+            back.timings_s.is_empty(),
+            "the timings are not in prep.json"
+        );
+        back.timings_s = PrepInfo::read_timings(&timings).unwrap();
+        assert_eq!(back, info);
+        let missing = PrepInfo::read_timings(&dir.path().join("none.json")).unwrap();
+        assert!(
+            missing.is_empty(),
+            "an older folder without timings.json reads as none"
+        );
     }
 
     #[test]

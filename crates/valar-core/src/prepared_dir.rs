@@ -17,6 +17,9 @@ impl PreparedDir {
     pub const FACES: &str = "faces.npy";
     /// What prepare did.
     pub const PREP_JSON: &str = "prep.json";
+    /// Seconds per phase of the run that wrote the folder: the one file that differs between
+    /// two runs with the same seed and inputs.
+    pub const TIMINGS: &str = "timings.json";
     /// One row per dropped source row.
     pub const REJECTS: &str = "rejects.csv";
     /// The subfolder of the faces as PNG files (`--png`).
@@ -39,6 +42,10 @@ impl PreparedDir {
     /// `prep.json`.
     pub fn prep_json(&self) -> PathBuf {
         self.root.join(Self::PREP_JSON)
+    }
+    /// `timings.json`.
+    pub fn timings(&self) -> PathBuf {
+        self.root.join(Self::TIMINGS)
     }
     /// `rejects.csv`.
     pub fn rejects(&self) -> PathBuf {

@@ -1,6 +1,7 @@
 //! `valar merge`: the shard folders of one plan become the folder a single-process
 //! `valar prepare` writes. `manifest.csv`, `faces.npy` and `rejects.csv` come out
-//! byte-identical; `prep.json` differs only in its timings.
+//! byte-identical; `prep.json` differs only in the output path it records, and `timings.json`
+//! holds the merge's own timings.
 //!
 //! The CSVs are merged record by record as raw bytes (only the manifest's leading index is
 //! rewritten), so nothing is parsed and printed again and nothing can change on the way.
@@ -192,6 +193,7 @@ pub fn merge(
 
     let info = merged_info(&shards, &owner, out, index, by_reason, started)?;
     info.write(&merged.prep_json())?;
+    info.write_timings(&merged.timings())?;
     let out = partial.commit()?;
     Ok(Prepared { out, info })
 }
@@ -360,10 +362,10 @@ fn merged_info(
         .collect();
     info.rejects_by_reason = rejects_by_reason;
     let mut timings: BTreeMap<String, f64> = BTreeMap::new();
-    for i in &infos {
-        for (k, v) in &i.timings_s {
+    for s in shards {
+        for (k, v) in PrepInfo::read_timings(&PreparedDir::new(&s.dir).timings())? {
             let t = timings.entry(k.clone()).or_default();
-            *t = t.max(*v);
+            *t = t.max(v);
         }
     }
     timings.insert("merge".to_string(), started.elapsed().as_secs_f64());

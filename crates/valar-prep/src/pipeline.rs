@@ -131,6 +131,7 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
         ));
     }
     info.write(&prepared.prep_json())?;
+    info.write_timings(&prepared.timings())?;
     if let Some(s) = &share {
         s.write(out.path(), &info)?;
     }
