@@ -10,15 +10,21 @@
 #   - any extra valar rows given as BENCH_VARIANTS="name=flags;name=flags"
 # and prints test CCC and RMSE per dimension, mean ± sd over seeds, beside the
 # mean-prediction baseline. Settings (environment):
+#   BENCH_DATA      a folder holding train_set/ and val_set/ in AffectNet's newer layout (the
+#                   real faces of ../shared/real-faces/setup): train on train_set, test on
+#                   val_set, instead of the hard synthetic set. Nothing is written into it.
+#   BENCH_VAL_FRACTION  the share of training faces prepare holds out for validation
+#                   (default 0.1, prepare's own default); PyTorch trains on the same faces
 #   BENCH_SEEDS     seeds per row (default 3; the README's figures use 3)
 #   BENCH_EPOCHS    epochs for the reference recipes (default 25, the recipe's)
 #   BENCH_TRAIN_N   synthetic training images (default 3333: 3,000 train + 333 validation)
 #   BENCH_TEST_N    synthetic test images (default 1000)
 #   BENCH_ROWS      which standard rows to run (default "torch,reference,default")
 #   BENCH_JOBS      models trained at once, each on its own core (default: 2 on 2+ cores)
+#   BENCH_THREADS   threads per model (default 1, or every core when BENCH_JOBS=1)
 #   TORCH_PYTHON    a python with torch (else it is installed into target/bench/torchenv)
 # Results: target/bench/quality/hard-TRAIN-TEST/results.jsonl (one line per trained model)
-# and table.md there.
+# and table.md there; with BENCH_DATA, target/bench/quality/real-NAME-vVALFRACTION/.
 # Each trained model's row is kept in runs/NAME-seedS.row.json and reused by later runs on
 # the same prepared data (BENCH_FRESH=1 retrains everything), so an interrupted bench
 # resumes where it stopped and extra rows can be added without retraining the others.
@@ -31,6 +37,7 @@ train_n=${BENCH_TRAIN_N:-3333}
 test_n=${BENCH_TEST_N:-1000}
 rows=${BENCH_ROWS:-torch,reference,default}
 variants=${BENCH_VARIANTS:-}
+val_fraction=${BENCH_VAL_FRACTION:-0.1}
 work="$root/target/bench/quality"
 valar="$root/target/release/valar"
 mkdir -p "$work"
@@ -46,21 +53,34 @@ if ! "$py" -c "import torch, numpy" 2>/dev/null; then
   py="$env/bin/python"
 fi
 
-# The data: one hard synthetic set, prepared once; every row trains on these same files.
-src="$work/hard-$train_n-$test_n"
-if [ ! -f "$src/.done" ]; then
-  rm -rf "$src"
-  "$valar" synth --difficulty hard --layout newer --n "$train_n" --val-n "$test_n" --seed 1 \
-    --invalid-fraction 0 --out "$src"
-  touch "$src/.done"
+# The data: one hard synthetic set made once, or BENCH_DATA's real faces; every row trains on
+# the same prepared files.
+if [ -n "${BENCH_DATA:-}" ]; then
+  data=$(cd "$BENCH_DATA" && pwd)
+  for d in train_set val_set; do
+    [ -d "$data/$d" ] || { echo "BENCH_DATA=$BENCH_DATA has no $d/ (see ../shared/real-faces/setup)"; exit 2; }
+  done
+  src="$work/real-$(basename "$data")-v$val_fraction"
+  mkdir -p "$src"
+  # Stands for "the data changed" below: the newest file of the two folders' listings.
+  [ -f "$src/.done" ] || touch "$src/.done"
+else
+  data="$work/hard-$train_n-$test_n"
+  src="$data"
+  if [ ! -f "$src/.done" ]; then
+    rm -rf "$src"
+    "$valar" synth --difficulty hard --layout newer --n "$train_n" --val-n "$test_n" --seed 1 \
+      --invalid-fraction 0 --out "$src"
+    touch "$src/.done"
+  fi
 fi
 train_dir="$src/prepared-train"; test_dir="$src/prepared-test"
 if [ ! -f "$train_dir/prep.json" ] || [ "$src/.done" -nt "$train_dir/prep.json" ]; then
   # One interval with a quota above the row count keeps every face (the sample's own label
-  # distribution, as a random AffectNet sample has) and holds a tenth out for validation.
-  "$valar" prepare --set "$src/train_set" --out "$train_dir" --force --intervals 1 \
-    --quota 1000000 --seed 0 > "$work/prepare-train.log"
-  "$valar" prepare --set "$src/val_set" --out "$test_dir" --force --all > "$work/prepare-test.log"
+  # distribution, as a random AffectNet sample has) and holds a share out for validation.
+  "$valar" prepare --set "$data/train_set" --out "$train_dir" --force --intervals 1 \
+    --quota 1000000 --val-fraction "$val_fraction" --seed 0 > "$work/prepare-train.log"
+  "$valar" prepare --set "$data/val_set" --out "$test_dir" --force --all > "$work/prepare-test.log"
 fi
 
 results="$src/results.jsonl"
@@ -78,7 +98,7 @@ now() { python3 -c 'import time; print(time.perf_counter())'; }
 # each pinned to its own core with one thread, so PyTorch and valar get the same machine
 # share and two runs use the 2-core machine better than one run with two threads.
 jobs=${BENCH_JOBS:-$(( $(nproc) >= 2 ? 2 : 1 ))}
-threads=$(( jobs == 1 ? $(nproc) : 1 ))
+threads=${BENCH_THREADS:-$(( jobs == 1 ? $(nproc) : 1 ))}
 pin() { if [ "$jobs" -gt 1 ] && command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 
 # torch_row WORKER SEED: trains PyTorch's reference recipe; writes its row file.
