@@ -4,6 +4,7 @@ use crate::proto::{
     self, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
 };
+use crate::runtime::Device;
 
 /// A tensor dimension in a graph signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +23,9 @@ pub(crate) enum Attr {
     Str(String),
 }
 
-/// Builds one ONNX graph.
+/// Builds one ONNX graph for one device (ops whose best form differs by device ask it).
 pub(crate) struct GraphBuilder {
+    device: Device,
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
     inputs: Vec<ValueInfoProto>,
@@ -62,14 +64,26 @@ pub(crate) fn fixed(shape: &[usize]) -> Vec<Dim> {
 }
 
 impl GraphBuilder {
+    /// A graph for the CPU execution provider.
     pub(crate) fn new() -> Self {
+        Self::for_device(Device::Cpu)
+    }
+
+    /// A graph for `device`: the one place a training graph's device is set.
+    pub(crate) fn for_device(device: Device) -> Self {
         Self {
+            device,
             nodes: Vec::new(),
             initializers: Vec::new(),
             inputs: Vec::new(),
             outputs: Vec::new(),
             counter: 0,
         }
+    }
+
+    /// The device this graph is emitted for.
+    pub(crate) fn device(&self) -> Device {
+        self.device
     }
 
     /// A name no other value in this graph has.

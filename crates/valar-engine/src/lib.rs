@@ -10,8 +10,11 @@
 //!   training graph, the inference graph and the parameter list all come from that definition.
 //!   [`ModelKind::ALL`] lists them, with each one's input multiple (its total stride).
 //! - **Autodiff** runs over a graph, not a chain: a value may feed several ops and the gradients
-//!   reaching it are summed. Each op (`ops/`, one file each) holds its forward form, inference
-//!   form, backward rule and finite-difference test.
+//!   reaching it are summed. Each op (`ops/`, one file each) holds one forward (it records
+//!   itself on the tape when the graph trains), a backward rule whose gradient count is fixed by
+//!   its type, and a finite-difference test. The graph builder knows the device it emits for.
+//! - **Graph names** (the image, targets, learning rate, noise inputs, loss, predictions, ...)
+//!   are each spelled once, in `names.rs`.
 //! - **One graph per step.** Inputs: the batch, targets, dropout noise, learning rate, step number
 //!   and every state tensor; outputs: loss, predictions and `new.<name>` for every state tensor.
 //!   The host keeps two sets of state buffers and two `IoBinding`s per session (set 0 → set 1 and
@@ -62,6 +65,7 @@ mod graph;
 mod inference;
 mod metadata;
 mod models;
+mod names;
 mod ops;
 mod optim;
 mod proto;

@@ -1,6 +1,7 @@
 //! Optimizer updates (AdamW, SGD with momentum) emitted as elementwise ONNX ops.
 
 use crate::graph::GraphBuilder;
+use crate::names;
 
 /// An optimizer and its hyper-parameters (the learning rate is a per-step input).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,11 +59,6 @@ impl OptimizerKind {
     }
 }
 
-/// The output name carrying the updated value of state tensor `name`.
-pub(crate) fn new_name(name: &str) -> String {
-    format!("new.{name}")
-}
-
 /// The factor the training graph applies to the loss gradient before the backward pass, so the
 /// gradients reaching [`emit_update`] are already scaled: AdamW's (1 − β₁) then costs no extra pass
 /// over every parameter (backpropagation is linear in the seed).
@@ -74,12 +70,9 @@ pub(crate) fn grad_scale(kind: &OptimizerKind) -> f32 {
 }
 
 /// Emits one update step for every `(parameter, gradient)` pair, where each gradient is the true
-/// gradient times `scale` (see [`grad_scale`]). `lr` and `step` are scalar graph inputs; `step` is the
-/// 1-based number of this step (PyTorch's `state["step"]` after increment).
-///
-/// AdamW is PyTorch's algorithm rearranged to 12 elementwise passes per parameter (from 14):
-/// m' = β₁m + g̃ (g̃ = (1 − β₁)g), v' = β₂v + c·g̃², p' = (1 − lr·λ)p − m'/(√v'·k/s + ε/s) with
-/// k = 1/√(1 − β₂ᵗ), s = lr/(1 − β₁ᵗ). m and v are PyTorch's `exp_avg` and `exp_avg_sq`.
+/// gradient times `scale` (see [`grad_scale`]), writing [`names::new`] of every parameter and
+/// optimizer state tensor. `lr` and `step` are scalar graph inputs; `step` is the 1-based
+/// number of this step (PyTorch's `state["step"]` after increment).
 pub(crate) fn emit_update(
     g: &mut GraphBuilder,
     kind: &OptimizerKind,
@@ -95,88 +88,143 @@ pub(crate) fn emit_update(
             eps,
             weight_decay,
         } => {
-            // Per-step scalars, computed once and shared by every parameter.
-            let one = g.scalar(1.0);
-            let b1 = g.scalar(beta1);
-            let b2 = g.scalar(beta2);
-            let p1 = g.bin("Pow", &b1, step);
-            let bc1 = g.bin("Sub", &one, &p1);
-            let p2 = g.bin("Pow", &b2, step);
-            let bc2 = g.bin("Sub", &one, &p2);
-            // s = lr/bc1 and k = 1/sqrt(bc2) fold into the denominator's two scalars. A learning rate
-            // of 0 is raised to 1e-30 so that they stay finite (the update is then ~1e-30·m/√v).
-            let tiny = g.scalar(1e-30);
-            let lr_pos = g.bin("Max", lr, &tiny);
-            let s = g.bin("Div", &lr_pos, &bc1);
-            let sq = g.node("Sqrt", &[&bc2], vec![]);
-            let ks = g.bin("Mul", &sq, &s);
-            let k_over_s = g.node("Reciprocal", &[&ks], vec![]);
-            let epsc = g.scalar(eps);
-            let eps_over_s = g.bin("Div", &epsc, &s);
-            let decay = if weight_decay != 0.0 {
-                let wd = g.scalar(weight_decay);
-                let lw = g.bin("Mul", lr, &wd);
-                Some(g.bin("Sub", &one, &lw))
-            } else {
-                None
-            };
-            let cm = (1.0 - beta1) / scale;
-            let cm = ((cm - 1.0).abs() > 1e-7).then(|| g.scalar(cm));
-            let cv = g.scalar((1.0 - beta2) / (scale * scale));
-            for (p, grad) in grads {
-                let names = kind.state_names(p);
-                let (m, v) = (&names[0], &names[1]);
-                let mb = g.bin("Mul", m, &b1);
-                let gm = match &cm {
-                    Some(c) => g.bin("Mul", grad, c),
-                    None => grad.clone(),
-                };
-                let new_m = new_name(m);
-                g.node_to("Add", &[&mb, &gm], &[&new_m], vec![]);
-                let vb = g.bin("Mul", v, &b2);
-                let gc = g.bin("Mul", grad, &cv);
-                let gg = g.bin("Mul", &gc, grad);
-                let new_v = new_name(v);
-                g.node_to("Add", &[&vb, &gg], &[&new_v], vec![]);
-                let sv = g.node("Sqrt", &[&new_v], vec![]);
-                let svk = g.bin("Mul", &sv, &k_over_s);
-                let denom = g.bin("Add", &svk, &eps_over_s);
-                let upd = g.bin("Div", &new_m, &denom);
-                let base = match &decay {
-                    Some(d) => g.bin("Mul", p, d),
-                    None => p.clone(),
-                };
-                g.node_to("Sub", &[&base, &upd], &[&new_name(p)], vec![]);
-            }
+            let sc = adam_scalars(g, [beta1, beta2, eps, weight_decay], scale, lr, step);
+            emit_adamw(g, kind, &sc, grads);
         }
         OptimizerKind::Sgd {
             momentum,
             weight_decay,
-        } => {
-            let mom = g.scalar(momentum);
-            let wd = g.scalar(weight_decay);
-            let unscale = g.scalar(1.0 / scale);
-            for (p, grad) in grads {
-                let buf = &kind.state_names(p)[0];
-                let grad = &if scale != 1.0 {
-                    g.bin("Mul", grad, &unscale)
-                } else {
-                    grad.clone()
-                };
-                let d = if weight_decay != 0.0 {
-                    let pw = g.bin("Mul", p, &wd);
-                    g.bin("Add", grad, &pw)
-                } else {
-                    grad.clone()
-                };
-                // buf starts at zero, so momentum·0 + g reproduces PyTorch's first-step buf = g.
-                let bm = g.bin("Mul", buf, &mom);
-                let new_buf = new_name(buf);
-                g.node_to("Add", &[&bm, &d], &[&new_buf], vec![]);
-                let upd = g.bin("Mul", &new_buf, lr);
-                g.node_to("Sub", &[p, &upd], &[&new_name(p)], vec![]);
-            }
-        }
+        } => emit_sgd(g, kind, (momentum, weight_decay), grads, scale, lr),
+    }
+}
+
+/// AdamW's per-step scalars, computed once and shared by every parameter.
+struct AdamScalars {
+    b1: String,
+    b2: String,
+    /// k/s: the denominator's factor on √v'.
+    k_over_s: String,
+    /// ε/s: the denominator's constant.
+    eps_over_s: String,
+    /// 1 − lr·λ, the decoupled weight decay (none when λ = 0).
+    decay: Option<String>,
+    /// (1 − β₁)/scale, the factor on the scaled gradient (none when it is 1).
+    cm: Option<String>,
+    /// (1 − β₂)/scale², the factor on the squared scaled gradient.
+    cv: String,
+}
+
+/// PyTorch's AdamW rearranged to 12 elementwise passes per parameter (from 14):
+/// m' = β₁m + g̃ (g̃ = (1 − β₁)g), v' = β₂v + c·g̃², p' = (1 − lr·λ)p − m'/(√v'·k/s + ε/s) with
+/// k = 1/√(1 − β₂ᵗ), s = lr/(1 − β₁ᵗ). m and v are PyTorch's `exp_avg` and `exp_avg_sq`.
+fn emit_adamw(
+    g: &mut GraphBuilder,
+    kind: &OptimizerKind,
+    sc: &AdamScalars,
+    grads: &[(String, String)],
+) {
+    for (p, grad) in grads {
+        let state = kind.state_names(p);
+        let (m, v) = (&state[0], &state[1]);
+        let mb = g.bin("Mul", m, &sc.b1);
+        let gm = match &sc.cm {
+            Some(c) => g.bin("Mul", grad, c),
+            None => grad.clone(),
+        };
+        let new_m = names::new(m);
+        g.node_to("Add", &[&mb, &gm], &[&new_m], vec![]);
+        let vb = g.bin("Mul", v, &sc.b2);
+        let gc = g.bin("Mul", grad, &sc.cv);
+        let gg = g.bin("Mul", &gc, grad);
+        let new_v = names::new(v);
+        g.node_to("Add", &[&vb, &gg], &[&new_v], vec![]);
+        let sv = g.node("Sqrt", &[&new_v], vec![]);
+        let svk = g.bin("Mul", &sv, &sc.k_over_s);
+        let denom = g.bin("Add", &svk, &sc.eps_over_s);
+        let upd = g.bin("Div", &new_m, &denom);
+        let base = match &sc.decay {
+            Some(d) => g.bin("Mul", p, d),
+            None => p.clone(),
+        };
+        g.node_to("Sub", &[&base, &upd], &[&names::new(p)], vec![]);
+    }
+}
+
+/// Emits AdamW's per-step scalars from its `[β₁, β₂, ε, λ]`.
+fn adam_scalars(
+    g: &mut GraphBuilder,
+    [beta1, beta2, eps, weight_decay]: [f32; 4],
+    scale: f32,
+    lr: &str,
+    step: &str,
+) -> AdamScalars {
+    let one = g.scalar(1.0);
+    let b1 = g.scalar(beta1);
+    let b2 = g.scalar(beta2);
+    let p1 = g.bin("Pow", &b1, step);
+    let bc1 = g.bin("Sub", &one, &p1);
+    let p2 = g.bin("Pow", &b2, step);
+    let bc2 = g.bin("Sub", &one, &p2);
+    // s = lr/bc1 and k = 1/sqrt(bc2) fold into the denominator's two scalars. A learning rate
+    // of 0 is raised to 1e-30 so that they stay finite (the update is then ~1e-30·m/√v).
+    let tiny = g.scalar(1e-30);
+    let lr_pos = g.bin("Max", lr, &tiny);
+    let s = g.bin("Div", &lr_pos, &bc1);
+    let sq = g.node("Sqrt", &[&bc2], vec![]);
+    let ks = g.bin("Mul", &sq, &s);
+    let k_over_s = g.node("Reciprocal", &[&ks], vec![]);
+    let epsc = g.scalar(eps);
+    let eps_over_s = g.bin("Div", &epsc, &s);
+    let decay = (weight_decay != 0.0).then(|| {
+        let wd = g.scalar(weight_decay);
+        let lw = g.bin("Mul", lr, &wd);
+        g.bin("Sub", &one, &lw)
+    });
+    let cm = (1.0 - beta1) / scale;
+    let cm = ((cm - 1.0).abs() > 1e-7).then(|| g.scalar(cm));
+    let cv = g.scalar((1.0 - beta2) / (scale * scale));
+    AdamScalars {
+        b1,
+        b2,
+        k_over_s,
+        eps_over_s,
+        decay,
+        cm,
+        cv,
+    }
+}
+
+/// PyTorch's SGD with momentum: buf' = momentum·buf + (g + λ·p), p' = p − lr·buf'.
+fn emit_sgd(
+    g: &mut GraphBuilder,
+    kind: &OptimizerKind,
+    (momentum, weight_decay): (f32, f32),
+    grads: &[(String, String)],
+    scale: f32,
+    lr: &str,
+) {
+    let mom = g.scalar(momentum);
+    let wd = g.scalar(weight_decay);
+    let unscale = g.scalar(1.0 / scale);
+    for (p, grad) in grads {
+        let buf = &kind.state_names(p)[0];
+        let grad = &if scale != 1.0 {
+            g.bin("Mul", grad, &unscale)
+        } else {
+            grad.clone()
+        };
+        let d = if weight_decay != 0.0 {
+            let pw = g.bin("Mul", p, &wd);
+            g.bin("Add", grad, &pw)
+        } else {
+            grad.clone()
+        };
+        // buf starts at zero, so momentum·0 + g reproduces PyTorch's first-step buf = g.
+        let bm = g.bin("Mul", buf, &mom);
+        let new_buf = names::new(buf);
+        g.node_to("Add", &[&bm, &d], &[&new_buf], vec![]);
+        let upd = g.bin("Mul", &new_buf, lr);
+        g.node_to("Sub", &[p, &upd], &[&names::new(p)], vec![]);
     }
 }
 
@@ -212,7 +260,7 @@ mod tests {
         let outs: Vec<String> = ["p".to_string()]
             .into_iter()
             .chain(state.iter().cloned())
-            .map(|s| new_name(&s))
+            .map(|s| names::new(&s))
             .collect();
         for o in &outs {
             g.output(o, &fixed(&[n]));

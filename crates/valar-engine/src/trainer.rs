@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::EngineError;
 use crate::metadata::ExportInfo;
 use crate::models::{self, Arch, LossKind, ModelSpec, TensorInfo};
-use crate::optim::{self, OptimizerKind};
+use crate::names;
+use crate::optim::OptimizerKind;
 use crate::proto::{self, ModelProto, NodeProto, StringStringEntryProto, TensorProto};
 use crate::runtime::{self, Device};
 use crate::state::{self, NamedTensor, TrainState};
@@ -213,12 +214,9 @@ impl Trainer {
         if self.sessions.len() >= MAX_SESSIONS {
             self.sessions.remove(0);
         }
-        let model = self.arch.train_graph(
-            batch,
-            self.loss,
-            Some(&self.opt),
-            self.device == Device::Cuda,
-        );
+        let model = self
+            .arch
+            .train_graph(batch, self.loss, Some(&self.opt), self.device);
         let (session, used) = runtime::session(&model.encode_to_vec(), self.device)?;
         if used != self.device {
             return Err(EngineError::Runtime(format!(
@@ -240,10 +238,10 @@ impl Trainer {
             };
             for (i, info) in self.infos.iter().enumerate() {
                 b.bind_input(info.name.as_str(), &ins[i])?;
-                b.bind_output(optim::new_name(&info.name), &mut outs[i])?;
+                b.bind_output(names::new(&info.name), &mut outs[i])?;
             }
-            b.bind_output("loss", &mut loss)?;
-            b.bind_output("predictions", &mut predictions)?;
+            b.bind_output(names::LOSS, &mut loss)?;
+            b.bind_output(names::PREDICTIONS, &mut predictions)?;
             Ok(b)
         };
         let bindings = [bind(0)?, bind(1)?];
@@ -292,18 +290,18 @@ impl Trainer {
         let cur = self.cur;
         let ts = &mut self.sessions[idx];
         let b = &mut ts.bindings[cur];
-        b.bind_input("x", &xt)?;
-        b.bind_input("y", &yt)?;
-        b.bind_input("lr", &lrt)?;
-        b.bind_input("step", &stept)?;
+        b.bind_input(names::IMAGE, &xt)?;
+        b.bind_input(names::TARGETS, &yt)?;
+        b.bind_input(names::LR, &lrt)?;
+        b.bind_input(names::STEP, &stept)?;
         if let Some(decay) = s.ema {
             // timm's ModelEma warm-up: early averages forget the random start quickly.
             let t = self.step as f32;
             let d = decay.min((1.0 + t) / (10.0 + t));
-            b.bind_input("ema_decay", &cpu_tensor(&[], vec![d])?)?;
+            b.bind_input(names::EMA_DECAY, &cpu_tensor(&[], vec![d])?)?;
         }
         for (i, n) in noise.iter().enumerate() {
-            b.bind_input(models::noise_name(i), n)?;
+            b.bind_input(names::noise(i), n)?;
         }
         ts.session.run_binding(&ts.bindings[cur])?;
         let loss = ts
@@ -340,16 +338,16 @@ impl Trainer {
         }
         let xt = cpu_tensor(&[batch, s.channels, s.input_size, s.input_size], x.to_vec())?;
         let mut b = self.eval.create_binding()?;
-        b.bind_input("x", &xt)?;
+        b.bind_input(names::IMAGE, &xt)?;
         for (name, src) in self.arch.eval_sources() {
             if let Some(i) = self.infos.iter().position(|x| x.name == src) {
                 b.bind_input(name.as_str(), &self.bufs[self.cur][i])?;
             }
         }
-        b.bind_output_to_device("predictions", &MemoryInfo::default())?;
+        b.bind_output_to_device(names::PREDICTIONS, &MemoryInfo::default())?;
         let out = self.eval.run_binding(&b)?;
         let (_, data) = out
-            .get("predictions")
+            .get(names::PREDICTIONS)
             .ok_or_else(|| EngineError::Runtime("the eval graph returned no predictions".into()))?
             .try_extract_tensor::<f32>()?;
         Ok(data.to_vec())
@@ -653,17 +651,17 @@ mod tests {
         t.step(&x, &y, 4, lr as f32).unwrap();
         let after = t.state();
 
-        let model = t.arch.train_graph(4, LossKind::MseCcc, None, false);
+        let model = t.arch.train_graph(4, LossKind::MseCcc, None, Device::Cpu);
         let (mut s, _) = runtime::session(&model.encode_to_vec(), Device::Cpu).unwrap();
         let mut ins = vec![
             In {
-                name: "x".into(),
+                name: names::IMAGE.into(),
                 shape: vec![4, 1, 16, 16],
                 data: x.clone(),
                 check: false,
             },
             In {
-                name: "y".into(),
+                name: names::TARGETS.into(),
                 shape: vec![4, 2],
                 data: y.clone(),
                 check: false,
@@ -671,7 +669,7 @@ mod tests {
         ];
         for (i, (shape, data)) in noise_values(&t.arch, 8, 0, 4).into_iter().enumerate() {
             ins.push(In {
-                name: models::noise_name(i),
+                name: names::noise(i),
                 shape,
                 data,
                 check: false,
@@ -692,13 +690,8 @@ mod tests {
                 });
             }
         }
-        let names: Vec<String> = t
-            .arch
-            .params
-            .iter()
-            .map(|p| format!("grad.{}", p.name))
-            .collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let grad_names: Vec<String> = t.arch.params.iter().map(|p| names::grad(&p.name)).collect();
+        let refs: Vec<&str> = grad_names.iter().map(String::as_str).collect();
         let grads = run(&mut s, &ins, &refs);
         let find = |st: &TrainState, n: &str| {
             st.tensors
@@ -921,11 +914,7 @@ mod tests {
         let names = ["conv1.weight", "fc2.bias", "bn1.running_var"];
         let st = t.try_state().unwrap();
         for n in names {
-            assert_eq!(
-                get(&st, n),
-                get(&st, &format!("{n}.ema")),
-                "{n} at the start"
-            );
+            assert_eq!(get(&st, n), get(&st, &names::ema(n)), "{n} at the start");
         }
         let (x, y) = batch(8, 4);
         for step in 0..3u32 {
@@ -935,9 +924,9 @@ mod tests {
             let d = decay.min((1.0 + step as f32) / (10.0 + step as f32));
             for n in names {
                 let (avg0, w1, avg1) = (
-                    get(&before, &format!("{n}.ema")),
+                    get(&before, &names::ema(n)),
                     get(&after, n),
-                    get(&after, &format!("{n}.ema")),
+                    get(&after, &names::ema(n)),
                 );
                 for k in 0..w1.len() {
                     let want = avg0[k] * d + w1[k] * (1.0 - d);
@@ -956,7 +945,7 @@ mod tests {
             if let Some(avg) = st
                 .tensors
                 .iter()
-                .find(|x| x.name == format!("{}.ema", tensor.name))
+                .find(|x| x.name == names::ema(&tensor.name))
             {
                 tensor.data = avg.data.clone();
             }

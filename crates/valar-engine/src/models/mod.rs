@@ -13,9 +13,11 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::EngineError;
 use crate::graph::{Dim, GraphBuilder, fixed};
+use crate::names;
 use crate::ops::{self, Tape, Var};
 use crate::optim::{self, OptimizerKind};
 use crate::proto::ModelProto;
+use crate::runtime::Device;
 
 pub(crate) use net::Net;
 
@@ -304,7 +306,7 @@ impl Arch {
         let mut g = GraphBuilder::new();
         let mut net = Net::eval(&mut g);
         let x = Var::new(
-            "x",
+            names::IMAGE,
             vec![1, spec.channels, spec.input_size, spec.input_size],
         );
         let y = (network.build)(&mut net, &x, spec);
@@ -364,10 +366,10 @@ impl Arch {
         }
         all.extend(self.running.iter().cloned());
         if opt.is_some() && self.spec.ema.is_some() {
-            // Zeros here; the trainer copies the starting weights in (see `ema_name`).
+            // Zeros here; the trainer copies the starting weights in (see `eval_sources`).
             for t in self.params.iter().chain(&self.running) {
                 all.push(TensorInfo {
-                    name: ema_name(&t.name),
+                    name: names::ema(&t.name),
                     shape: t.shape.clone(),
                     init: Init::Zeros,
                 });
@@ -384,7 +386,7 @@ impl Arch {
             .chain(&self.running)
             .map(|t| {
                 let src = match self.spec.ema {
-                    Some(_) => ema_name(&t.name),
+                    Some(_) => names::ema(&t.name),
                     None => t.name.clone(),
                 };
                 (t.name.clone(), src)
@@ -392,58 +394,106 @@ impl Arch {
             .collect()
     }
 
-    /// The training graph for a fixed batch size: one run is one optimizer step.
+    /// The training graph for a fixed batch size, emitted for `device`: one run is one
+    /// optimizer step.
     ///
-    /// Inputs: `x`, `y`, `noise0..`, `lr`, `step`, then every state tensor. Outputs: `loss`,
-    /// `predictions`, then `new.<name>` for every state tensor, in the same order.
+    /// Inputs: the image, the targets, the noise inputs, the learning rate, the step number (and
+    /// the weight-average decay), then every state tensor. Outputs: the loss, the predictions,
+    /// then [`names::new`] of every state tensor, in the same order (see [`crate::names`]).
     ///
-    /// Without an optimizer the graph has no `lr`/`step` inputs and outputs `grad.<param>` for
-    /// every parameter instead of updated parameters (used to check gradients).
+    /// Without an optimizer the graph has no learning-rate and step inputs and outputs
+    /// [`names::grad`] of every parameter instead of updated parameters (used to check
+    /// gradients).
     pub(crate) fn train_graph(
         &self,
         batch: usize,
         loss: LossKind,
         opt: Option<&OptimizerKind>,
-        cuda: bool,
+        device: Device,
     ) -> ModelProto {
+        let mut g = GraphBuilder::for_device(device);
+        let state = self.train_inputs(&mut g, batch, opt);
+        let scale = opt.map_or(1.0, optim::grad_scale);
+        let (l, pred, grads) = self.loss_and_gradients(&mut g, batch, loss, scale);
+        g.rename(&l, names::LOSS);
+        g.rename(&pred, names::PREDICTIONS);
+        g.output(names::LOSS, &[]);
+        g.output(names::PREDICTIONS, &fixed(&[batch, self.spec.outputs]));
+        match opt {
+            Some(opt) => {
+                optim::emit_update(&mut g, opt, &grads, scale, names::LR, names::STEP);
+                if self.spec.ema.is_some() {
+                    self.emit_ema(&mut g);
+                }
+                for t in &state {
+                    g.output(&names::new(&t.name), &fixed(&t.shape));
+                }
+            }
+            None => self.gradient_outputs(&mut g, &grads),
+        }
+        g.finish(names::TRAIN_GRAPH)
+    }
+
+    /// Declares the training graph's inputs and returns the state tensors among them.
+    fn train_inputs(
+        &self,
+        g: &mut GraphBuilder,
+        batch: usize,
+        opt: Option<&OptimizerKind>,
+    ) -> Vec<TensorInfo> {
         let s = &self.spec;
-        let mut g = GraphBuilder::new();
-        let xshape = vec![batch, s.channels, s.input_size, s.input_size];
-        g.input("x", &fixed(&xshape));
-        g.input("y", &fixed(&[batch, s.outputs]));
+        g.input(
+            names::IMAGE,
+            &fixed(&[batch, s.channels, s.input_size, s.input_size]),
+        );
+        g.input(names::TARGETS, &fixed(&[batch, s.outputs]));
         for (i, n) in self.noise.iter().enumerate() {
             let mut shape = vec![batch];
             shape.extend(n);
-            g.input(&noise_name(i), &fixed(&shape));
+            g.input(&names::noise(i), &fixed(&shape));
         }
         if opt.is_some() {
-            g.input("lr", &[]);
-            g.input("step", &[]);
+            g.input(names::LR, &[]);
+            g.input(names::STEP, &[]);
             if s.ema.is_some() {
-                g.input("ema_decay", &[]);
+                g.input(names::EMA_DECAY, &[]);
             }
         }
         let state = self.state_tensors(opt);
         for t in &state {
             g.input(&t.name, &fixed(&t.shape));
         }
-        let mut tape = Tape::new(cuda);
+        state
+    }
+
+    /// The forward pass in training mode, the loss, and the backward pass seeded with the loss
+    /// gradient times `scale`: returns the loss, the predictions and `(parameter, gradient)`
+    /// for every parameter.
+    fn loss_and_gradients(
+        &self,
+        g: &mut GraphBuilder,
+        batch: usize,
+        loss: LossKind,
+        scale: f32,
+    ) -> (String, String, Vec<(String, String)>) {
+        let s = &self.spec;
+        let xshape = vec![batch, s.channels, s.input_size, s.input_size];
+        let mut tape = Tape::new();
         // The input needs no gradient, so the affine needs no backward rule.
-        let x = Var::new(input_affine(&mut g, "x", s.input), xshape);
-        let mut net = Net::train(&mut g, &mut tape);
+        let x = Var::new(input_affine(g, names::IMAGE, s.input), xshape);
+        let mut net = Net::train(g, &mut tape);
         let pred = (self.network.build)(&mut net, &x, s);
         drop(net);
-        let (l, dpred) = ops::loss::loss(&mut g, &pred, "y", loss);
-        let scale = opt.map_or(1.0, optim::grad_scale);
+        let (l, dpred) = ops::loss::loss(g, &pred, names::TARGETS, loss);
         let seed = if scale != 1.0 {
             let c = g.scalar(scale);
             g.bin("Mul", &dpred, &c)
         } else {
             dpred
         };
-        let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
-        let found = tape.backward(&mut g, &pred.name, seed, &names);
-        let grads: Vec<(String, String)> = self
+        let params: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+        let found = tape.backward(g, &pred.name, seed, &params);
+        let grads = self
             .params
             .iter()
             .zip(found)
@@ -457,40 +507,33 @@ impl Arch {
                 (p.name.clone(), grad)
             })
             .collect();
-        g.rename(&l, "loss");
-        g.rename(&pred.name, "predictions");
-        g.output("loss", &[]);
-        g.output("predictions", &fixed(&[batch, s.outputs]));
-        match opt {
-            Some(opt) => {
-                optim::emit_update(&mut g, opt, &grads, scale, "lr", "step");
-                if s.ema.is_some() {
-                    // avg' = avg·d + new·(1 − d), from the values this step produced.
-                    let one = g.scalar(1.0);
-                    let rest = g.bin("Sub", &one, "ema_decay");
-                    for t in self.params.iter().chain(&self.running) {
-                        let avg = ema_name(&t.name);
-                        let kept = g.bin("Mul", &avg, "ema_decay");
-                        let fresh = g.bin("Mul", &optim::new_name(&t.name), &rest);
-                        g.node_to("Add", &[&kept, &fresh], &[&optim::new_name(&avg)], vec![]);
-                    }
-                }
-                for t in &state {
-                    g.output(&optim::new_name(&t.name), &fixed(&t.shape));
-                }
-            }
-            None => {
-                for ((p, grad), info) in grads.iter().zip(&self.params) {
-                    let name = format!("grad.{p}");
-                    g.rename(grad, &name);
-                    g.output(&name, &fixed(&info.shape));
-                }
-                for t in &self.running {
-                    g.output(&optim::new_name(&t.name), &fixed(&t.shape));
-                }
-            }
+        (l, pred.name, grads)
+    }
+
+    /// avg' = avg·d + new·(1 − d) for every parameter and running statistic, from the values
+    /// this step produced.
+    fn emit_ema(&self, g: &mut GraphBuilder) {
+        let one = g.scalar(1.0);
+        let rest = g.bin("Sub", &one, names::EMA_DECAY);
+        for t in self.params.iter().chain(&self.running) {
+            let avg = names::ema(&t.name);
+            let kept = g.bin("Mul", &avg, names::EMA_DECAY);
+            let fresh = g.bin("Mul", &names::new(&t.name), &rest);
+            g.node_to("Add", &[&kept, &fresh], &[&names::new(&avg)], vec![]);
         }
-        g.finish("valar_train_step")
+    }
+
+    /// The outputs of a graph without an optimizer: every parameter's gradient and the updated
+    /// running statistics.
+    fn gradient_outputs(&self, g: &mut GraphBuilder, grads: &[(String, String)]) {
+        for ((p, grad), info) in grads.iter().zip(&self.params) {
+            let name = names::grad(p);
+            g.rename(grad, &name);
+            g.output(&name, &fixed(&info.shape));
+        }
+        for t in &self.running {
+            g.output(&names::new(&t.name), &fixed(&t.shape));
+        }
     }
 
     /// The inference graph (eval mode: running statistics, no dropout) with a symbolic batch.
@@ -500,7 +543,7 @@ impl Arch {
         let s = &self.spec;
         let mut g = GraphBuilder::new();
         g.input(
-            "x",
+            names::IMAGE,
             &[
                 Dim::Batch,
                 Dim::Fixed(s.channels),
@@ -514,7 +557,7 @@ impl Arch {
                 None => g.input(&t.name, &fixed(&t.shape)),
             }
         }
-        let x = input_affine(&mut g, "x", s.input);
+        let x = input_affine(&mut g, names::IMAGE, s.input);
         let mut y = self.eval_forward(&mut g, &x);
         if s.flip_average {
             // The mirror image along the width axis, through the same weights.
@@ -528,9 +571,9 @@ impl Arch {
             let half = g.scalar(0.5);
             y = g.bin("Mul", &sum, &half);
         }
-        g.rename(&y, "predictions");
-        g.output("predictions", &[Dim::Batch, Dim::Fixed(s.outputs)]);
-        g.finish("valar_inference")
+        g.rename(&y, names::PREDICTIONS);
+        g.output(names::PREDICTIONS, &[Dim::Batch, Dim::Fixed(s.outputs)]);
+        g.finish(names::INFERENCE_GRAPH)
     }
 
     /// The network in eval mode (running statistics, no dropout) applied to `input`. The batch
@@ -542,6 +585,7 @@ impl Arch {
         (self.network.build)(&mut net, &x, s).name
     }
 }
+
 /// `x · scale + shift`, or `x` itself for the identity.
 fn input_affine(g: &mut GraphBuilder, x: &str, a: InputAffine) -> String {
     if a.is_identity() {
@@ -575,15 +619,6 @@ pub(crate) fn init_rng(seed: u64) -> ChaCha8Rng {
     rng
 }
 
-/// The state tensor holding the moving average of tensor `name`.
-pub(crate) fn ema_name(name: &str) -> String {
-    format!("{name}.ema")
-}
-
-pub(crate) fn noise_name(slot: usize) -> String {
-    format!("noise{slot}")
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -607,7 +642,7 @@ mod tests {
             4,
             LossKind::Mse,
             Some(&OptimizerKind::adamw_default()),
-            false,
+            Device::Cpu,
         );
         let graph = model.graph.unwrap();
         assert_eq!(
@@ -635,19 +670,19 @@ mod tests {
             ..ModelSpec::default()
         };
         let arch = Arch::of(network, &spec).unwrap();
-        let model = arch.train_graph(batch, LossKind::MseCcc, None, false);
+        let model = arch.train_graph(batch, LossKind::MseCcc, None, Device::Cpu);
         let (mut session, _) =
             crate::runtime::session(&model.encode_to_vec(), crate::Device::Cpu).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(21);
         let mut inputs = vec![
             In {
-                name: "x".into(),
+                name: names::IMAGE.into(),
                 shape: vec![batch, 1, size, size],
                 data: random(&mut rng, batch * size * size, 1.0),
                 check: false,
             },
             In {
-                name: "y".into(),
+                name: names::TARGETS.into(),
                 shape: vec![batch, 2],
                 data: random(&mut rng, batch * 2, 0.8),
                 check: false,
@@ -658,7 +693,7 @@ mod tests {
             shape.extend(n);
             let count = shape.iter().product();
             inputs.push(In {
-                name: noise_name(i),
+                name: names::noise(i),
                 shape,
                 data: (0..count).map(|_| rng.random::<f32>()).collect(),
                 check: false,
@@ -686,7 +721,7 @@ mod tests {
         compare(
             &mut session,
             inputs,
-            &["loss"],
+            &[names::LOSS],
             &|o| f64::from(o[0][0]),
             1e-3,
             per_tensor,
@@ -762,25 +797,25 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut ins = vec![
             In {
-                name: "x".into(),
+                name: names::IMAGE.into(),
                 shape: vec![batch, 3, 16, 16],
                 data: random(&mut rng, batch * 768, 1.0),
                 check: false,
             },
             In {
-                name: "y".into(),
+                name: names::TARGETS.into(),
                 shape: vec![batch, 2],
                 data: random(&mut rng, batch * 2, 0.8),
                 check: false,
             },
             In {
-                name: "lr".into(),
+                name: names::LR.into(),
                 shape: vec![],
                 data: vec![1e-3],
                 check: false,
             },
             In {
-                name: "step".into(),
+                name: names::STEP.into(),
                 shape: vec![],
                 data: vec![1.0],
                 check: false,
@@ -791,7 +826,7 @@ mod tests {
             shape.extend(n);
             let count = shape.iter().product();
             ins.push(In {
-                name: noise_name(i),
+                name: names::noise(i),
                 shape,
                 data: (0..count).map(|_| rng.random::<f32>()).collect(),
                 check: false,
@@ -806,19 +841,20 @@ mod tests {
                 check: false,
             });
         }
-        let outs: Vec<String> = ["loss".to_string(), "predictions".to_string()]
+        let outs: Vec<String> = [names::LOSS, names::PREDICTIONS]
+            .map(String::from)
             .into_iter()
             .chain(
                 arch.state_tensors(Some(&opt))
                     .iter()
-                    .map(|t| optim::new_name(&t.name)),
+                    .map(|t| names::new(&t.name)),
             )
             .collect();
         let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-        let results: Vec<Vec<Vec<f32>>> = [false, true]
+        let results: Vec<Vec<Vec<f32>>> = [Device::Cpu, Device::Cuda]
             .into_iter()
-            .map(|cuda| {
-                let model = arch.train_graph(batch, LossKind::MseCcc, Some(&opt), cuda);
+            .map(|device| {
+                let model = arch.train_graph(batch, LossKind::MseCcc, Some(&opt), device);
                 let (mut s, _) =
                     crate::runtime::session(&model.encode_to_vec(), crate::Device::Cpu).unwrap();
                 run(&mut s, &ins, &refs)
@@ -920,7 +956,7 @@ mod tests {
         use crate::ops::maxpool::Pool;
         let mut g = GraphBuilder::new();
         let mut net = Net::eval(&mut g);
-        let x = Var::new("x", vec![1, 3, 8, 8]);
+        let x = Var::new(names::IMAGE, vec![1, 3, 8, 8]);
         let y = net.scope("stage", |n| {
             n.conv2d("conv", &x, Conv2d::new(4, 3).groups(2))
         });

@@ -6,17 +6,14 @@
 //! with weights takes the name its module would have as an attribute, and [`Net::scope`] nests
 //! names as submodules do (`layer1.0.conv1.weight`).
 
-use super::{Init, TensorInfo, noise_name};
+use super::{Init, TensorInfo};
 use crate::graph::GraphBuilder;
+use crate::names;
 use crate::ops::batchnorm::BnNames;
 use crate::ops::conv2d::Conv2d;
 use crate::ops::linear::Linear;
 use crate::ops::maxpool::Pool;
-use crate::ops::{
-    Tape, Var, add, avgpool, batchnorm, conv2d, dropout, flatten, global_avg_pool, linear, maxpool,
-    relu, silu,
-};
-use crate::optim;
+use crate::ops::{self, Fwd, Tape, Var};
 
 /// An activation a definition can take as a setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,9 +25,10 @@ pub(crate) enum Activation {
 }
 
 /// Builds one graph from a network definition, in training mode (with a tape) or eval mode.
+/// Each layer method declares the layer's tensors and calls its op's one forward; the op
+/// records itself when the graph trains.
 pub(crate) struct Net<'a> {
-    g: &'a mut GraphBuilder,
-    tape: Option<&'a mut Tape>,
+    f: Fwd<'a>,
     scope: Vec<String>,
     /// Trainable tensors in the order the definition declared them.
     pub(crate) params: Vec<TensorInfo>,
@@ -45,18 +43,17 @@ pub(crate) struct Net<'a> {
 impl<'a> Net<'a> {
     /// Eval mode: BatchNorm uses its running statistics, dropout is the identity.
     pub(crate) fn eval(g: &'a mut GraphBuilder) -> Self {
-        Self::with(g, None)
+        Self::with(Fwd::eval(g))
     }
 
     /// Training mode: every op is recorded on `tape` for the backward pass.
     pub(crate) fn train(g: &'a mut GraphBuilder, tape: &'a mut Tape) -> Self {
-        Self::with(g, Some(tape))
+        Self::with(Fwd::train(g, tape))
     }
 
-    fn with(g: &'a mut GraphBuilder, tape: Option<&'a mut Tape>) -> Self {
+    fn with(f: Fwd<'a>) -> Self {
         Self {
-            g,
-            tape,
+            f,
             scope: Vec::new(),
             params: Vec::new(),
             running: Vec::new(),
@@ -87,11 +84,17 @@ impl<'a> Net<'a> {
         }
     }
 
+    /// The op's output, or (after keeping the problem, see [`Net::fail`]) `placeholder`.
+    fn checked(&mut self, layer: &str, y: Result<Var, String>, placeholder: Var) -> Var {
+        y.unwrap_or_else(|e| {
+            self.fail(layer, e);
+            placeholder
+        })
+    }
+
     fn param(&mut self, module: &str, what: &str, shape: Vec<usize>, init: Init) -> String {
         let name = format!("{}.{what}", self.path(module));
-        if let Some(t) = self.tape.as_deref_mut() {
-            t.requires_grad(&name);
-        }
+        self.f.requires_grad(&name);
         self.params.push(TensorInfo {
             name: name.clone(),
             shape,
@@ -130,25 +133,18 @@ impl<'a> Net<'a> {
         if !self.spatial(name, x) {
             return x.clone();
         }
-        let out = match c.output_shape(&x.shape) {
-            Ok(s) => s,
-            Err(e) => {
-                self.fail(name, e);
-                return Var::new(x.name.clone(), vec![x.shape[0], c.out, 1, 1]);
-            }
-        };
+        // Settings that do not fit are reported by the op; the tensors declared before then
+        // are never used, since a definition with a problem builds no graph.
         let wshape = c.weight_shape(x.shape[1]);
         let fan_in = wshape[1] * c.kernel * c.kernel;
         let w = self.param(name, "weight", wshape, Init::TorchUniform { fan_in });
         let b = c
             .bias
             .then(|| self.param(name, "bias", vec![c.out], Init::TorchUniform { fan_in }));
-        match self.tape.as_deref_mut() {
-            Some(t) => conv2d::train(t, self.g, x, &w, b.as_deref(), &c, out),
-            None => Var::new(conv2d::infer(self.g, &x.name, &w, b.as_deref(), &c), out),
-        }
+        let y = ops::conv2d::forward(&mut self.f, x, &w, b.as_deref(), &c);
+        let placeholder = Var::new(x.name.clone(), vec![x.shape[0], c.out, 1, 1]);
+        self.checked(name, y, placeholder)
     }
-
     /// `nn.BatchNorm2d(channels)` named `name`: γ = 1, β = 0, running mean 0 and variance 1.
     pub(crate) fn batch_norm(&mut self, name: &str, x: &Var) -> Var {
         if !self.spatial(name, x) {
@@ -159,24 +155,16 @@ impl<'a> Net<'a> {
         let beta = self.param(name, "bias", vec![c], Init::Zeros);
         let rm = self.running_stat(name, "running_mean", vec![c], Init::Zeros);
         let rv = self.running_stat(name, "running_var", vec![c], Init::Ones);
-        match self.tape.as_deref_mut() {
-            Some(t) => {
-                let (nrm, nrv) = (optim::new_name(&rm), optim::new_name(&rv));
-                let names = BnNames {
-                    gamma: &gamma,
-                    beta: &beta,
-                    running_mean: &rm,
-                    running_var: &rv,
-                    new_running_mean: &nrm,
-                    new_running_var: &nrv,
-                };
-                batchnorm::train(t, self.g, x, &names)
-            }
-            None => Var::new(
-                batchnorm::infer(self.g, &x.name, &gamma, &beta, &rm, &rv),
-                x.shape.clone(),
-            ),
-        }
+        let (nrm, nrv) = (names::new(&rm), names::new(&rv));
+        let bn = BnNames {
+            gamma: &gamma,
+            beta: &beta,
+            running_mean: &rm,
+            running_var: &rv,
+            new_running_mean: &nrm,
+            new_running_var: &nrv,
+        };
+        ops::batchnorm::forward(&mut self.f, x, &bn)
     }
 
     /// `nn.Linear(in, l.out, bias=l.bias)` named `name`, with PyTorch's default initialisation.
@@ -201,50 +189,27 @@ impl<'a> Net<'a> {
         let b = l
             .bias
             .then(|| self.param(name, "bias", vec![l.out], Init::TorchUniform { fan_in }));
-        match self.tape.as_deref_mut() {
-            Some(t) => linear::train(t, self.g, x, &w, b.as_deref(), &l),
-            None => Var::new(
-                linear::infer(self.g, &x.name, &w, b.as_deref()),
-                vec![x.shape[0], l.out],
-            ),
-        }
-    }
-
-    fn pool_shape(&mut self, layer: &str, x: &Var, p: &Pool) -> Option<Vec<usize>> {
-        if !self.spatial(layer, x) {
-            return None;
-        }
-        match p.output_shape(&x.shape) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                self.fail(layer, e);
-                None
-            }
-        }
+        ops::linear::forward(&mut self.f, x, &w, b.as_deref(), &l)
     }
 
     /// `nn.MaxPool2d(p.kernel, p.stride)`.
     pub(crate) fn max_pool(&mut self, x: &Var, p: Pool) -> Var {
-        let Some(out) = self.pool_shape("max_pool", x, &p) else {
+        if !self.spatial("max_pool", x) {
             return x.clone();
-        };
-        match self.tape.as_deref_mut() {
-            Some(t) => maxpool::train(t, self.g, x, &p, out),
-            None => Var::new(maxpool::infer(self.g, &x.name, &p), out),
         }
+        let y = ops::maxpool::forward(&mut self.f, x, &p);
+        self.checked("max_pool", y, x.clone())
     }
 
     /// `nn.AvgPool2d(p.kernel, p.stride)`.
     // Part of the layer API for new definitions; no registered network pools by averaging yet.
     #[allow(dead_code)]
     pub(crate) fn avg_pool(&mut self, x: &Var, p: Pool) -> Var {
-        let Some(out) = self.pool_shape("avg_pool", x, &p) else {
+        if !self.spatial("avg_pool", x) {
             return x.clone();
-        };
-        match self.tape.as_deref_mut() {
-            Some(t) => avgpool::train(t, self.g, x, &p, out),
-            None => Var::new(avgpool::infer(self.g, &x.name, &p), out),
         }
+        let y = ops::avgpool::forward(&mut self.f, x, &p);
+        self.checked("avg_pool", y, x.clone())
     }
 
     /// `nn.AdaptiveAvgPool2d(1)`.
@@ -252,40 +217,22 @@ impl<'a> Net<'a> {
         if !self.spatial("global_avg_pool", x) {
             return x.clone();
         }
-        match self.tape.as_deref_mut() {
-            Some(t) => global_avg_pool::train(t, self.g, x),
-            None => Var::new(
-                global_avg_pool::infer(self.g, &x.name),
-                vec![x.shape[0], x.shape[1], 1, 1],
-            ),
-        }
+        ops::global_avg_pool::forward(&mut self.f, x)
     }
 
     /// `torch.flatten(x, 1)`.
     pub(crate) fn flatten(&mut self, x: &Var) -> Var {
-        match self.tape.as_deref_mut() {
-            Some(t) => flatten::train(t, self.g, x),
-            None => Var::new(
-                flatten::infer(self.g, &x.name),
-                vec![x.shape[0], x.shape[1..].iter().product()],
-            ),
-        }
+        ops::flatten::forward(&mut self.f, x)
     }
 
     /// `F.relu`.
     pub(crate) fn relu(&mut self, x: &Var) -> Var {
-        match self.tape.as_deref_mut() {
-            Some(t) => relu::train(t, self.g, x),
-            None => Var::new(relu::infer(self.g, &x.name), x.shape.clone()),
-        }
+        ops::relu::forward(&mut self.f, x)
     }
 
     /// `F.silu`.
     pub(crate) fn silu(&mut self, x: &Var) -> Var {
-        match self.tape.as_deref_mut() {
-            Some(t) => silu::train(t, self.g, x),
-            None => Var::new(silu::infer(self.g, &x.name), x.shape.clone()),
-        }
+        ops::silu::forward(&mut self.f, x)
     }
 
     /// The activation `a`.
@@ -296,35 +243,18 @@ impl<'a> Net<'a> {
         }
     }
 
-    /// `nn.Dropout(p)`: its noise is the next `noise<k>` input of the training graph.
+    /// `nn.Dropout(p)`: its noise is the next noise input of the training graph
+    /// ([`names::noise`]).
     pub(crate) fn dropout(&mut self, x: &Var, p: f32) -> Var {
         let slot = self.noise.len();
         self.noise.push(x.shape[1..].to_vec());
-        if !(0.0..1.0).contains(&p) {
-            self.fail(
-                "dropout",
-                format!("the drop probability must lie in [0, 1), not {p}"),
-            );
-            return x.clone();
-        }
-        match self.tape.as_deref_mut() {
-            Some(t) => dropout::train(t, self.g, x, &noise_name(slot), p),
-            None => Var::new(dropout::infer(&x.name), x.shape.clone()),
-        }
+        let y = ops::dropout::forward(&mut self.f, x, &names::noise(slot), p);
+        self.checked("dropout", y, x.clone())
     }
 
     /// `a + b` for values of one shape (a residual connection).
     pub(crate) fn add(&mut self, a: &Var, b: &Var) -> Var {
-        if a.shape != b.shape {
-            self.fail(
-                "add",
-                format!("cannot add shapes {:?} and {:?}", a.shape, b.shape),
-            );
-            return a.clone();
-        }
-        match self.tape.as_deref_mut() {
-            Some(t) => add::train(t, self.g, a, b),
-            None => Var::new(add::infer(self.g, &a.name, &b.name), a.shape.clone()),
-        }
+        let y = ops::add::forward(&mut self.f, a, b);
+        self.checked("add", y, a.clone())
     }
 }

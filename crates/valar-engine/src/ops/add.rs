@@ -1,37 +1,30 @@
 //! Elementwise sum of two values of the same shape: a residual connection.
 
-use super::{Backward, Tape, Var};
+use super::{Backward, Fwd, Var};
 use crate::graph::GraphBuilder;
 
-/// The inference form.
-pub(crate) fn infer(g: &mut GraphBuilder, a: &str, b: &str) -> String {
-    g.bin("Add", a, b)
-}
-
-/// The training form. Both operands must have the same shape (no broadcasting), so the
-/// gradient of each is the output's gradient itself.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, a: &Var, b: &Var) -> Var {
-    let y = infer(g, &a.name, &b.name);
-    t.record(&[&a.name, &b.name], &y, AddBackward);
-    Var::new(y, a.shape.clone())
+/// `a + b`. Both operands must have the same shape (no broadcasting), so the gradient of each
+/// is the output's gradient itself.
+pub(crate) fn forward(f: &mut Fwd<'_>, a: &Var, b: &Var) -> Result<Var, String> {
+    if a.shape != b.shape {
+        return Err(format!("cannot add shapes {:?} and {:?}", a.shape, b.shape));
+    }
+    let y = f.g.bin("Add", &a.name, &b.name);
+    f.record([&a.name, &b.name], &y, AddBackward);
+    Ok(Var::new(y, a.shape.clone()))
 }
 
 struct AddBackward;
 
-impl Backward for AddBackward {
-    fn backward(
-        &self,
-        _g: &mut GraphBuilder,
-        dy: &str,
-        needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
-        needs.iter().map(|&n| n.then(|| dy.to_string())).collect()
+impl Backward<2> for AddBackward {
+    fn backward(&self, _g: &mut GraphBuilder, dy: &str, needs: [bool; 2]) -> [Option<String>; 2] {
+        needs.map(|n| n.then(|| dy.to_string()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::ops::tests::{In, TOL, check_op};
     use rand::SeedableRng;
@@ -46,9 +39,9 @@ mod tests {
             In::random("x", &[2, 3, 2, 2], &mut rng, 1.0, true),
             In::random("z", &[2, 3, 2, 2], &mut rng, 1.0, true),
         ];
-        check_op(inputs, false, 1e-2, TOL, &|g, t, v| {
-            let s = train(t, g, &v[0], &v[1]);
-            train(t, g, &s, &v[0])
+        check_op(inputs, false, 1e-2, TOL, &|f, v| {
+            let s = forward(f, &v[0], &v[1]).unwrap();
+            forward(f, &s, &v[0]).unwrap()
         });
     }
 }

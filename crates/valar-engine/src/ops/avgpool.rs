@@ -1,19 +1,15 @@
 //! Average pooling with a square window (kernel and stride, no padding).
 
 use super::maxpool::Pool;
-use super::{Backward, Tape, Var, ints};
+use super::{Backward, Fwd, Var, ints};
 use crate::graph::{Attr, GraphBuilder};
 
-/// The inference form.
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str, p: &Pool) -> String {
-    g.node("AveragePool", &[x], p.attrs())
-}
-
-/// The training form; `out` is [`Pool::output_shape`] of `x`.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, p: &Pool, out: Vec<usize>) -> Var {
-    let y = infer(g, &x.name, p);
-    t.record(
-        &[&x.name],
+/// The mean of each window of an NCHW `x`, or why the window does not fit.
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var, p: &Pool) -> Result<Var, String> {
+    let out = p.output_shape(&x.shape)?;
+    let y = f.g.node("AveragePool", &[&x.name], p.attrs());
+    f.record(
+        [&x.name],
         &y,
         AvgPoolBackward {
             x: x.clone(),
@@ -21,7 +17,7 @@ pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, p: &Pool, out: 
             p: *p,
         },
     );
-    Var::new(y, out)
+    Ok(Var::new(y, out))
 }
 
 struct AvgPoolBackward {
@@ -30,17 +26,11 @@ struct AvgPoolBackward {
     p: Pool,
 }
 
-impl Backward for AvgPoolBackward {
+impl Backward<1> for AvgPoolBackward {
     /// Every input gets 1/k² of the gradient of each window it lies in: a depthwise
     /// ConvTranspose with a constant kernel, which also sums where windows overlap; its output
     /// padding restores the rows and columns the forward's floor dropped (they get zero).
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        _needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, _needs: [bool; 1]) -> [Option<String>; 1] {
         let c = self.x.shape[1];
         let (k, s) = (self.p.kernel as i64, self.p.stride as i64);
         let w = g.const_f32(
@@ -49,7 +39,7 @@ impl Backward for AvgPoolBackward {
         );
         let oph = self.x.shape[2] as i64 - k - s * (self.y_shape[2] as i64 - 1);
         let opw = self.x.shape[3] as i64 - k - s * (self.y_shape[3] as i64 - 1);
-        vec![Some(g.node(
+        [Some(g.node(
             "ConvTranspose",
             &[dy, &w],
             vec![
@@ -64,6 +54,7 @@ impl Backward for AvgPoolBackward {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::ops::tests::{In, TOL, check_op};
     use rand::SeedableRng;
@@ -80,9 +71,8 @@ mod tests {
         ] {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let inputs = vec![In::random("x", &x, &mut rng, 1.0, true)];
-            let out = p.output_shape(&x).unwrap_or_default();
-            check_op(inputs, false, 1e-2, TOL, &|g, t, v| {
-                train(t, g, &v[0], &p, out.clone())
+            check_op(inputs, false, 1e-2, TOL, &|f, v| {
+                forward(f, &v[0], &p).unwrap()
             });
         }
     }

@@ -1,7 +1,7 @@
 //! BatchNorm2d: batch statistics and a running-average update in training, running statistics
 //! in inference, as PyTorch's `BatchNorm2d` with its defaults.
 
-use super::{Backward, Tape, Var, per_channel};
+use super::{Backward, Fwd, Var, per_channel};
 use crate::graph::{Attr, GraphBuilder};
 
 /// PyTorch's BatchNorm2d defaults.
@@ -18,24 +18,24 @@ pub(crate) struct BnNames<'a> {
     pub new_running_var: &'a str,
 }
 
-/// The inference form: the per-channel affine of the running statistics.
-pub(crate) fn infer(
-    g: &mut GraphBuilder,
-    x: &str,
-    gamma: &str,
-    beta: &str,
-    running_mean: &str,
-    running_var: &str,
-) -> String {
+/// The per-channel affine `γ·(x − mean)/√(var + ε) + β` (the inference BatchNormalization op).
+fn affine(g: &mut GraphBuilder, x: &str, gamma: &str, beta: &str, mean: &str, var: &str) -> String {
     g.node(
         "BatchNormalization",
-        &[x, gamma, beta, running_mean, running_var],
+        &[x, gamma, beta, mean, var],
         vec![("epsilon", Attr::Float(BN_EPS))],
     )
 }
 
-/// Training mode: batch statistics, running-stat update written to the `new_*` names.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, p: &BnNames<'_>) -> Var {
+/// BatchNorm of an NCHW `x`. Training mode normalises by the batch statistics and writes the
+/// updated running statistics to the `new_*` names; eval mode normalises by the running
+/// statistics and writes nothing else.
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var, p: &BnNames<'_>) -> Var {
+    if !f.training() {
+        let y = affine(f.g, &x.name, p.gamma, p.beta, p.running_mean, p.running_var);
+        return Var::new(y, x.shape.clone());
+    }
+    let g = &mut *f.g;
     let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
     let n = (b * h * w) as f32;
     // One pass each for E[x] and E[x²]; the variance is clamped at 0 against rounding.
@@ -50,7 +50,7 @@ pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, p: &BnNames<'_>
     let mean_c = g.reshape(&mean, &[c as i64]);
     let var_c = g.reshape(&var, &[c as i64]);
     // The inference BatchNormalization op is a fused per-channel affine given the batch statistics.
-    let y = infer(g, &x.name, p.gamma, p.beta, &mean_c, &var_c);
+    let y = affine(g, &x.name, p.gamma, p.beta, &mean_c, &var_c);
     let eps = g.scalar(BN_EPS);
     let ve = g.bin("Add", &var, &eps);
     let sd = g.node("Sqrt", &[&ve], vec![]);
@@ -65,8 +65,8 @@ pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, p: &BnNames<'_>
     let a = g.bin("Mul", p.running_var, &keep);
     let bv = g.bin("Mul", &var_c, &unbias);
     g.node_to("Add", &[&a, &bv], &[p.new_running_var], vec![]);
-    t.record(
-        &[&x.name, p.gamma, p.beta],
+    f.record(
+        [&x.name, p.gamma, p.beta],
         &y,
         BatchNormBackward {
             x: x.clone(),
@@ -85,14 +85,8 @@ struct BatchNormBackward {
     invstd: String,
 }
 
-impl Backward for BatchNormBackward {
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
+impl Backward<3> for BatchNormBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, needs: [bool; 3]) -> [Option<String>; 3] {
         let x = &self.x;
         let c = x.shape[1] as i64;
         let n = (x.shape[0] * x.shape[2] * x.shape[3]) as f32;
@@ -106,7 +100,7 @@ impl Backward for BatchNormBackward {
         let dgamma = needs[1].then(|| g.reshape(&dgamma4, &[c]));
         let dbeta = needs[2].then(|| g.reshape(&sdy, &[c]));
         if !needs[0] {
-            return vec![None, dgamma, dbeta];
+            return [None, dgamma, dbeta];
         }
         // dx = k·(dy − Σdy/n − x̂·dγ/n) with k = γ·invstd, rearranged to dy·k + (x·s + c)
         // so that the big tensors take four passes.
@@ -133,7 +127,7 @@ impl Backward for BatchNormBackward {
             vec![("epsilon", Attr::Float(BN_EPS))],
         );
         let dyk = g.bin("Mul", dy, &k);
-        vec![Some(g.bin("Add", &dyk, &xs)), dgamma, dbeta]
+        [Some(g.bin("Add", &dyk, &xs)), dgamma, dbeta]
     }
 }
 
@@ -142,6 +136,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::graph::fixed;
+    use crate::ops::Tape;
     use crate::ops::tests::{In, TOL, check_op, random, run, session};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -180,22 +175,22 @@ mod tests {
             data: x.clone(),
             check,
         };
-        let forward = |g: &mut GraphBuilder, t: &mut Tape, v: &[Var]| {
-            let names = BnNames {
-                gamma: "gamma",
-                beta: "beta",
-                running_mean: "rm",
-                running_var: "rv",
-                new_running_mean: "new_rm",
-                new_running_var: "new_rv",
-            };
-            g.output("new_rm", &fixed(&[2]));
-            g.output("new_rv", &fixed(&[2]));
-            train(t, g, &v[0], &names)
+        let names = BnNames {
+            gamma: "gamma",
+            beta: "beta",
+            running_mean: "rm",
+            running_var: "rv",
+            new_running_mean: "new_rm",
+            new_running_var: "new_rv",
+        };
+        let train = |f: &mut Fwd<'_>, v: &[Var]| {
+            f.g.output("new_rm", &fixed(&[2]));
+            f.g.output("new_rv", &fixed(&[2]));
+            forward(f, &v[0], &names)
         };
         let mut inputs = vec![x_in(true)];
         inputs.extend(params(true));
-        check_op(inputs, false, 1e-2, TOL, &forward);
+        check_op(inputs, false, 1e-2, TOL, &train);
 
         // The running statistics follow PyTorch: momentum 0.1, unbiased variance.
         let mut g = GraphBuilder::new();
@@ -208,10 +203,11 @@ mod tests {
         ] {
             g.input(name, &fixed(&shape));
         }
-        let y = forward(
-            &mut g,
-            &mut Tape::new(false),
-            &[Var::new("x", vec![b, c, h, w])],
+        let x_var = Var::new("x", vec![b, c, h, w]);
+        let mut tape = Tape::new();
+        let y = train(
+            &mut Fwd::train(&mut g, &mut tape),
+            std::slice::from_ref(&x_var),
         );
         g.rename(&y.name, "y");
         g.output("y", &fixed(&[b, c, h, w]));
@@ -249,7 +245,7 @@ mod tests {
         ] {
             g.input(name, &fixed(&shape));
         }
-        let y = infer(&mut g, "x", "gamma", "beta", "rm", "rv");
+        let y = forward(&mut Fwd::eval(&mut g), &x_var, &names).name;
         g.rename(&y, "y");
         g.output("y", &fixed(&[b, c, h, w]));
         let out = run(&mut session(g), &ins, &["y"]);

@@ -1,7 +1,7 @@
 //! 2-D convolution with a square kernel: stride, zero padding, groups (depthwise when groups =
 //! channels) and an optional bias.
 
-use super::{Backward, Tape, Var, ints, per_channel, window_out};
+use super::{Backward, Fwd, Var, ints, per_channel, shape_i64, window_out};
 use crate::graph::{Attr, GraphBuilder};
 
 /// A convolution's settings (the weight is `[out, in / groups, kernel, kernel]`, as in PyTorch).
@@ -93,39 +93,34 @@ impl Conv2d {
     }
 }
 
-/// The inference form (also the forward of the training form): `Conv(x, w[, b])`.
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str, w: &str, b: Option<&str>, c: &Conv2d) -> String {
-    let mut inputs = vec![x, w];
-    inputs.extend(b);
-    g.node("Conv", &inputs, c.attrs())
-}
-
-/// The training form; `out` is [`Conv2d::output_shape`] of `x`.
-pub(crate) fn train(
-    t: &mut Tape,
-    g: &mut GraphBuilder,
+/// `Conv(x, w[, b])` of an NCHW `x` with weight `w` and bias `b` (when `c.bias`), or why the
+/// settings do not fit `x`.
+pub(crate) fn forward(
+    f: &mut Fwd<'_>,
     x: &Var,
     w: &str,
     b: Option<&str>,
     c: &Conv2d,
-    out: Vec<usize>,
-) -> Var {
-    let y = infer(g, &x.name, w, b, c);
-    let mut inputs = vec![x.name.as_str(), w];
-    inputs.extend(b);
-    t.record(
-        &inputs,
-        &y,
-        ConvBackward {
-            x: x.clone(),
-            w: w.into(),
-            y_shape: out.clone(),
-            c: *c,
-        },
-    );
-    Var::new(y, out)
+) -> Result<Var, String> {
+    let out = c.output_shape(&x.shape)?;
+    let y = match b {
+        Some(b) => f.g.node("Conv", &[&x.name, w, b], c.attrs()),
+        None => f.g.node("Conv", &[&x.name, w], c.attrs()),
+    };
+    let rule = ConvBackward {
+        x: x.clone(),
+        w: w.into(),
+        y_shape: out.clone(),
+        c: *c,
+    };
+    match b {
+        Some(b) => f.record([&x.name, w, b], &y, rule),
+        None => f.record([&x.name, w], &y, rule),
+    }
+    Ok(Var::new(y, out))
 }
 
+/// The rule for `[x, w]` (no bias) and for `[x, w, b]`.
 struct ConvBackward {
     x: Var,
     w: String,
@@ -133,21 +128,19 @@ struct ConvBackward {
     c: Conv2d,
 }
 
-impl Backward for ConvBackward {
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
+impl Backward<2> for ConvBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, needs: [bool; 2]) -> [Option<String>; 2] {
         let dx = needs[0].then(|| self.input_grad(g, dy));
         let dw = needs[1].then(|| self.weight_grad(g, dy));
-        let mut out = vec![dx, dw];
-        if self.c.bias {
-            out.push(needs[2].then(|| per_channel(g, "ReduceSum", dy, &self.y_shape, false)));
-        }
-        out
+        [dx, dw]
+    }
+}
+
+impl Backward<3> for ConvBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, needs: [bool; 3]) -> [Option<String>; 3] {
+        let [dx, dw] = <Self as Backward<2>>::backward(self, g, dy, [needs[0], needs[1]]);
+        let db = needs[2].then(|| per_channel(g, "ReduceSum", dy, &self.y_shape, false));
+        [dx, dw, db]
     }
 }
 
@@ -206,64 +199,89 @@ impl ConvBackward {
 
     /// dW, tap by tap: dW[:, :, kh, kw] is dY against the input window shifted by (kh, kw).
     fn weight_grad(&self, g: &mut GraphBuilder, dy: &str) -> String {
-        let c = &self.c;
-        let (b, cin, h, w) = (
-            self.x.shape[0] as i64,
-            self.x.shape[1] as i64,
-            self.x.shape[2] as i64,
-            self.x.shape[3] as i64,
+        let (cin, cout, groups) = (self.x.shape[1], self.c.out, self.c.groups);
+        if groups == 1 && cin == 1 && self.c.stride == 1 {
+            return self.weight_grad_batch_as_channels(g, dy);
+        }
+        if groups > 1 && cin / groups == 1 && cout / groups == 1 {
+            return self.weight_grad_depthwise(g, dy);
+        }
+        self.weight_grad_gemm(g, dy)
+    }
+
+    /// One input channel at stride 1: a convolution with the batch as channels, input X as
+    /// [1, B, H, W] and kernel dYᵀ as [Cout, B, Ho, Wo]; its output is [1, Cout, k, k].
+    fn weight_grad_batch_as_channels(&self, g: &mut GraphBuilder, dy: &str) -> String {
+        let x = shape_i64(&self.x.shape);
+        let (k, p, cout) = (
+            self.c.kernel as i64,
+            self.c.padding as i64,
+            self.c.out as i64,
         );
+        let xr = g.reshape(&self.x.name, &[1, x[0], x[2], x[3]]);
+        let dyt = g.transpose(dy, &[1, 0, 2, 3]);
+        let gw = g.node("Conv", &[&xr, &dyt], vec![("pads", ints(&[p, p, p, p]))]);
+        g.reshape(&gw, &[cout, 1, k, k])
+    }
+
+    /// The values of the padded input `src` that tap (kh, kw) meets at every output position:
+    /// `src` sliced along `axes` from (kh, kw), strided as the forward steps (or `src` itself
+    /// for a 1×1 kernel at stride 1 without padding).
+    fn tap(&self, g: &mut GraphBuilder, src: &str, (kh, kw): (i64, i64), axes: &str) -> String {
+        let (k, s, p) = (
+            self.c.kernel as i64,
+            self.c.stride as i64,
+            self.c.padding as i64,
+        );
+        if k == 1 && s == 1 && p == 0 {
+            return src.to_string();
+        }
         let (ho, wo) = (self.y_shape[2] as i64, self.y_shape[3] as i64);
-        let (k, s, p) = (c.kernel as i64, c.stride as i64, c.padding as i64);
-        let cout = c.out as i64;
-        let groups = c.groups as i64;
-        let (og, cg) = (cout / groups, cin / groups);
-        if groups == 1 && cin == 1 && s == 1 {
-            // A convolution with the batch as channels: input X as [1, B, H, W], kernel dYᵀ as
-            // [Cout, B, Ho, Wo]; its output is [1, Cout, k, k].
-            let xr = g.reshape(&self.x.name, &[1, b, h, w]);
-            let dyt = g.transpose(dy, &[1, 0, 2, 3]);
-            let gw = g.node("Conv", &[&xr, &dyt], vec![("pads", ints(&[p, p, p, p]))]);
-            return g.reshape(&gw, &[cout, 1, k, k]);
-        }
-        let n = b * ho * wo;
-        // The taps of one window position, strided as the forward steps.
-        let tap_slice = |g: &mut GraphBuilder, src: &str, kh: i64, kw: i64, axes: &str| {
-            let starts = g.const_i64(&[kh, kw]);
-            let ends = g.const_i64(&[kh + s * (ho - 1) + 1, kw + s * (wo - 1) + 1]);
-            let steps = g.const_i64(&[s, s]);
-            g.node("Slice", &[src, &starts, &ends, axes, &steps], vec![])
+        let starts = g.const_i64(&[kh, kw]);
+        let ends = g.const_i64(&[kh + s * (ho - 1) + 1, kw + s * (wo - 1) + 1]);
+        let steps = g.const_i64(&[s, s]);
+        g.node("Slice", &[src, &starts, &ends, axes, &steps], vec![])
+    }
+
+    /// Depthwise: each tap is a per-channel sum of dY times the shifted input.
+    fn weight_grad_depthwise(&self, g: &mut GraphBuilder, dy: &str) -> String {
+        let (k, p, cout) = (
+            self.c.kernel as i64,
+            self.c.padding as i64,
+            self.c.out as i64,
+        );
+        let xp = if p > 0 {
+            let pads = g.const_i64(&[0, 0, p, p, 0, 0, p, p]);
+            g.node("Pad", &[&self.x.name, &pads], vec![])
+        } else {
+            self.x.name.clone()
         };
-        let whole = k == 1 && s == 1 && p == 0;
+        let axes = g.const_i64(&[2, 3]);
+        let unsq = g.const_i64(&[1]);
         let mut taps = Vec::with_capacity((k * k) as usize);
-        if groups > 1 && cg == 1 && og == 1 {
-            // Depthwise: each tap is a per-channel sum of dY times the shifted input.
-            let xp = if p > 0 {
-                let pads = g.const_i64(&[0, 0, p, p, 0, 0, p, p]);
-                g.node("Pad", &[&self.x.name, &pads], vec![])
-            } else {
-                self.x.name.clone()
-            };
-            let axes = g.const_i64(&[2, 3]);
-            let unsq = g.const_i64(&[1]);
-            for kh in 0..k {
-                for kw in 0..k {
-                    let sl = if whole {
-                        xp.clone()
-                    } else {
-                        tap_slice(g, &xp, kh, kw, &axes)
-                    };
-                    let prod = g.bin("Mul", &sl, dy);
-                    let tap = per_channel(g, "ReduceSum", &prod, &self.y_shape, false);
-                    taps.push(g.node("Unsqueeze", &[&tap, &unsq], vec![]));
-                }
+        for kh in 0..k {
+            for kw in 0..k {
+                let sl = self.tap(g, &xp, (kh, kw), &axes);
+                let prod = g.bin("Mul", &sl, dy);
+                let tap = per_channel(g, "ReduceSum", &prod, &self.y_shape, false);
+                taps.push(g.node("Unsqueeze", &[&tap, &unsq], vec![]));
             }
-            let refs: Vec<&str> = taps.iter().map(String::as_str).collect();
-            let cat = g.node("Concat", &refs, vec![("axis", Attr::Int(1))]);
-            return g.reshape(&cat, &[cout, 1, k, k]);
         }
-        // Otherwise every tap is one GEMM (a batch of them, one per group) of dYᵀ with the
-        // shifted windows of the padded NHWC input.
+        let refs: Vec<&str> = taps.iter().map(String::as_str).collect();
+        let cat = g.node("Concat", &refs, vec![("axis", Attr::Int(1))]);
+        g.reshape(&cat, &[cout, 1, k, k])
+    }
+
+    /// Every other convolution: each tap is one GEMM (a batch of them, one per group) of dYᵀ
+    /// with the shifted windows of the padded NHWC input.
+    fn weight_grad_gemm(&self, g: &mut GraphBuilder, dy: &str) -> String {
+        let c = &self.c;
+        let (b, cin) = (self.x.shape[0] as i64, self.x.shape[1] as i64);
+        let (ho, wo) = (self.y_shape[2] as i64, self.y_shape[3] as i64);
+        let (k, p) = (c.kernel as i64, c.padding as i64);
+        let (cout, groups) = (c.out as i64, c.groups as i64);
+        let (og, cg) = (cout / groups, cin / groups);
+        let n = b * ho * wo;
         let xn = g.transpose(&self.x.name, &[0, 2, 3, 1]);
         let xp = if p > 0 {
             let pads = g.const_i64(&[0, p, p, 0, 0, p, p, 0]);
@@ -278,14 +296,12 @@ impl ConvBackward {
             g.reshape(&dyt, &[groups, og, n])
         };
         let axes = g.const_i64(&[1, 2]);
-        let unsq_axes = g.const_i64(&[if groups == 1 { 2 } else { 3 }]);
+        let axis = if groups == 1 { 2 } else { 3 };
+        let unsq_axes = g.const_i64(&[axis]);
+        let mut taps = Vec::with_capacity((k * k) as usize);
         for kh in 0..k {
             for kw in 0..k {
-                let sl = if whole {
-                    xp.clone()
-                } else {
-                    tap_slice(g, &xp, kh, kw, &axes)
-                };
+                let sl = self.tap(g, &xp, (kh, kw), &axes);
                 let tap = if groups == 1 {
                     let sm = g.reshape(&sl, &[n, cin]);
                     g.bin("MatMul", &dym, &sm)
@@ -298,7 +314,6 @@ impl ConvBackward {
             }
         }
         let refs: Vec<&str> = taps.iter().map(String::as_str).collect();
-        let axis = if groups == 1 { 2 } else { 3 };
         let cat = g.node("Concat", &refs, vec![("axis", Attr::Int(axis))]);
         g.reshape(&cat, &[cout, cg, k, k])
     }
@@ -325,10 +340,9 @@ mod tests {
         if c.bias {
             inputs.push(In::random("b", &[c.out], &mut rng, 0.5, true));
         }
-        let out = c.output_shape(&x).unwrap();
-        check_op(inputs, false, 1e-2, TOL, &|g, t, v| {
+        check_op(inputs, false, 1e-2, TOL, &|f, v| {
             let b = c.bias.then_some("b");
-            train(t, g, &v[0], "w", b, &c, out.clone())
+            forward(f, &v[0], "w", b, &c).unwrap()
         });
     }
 

@@ -1,39 +1,36 @@
 //! Inverted dropout with noise drawn on the host (see the crate's design notes).
 
-use super::{Backward, Tape, Var};
+use super::{Backward, Fwd, Var};
 use crate::graph::GraphBuilder;
 
-/// The inference form: dropout is the identity in eval mode.
-pub(crate) fn infer(x: &str) -> String {
-    x.to_string()
-}
-
-/// The training form: keeps `x` where `noise ≥ p` and scales it by 1/(1 − p). `noise` is a graph
-/// input of uniform [0, 1) numbers with the shape of `x`.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, noise: &str, p: f32) -> Var {
+/// In training mode keeps `x` where `noise ≥ p` and scales it by 1/(1 − p); `noise` is a graph
+/// input of uniform [0, 1) numbers with the shape of `x`. In eval mode the identity. Either way
+/// `p` must lie in [0, 1).
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var, noise: &str, p: f32) -> Result<Var, String> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(format!("the drop probability must lie in [0, 1), not {p}"));
+    }
+    if !f.training() {
+        return Ok(x.clone());
+    }
+    let g = &mut *f.g;
     let pc = g.scalar(p);
     let keep = g.bin("GreaterOrEqual", noise, &pc);
     let scale = g.scalar(1.0 / (1.0 - p));
     let zero = g.scalar(0.0);
     let mask = g.node("Where", &[&keep, &scale, &zero], vec![]);
     let y = g.bin("Mul", &x.name, &mask);
-    t.record(&[&x.name], &y, DropoutBackward { mask });
-    Var::new(y, x.shape.clone())
+    f.record([&x.name], &y, DropoutBackward { mask });
+    Ok(Var::new(y, x.shape.clone()))
 }
 
 struct DropoutBackward {
     mask: String,
 }
 
-impl Backward for DropoutBackward {
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        _needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
-        vec![Some(g.bin("Mul", dy, &self.mask))]
+impl Backward<1> for DropoutBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, _needs: [bool; 1]) -> [Option<String>; 1] {
+        [Some(g.bin("Mul", dy, &self.mask))]
     }
 }
 
@@ -42,6 +39,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::graph::fixed;
+    use crate::ops::Tape;
     use crate::ops::tests::{In, TOL, check_op, run, session};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -59,8 +57,8 @@ mod tests {
                 check: false,
             },
         ];
-        check_op(inputs, false, 1e-2, TOL, &|g, t, v| {
-            train(t, g, &v[0], "noise", 0.4)
+        check_op(inputs, false, 1e-2, TOL, &|f, v| {
+            forward(f, &v[0], "noise", 0.4).unwrap()
         });
     }
 
@@ -69,13 +67,9 @@ mod tests {
         let mut g = GraphBuilder::new();
         g.input("x", &fixed(&[1, 4]));
         g.input("noise", &fixed(&[1, 4]));
-        let y = train(
-            &mut Tape::new(false),
-            &mut g,
-            &Var::new("x", vec![1, 4]),
-            "noise",
-            0.5,
-        );
+        let x = Var::new("x", vec![1, 4]);
+        let mut tape = Tape::new();
+        let y = forward(&mut Fwd::train(&mut g, &mut tape), &x, "noise", 0.5).unwrap();
         g.rename(&y.name, "y");
         g.output("y", &fixed(&[1, 4]));
         let mut s = session(g);
@@ -94,6 +88,14 @@ mod tests {
             },
         ];
         assert_eq!(run(&mut s, &ins, &["y"])[0], vec![0.0, 4.0, 6.0, 0.0]);
-        assert_eq!(infer("x"), "x");
+        // Eval mode is the identity, and emits nothing.
+        let mut g = GraphBuilder::new();
+        assert_eq!(
+            forward(&mut Fwd::eval(&mut g), &x, "noise", 0.5).unwrap(),
+            x
+        );
+        assert!(g.finish("eval").graph.unwrap().node.is_empty());
+        let mut g = GraphBuilder::new();
+        assert!(forward(&mut Fwd::eval(&mut g), &x, "noise", 1.0).is_err());
     }
 }

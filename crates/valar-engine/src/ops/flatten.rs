@@ -1,17 +1,13 @@
 //! Flatten: `[B, ...]` → `[B, product of the rest]`.
 
-use super::{Backward, Tape, Var, shape_i64};
+use super::{Backward, Fwd, Var, shape_i64};
 use crate::graph::{Attr, GraphBuilder};
 
-/// The inference form.
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str) -> String {
-    g.node("Flatten", &[x], vec![("axis", Attr::Int(1))])
-}
-
-/// The training form.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var) -> Var {
-    let y = infer(g, &x.name);
-    t.record(&[&x.name], &y, FlattenBackward { x: x.clone() });
+/// `[B, ...]` → `[B, product of the rest]`.
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var) -> Var {
+    let y =
+        f.g.node("Flatten", &[&x.name], vec![("axis", Attr::Int(1))]);
+    f.record([&x.name], &y, FlattenBackward { x: x.clone() });
     let rest = x.shape[1..].iter().product();
     Var::new(y, vec![x.shape[0], rest])
 }
@@ -20,15 +16,9 @@ struct FlattenBackward {
     x: Var,
 }
 
-impl Backward for FlattenBackward {
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        _needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
-        vec![Some(g.reshape(dy, &shape_i64(&self.x.shape)))]
+impl Backward<1> for FlattenBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, _needs: [bool; 1]) -> [Option<String>; 1] {
+        [Some(g.reshape(dy, &shape_i64(&self.x.shape)))]
     }
 }
 
@@ -44,6 +34,6 @@ mod tests {
     fn flatten_of_spatial_maps() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let inputs = vec![In::random("x", &[2, 2, 2, 3], &mut rng, 1.0, true)];
-        check_op(inputs, false, 1e-2, TOL, &|g, t, v| train(t, g, &v[0]));
+        check_op(inputs, false, 1e-2, TOL, &|f, v| forward(f, &v[0]));
     }
 }

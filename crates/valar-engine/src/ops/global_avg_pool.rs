@@ -1,17 +1,12 @@
 //! Global average pooling: the mean of each channel's map, `[B, C, H, W]` → `[B, C, 1, 1]`.
 
-use super::{Backward, Tape, Var, shape_i64};
+use super::{Backward, Fwd, Var, shape_i64};
 use crate::graph::GraphBuilder;
 
-/// The inference form.
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str) -> String {
-    g.node("GlobalAveragePool", &[x], vec![])
-}
-
-/// The training form.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var) -> Var {
-    let y = infer(g, &x.name);
-    t.record(&[&x.name], &y, GlobalAvgPoolBackward { x: x.clone() });
+/// The mean of each channel's map of an NCHW `x`.
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var) -> Var {
+    let y = f.g.node("GlobalAveragePool", &[&x.name], vec![]);
+    f.record([&x.name], &y, GlobalAvgPoolBackward { x: x.clone() });
     Var::new(y, vec![x.shape[0], x.shape[1], 1, 1])
 }
 
@@ -19,18 +14,12 @@ struct GlobalAvgPoolBackward {
     x: Var,
 }
 
-impl Backward for GlobalAvgPoolBackward {
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        _needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
+impl Backward<1> for GlobalAvgPoolBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, _needs: [bool; 1]) -> [Option<String>; 1] {
         let k = g.scalar(1.0 / (self.x.shape[2] * self.x.shape[3]) as f32);
         let scaled = g.bin("Mul", dy, &k);
         let s = g.const_i64(&shape_i64(&self.x.shape));
-        vec![Some(g.node("Expand", &[&scaled, &s], vec![]))]
+        [Some(g.node("Expand", &[&scaled, &s], vec![]))]
     }
 }
 
@@ -46,6 +35,6 @@ mod tests {
     fn global_avg_pool_grad() {
         let mut rng = ChaCha8Rng::seed_from_u64(24);
         let inputs = vec![In::random("x", &[3, 4, 3, 2], &mut rng, 1.0, true)];
-        check_op(inputs, false, 1e-2, TOL, &|g, t, v| train(t, g, &v[0]));
+        check_op(inputs, false, 1e-2, TOL, &|f, v| forward(f, &v[0]));
     }
 }

@@ -1,6 +1,6 @@
 //! A fully connected layer, `y = x Wᵀ + b`, with W stored `[out, in]` as in PyTorch.
 
-use super::{Backward, Tape, Var};
+use super::{Backward, Fwd, Var};
 use crate::graph::{Attr, GraphBuilder};
 
 /// A linear layer's settings.
@@ -19,58 +19,48 @@ impl Linear {
     }
 }
 
-/// The inference form (also the forward of the training form).
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str, w: &str, b: Option<&str>) -> String {
-    let mut inputs = vec![x, w];
-    inputs.extend(b);
-    g.node("Gemm", &inputs, vec![("transB", Attr::Int(1))])
-}
-
-/// The training form.
-pub(crate) fn train(
-    t: &mut Tape,
-    g: &mut GraphBuilder,
-    x: &Var,
-    w: &str,
-    b: Option<&str>,
-    l: &Linear,
-) -> Var {
-    let y = infer(g, &x.name, w, b);
-    let mut inputs = vec![x.name.as_str(), w];
-    inputs.extend(b);
-    t.record(
-        &inputs,
-        &y,
-        LinearBackward {
-            x: x.name.clone(),
-            w: w.into(),
-            bias: b.is_some(),
-        },
-    );
+/// `x Wᵀ + b` for a `[batch, features]` input `x`, weight `w` and bias `b` (when `l.bias`).
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var, w: &str, b: Option<&str>, l: &Linear) -> Var {
+    let y = match b {
+        Some(b) => {
+            f.g.node("Gemm", &[&x.name, w, b], vec![("transB", Attr::Int(1))])
+        }
+        None => {
+            f.g.node("Gemm", &[&x.name, w], vec![("transB", Attr::Int(1))])
+        }
+    };
+    let rule = LinearBackward {
+        x: x.name.clone(),
+        w: w.into(),
+    };
+    match b {
+        Some(b) => f.record([&x.name, w, b], &y, rule),
+        None => f.record([&x.name, w], &y, rule),
+    }
     Var::new(y, vec![x.shape[0], l.out])
 }
 
+/// The rule for `[x, w]` (no bias) and for `[x, w, b]`.
 struct LinearBackward {
     x: String,
     w: String,
-    bias: bool,
 }
 
-impl Backward for LinearBackward {
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
-        let dw = needs[1].then(|| g.node("Gemm", &[dy, &self.x], vec![("transA", Attr::Int(1))]));
-        let mut out = vec![None, dw];
-        if self.bias {
-            out.push(needs[2].then(|| g.reduce("ReduceSum", dy, &[0], false)));
-        }
-        out[0] = needs[0].then(|| g.bin("MatMul", dy, &self.w));
-        out
+impl Backward<2> for LinearBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, needs: [bool; 2]) -> [Option<String>; 2] {
+        let [dx, dw, _] = <Self as Backward<3>>::backward(self, g, dy, [needs[0], needs[1], false]);
+        [dx, dw]
+    }
+}
+
+impl Backward<3> for LinearBackward {
+    /// dW = dyᵀ x, db = Σ dy over the batch, dX = dy W (emitted in that order).
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, needs: [bool; 3]) -> [Option<String>; 3] {
+        let [need_x, need_w, need_b] = needs;
+        let dw = need_w.then(|| g.node("Gemm", &[dy, &self.x], vec![("transA", Attr::Int(1))]));
+        let db = need_b.then(|| g.reduce("ReduceSum", dy, &[0], false));
+        let dx = need_x.then(|| g.bin("MatMul", dy, &self.w));
+        [dx, dw, db]
     }
 }
 
@@ -94,15 +84,8 @@ mod tests {
             if bias {
                 inputs.push(In::random("b", &[5], &mut rng, 0.5, true));
             }
-            check_op(inputs, false, 1e-2, TOL, &|g, t, v| {
-                train(
-                    t,
-                    g,
-                    &v[0],
-                    "w",
-                    bias.then_some("b"),
-                    &Linear { out: 5, bias },
-                )
+            check_op(inputs, false, 1e-2, TOL, &|f, v| {
+                forward(f, &v[0], "w", bias.then_some("b"), &Linear { out: 5, bias })
             });
         }
     }

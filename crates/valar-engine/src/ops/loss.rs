@@ -78,6 +78,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::graph::fixed;
+    use crate::names;
     use crate::ops::tests::{In, TOL, compare, random, run, session};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -100,9 +101,9 @@ mod tests {
             kind,
         );
         g.rename(&l, "loss");
-        g.rename(&dp, "grad.p");
+        g.rename(&dp, &names::grad("p"));
         g.output("loss", &[]);
-        g.output("grad.p", &fixed(&[n, o]));
+        g.output(&names::grad("p"), &fixed(&[n, o]));
         let mut s = session(g);
         let ins = vec![
             In {

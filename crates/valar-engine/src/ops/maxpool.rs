@@ -1,7 +1,8 @@
 //! Max pooling with a square window (kernel and stride, no padding).
 
-use super::{Backward, Tape, Var, ints, shape_i64, window_out};
+use super::{Backward, Fwd, Var, ints, shape_i64, window_out};
 use crate::graph::{Attr, GraphBuilder};
+use crate::runtime::Device;
 
 /// A pooling window's settings (used by max and average pooling).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,19 +42,19 @@ impl Pool {
     }
 }
 
-/// The inference form.
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str, p: &Pool) -> String {
-    g.node("MaxPool", &[x], p.attrs())
-}
-
-/// The training form; keeps the argmax indices for the backward. `out` is
-/// [`Pool::output_shape`] of `x`.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, p: &Pool, out: Vec<usize>) -> Var {
-    let y = g.fresh("pool");
-    let idx = g.fresh("poolidx");
-    g.node_to("MaxPool", &[&x.name], &[&y, &idx], p.attrs());
-    t.record(
-        &[&x.name],
+/// The maximum of each window of an NCHW `x`, or why the window does not fit. In training
+/// mode the node also writes the argmax indices, which the backward routes the gradient by;
+/// eval mode leaves them out.
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var, p: &Pool) -> Result<Var, String> {
+    let out = p.output_shape(&x.shape)?;
+    if !f.training() {
+        return Ok(Var::new(f.g.node("MaxPool", &[&x.name], p.attrs()), out));
+    }
+    let y = f.g.fresh("pool");
+    let idx = f.g.fresh("poolidx");
+    f.g.node_to("MaxPool", &[&x.name], &[&y, &idx], p.attrs());
+    f.record(
+        [&x.name],
         &y,
         MaxPoolBackward {
             x: x.clone(),
@@ -61,7 +62,7 @@ pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var, p: &Pool, out: 
             p: *p,
         },
     );
-    Var::new(y, out)
+    Ok(Var::new(y, out))
 }
 
 struct MaxPoolBackward {
@@ -70,23 +71,17 @@ struct MaxPoolBackward {
     p: Pool,
 }
 
-impl Backward for MaxPoolBackward {
+impl Backward<1> for MaxPoolBackward {
     /// Each output's gradient goes to the input it took (its flat index over the whole tensor).
     /// Windows that do not overlap send at most one gradient to an input: MaxUnpool on the CPU,
-    /// ScatterElements on CUDA (no MaxUnpool kernel there). Overlapping windows can pick the
-    /// same input twice, so their gradients are scatter-added.
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        _needs: &[bool],
-        cuda: bool,
-    ) -> Vec<Option<String>> {
+    /// ScatterElements in a graph for CUDA (no MaxUnpool kernel there). Overlapping windows can
+    /// pick the same input twice, so their gradients are scatter-added.
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, _needs: [bool; 1]) -> [Option<String>; 1] {
         let overlap = self.p.kernel > self.p.stride;
         let shp = shape_i64(&self.x.shape);
-        if !cuda && !overlap {
+        if g.device() == Device::Cpu && !overlap {
             let out_shape = g.const_i64(&shp);
-            return vec![Some(g.node(
+            return [Some(g.node(
                 "MaxUnpool",
                 &[dy, &self.indices, &out_shape],
                 self.p.attrs(),
@@ -102,12 +97,13 @@ impl Backward for MaxPoolBackward {
             attrs.push(("reduction", Attr::Str("add".into())));
         }
         let sc = g.node("ScatterElements", &[&zeros, &idx, &upd], attrs);
-        vec![Some(g.reshape(&sc, &shp))]
+        [Some(g.reshape(&sc, &shp))]
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::ops::relu;
     use crate::ops::tests::{In, TOL, check_op, spread};
@@ -127,10 +123,9 @@ mod tests {
                 data: spread(&mut rng, n),
                 check: true,
             }];
-            let out = p.output_shape(&x).unwrap_or_default();
-            check_op(inputs, cuda, 5e-3, TOL, &|g, t, v| {
-                let y = train(t, g, &v[0], &p, out.clone());
-                relu::train(t, g, &y)
+            check_op(inputs, cuda, 5e-3, TOL, &|f, v| {
+                let y = forward(f, &v[0], &p).unwrap();
+                relu::forward(f, &y)
             });
         }
     }

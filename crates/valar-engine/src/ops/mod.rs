@@ -1,8 +1,9 @@
 //! Reverse-mode autodiff over an ONNX graph, and the ops it differentiates (one file per op).
 //!
-//! Each op file holds the op's forward form (recorded on a [`Tape`] for training), its inference
-//! form (plain ONNX, no tape), its backward rule (an implementation of [`Backward`]) and a
-//! central-finite-difference test of that rule.
+//! Each op file holds one `forward` that emits the op's ONNX nodes into a [`Fwd`] and, when the
+//! [`Fwd`] trains, records the op on its [`Tape`]; the op's backward rule (an implementation of
+//! [`Backward`] for its number of inputs); and a central-finite-difference test of that rule.
+//! Adding an op is that file and its `mod` line below.
 //!
 //! The graph is a DAG, not a chain: a value may feed several ops (a residual connection feeds
 //! both the block and the shortcut), and the gradients that reach it are summed before they
@@ -43,25 +44,93 @@ impl Var {
     }
 }
 
-/// The backward rule of one recorded op.
-pub(crate) trait Backward {
-    /// Emits the gradients of the op's inputs given `dy`, the gradient of its (differentiable)
-    /// output. `needs[i]` says whether input `i` needs one; the result has one entry per input,
-    /// `None` where none was needed (or the input is not differentiable, such as noise).
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        needs: &[bool],
-        cuda: bool,
-    ) -> Vec<Option<String>>;
+/// Where an op's forward emits: the graph, and in training mode the tape that records it. An
+/// op's one `forward` takes this, so it never matches on the mode except where eval mode
+/// computes something else (BatchNorm's running statistics, dropout's identity).
+pub(crate) struct Fwd<'a> {
+    pub(crate) g: &'a mut GraphBuilder,
+    tape: Option<&'a mut Tape>,
 }
 
-/// One recorded op: the values it read, the differentiable value it wrote, and its rule.
+impl<'a> Fwd<'a> {
+    /// Training mode: every op is recorded on `tape` for the backward pass.
+    pub(crate) fn train(g: &'a mut GraphBuilder, tape: &'a mut Tape) -> Self {
+        Self {
+            g,
+            tape: Some(tape),
+        }
+    }
+
+    /// Eval mode: nothing is recorded.
+    pub(crate) fn eval(g: &'a mut GraphBuilder) -> Self {
+        Self { g, tape: None }
+    }
+
+    /// Whether this forward trains (and so records).
+    pub(crate) fn training(&self) -> bool {
+        self.tape.is_some()
+    }
+
+    /// Marks a leaf as wanting a gradient (training mode only).
+    pub(crate) fn requires_grad(&mut self, name: &str) {
+        if let Some(t) = self.tape.as_deref_mut() {
+            t.requires_grad(name);
+        }
+    }
+
+    /// Records an op on the tape in training mode; see [`Tape::record`].
+    pub(crate) fn record<const N: usize>(
+        &mut self,
+        inputs: [&str; N],
+        output: &str,
+        rule: impl Backward<N> + 'static,
+    ) {
+        if let Some(t) = self.tape.as_deref_mut() {
+            t.record(inputs, output, rule);
+        }
+    }
+}
+
+/// The backward rule of one recorded op with `N` inputs.
+pub(crate) trait Backward<const N: usize> {
+    /// Emits the gradients of the op's inputs given `dy`, the gradient of its (differentiable)
+    /// output. `needs[i]` says whether input `i` needs one; the result is `None` where none was
+    /// needed (or the input is not differentiable, such as noise).
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, needs: [bool; N]) -> [Option<String>; N];
+}
+
+/// The gradients that have reached each value so far, in the order the consumers ran backwards.
+type Parts = HashMap<String, Vec<String>>;
+
+/// A recorded op with its input count erased, so that the tape can hold every kind of op.
+trait Step {
+    /// Emits the op's backward from `dy` and adds the gradient of each input that needs one
+    /// (a `tracked` one) to `parts`.
+    fn emit(&self, g: &mut GraphBuilder, dy: &str, tracked: &HashSet<String>, parts: &mut Parts);
+}
+
+/// One recorded op: the values it read and its rule.
+struct Recorded<R, const N: usize> {
+    inputs: [String; N],
+    rule: R,
+}
+
+impl<R: Backward<N>, const N: usize> Step for Recorded<R, N> {
+    fn emit(&self, g: &mut GraphBuilder, dy: &str, tracked: &HashSet<String>, parts: &mut Parts) {
+        let needs = self.inputs.each_ref().map(|i| tracked.contains(i));
+        let grads = self.rule.backward(g, dy, needs);
+        for ((input, grad), need) in self.inputs.iter().zip(grads).zip(needs) {
+            if let (Some(grad), true) = (grad, need) {
+                parts.entry(input.clone()).or_default().push(grad);
+            }
+        }
+    }
+}
+
+/// One recorded op: the differentiable value it wrote, and the rest of it.
 struct Node {
-    inputs: Vec<String>,
     output: String,
-    rule: Box<dyn Backward>,
+    step: Box<dyn Step>,
 }
 
 /// Records the forward pass of a training graph and emits its backward.
@@ -69,16 +138,13 @@ pub(crate) struct Tape {
     nodes: Vec<Node>,
     /// Values whose gradient is wanted, or that depend on one that is.
     tracked: HashSet<String>,
-    /// Emit graphs that run on CUDA (ScatterElements instead of MaxUnpool, which has no CUDA kernel).
-    cuda: bool,
 }
 
 impl Tape {
-    pub(crate) fn new(cuda: bool) -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             nodes: Vec::new(),
             tracked: HashSet::new(),
-            cuda,
         }
     }
 
@@ -94,15 +160,22 @@ impl Tape {
 
     /// Records an op that read `inputs` and wrote `output`. Skipped when no input is tracked:
     /// nothing upstream of it wants a gradient.
-    pub(crate) fn record(&mut self, inputs: &[&str], output: &str, rule: impl Backward + 'static) {
+    pub(crate) fn record<const N: usize>(
+        &mut self,
+        inputs: [&str; N],
+        output: &str,
+        rule: impl Backward<N> + 'static,
+    ) {
         if !inputs.iter().any(|i| self.tracks(i)) {
             return;
         }
         self.tracked.insert(output.to_string());
         self.nodes.push(Node {
-            inputs: inputs.iter().map(|s| s.to_string()).collect(),
             output: output.to_string(),
-            rule: Box::new(rule),
+            step: Box::new(Recorded {
+                inputs: inputs.map(str::to_string),
+                rule,
+            }),
         });
     }
 
@@ -115,33 +188,20 @@ impl Tape {
         dy: String,
         wanted: &[&str],
     ) -> Vec<Option<String>> {
-        let cuda = self.cuda;
-        let tracked = self.tracked;
-        // Every gradient that has reached a value so far, in the order the consumers ran backwards.
-        let mut parts: HashMap<String, Vec<String>> = HashMap::new();
+        let mut parts = Parts::new();
         parts.insert(output.to_string(), vec![dy]);
         for node in self.nodes.into_iter().rev() {
             let Some(dy) = take_sum(g, &mut parts, &node.output) else {
                 continue;
             };
-            let needs: Vec<bool> = node.inputs.iter().map(|i| tracked.contains(i)).collect();
-            let grads = node.rule.backward(g, &dy, &needs, cuda);
-            for ((input, grad), need) in node.inputs.iter().zip(grads).zip(&needs) {
-                if let (Some(grad), true) = (grad, need) {
-                    parts.entry(input.clone()).or_default().push(grad);
-                }
-            }
+            node.step.emit(g, &dy, &self.tracked, &mut parts);
         }
         wanted.iter().map(|w| take_sum(g, &mut parts, w)).collect()
     }
 }
 
 /// The sum of the gradients that reached `name`, or `None` if none did.
-fn take_sum(
-    g: &mut GraphBuilder,
-    parts: &mut HashMap<String, Vec<String>>,
-    name: &str,
-) -> Option<String> {
+fn take_sum(g: &mut GraphBuilder, parts: &mut Parts, name: &str) -> Option<String> {
     let mut it = parts.remove(name)?.into_iter();
     let first = it.next()?;
     Some(it.fold(first, |acc, next| g.bin("Add", &acc, &next)))
@@ -211,6 +271,7 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::graph::fixed;
+    use crate::names;
     use crate::runtime::{self, Device};
     use ort::session::Session;
     use ort::value::Tensor;
@@ -295,7 +356,7 @@ pub(crate) mod tests {
         let grad_names: Vec<String> = inputs
             .iter()
             .filter(|i| i.check)
-            .map(|i| format!("grad.{}", i.name))
+            .map(|i| names::grad(&i.name))
             .collect();
         let refs: Vec<&str> = grad_names.iter().map(String::as_str).collect();
         let analytic = run(session, &inputs, &refs);
@@ -339,16 +400,18 @@ pub(crate) mod tests {
     }
 
     /// Checks the backward of `forward` applied to `inputs` against central differences of
-    /// Σ y·r with step `eps`, for every input marked `check`.
+    /// Σ y·r with step `eps`, for every input marked `check`, in a graph emitted for CUDA when
+    /// `cuda` (run here on the CPU).
     pub(crate) fn check_op(
         inputs: Vec<In>,
         cuda: bool,
         eps: f32,
         tol: (f64, f64),
-        forward: &dyn Fn(&mut GraphBuilder, &mut Tape, &[Var]) -> Var,
+        forward: &dyn Fn(&mut Fwd<'_>, &[Var]) -> Var,
     ) {
-        let mut g = GraphBuilder::new();
-        let mut tape = Tape::new(cuda);
+        let device = if cuda { Device::Cuda } else { Device::Cpu };
+        let mut g = GraphBuilder::for_device(device);
+        let mut tape = Tape::new();
         let vars: Vec<Var> = inputs
             .iter()
             .map(|i| {
@@ -359,7 +422,7 @@ pub(crate) mod tests {
                 Var::new(i.name.clone(), i.shape.clone())
             })
             .collect();
-        let y = forward(&mut g, &mut tape, &vars);
+        let y = forward(&mut Fwd::train(&mut g, &mut tape), &vars);
         g.input("r", &fixed(&y.shape));
         let checked: Vec<&In> = inputs.iter().filter(|i| i.check).collect();
         let names: Vec<&str> = checked.iter().map(|i| i.name.as_str()).collect();
@@ -374,8 +437,8 @@ pub(crate) mod tests {
             } else {
                 grad
             };
-            g.rename(&grad, &format!("grad.{}", i.name));
-            g.output(&format!("grad.{}", i.name), &fixed(&i.shape));
+            g.rename(&grad, &names::grad(&i.name));
+            g.output(&names::grad(&i.name), &fixed(&i.shape));
         }
         let mut s = session(g);
         let n: usize = y.shape.iter().product();
@@ -412,15 +475,15 @@ pub(crate) mod tests {
             data: spread(&mut rng, 24),
             check: true,
         }];
-        check_op(inputs, false, 5e-3, TOL, &|g, t, v| {
-            let a = relu::train(t, g, &v[0]);
-            let b = silu::train(t, g, &v[0]);
-            let ab = add::train(t, g, &a, &b);
-            let y = add::train(t, g, &ab, &v[0]);
+        check_op(inputs, false, 5e-3, TOL, &|f, v| {
+            let a = relu::forward(f, &v[0]);
+            let b = silu::forward(f, &v[0]);
+            let ab = add::forward(f, &a, &b).unwrap();
+            let y = add::forward(f, &ab, &v[0]).unwrap();
             // A diamond: y feeds two ReLUs whose sum feeds one more op.
-            let p = relu::train(t, g, &y);
-            let q = silu::train(t, g, &y);
-            add::train(t, g, &p, &q)
+            let p = relu::forward(f, &y);
+            let q = silu::forward(f, &y);
+            add::forward(f, &p, &q).unwrap()
         });
     }
 
@@ -429,16 +492,17 @@ pub(crate) mod tests {
     #[test]
     fn untracked_values_are_not_recorded() {
         let mut g = GraphBuilder::new();
-        let mut tape = Tape::new(false);
+        let mut tape = Tape::new();
         tape.requires_grad("p");
         let x = Var::new("x", vec![1, 2]);
         let p = Var::new("p", vec![1, 2]);
-        let rx = relu::train(&mut tape, &mut g, &x);
+        let mut f = Fwd::train(&mut g, &mut tape);
+        let rx = relu::forward(&mut f, &x);
+        let s = add::forward(&mut f, &rx, &p).unwrap();
         assert!(
             !tape.tracks(&rx.name),
             "a function of the image alone is not tracked"
         );
-        let s = add::train(&mut tape, &mut g, &rx, &p);
         assert!(tape.tracks(&s.name));
         let grads = tape.backward(&mut g, &s.name, "dy".into(), &["p", "x", "q"]);
         assert_eq!(grads[0].as_deref(), Some("dy"));

@@ -1,17 +1,12 @@
 //! ReLU.
 
-use super::{Backward, Tape, Var};
+use super::{Backward, Fwd, Var};
 use crate::graph::GraphBuilder;
 
-/// The inference form.
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str) -> String {
-    g.node("Relu", &[x], vec![])
-}
-
-/// The training form; the backward masks by the output, so it keeps no copy of the input.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var) -> Var {
-    let y = infer(g, &x.name);
-    t.record(&[&x.name], &y, ReluBackward { y: y.clone() });
+/// `max(x, 0)`; the backward masks by the output, so it keeps no copy of the input.
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var) -> Var {
+    let y = f.g.node("Relu", &[&x.name], vec![]);
+    f.record([&x.name], &y, ReluBackward { y: y.clone() });
     Var::new(y, x.shape.clone())
 }
 
@@ -19,17 +14,11 @@ struct ReluBackward {
     y: String,
 }
 
-impl Backward for ReluBackward {
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        _needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
+impl Backward<1> for ReluBackward {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, _needs: [bool; 1]) -> [Option<String>; 1] {
         let zero = g.scalar(0.0);
         let pos = g.bin("Greater", &self.y, &zero);
-        vec![Some(g.node("Where", &[&pos, dy, &zero], vec![]))]
+        [Some(g.node("Where", &[&pos, dy, &zero], vec![]))]
     }
 }
 
@@ -51,6 +40,6 @@ mod tests {
             data: spread(&mut rng, 48),
             check: true,
         }];
-        check_op(inputs, false, 5e-3, TOL, &|g, t, v| train(t, g, &v[0]));
+        check_op(inputs, false, 5e-3, TOL, &|f, v| forward(f, &v[0]));
     }
 }

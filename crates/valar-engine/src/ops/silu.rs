@@ -1,20 +1,14 @@
 //! SiLU (swish), x·σ(x): the smooth activation.
 
-use super::{Backward, Tape, Var};
+use super::{Backward, Fwd, Var};
 use crate::graph::GraphBuilder;
 
-/// The inference form (opset 18 has no SiLU node): `x · Sigmoid(x)`.
-pub(crate) fn infer(g: &mut GraphBuilder, x: &str) -> String {
-    let s = g.node("Sigmoid", &[x], vec![]);
-    g.bin("Mul", x, &s)
-}
-
-/// The training form; keeps σ(x) for the backward.
-pub(crate) fn train(t: &mut Tape, g: &mut GraphBuilder, x: &Var) -> Var {
-    let s = g.node("Sigmoid", &[&x.name], vec![]);
-    let y = g.bin("Mul", &x.name, &s);
-    t.record(
-        &[&x.name],
+/// `x · Sigmoid(x)` (opset 18 has no SiLU node); keeps σ(x) for the backward.
+pub(crate) fn forward(f: &mut Fwd<'_>, x: &Var) -> Var {
+    let s = f.g.node("Sigmoid", &[&x.name], vec![]);
+    let y = f.g.bin("Mul", &x.name, &s);
+    f.record(
+        [&x.name],
         &y,
         SiluBackward {
             x: x.name.clone(),
@@ -29,21 +23,15 @@ struct SiluBackward {
     s: String,
 }
 
-impl Backward for SiluBackward {
+impl Backward<1> for SiluBackward {
     /// d(x·σ)/dx = σ·(1 + x·(1 − σ)).
-    fn backward(
-        &self,
-        g: &mut GraphBuilder,
-        dy: &str,
-        _needs: &[bool],
-        _cuda: bool,
-    ) -> Vec<Option<String>> {
+    fn backward(&self, g: &mut GraphBuilder, dy: &str, _needs: [bool; 1]) -> [Option<String>; 1] {
         let one = g.scalar(1.0);
         let rest = g.bin("Sub", &one, &self.s);
         let xr = g.bin("Mul", &self.x, &rest);
         let u = g.bin("Add", &xr, &one);
         let d = g.bin("Mul", &self.s, &u);
-        vec![Some(g.bin("Mul", dy, &d))]
+        [Some(g.bin("Mul", dy, &d))]
     }
 }
 
@@ -60,6 +48,6 @@ mod tests {
     fn silu_grad() {
         let mut rng = ChaCha8Rng::seed_from_u64(17);
         let inputs = vec![In::random("x", &[2, 3, 2, 2], &mut rng, 3.0, true)];
-        check_op(inputs, false, 1e-2, TOL, &|g, t, v| train(t, g, &v[0]));
+        check_op(inputs, false, 1e-2, TOL, &|f, v| forward(f, &v[0]));
     }
 }
