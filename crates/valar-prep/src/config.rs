@@ -386,6 +386,7 @@ impl Default for PrepareSettings {
 impl PrepareConfig {
     /// `settings` applied to `input` and `out`, as one process (no shard), nothing excluded.
     pub fn new(input: Input, out: PathBuf, settings: PrepareSettings) -> Self {
+        // The settings' fields start at the defaults and are all written by `apply`.
         let mut cfg = PrepareConfig {
             input,
             out,
