@@ -54,16 +54,7 @@ pub fn run(
     force: bool,
     hooks: &mut Hooks,
 ) -> Result<PipelineSummary, PipelineError> {
-    // Before any stage runs: no stage may replace a folder that holds the user's data.
-    let inputs = data_inputs(cfg);
-    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
-    for stage in STAGE_FOLDERS {
-        valar_core::refuse_input_as_output(&out.join(stage), &inputs)?;
-    }
-    std::fs::create_dir_all(out).map_err(|source| PipelineError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    claim_out(cfg, out)?;
     let mut stages = Stages {
         force,
         done: Vec::new(),
@@ -125,6 +116,20 @@ pub fn run(
         run: run_dir,
         evaluation,
         report: report_dir.join("report.md"),
+    })
+}
+
+/// Makes `out`, after checking that no stage's folder in it holds the user's data:
+/// checked before any stage runs, since each replaces its folder whole.
+fn claim_out(cfg: &PipelineConfig, out: &Path) -> Result<(), PipelineError> {
+    let inputs = data_inputs(cfg);
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    for stage in STAGE_FOLDERS {
+        valar_core::refuse_input_as_output(&out.join(stage), &inputs)?;
+    }
+    std::fs::create_dir_all(out).map_err(|source| PipelineError::Io {
+        path: out.to_path_buf(),
+        source,
     })
 }
 
