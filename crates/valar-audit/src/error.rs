@@ -20,12 +20,31 @@ pub enum AuditError {
         /// What is wrong, naming the row where there is one.
         reason: String,
     },
-    /// A setting makes no sense.
+    /// A setting's value makes no sense. `key` is the setting's name (`near_bits`); each
+    /// front end words it its own way ([`AuditError::setting_message`]).
+    #[error("invalid setting: {key} {reason}")]
+    InvalidSetting {
+        /// The setting, named as its field in [`crate::Thresholds`] or [`crate::AuditConfig`].
+        key: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A summary could not be serialized.
     #[error("invalid setting: {0}")]
     Config(String),
 }
 
 impl AuditError {
+    /// A setting error worded with `name` giving the setting's name in the front end's
+    /// terms (`--near-bits`); `None` for any other error.
+    pub fn setting_message(&self, name: &dyn Fn(&str) -> String) -> Option<String> {
+        match self {
+            AuditError::InvalidSetting { key, reason } => Some(format!("{} {reason}", name(key))),
+            AuditError::Source(e) => e.setting_message(name),
+            _ => None,
+        }
+    }
+
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         AuditError::Format {
             path: path.into(),

@@ -5,14 +5,17 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use std::path::Path;
 use valar_core::{ColorMode, FaceBox};
 
-/// How faces are cut out and scaled.
-#[derive(Debug, Clone, PartialEq)]
+/// How faces are cut out and scaled. Serialized flat into `prep.json`'s `params` (and so
+/// into the shard and pipeline fingerprints) under these names.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FaceSpec {
     /// Output side length S (faces are S×S).
     pub size: u32,
     /// Gray (one channel) or RGB.
     pub color: ColorMode,
     /// Extra context around the box, as a share of the box size on each side.
+    /// Written widened to f64, as `prep.json` has always held it (0.1 as 0.10000000149011612).
+    #[serde(serialize_with = "widened")]
     pub margin: f32,
     /// Images with more pixels than this are refused (Pillow's default is 89,478,485).
     pub max_pixels: u64,
@@ -22,16 +25,26 @@ pub struct FaceSpec {
     pub full_scale: bool,
 }
 
+impl FaceSpec {
+    /// The defaults, the one place they are written: 48×48 gray, the box alone, Pillow's
+    /// pixel limit, JPEGs decoded at the smallest scale that keeps the face.
+    pub const DEFAULT: FaceSpec = FaceSpec {
+        size: 48,
+        color: ColorMode::Gray,
+        margin: 0.0,
+        max_pixels: 89_478_485,
+        full_scale: false,
+    };
+}
+
 impl Default for FaceSpec {
     fn default() -> Self {
-        FaceSpec {
-            size: 48,
-            color: ColorMode::Gray,
-            margin: 0.0,
-            max_pixels: 89_478_485,
-            full_scale: false,
-        }
+        FaceSpec::DEFAULT
     }
+}
+
+fn widened<S: serde::Serializer>(margin: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(f64::from(*margin))
 }
 
 /// A preprocessed face.

@@ -1,6 +1,8 @@
 use crate::PipelineError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use valar_prep::{PrepError, PrepareOverrides, PrepareSettings, SourceArgs, SourceKind};
 use valar_train::TrainOverrides;
 
 /// Where the faces come from.
@@ -48,24 +50,10 @@ pub enum DataSource {
     },
 }
 
-/// `[prepare]` in `valar.toml`: any of `valar prepare`'s settings; the rest come from
-/// the recipe (AffectNet) or the demo's defaults (synthetic data).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(missing_docs)] // Each field is the `valar prepare` flag of the same name.
-pub struct PrepareSection {
-    pub stratify: Option<String>,
-    pub intervals: Option<usize>,
-    pub quota: Option<usize>,
-    pub val_fraction: Option<f64>,
-    pub seed: Option<u64>,
-    pub size: Option<u32>,
-    pub rgb: Option<bool>,
-    pub margin: Option<f32>,
-    pub max_pixels: Option<u64>,
-    pub frame_step: Option<usize>,
-    pub frames_per_video: Option<usize>,
-}
+/// `[prepare]` in `valar.toml`: any of `valar prepare`'s settings, by the same names
+/// (declared once, in valar-prep); the rest come from the recipe (AffectNet) or the
+/// demo's defaults (synthetic data).
+pub type PrepareSection = PrepareOverrides;
 
 /// The whole pipeline's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,21 +66,21 @@ pub struct PipelineConfig {
     pub train: TrainOverrides,
 }
 
-/// `[data]` as written in the file.
+/// `[data]` as written in the file: a source as `valar prepare` names it, or none for
+/// synthetic faces, and the test set beside it.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct DataSection {
-    csv: Option<PathBuf>,
-    images: Option<PathBuf>,
+    #[serde(flatten)]
+    source: SourceArgs,
     test_csv: Option<PathBuf>,
-    set: Option<PathBuf>,
     test_set: Option<PathBuf>,
     synth_n: Option<usize>,
     synth_test_n: Option<usize>,
     synth_seed: Option<u64>,
-    afew_va: Option<PathBuf>,
-    aff_wild2: Option<PathBuf>,
-    frames: Option<PathBuf>,
+    /// Keys neither of the above knows (serde's `deny_unknown_fields` does not work
+    /// beside `flatten`): refused by [`PipelineConfig::read`].
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,50 +124,12 @@ impl PipelineConfig {
         let file: File = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let abs = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
-        let d = file.data;
-        let video = (d.afew_va, d.aff_wild2, d.frames);
-        let data = match (d.csv, d.images, d.set) {
-            (None, None, None) if video != (None, None, None) => match video {
-                (Some(dir), None, None) => DataSource::AfewVa { dir: abs(dir) },
-                (None, Some(annotations), Some(frames)) => DataSource::AffWild2 {
-                    annotations: abs(annotations),
-                    frames: abs(frames),
-                },
-                _ => {
-                    return Err(err(
-                        "[data] takes `afew_va` alone, or `aff_wild2` with `frames` (the frame folder)".into(),
-                    ));
-                }
-            },
-            (Some(csv), Some(images), None) if video == (None, None, None) => {
-                DataSource::AffectNet {
-                    csv: abs(csv),
-                    images: abs(images),
-                    test_csv: d.test_csv.map(abs),
-                }
-            }
-            (None, None, Some(set)) if video == (None, None, None) => DataSource::AffectNetNewer {
-                set: abs(set),
-                test_set: d.test_set.map(abs),
-            },
-            (None, None, None) => DataSource::Synthetic {
-                n: d.synth_n.unwrap_or(DEMO_N),
-                test_n: d.synth_test_n.unwrap_or(DEMO_TEST_N),
-                seed: d.synth_seed.unwrap_or(0),
-            },
-            _ => {
-                return Err(err(
-                    "[data] takes one source: `csv` with `images` (AffectNet's original release, a generic or a video CSV), `set` (its newer release), `afew_va`, `aff_wild2` with `frames`, or none (synthetic faces)".into(),
-                ));
-            }
-        };
-        if let Some(how) = &file.prepare.stratify
-            && !["arousal", "valence", "grid"].contains(&how.as_str())
-        {
-            return Err(err(format!(
-                "[prepare] stratify = \"{how}\": expected arousal, valence or grid"
-            )));
-        }
+        let data = data_source(file.data, &abs).map_err(err)?;
+        let synthetic = matches!(data, DataSource::Synthetic { .. });
+        // Checked now, before any stage runs, in the file's own terms.
+        prepare_settings(&file.prepare, synthetic)
+            .validate()
+            .map_err(|e| err(in_toml_words(e)))?;
         let mut train = file.train;
         if let Some(d) = &train.data {
             train.data = Some(abs(d.clone()));
@@ -195,6 +145,72 @@ impl PipelineConfig {
     pub fn is_synthetic(&self) -> bool {
         matches!(self.data, DataSource::Synthetic { .. })
     }
+}
+
+/// The data source `[data]` names, its paths taken from the file's folder.
+fn data_source(d: DataSection, abs: &dyn Fn(PathBuf) -> PathBuf) -> Result<DataSource, String> {
+    if let Some(key) = d.unknown.keys().next() {
+        return Err(format!("[data] has no key `{key}`"));
+    }
+    let s = d.source.map_paths(abs);
+    let kind = s.kind().map_err(|_| takes_one_source())?;
+    // A test set goes with the source it is a split of.
+    let stray_test = match kind {
+        Some(SourceKind::Csv) => d.test_set.is_some(),
+        Some(SourceKind::Set) => d.test_csv.is_some(),
+        _ => d.test_csv.is_some() || d.test_set.is_some(),
+    };
+    if stray_test {
+        return Err(takes_one_source());
+    }
+    let path = |p: Option<PathBuf>| p.unwrap_or_default();
+    Ok(match kind {
+        None => DataSource::Synthetic {
+            n: d.synth_n.unwrap_or(DEMO_N),
+            test_n: d.synth_test_n.unwrap_or(DEMO_TEST_N),
+            seed: d.synth_seed.unwrap_or(0),
+        },
+        Some(SourceKind::Csv) => DataSource::AffectNet {
+            csv: path(s.csv),
+            images: path(s.images),
+            test_csv: d.test_csv.map(abs),
+        },
+        Some(SourceKind::Set) => DataSource::AffectNetNewer {
+            set: path(s.set),
+            test_set: d.test_set.map(abs),
+        },
+        Some(SourceKind::AfewVa) => DataSource::AfewVa {
+            dir: path(s.afew_va),
+        },
+        Some(SourceKind::AffWild2) => DataSource::AffWild2 {
+            annotations: path(s.aff_wild2),
+            frames: path(s.frames),
+        },
+    })
+}
+
+/// Which `[data]` keys go together (the rule itself is [`SourceArgs::kind`]'s).
+fn takes_one_source() -> String {
+    "[data] takes one source: `csv` with `images` (AffectNet's original release, a generic \
+     or a video CSV; `test_csv` beside it), `set` (its newer release; `test_set` beside it), \
+     `afew_va`, `aff_wild2` with `frames` (the frame folder), or none (synthetic faces)"
+        .into()
+}
+
+/// `valar prepare`'s settings for a pipeline: `[prepare]` over the defaults. The demo's
+/// quota fits its [`DEMO_N`] synthetic images; AffectNet gets the recipe's.
+pub(crate) fn prepare_settings(p: &PrepareSection, synthetic: bool) -> PrepareSettings {
+    let mut base = PrepareSettings::DEFAULT;
+    if synthetic {
+        base.quota = 250;
+    }
+    p.clone().over(base)
+}
+
+/// A setting error in valar.toml's terms (`prepare.quota must be at least 1`).
+pub(crate) fn in_toml_words(e: PrepError) -> String {
+    e.setting_message(&|key| format!("prepare.{key}"))
+        .unwrap_or_else(|| e.to_string())
 }
 
 #[cfg(test)]
@@ -220,7 +236,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(c.prepare.frame_step, Some(3));
-        assert_eq!(c.prepare.frames_per_video, Some(40));
+        assert_eq!(c.prepare.frames_per_video, Some(Some(40)));
         let c = read("[data]\naff_wild2 = \"ann\"\nframes = \"/f\"\n").unwrap();
         assert!(matches!(c.data, DataSource::AffWild2 { frames, .. } if frames == Path::new("/f")));
         for bad in [
@@ -262,6 +278,18 @@ mod tests {
         assert!(read("[data]\ncsv = \"a.csv\"\nset = \"b\"\n").is_err());
         assert!(read("[data]\ncsv = \"a.csv\"\n").is_err());
         assert!(read("[prepare]\nquotaa = 3\n").is_err());
+        assert!(read("[data]\nsett = \"b\"\n").is_err());
+        // `valar run` keeps its test set whole and its training set sampled.
+        assert!(read("[prepare]\nall = true\n").is_err());
+        let err = read("[prepare]\nquota = 0\n").unwrap_err().to_string();
+        assert!(
+            err.contains("valar.toml: prepare.quota must be at least 1"),
+            "{err}"
+        );
+        let c = read("[prepare]\npng = true\nfull_scale = true\nstratify = \"grid\"\n").unwrap();
+        let s = prepare_settings(&c.prepare, true);
+        assert!(s.png && s.full_scale && s.quota == 250);
+        assert_eq!(s.stratify, valar_prep::Stratify::Grid);
         let err = read("[prepare]\nstratify = \"expression\"\n")
             .unwrap_err()
             .to_string();

@@ -1,10 +1,10 @@
+use crate::config::{in_toml_words, prepare_settings};
 use crate::fingerprint::{fingerprint, forget, is_current, is_ours, record, record_path};
-use crate::{DataSource, PipelineConfig, PipelineError, PrepareSection};
+use crate::{DataSource, PipelineConfig, PipelineError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use valar_core::{ColorMode, Dimension, Progress, RunDir};
-use valar_face::FaceSpec;
-use valar_prep::{Input, PrepareConfig, Stratify, prepare};
+use valar_core::{Progress, RunDir};
+use valar_prep::{Input, PrepareConfig, prepare};
 use valar_report::{ReportInputs, write_report};
 use valar_synth::{Layout, SynthConfig, synthesize};
 use valar_train::{
@@ -54,7 +54,74 @@ pub fn run(
     force: bool,
     hooks: &mut Hooks,
 ) -> Result<PipelineSummary, PipelineError> {
-    // Before any stage runs: no stage may replace a folder that holds the user's data.
+    claim_out(cfg, out)?;
+    let mut stages = Stages {
+        force,
+        done: Vec::new(),
+    };
+
+    // 1. Data.
+    let (train_input, test_input, upstream) = data_stage(cfg, out, hooks, &mut stages)?;
+    let upstream: Vec<&Path> = upstream.iter().map(PathBuf::as_path).collect();
+
+    // 2. Prepare the training subset, and the test set whole.
+    let prepared = out.join("prepared");
+    let prep_cfg = prepare_config(cfg, train_input, &prepared, false)?;
+    prepare_stage("prepare", &prep_cfg, &upstream, hooks, &mut stages)?;
+    let test = match test_input {
+        Some(input) => {
+            let dir = out.join("test");
+            let test_cfg = prepare_config(cfg, input, &dir, true)?;
+            prepare_stage("prepare test set", &test_cfg, &upstream, hooks, &mut stages)?;
+            Some(dir)
+        }
+        None => None,
+    };
+
+    // 3. Train.
+    let run_dir = out.join("train");
+    let train_cfg = train_overrides(cfg, &prepared).resolve()?;
+    let fp = fingerprint("train", &train_cfg, &[&prepared]);
+    stages.run("train", &run_dir, &fp, hooks, &mut |h| {
+        train(&train_cfg, &run_dir, true, h.train)?;
+        Ok(())
+    })?;
+
+    // 4. Evaluate on the test set (the validation split when there is none).
+    let eval_dir = out.join("evaluation");
+    let eval_data = test.clone().unwrap_or_else(|| prepared.clone());
+    let (evaluation, ran) = evaluate_stage(&train_cfg, &run_dir, eval_data, &eval_dir, hooks)?;
+    stages.done.push(("evaluate".to_string(), ran));
+
+    // 5. Report.
+    let report_dir = out.join("report");
+    // The test evaluation is shown when there is a test set; without one it scored the
+    // validation split, which the report already shows from the run folder.
+    let report_inputs = ReportInputs {
+        prepared: Some(prepared.clone()),
+        run: Some(run_dir.clone()),
+        evaluation: test.is_some().then(|| evaluation.predictions.clone()),
+    };
+    report_stage(
+        &report_inputs,
+        test.as_deref(),
+        &report_dir,
+        hooks,
+        &mut stages,
+    )?;
+
+    Ok(PipelineSummary {
+        stages: stages.done,
+        prepared,
+        run: run_dir,
+        evaluation,
+        report: report_dir.join("report.md"),
+    })
+}
+
+/// Makes `out`, after checking that no stage's folder in it holds the user's data:
+/// checked before any stage runs, since each replaces its folder whole.
+fn claim_out(cfg: &PipelineConfig, out: &Path) -> Result<(), PipelineError> {
     let inputs = data_inputs(cfg);
     let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     for stage in STAGE_FOLDERS {
@@ -63,14 +130,19 @@ pub fn run(
     std::fs::create_dir_all(out).map_err(|source| PipelineError::Io {
         path: out.to_path_buf(),
         source,
-    })?;
-    let mut stages = Stages {
-        force,
-        done: Vec::new(),
-    };
+    })
+}
 
-    // 1. Data.
-    let (train_input, test_input, upstream) = match &cfg.data {
+/// The data stage: synthesizes the demo's faces when there is no data (reused while
+/// current), and names the training input, the test input, and the folder they came
+/// from (none for the user's data, which is not the pipeline's to fingerprint).
+fn data_stage(
+    cfg: &PipelineConfig,
+    out: &Path,
+    hooks: &mut Hooks,
+    stages: &mut Stages,
+) -> Result<(Input, Option<Input>, Option<PathBuf>), PipelineError> {
+    Ok(match &cfg.data {
         DataSource::Synthetic { n, test_n, seed } => {
             let dir = out.join("synth");
             let synth_cfg = SynthConfig {
@@ -90,18 +162,12 @@ pub fn run(
             })?;
             let lists = dir.join("Manually_Annotated_file_lists");
             let images = dir.join("Manually_Annotated_Images");
-            let test = (*test_n > 0).then(|| Input::AffectNet {
-                csv: lists.join("validation.csv"),
+            let input = |csv: &str| Input::AffectNet {
+                csv: lists.join(csv),
                 images: images.clone(),
-            });
-            (
-                Input::AffectNet {
-                    csv: lists.join("training.csv"),
-                    images,
-                },
-                test,
-                Some(dir),
-            )
+            };
+            let test = (*test_n > 0).then(|| input("validation.csv"));
+            (input("training.csv"), test, Some(dir))
         }
         DataSource::AffectNet {
             csv,
@@ -134,94 +200,65 @@ pub fn run(
             None,
             None,
         ),
-    };
-    let upstream: Vec<&Path> = upstream.iter().map(PathBuf::as_path).collect();
+    })
+}
 
-    // 2. Prepare the training subset, and the test set whole.
-    let prepared = out.join("prepared");
-    let prep_cfg = prepare_config(
-        &cfg.prepare,
-        cfg.is_synthetic(),
-        train_input,
-        &prepared,
-        false,
-    )?;
-    prepare_stage("prepare", &prep_cfg, &upstream, hooks, &mut stages)?;
-    let test = match test_input {
-        Some(input) => {
-            let dir = out.join("test");
-            let test_cfg = prepare_config(&cfg.prepare, cfg.is_synthetic(), input, &dir, true)?;
-            prepare_stage("prepare test set", &test_cfg, &upstream, hooks, &mut stages)?;
-            Some(dir)
-        }
-        None => None,
-    };
-
-    // 3. Train.
-    let run_dir = out.join("train");
-    let train_cfg = train_overrides(cfg, &prepared).resolve()?;
-    let fp = fingerprint("train", &train_cfg, &[&prepared]);
-    stages.run("train", &run_dir, &fp, hooks, &mut |h| {
-        train(&train_cfg, &run_dir, true, h.train)?;
-        Ok(())
-    })?;
-
-    // 4. Evaluate on the test set (the validation split when there is none).
-    let eval_dir = out.join("evaluation");
-    let eval_data = test.clone().unwrap_or_else(|| prepared.clone());
-    let eval_opts = EvaluateOptions {
-        model: RunDir::new(&run_dir).model(),
-        data: eval_data.clone(),
+/// Scores the run's model on `data` into `dir`. Evaluation takes seconds; rerunning it
+/// every time is how the summary gets its numbers, so it has no record to be reused by.
+fn evaluate_stage(
+    train_cfg: &valar_train::TrainConfig,
+    run_dir: &Path,
+    data: PathBuf,
+    dir: &Path,
+    hooks: &mut Hooks,
+) -> Result<(Evaluation, StageOutcome), PipelineError> {
+    let opts = EvaluateOptions {
+        model: RunDir::new(run_dir).model(),
+        data,
         split: None,
-        out: Some(eval_dir.join("predictions.csv")),
+        out: Some(dir.join("predictions.csv")),
         targets: Some(train_cfg.targets),
         device: train_cfg.device,
         smoothing: valar_train::Smoothing::Auto,
     };
-    // Evaluation takes seconds; rerunning it is how the summary gets its numbers.
-    std::fs::create_dir_all(&eval_dir).map_err(|source| PipelineError::Io {
-        path: eval_dir.clone(),
+    std::fs::create_dir_all(dir).map_err(|source| PipelineError::Io {
+        path: dir.to_path_buf(),
         source,
     })?;
     (hooks.stage)("evaluate", None);
     let started = Instant::now();
-    let evaluation = evaluate(&eval_opts)?;
+    let evaluation = evaluate(&opts)?;
     let ran = StageOutcome::Ran(started.elapsed().as_secs_f64());
     (hooks.stage)("evaluate", Some(ran));
+    Ok((evaluation, ran))
+}
 
-    stages.done.push(("evaluate".to_string(), ran));
-
-    // 5. Report.
-    let report_dir = out.join("report");
-    // The test evaluation is shown when there is a test set; without one it scored the
-    // validation split, which the report already shows from the run folder.
-    let test_predictions = test.is_some().then(|| evaluation.predictions.clone());
-    let report_inputs = ReportInputs {
-        prepared: Some(prepared.clone()),
-        run: Some(run_dir.clone()),
-        evaluation: test_predictions.clone(),
-    };
+/// Writes the report of the prepared set, the run and the test evaluation (if any).
+fn report_stage(
+    inputs: &ReportInputs,
+    test: Option<&Path>,
+    dir: &Path,
+    hooks: &mut Hooks,
+    stages: &mut Stages,
+) -> Result<(), PipelineError> {
     // The evaluation is rewritten on every run; it is a function of the model (in the run
     // folder) and the test set, so those, not its file time, say whether the report is current.
-    let mut report_from: Vec<&Path> = vec![&prepared, &run_dir];
-    report_from.extend(test.as_deref());
+    let mut from: Vec<&Path> = inputs
+        .prepared
+        .iter()
+        .chain(&inputs.run)
+        .map(PathBuf::as_path)
+        .collect();
+    from.extend(test);
     let fp = fingerprint(
         "report",
-        &(valar_core::VERSION, test_predictions.is_some()),
-        &report_from,
+        &(valar_core::VERSION, inputs.evaluation.is_some()),
+        &from,
     );
-    stages.run("report", &report_dir, &fp, hooks, &mut |_| {
+    stages.run("report", dir, &fp, hooks, &mut |_| {
         // Stages::run has checked that the pipeline may replace it.
-        write_report(&report_inputs, &report_dir, true)?;
+        write_report(inputs, dir, true)?;
         Ok(())
-    })?;
-
-    Ok(PipelineSummary {
-        stages: stages.done,
-        prepared,
-        run: run_dir,
-        evaluation,
-        report: report_dir.join("report.md"),
     })
 }
 
@@ -311,67 +348,33 @@ fn prepare_stage(
 ) -> Result<(), PipelineError> {
     let mut inputs: Vec<&Path> = upstream.to_vec();
     inputs.push(cfg.input.source());
-    let face = (
-        cfg.face.size,
-        cfg.face.color,
-        cfg.face.margin,
-        cfg.face.max_pixels,
-    );
-    let fp = fingerprint("prepare", &(cfg, face), &inputs);
+    // Every setting, the face's included (as prep.json's params hold them).
+    let fp = fingerprint("prepare", cfg, &inputs);
     stages.run(name, &cfg.out, &fp, hooks, &mut |h| {
         prepare(cfg, h.progress)?;
         Ok(())
     })
 }
 
+/// The prepare stage's configuration: `[prepare]` over the defaults for `input` into
+/// `out`, the test set kept whole.
 fn prepare_config(
-    p: &PrepareSection,
-    synthetic: bool,
+    cfg: &PipelineConfig,
     input: Input,
     out: &Path,
     test_set: bool,
 ) -> Result<PrepareConfig, PipelineError> {
-    let mut cfg = PrepareConfig::recipe(input, out.to_path_buf());
-    cfg.force = true;
-    cfg.keep_all = test_set;
-    // The demo's quota fits DEMO_N synthetic images; AffectNet gets the recipe's 1000.
-    cfg.quota = p.quota.unwrap_or(if synthetic { 250 } else { 1000 });
-    if let Some(s) = &p.stratify {
-        cfg.stratify = match s.as_str() {
-            "arousal" => Stratify::One(Dimension::Arousal),
-            "valence" => Stratify::One(Dimension::Valence),
-            "grid" => Stratify::Grid,
-            other => {
-                // PipelineConfig::read already refuses these, naming the file; this
-                // guards configurations built in code.
-                return Err(PipelineError::Config {
-                    path: PathBuf::from("valar.toml"),
-                    reason: format!(
-                        "[prepare] stratify = \"{other}\": expected arousal, valence or grid"
-                    ),
-                });
-            }
-        };
-    }
-    cfg.intervals = p.intervals.unwrap_or(cfg.intervals);
-    cfg.val_fraction = p.val_fraction.unwrap_or(cfg.val_fraction);
-    cfg.seed = p.seed.unwrap_or(cfg.seed);
-    cfg.face = FaceSpec {
-        size: p.size.unwrap_or(48),
-        color: if p.rgb.unwrap_or(false) {
-            ColorMode::Rgb
-        } else {
-            ColorMode::Gray
-        },
-        margin: p.margin.unwrap_or(0.0),
-        max_pixels: p.max_pixels.unwrap_or(FaceSpec::default().max_pixels),
-        ..FaceSpec::default()
-    };
-    cfg.frames = valar_prep::FrameSampling {
-        step: p.frame_step.unwrap_or(1),
-        per_video: p.frames_per_video,
-    };
-    Ok(cfg)
+    let mut settings = prepare_settings(&cfg.prepare, cfg.is_synthetic());
+    settings.all = test_set;
+    let mut prep = PrepareConfig::new(input, out.to_path_buf(), settings);
+    prep.force = true;
+    // PipelineConfig::read has checked these, naming the file; this guards
+    // configurations built in code.
+    prep.validate().map_err(|e| PipelineError::Config {
+        path: PathBuf::from("valar.toml"),
+        reason: in_toml_words(e),
+    })?;
+    Ok(prep)
 }
 
 /// The training settings: the user's, over the data source's defaults. Real data trains

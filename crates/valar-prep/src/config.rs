@@ -1,6 +1,7 @@
-use serde::Serialize;
+use crate::PrepError;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use valar_core::Dimension;
+use valar_core::{ColorMode, Dimension};
 use valar_face::FaceSpec;
 
 /// Where the samples come from.
@@ -97,7 +98,10 @@ impl Input {
     }
 }
 
-/// What the subset is balanced over.
+/// What the subset is balanced over: `valar prepare --stratify`, `stratify` in valar.toml's
+/// `[prepare]`. Named `arousal`, `valence` or `grid` on the command line and in valar.toml;
+/// `prep.json` keeps its original shape (`{"one": "arousal"}` or `"grid"`), which
+/// deserializing also accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stratify {
@@ -108,12 +112,64 @@ pub enum Stratify {
 }
 
 impl Stratify {
-    /// The name written to `prep.json`.
+    /// Every choice, in the order `--help` lists them.
+    const ALL: [Stratify; 3] = [
+        Stratify::One(Dimension::Arousal),
+        Stratify::One(Dimension::Valence),
+        Stratify::Grid,
+    ];
+
+    /// The name written to `prep.json`, and taken by `--stratify` and valar.toml.
     pub fn name(self) -> &'static str {
         match self {
             Stratify::One(d) => d.name(),
             Stratify::Grid => "grid",
         }
+    }
+
+    fn help(self) -> &'static str {
+        match self {
+            Stratify::One(Dimension::Arousal) => "Equal intervals of arousal (the classic recipe)",
+            Stratify::One(Dimension::Valence) => "Equal intervals of valence",
+            Stratify::Grid => "A valence × arousal grid",
+        }
+    }
+}
+
+impl std::str::FromStr for Stratify {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Stratify::ALL
+            .into_iter()
+            .find(|h| h.name() == s)
+            .ok_or_else(|| format!("`{s}`: expected arousal, valence or grid"))
+    }
+}
+
+impl clap::ValueEnum for Stratify {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Stratify::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.help()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Stratify {
+    /// A name (valar.toml), or the `{"one": "arousal"}` / `"grid"` of `prep.json`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            One { one: String },
+        }
+        let name = match Raw::deserialize(d)? {
+            Raw::Name(n) | Raw::One { one: n } => n,
+        };
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -138,8 +194,8 @@ pub struct PrepareConfig {
     pub val_fraction: f64,
     /// Seed for sampling and splitting.
     pub seed: u64,
-    /// Face size, colour, margin and pixel limit.
-    #[serde(skip)]
+    /// Face size, colour, margin, pixel limit and decoding scale: flat in `prep.json`.
+    #[serde(flatten)]
     pub face: FaceSpec,
     /// Also write every face as a PNG, in a folder per interval.
     pub png: bool,
@@ -159,67 +215,338 @@ pub struct PrepareConfig {
 /// listed in prep.json.
 pub const MAX_INTERVALS: usize = 100;
 
+/// Declares every setting of `valar prepare` that valar.toml's `[prepare]` shares, once:
+/// its doc (the `--help` line), its type, where it goes in [`PrepareConfig`] (with a
+/// conversion where the flag and the resolved value differ) and its clap attributes. From
+/// the list come [`PrepareSettings`] (the flags, defaults from [`PrepareSettings::DEFAULT`]),
+/// [`PrepareOverrides`] (the valar.toml section: every key optional) and the code that lays
+/// one over the other and writes the result into a [`PrepareConfig`]. `prep.json` and the
+/// fingerprints serialize the [`PrepareConfig`], so they follow without a list of their own.
+macro_rules! prepare_settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $(#[serde($($serde:tt)*)])?
+        $name:ident : $ty:ty => $($field:ident).+ $(via $conv:path, $back:path)? [$($arg:tt)*];
+    )+) => {
+        /// `valar prepare`'s settings, each with its value: the flags, and what
+        /// [`PrepareOverrides`] resolve to.
+        #[derive(Debug, Clone, PartialEq, clap::Args)]
+        pub struct PrepareSettings {
+            $( $(#[doc = $doc])+ #[arg($($arg)*)] pub $name: $ty, )+
+        }
+
+        /// `[prepare]` in valar.toml: any of [`PrepareSettings`], by the flag's name
+        /// (`val_fraction` for `--val-fraction`); the rest keep their defaults.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct PrepareOverrides {
+            $( $(#[doc = $doc])+ $(#[serde($($serde)*)])? pub $name: Option<$ty>, )+
+        }
+
+        impl PrepareOverrides {
+            /// These values, with `base` filling the ones not given here.
+            pub fn over(self, base: PrepareSettings) -> PrepareSettings {
+                PrepareSettings { $( $name: self.$name.unwrap_or(base.$name), )+ }
+            }
+        }
+
+        impl PrepareSettings {
+            /// Writes every value into `cfg`.
+            pub fn apply(self, cfg: &mut PrepareConfig) {
+                $( cfg.$($field).+ = prepare_settings!(@conv self.$name $(, $conv)?); )+
+            }
+
+            /// The values `cfg` holds (what [`PrepareSettings::apply`] wrote).
+            pub fn of(cfg: &PrepareConfig) -> Self {
+                PrepareSettings { $( $name: prepare_settings!(@conv cfg.$($field).+ $(, $back)?), )+ }
+            }
+        }
+    };
+    (@conv $v:expr) => { $v };
+    (@conv $v:expr, $conv:path) => { $conv($v) };
+}
+
+/// Shorthand for the defaults in the clap attributes below.
+const D: PrepareSettings = PrepareSettings::DEFAULT;
+
+prepare_settings! {
+    /// What to balance over.
+    stratify: Stratify => stratify [long, value_enum, default_value_t = D.stratify];
+    /// Equal intervals over [-1, 1] (per axis for the grid).
+    intervals: usize => intervals [long, default_value_t = D.intervals];
+    /// Faces drawn per interval (grid cell).
+    quota: usize => quota [long, default_value_t = D.quota];
+    /// Keep every usable row as a test set: no sampling, no validation split.
+    #[serde(skip)] // `valar run` decides this per stage: its test set is kept whole.
+    all: bool => keep_all [long, default_value_t = D.all];
+    /// Share of each interval held out for validation.
+    val_fraction: f64 => val_fraction [long, default_value_t = D.val_fraction];
+    /// Seed for sampling and splitting.
+    seed: u64 => seed [long, default_value_t = D.seed];
+    /// Face side length in pixels.
+    size: u32 => face.size [long, default_value_t = D.size];
+    /// Keep colour (3 channels) instead of converting to gray.
+    rgb: bool => face.color via color_mode, is_rgb [long, default_value_t = D.rgb];
+    /// Context added around the box on each side, as a share of its size.
+    margin: f32 => face.margin [long, default_value_t = D.margin];
+    /// Refuse images with more pixels than this (a decompression-bomb guard; Pillow's default).
+    max_pixels: u64 => face.max_pixels [long, default_value_t = D.max_pixels];
+    /// Decode JPEGs at full size. By default each is decoded at the smallest DCT scale
+    /// (1/8 to 1) that keeps the face at least --size pixels across, as Pillow's
+    /// `draft` does: several times faster, and within a gray level or so on average.
+    full_scale: bool => face.full_scale [long, default_value_t = D.full_scale];
+    /// Also write every face as a PNG, in a folder per interval.
+    png: bool => png [long, default_value_t = D.png];
+    /// Video inputs: use every k-th frame of each video.
+    frame_step: usize => frames.step [long, default_value_t = D.frame_step];
+    /// Video inputs: then at most N frames per video, a seeded draw.
+    frames_per_video: Option<usize> => frames.per_video [long];
+}
+
+fn color_mode(rgb: bool) -> ColorMode {
+    if rgb { ColorMode::Rgb } else { ColorMode::Gray }
+}
+
+fn is_rgb(color: ColorMode) -> bool {
+    color == ColorMode::Rgb
+}
+
+impl PrepareSettings {
+    /// The classic recipe, the one place prepare's defaults are written: arousal in ten
+    /// intervals of 1000 faces, a 90/10 split, faces as [`FaceSpec::DEFAULT`].
+    pub const DEFAULT: PrepareSettings = PrepareSettings {
+        stratify: Stratify::One(Dimension::Arousal),
+        intervals: 10,
+        quota: 1000,
+        all: false,
+        val_fraction: 0.1,
+        seed: 0,
+        size: FaceSpec::DEFAULT.size,
+        rgb: matches!(FaceSpec::DEFAULT.color, ColorMode::Rgb),
+        margin: FaceSpec::DEFAULT.margin,
+        max_pixels: FaceSpec::DEFAULT.max_pixels,
+        full_scale: FaceSpec::DEFAULT.full_scale,
+        png: false,
+        frame_step: 1,
+        frames_per_video: None,
+    };
+
+    /// Checks each value on its own, naming the setting in the error: what a valar.toml
+    /// can be checked for before any stage runs.
+    pub fn validate(&self) -> Result<(), PrepError> {
+        let bad =
+            |key: &'static str, reason: String| Err(PrepError::InvalidSetting { key, reason });
+        if self.intervals == 0 {
+            return bad("intervals", "must be at least 1".into());
+        }
+        if self.intervals > MAX_INTERVALS {
+            // Checked before anything is allocated: a grid holds intervals² cells.
+            return bad(
+                "intervals",
+                format!(
+                    "{} is over the limit of {MAX_INTERVALS} ({MAX_INTERVALS} intervals are \
+                     0.02 wide on [-1, 1]; a grid of them has {} cells)",
+                    self.intervals,
+                    MAX_INTERVALS * MAX_INTERVALS
+                ),
+            );
+        }
+        if !self.all && self.quota == 0 {
+            return bad("quota", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return bad("val_fraction", "must be in [0, 1)".into());
+        }
+        // The same ranges predict and evaluate hold a model's metadata to.
+        let (sizes, margins) = (valar_core::FACE_SIZES, valar_core::MARGINS);
+        if !sizes.contains(&(self.size as usize)) {
+            let range = format!("must be between {} and {}", sizes.start(), sizes.end());
+            return bad("size", range);
+        }
+        if !margins.contains(&self.margin) {
+            let range = format!("must be between {} and {}", margins.start(), margins.end());
+            return bad("margin", range);
+        }
+        if self.frame_step == 0 {
+            return bad("frame_step", "must be at least 1".into());
+        }
+        if self.frames_per_video == Some(0) {
+            return bad("frames_per_video", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for PrepareSettings {
+    fn default() -> Self {
+        PrepareSettings::DEFAULT
+    }
+}
+
 impl PrepareConfig {
-    /// The classic recipe's settings for `input`: arousal in ten intervals of 1000
-    /// faces, 48×48 gray, a 90/10 split.
-    pub fn recipe(input: Input, out: PathBuf) -> Self {
-        PrepareConfig {
+    /// `settings` applied to `input` and `out`, as one process (no shard), nothing excluded.
+    pub fn new(input: Input, out: PathBuf, settings: PrepareSettings) -> Self {
+        // The settings' fields start at the defaults and are all written by `apply`.
+        let mut cfg = PrepareConfig {
             input,
             out,
             force: false,
-            stratify: Stratify::One(Dimension::Arousal),
-            intervals: 10,
-            quota: 1000,
-            keep_all: false,
-            val_fraction: 0.1,
-            seed: 0,
-            face: FaceSpec::default(),
-            png: false,
+            stratify: D.stratify,
+            intervals: D.intervals,
+            quota: D.quota,
+            keep_all: D.all,
+            val_fraction: D.val_fraction,
+            seed: D.seed,
+            face: FaceSpec::DEFAULT,
+            png: D.png,
             frames: crate::FrameSampling::default(),
             shard: None,
             exclude: None,
             exclude_kinds: Vec::new(),
-        }
+        };
+        settings.apply(&mut cfg);
+        cfg
     }
 
-    pub(crate) fn validate(&self) -> Result<(), crate::PrepError> {
-        let bad = |m: &str| Err(crate::PrepError::Config(m.to_string()));
-        if self.intervals == 0 {
-            return bad("--intervals must be at least 1");
+    /// The classic recipe's settings ([`PrepareSettings::DEFAULT`]) for `input`.
+    pub fn recipe(input: Input, out: PathBuf) -> Self {
+        PrepareConfig::new(input, out, PrepareSettings::DEFAULT)
+    }
+
+    /// Refuses settings that make no sense, each error naming its setting.
+    pub fn validate(&self) -> Result<(), PrepError> {
+        PrepareSettings::of(self).validate()?;
+        crate::shard::validate(self)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        s: PrepareSettings,
+    }
+
+    #[test]
+    fn flags_default_to_the_recipe_and_valar_toml_overrides_by_the_same_names() {
+        assert_eq!(
+            Flags::try_parse_from(["x"]).unwrap().s,
+            PrepareSettings::DEFAULT
+        );
+        let f = Flags::try_parse_from([
+            "x",
+            "--stratify",
+            "grid",
+            "--rgb",
+            "--frames-per-video",
+            "3",
+        ])
+        .unwrap()
+        .s;
+        assert_eq!(f.stratify, Stratify::Grid);
+        assert!(f.rgb);
+        assert_eq!(f.frames_per_video, Some(3));
+        let o: PrepareOverrides =
+            serde_json::from_str(r#"{"stratify": "valence", "size": 64, "png": true}"#).unwrap();
+        let s = o.over(PrepareSettings::DEFAULT);
+        assert_eq!(s.stratify, Stratify::One(Dimension::Valence));
+        assert_eq!((s.size, s.png, s.quota), (64, true, 1000));
+        assert!(serde_json::from_str::<PrepareOverrides>(r#"{"all": true}"#).is_err());
+    }
+
+    #[test]
+    fn settings_round_trip_through_the_config() {
+        let s = PrepareSettings {
+            rgb: true,
+            margin: 0.25,
+            full_scale: true,
+            frames_per_video: Some(7),
+            ..PrepareSettings::DEFAULT
+        };
+        let cfg = PrepareConfig::new(Input::AfewVa { dir: "a".into() }, "o".into(), s.clone());
+        assert_eq!(cfg.face.color, ColorMode::Rgb);
+        assert_eq!(cfg.frames.per_video, Some(7));
+        assert_eq!(PrepareSettings::of(&cfg), s);
+    }
+
+    #[test]
+    fn params_are_what_prep_json_always_held() {
+        let mut cfg = PrepareConfig::recipe(Input::AfewVa { dir: "a".into() }, "o".into());
+        cfg.face.margin = 0.1;
+        cfg.face.full_scale = true;
+        // The earlier recipe: the config without `face`, the face's values inserted after.
+        let mut legacy = serde_json::to_value(&cfg).unwrap();
+        let obj = legacy.as_object_mut().unwrap();
+        for key in ["size", "color", "margin", "max_pixels", "full_scale"] {
+            obj.remove(key);
         }
-        if self.intervals > MAX_INTERVALS {
-            // Checked before anything is allocated: a grid holds intervals² cells.
-            return Err(crate::PrepError::Config(format!(
-                "--intervals {} is over the limit of {MAX_INTERVALS} ({MAX_INTERVALS} \
-                 intervals are 0.02 wide on [-1, 1]; a grid of them has {} cells)",
-                self.intervals,
-                MAX_INTERVALS * MAX_INTERVALS
-            )));
+        obj.insert("size".into(), cfg.face.size.into());
+        obj.insert(
+            "color".into(),
+            serde_json::to_value(cfg.face.color).unwrap(),
+        );
+        obj.insert("margin".into(), f64::from(cfg.face.margin).into());
+        obj.insert("max_pixels".into(), cfg.face.max_pixels.into());
+        obj.insert("full_scale".into(), cfg.face.full_scale.into());
+        let now = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(now, legacy);
+        assert_eq!(
+            serde_json::to_string(&now).unwrap(),
+            serde_json::to_string(&legacy).unwrap()
+        );
+        assert_eq!(now["stratify"], serde_json::json!({"one": "arousal"}));
+        assert!(now.to_string().contains("\"margin\":0.10000000149011612"));
+    }
+
+    #[test]
+    fn stratify_reads_names_and_prep_json_shapes() {
+        for s in Stratify::ALL {
+            assert_eq!(s.name().parse::<Stratify>().unwrap(), s);
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(serde_json::from_value::<Stratify>(json).unwrap(), s);
+            let name = serde_json::Value::from(s.name());
+            assert_eq!(serde_json::from_value::<Stratify>(name).unwrap(), s);
         }
-        if !self.keep_all && self.quota == 0 {
-            return bad("--quota must be at least 1");
-        }
-        if !(0.0..1.0).contains(&self.val_fraction) {
-            return bad("--val-fraction must be in [0, 1)");
-        }
-        // The same ranges predict and evaluate hold a model's metadata to.
-        let (sizes, margins) = (valar_core::FACE_SIZES, valar_core::MARGINS);
-        if !sizes.contains(&(self.face.size as usize)) {
-            return bad(&format!(
-                "--size must be between {} and {}",
-                sizes.start(),
-                sizes.end()
-            ));
-        }
-        if !margins.contains(&self.face.margin) {
-            return bad(&format!(
-                "--margin must be between {} and {}",
-                margins.start(),
-                margins.end()
-            ));
-        }
-        self.frames.validate()?;
-        crate::shard::validate(self)?;
-        Ok(())
+        let err = "expression".parse::<Stratify>().unwrap_err();
+        assert!(err.contains("expected arousal, valence or grid"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_setting_and_each_front_end_words_it() {
+        let s = PrepareSettings {
+            val_fraction: 1.5,
+            ..PrepareSettings::DEFAULT
+        };
+        let e = s.validate().unwrap_err();
+        assert!(matches!(
+            e,
+            PrepError::InvalidSetting {
+                key: "val_fraction",
+                ..
+            }
+        ));
+        let flag = |k: &str| format!("--{}", k.replace('_', "-"));
+        assert_eq!(
+            e.setting_message(&flag).unwrap(),
+            "--val-fraction must be in [0, 1)"
+        );
+        assert_eq!(
+            e.setting_message(&|k| format!("prepare.{k}")).unwrap(),
+            "prepare.val_fraction must be in [0, 1)"
+        );
+        let mut cfg = PrepareConfig::recipe(Input::AfewVa { dir: "a".into() }, "o".into());
+        cfg.png = true;
+        cfg.shard = Some(crate::Shard { index: 0, count: 2 });
+        let e = cfg.validate().unwrap_err();
+        assert!(
+            e.setting_message(&flag)
+                .unwrap()
+                .starts_with("--png cannot be combined with --shard")
+        );
     }
 }

@@ -32,7 +32,35 @@ pub enum PrepError {
         /// The underlying error.
         source: polars::error::PolarsError,
     },
-    /// A setting makes no sense (zero intervals, a split fraction outside [0, 1), …).
+    /// A setting's value makes no sense (zero intervals, a split fraction outside [0, 1),
+    /// …). `key` is the setting's name (`val_fraction`); each front end words it its own
+    /// way ([`PrepError::setting_message`]).
+    #[error("invalid setting: {key} {reason}")]
+    InvalidSetting {
+        /// The setting, as named in valar.toml's `[prepare]` and by its flag (`--val-fraction`).
+        key: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// Two settings that cannot be given together.
+    #[error("invalid setting: {key} cannot be combined with {other} ({why})")]
+    Conflict {
+        /// The setting refused.
+        key: &'static str,
+        /// The setting it clashes with.
+        other: &'static str,
+        /// Why, and what to do instead.
+        why: String,
+    },
+    /// The input settings name no single source: not one of `csv` with `images`, `set`,
+    /// `afew_va`, or `aff_wild2` with `frames`.
+    #[error("invalid setting: give one input: csv with images, set, afew_va, or aff_wild2 with frames (given: {})", given.join(", "))]
+    SourceChoice {
+        /// The source settings given.
+        given: Vec<&'static str>,
+    },
+    /// Something else makes no sense: a shard folder that does not fit its plan, an
+    /// input folder of the wrong shape.
     #[error("invalid setting: {0}")]
     Config(String),
     /// Writing an output failed.
@@ -80,6 +108,36 @@ pub enum PrepError {
 }
 
 impl PrepError {
+    /// A setting error worded with `name` giving each setting's name in the front end's
+    /// terms (`--val-fraction`, `prepare.val_fraction`); `None` for any other error.
+    pub fn setting_message(&self, name: &dyn Fn(&str) -> String) -> Option<String> {
+        match self {
+            PrepError::InvalidSetting { key, reason } => Some(format!("{} {reason}", name(key))),
+            PrepError::Conflict { key, other, why } => Some(format!(
+                "{} cannot be combined with {} ({why})",
+                name(key),
+                name(other)
+            )),
+            PrepError::SourceChoice { given } => {
+                let n = |k: &[&str]| k.iter().map(|k| name(k)).collect::<Vec<_>>().join(" with ");
+                let given = given.iter().map(|k| name(k)).collect::<Vec<_>>();
+                Some(format!(
+                    "give {}, {}, {}, or {}{}",
+                    n(&["csv", "images"]),
+                    n(&["set"]),
+                    n(&["afew_va"]),
+                    n(&["aff_wild2", "frames"]),
+                    if given.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (given: {})", given.join(", "))
+                    }
+                ))
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| PrepError::Io { path, source }

@@ -22,7 +22,123 @@ mod video_csv;
 
 use crate::{Input, PrepError, Reject};
 use polars::prelude::DataFrame;
+use serde::Deserialize;
 use std::path::PathBuf;
+
+/// Where the samples come from, as the user names it: `valar prepare`'s and `valar audit`'s
+/// input flags, and the source keys of valar.toml's `[data]`. One of `csv` with `images`,
+/// `set`, `afew_va`, or `aff_wild2` with `frames`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
+pub struct SourceArgs {
+    /// AffectNet's `training.csv`/`validation.csv` (header optional), or a CSV with
+    /// columns path, valence, arousal [, face_x, face_y, face_width, face_height, expression],
+    /// or a video CSV: video, frame, path, valence, arousal [, box, split, subject].
+    #[arg(long, requires = "images")]
+    pub csv: Option<PathBuf>,
+    /// Folder the CSV's image paths are relative to (AffectNet: Manually_Annotated_Images).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// A `train_set` or `val_set` folder of AffectNet's newer release (images/ + annotations/).
+    #[arg(long)]
+    pub set: Option<PathBuf>,
+    /// AFEW-VA: the folder of clip folders (001 … 600, each with PNG frames and NNN.json).
+    #[arg(long)]
+    pub afew_va: Option<PathBuf>,
+    /// Aff-Wild2's VA annotations: VA_Estimation_Challenge (Train_Set/, Validation_Set/)
+    /// or one folder of <video>.txt files.
+    #[arg(long, requires = "frames")]
+    pub aff_wild2: Option<PathBuf>,
+    /// Aff-Wild2's cropped or aligned frames: <video>/<frame:05>.jpg.
+    #[arg(long)]
+    pub frames: Option<PathBuf>,
+}
+
+/// The source keys, in the order the rule in [`PrepError::SourceChoice`] names them.
+pub const SOURCE_KEYS: [&str; 6] = ["csv", "images", "set", "afew_va", "aff_wild2", "frames"];
+
+/// Which kind of source [`SourceArgs`] name, told from the keys given alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// `csv` with `images`: AffectNet's list, a generic or a video CSV.
+    Csv,
+    /// `set`: AffectNet's newer release.
+    Set,
+    /// `afew_va`.
+    AfewVa,
+    /// `aff_wild2` with `frames`.
+    AffWild2,
+}
+
+impl SourceArgs {
+    /// The kind of source these name, without reading anything; `None` when they name
+    /// none. The one place the rule of which keys go together is written.
+    pub fn kind(&self) -> Result<Option<SourceKind>, PrepError> {
+        let given: Vec<&'static str> = SOURCE_KEYS
+            .into_iter()
+            .zip(self.paths())
+            .filter_map(|(key, path)| path.map(|_| key))
+            .collect();
+        Ok(Some(match given.as_slice() {
+            [] => return Ok(None),
+            ["csv", "images"] => SourceKind::Csv,
+            ["set"] => SourceKind::Set,
+            ["afew_va"] => SourceKind::AfewVa,
+            ["aff_wild2", "frames"] => SourceKind::AffWild2,
+            _ => return Err(PrepError::SourceChoice { given }),
+        }))
+    }
+
+    /// The input these name; `None` when they name none. A CSV is told apart by its
+    /// first line ([`Input::from_csv`]).
+    pub fn input(&self) -> Result<Option<Input>, PrepError> {
+        let input = match self.kind()? {
+            None => return Ok(None),
+            Some(SourceKind::Csv) => {
+                Input::from_csv(self.path(&self.csv), self.path(&self.images))?
+            }
+            Some(SourceKind::Set) => Input::AffectNetNewer {
+                dir: self.path(&self.set),
+            },
+            Some(SourceKind::AfewVa) => Input::AfewVa {
+                dir: self.path(&self.afew_va),
+            },
+            Some(SourceKind::AffWild2) => Input::AffWild2 {
+                annotations: self.path(&self.aff_wild2),
+                frames: self.path(&self.frames),
+            },
+        };
+        Ok(Some(input))
+    }
+
+    /// Every path given, in [`SOURCE_KEYS`] order (`None` where not given).
+    pub fn paths(&self) -> [Option<&std::path::Path>; 6] {
+        [
+            &self.csv,
+            &self.images,
+            &self.set,
+            &self.afew_va,
+            &self.aff_wild2,
+            &self.frames,
+        ]
+        .map(Option::as_deref)
+    }
+
+    /// Each given path with `f` applied (valar.toml resolves them from its folder).
+    pub fn map_paths(self, f: impl Fn(PathBuf) -> PathBuf) -> Self {
+        SourceArgs {
+            csv: self.csv.map(&f),
+            images: self.images.map(&f),
+            set: self.set.map(&f),
+            afew_va: self.afew_va.map(&f),
+            aff_wild2: self.aff_wild2.map(&f),
+            frames: self.frames.map(&f),
+        }
+    }
+
+    fn path(&self, p: &Option<PathBuf>) -> PathBuf {
+        p.clone().unwrap_or_default()
+    }
+}
 
 /// A parsed input.
 pub(crate) struct Loaded {
@@ -51,5 +167,53 @@ pub(crate) fn load(input: &Input) -> Result<Loaded, PrepError> {
             frames,
         } => aff_wild2::load(annotations, frames),
         Input::VideoCsv { csv, images } => video_csv::load(csv, images),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rule_tells_which_keys_go_together() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        let none = SourceArgs::default();
+        assert_eq!(none.kind().unwrap(), None);
+        let set = SourceArgs {
+            set: p("s"),
+            ..SourceArgs::default()
+        };
+        assert_eq!(set.kind().unwrap(), Some(SourceKind::Set));
+        assert_eq!(
+            set.input().unwrap(),
+            Some(Input::AffectNetNewer { dir: "s".into() })
+        );
+        let aff = SourceArgs {
+            aff_wild2: p("a"),
+            frames: p("f"),
+            ..SourceArgs::default()
+        };
+        assert_eq!(aff.kind().unwrap(), Some(SourceKind::AffWild2));
+        for bad in [
+            SourceArgs {
+                aff_wild2: p("a"),
+                ..SourceArgs::default()
+            },
+            SourceArgs {
+                set: p("s"),
+                afew_va: p("a"),
+                ..SourceArgs::default()
+            },
+        ] {
+            let e = bad.kind().unwrap_err();
+            let words = e.setting_message(&|k| format!("--{}", k.replace('_', "-")));
+            assert!(
+                words.unwrap().starts_with(
+                    "give --csv with --images, --set, --afew-va, or --aff-wild2 with --frames"
+                ),
+                "{e}"
+            );
+        }
     }
 }

@@ -36,8 +36,11 @@ mod video;
 /// Writing the output folder.
 mod write;
 
-pub use config::{Input, MAX_INTERVALS, PrepareConfig, Stratify};
+pub use config::{
+    Input, MAX_INTERVALS, PrepareConfig, PrepareOverrides, PrepareSettings, Stratify,
+};
 pub use error::PrepError;
+pub use input::{SOURCE_KEYS, SourceArgs, SourceKind};
 pub use merge::merge;
 pub use pipeline::{Prepared, prepare};
 pub use plan::{Plan, plan_only};

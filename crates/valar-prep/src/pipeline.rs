@@ -30,53 +30,106 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     cfg.validate()?;
     let started = Instant::now();
     let mut timings = BTreeMap::new();
-    let source = cfg.input.source().clone();
-    let table_err = || PrepError::table(&source);
-
     let out = PartialDir::create(&cfg.out, cfg.force)?;
-    let Stratified {
-        loaded,
-        usable,
-        mut rejects,
-        strata,
-        read_seconds,
-        stratify_seconds,
-    } = read_and_stratify(cfg, progress)?;
-    timings.insert("read".to_string(), read_seconds);
-    if usable == 0 {
-        return Err(PrepError::NothingLeft {
-            input: source,
-            found: loaded.found,
-            why: nothing_left_why(loaded.rows_read, &rejects),
-        });
-    }
-    let phase = Instant::now();
-    let histograms = source_histograms(&strata.table).map_err(table_err())?;
-    timings.insert(
-        "stratify".to_string(),
-        stratify_seconds + phase.elapsed().as_secs_f64(),
-    );
+    let (planned, histograms) = plan(cfg, progress, &mut timings)?;
 
     let phase = Instant::now();
     let quota = (!cfg.keep_all).then_some(cfg.quota);
-    let share = crate::shard::Share::new(cfg, &strata, &rejects, quota)?;
+    let share = crate::shard::Share::new(cfg, &planned.strata, &planned.rejects, quota)?;
+    let selection = write_faces(cfg, &planned, share.as_ref(), out.path(), progress)?;
+    timings.insert("faces".to_string(), phase.elapsed().as_secs_f64());
+
+    let phase = Instant::now();
+    let Stratified {
+        loaded,
+        mut rejects,
+        strata,
+        ..
+    } = planned;
+    let splits = match crate::video::group_splits(&strata.table, &selection.chosen, cfg)
+        .map_err(PrepError::table(cfg.input.source()))?
+    {
+        Some(splits) => splits,
+        None => assign_splits(&selection, cfg),
+    };
+    share.iter().for_each(|s| s.keep_plan_rejects(&mut rejects));
+    rejects.extend(selection.rejects.iter().cloned());
+    let prepared = PreparedDir::new(out.path());
+    write_tables(cfg, &prepared, &strata, &selection, &splits, &mut rejects)?;
+    timings.insert("write".to_string(), phase.elapsed().as_secs_f64());
+    timings.insert("total".to_string(), started.elapsed().as_secs_f64());
+
+    let made = Made {
+        strata: &strata,
+        selection: &selection,
+        splits: &splits,
+        rejects: &rejects,
+        rows_read: loaded.rows_read,
+    };
+    let mut info = prep_info(cfg, &made, histograms, timings);
+    share.iter().for_each(|s| s.restrict(&mut info));
+    warn_short(cfg, &info, progress);
+    info.write(&prepared.prep_json())?;
+    info.write_timings(&prepared.timings())?;
+    if let Some(s) = &share {
+        s.write(out.path(), &info)?;
+    }
+    let out = out.commit()?;
+    Ok(Prepared { out, info })
+}
+
+/// Reads, excludes and stratifies, refusing an input with nothing usable left, and
+/// counts the source's label histograms; records the phases' seconds in `timings`.
+fn plan(
+    cfg: &PrepareConfig,
+    progress: &dyn Progress,
+    timings: &mut BTreeMap<String, f64>,
+) -> Result<(Stratified, valar_core::SourceHistograms), PrepError> {
+    let planned = read_and_stratify(cfg, progress)?;
+    timings.insert("read".to_string(), planned.read_seconds);
+    if planned.usable == 0 {
+        return Err(PrepError::NothingLeft {
+            input: cfg.input.source().clone(),
+            found: planned.loaded.found.clone(),
+            why: nothing_left_why(planned.loaded.rows_read, &planned.rejects),
+        });
+    }
+    let phase = Instant::now();
+    let histograms =
+        source_histograms(&planned.strata.table).map_err(PrepError::table(cfg.input.source()))?;
+    timings.insert(
+        "stratify".to_string(),
+        planned.stratify_seconds + phase.elapsed().as_secs_f64(),
+    );
+    Ok((planned, histograms))
+}
+
+/// Preprocesses the chosen faces (this shard's cells only, for a shard) into `faces.npy`,
+/// and PNGs with `--png`; refuses a run in which every image tried failed.
+fn write_faces(
+    cfg: &PrepareConfig,
+    planned: &Stratified,
+    share: Option<&crate::shard::Share>,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Selection, PrepError> {
     let mut faces = FacesWriter::create(
-        &PreparedDir::new(out.path()).faces(),
+        &PreparedDir::new(dir).faces(),
         cfg.face.color.channels(),
         cfg.face.size as usize,
     )?;
     let mut sink = |c: &Chosen, face: &Face| -> Result<(), PrepError> {
         if cfg.png {
-            write_png(out.path(), faces.len(), c.cell, &face.pixels, cfg)?;
+            write_png(dir, faces.len(), c.cell, &face.pixels, cfg)?;
         }
         faces.push(&face.pixels)?;
         Ok(())
     };
     let selection = select(
-        &strata,
-        quota,
-        share.as_ref().map(|s| &s.owned[..]),
-        &loaded.image_root,
+        &planned.strata,
+        (!cfg.keep_all).then_some(cfg.quota),
+        share.map(|s| &s.owned[..]),
+        &planned.loaded.image_root,
         &cfg.face,
         progress,
         &mut sink,
@@ -85,41 +138,33 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
     if selection.chosen.is_empty() && !selection.rejects.is_empty() {
         // Every image tried failed: as much an empty result as every row excluded.
         return Err(PrepError::NothingLeft {
-            input: source,
-            found: loaded.found,
+            input: cfg.input.source().clone(),
+            found: planned.loaded.found.clone(),
             why: no_image_why(&selection.rejects),
         });
     }
-    timings.insert("faces".to_string(), phase.elapsed().as_secs_f64());
+    Ok(selection)
+}
 
-    let phase = Instant::now();
-    let splits = match crate::video::group_splits(&strata.table, &selection.chosen, cfg)
-        .map_err(table_err())?
-    {
-        Some(splits) => splits,
-        None => assign_splits(&selection, cfg),
-    };
-    let mut manifest =
-        manifest_table(&strata.table, &selection.chosen, &splits).map_err(table_err())?;
-    let prepared = PreparedDir::new(out.path());
-    write_csv(&prepared.manifest(), &mut manifest).map_err(table_err())?;
-    share.iter().for_each(|s| s.keep_plan_rejects(&mut rejects));
-    rejects.extend(selection.rejects.iter().cloned());
-    write_rejects(&prepared.rejects(), &source, &mut rejects).map_err(table_err())?;
-    timings.insert("write".to_string(), phase.elapsed().as_secs_f64());
-    timings.insert("total".to_string(), started.elapsed().as_secs_f64());
+/// Writes `manifest.csv` and `rejects.csv`.
+fn write_tables(
+    cfg: &PrepareConfig,
+    prepared: &PreparedDir,
+    strata: &Strata,
+    selection: &Selection,
+    splits: &[Split],
+    rejects: &mut [Reject],
+) -> Result<(), PrepError> {
+    let source = cfg.input.source();
+    let mut manifest = manifest_table(&strata.table, &selection.chosen, splits)
+        .map_err(PrepError::table(source))?;
+    write_csv(&prepared.manifest(), &mut manifest).map_err(PrepError::table(source))?;
+    write_rejects(&prepared.rejects(), source, rejects).map_err(PrepError::table(source))?;
+    Ok(())
+}
 
-    let mut info = prep_info(
-        cfg,
-        &strata,
-        &selection,
-        &splits,
-        &rejects,
-        loaded.rows_read,
-        histograms,
-        timings,
-    );
-    share.iter().for_each(|s| s.restrict(&mut info));
+/// Warns of each interval that had fewer usable faces than the quota.
+fn warn_short(cfg: &PrepareConfig, info: &PrepInfo, progress: &dyn Progress) {
     for &cell in &info.short_intervals {
         let c = &info.intervals[cell as usize];
         progress.warn(&format!(
@@ -130,13 +175,6 @@ pub fn prepare(cfg: &PrepareConfig, progress: &dyn Progress) -> Result<Prepared,
             cfg.quota
         ));
     }
-    info.write(&prepared.prep_json())?;
-    info.write_timings(&prepared.timings())?;
-    if let Some(s) = &share {
-        s.write(out.path(), &info)?;
-    }
-    let out = out.commit()?;
-    Ok(Prepared { out, info })
 }
 
 /// Prepare's read, exclude and stratify phases, which `--dry-run` ([`crate::plan_only`])
@@ -364,17 +402,61 @@ fn describe_range(c: &IntervalCount) -> String {
         .join(" × ")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a run chose and dropped, for `prep.json`.
+struct Made<'a> {
+    strata: &'a Strata,
+    selection: &'a Selection,
+    splits: &'a [Split],
+    rejects: &'a [Reject],
+    rows_read: usize,
+}
+
 fn prep_info(
     cfg: &PrepareConfig,
-    strata: &crate::stratify::Strata,
-    selection: &Selection,
-    splits: &[Split],
-    rejects: &[crate::Reject],
-    rows_read: usize,
+    made: &Made,
     source_histograms: valar_core::SourceHistograms,
     timings_s: BTreeMap<String, f64>,
 ) -> PrepInfo {
+    let intervals = interval_counts(cfg, made.strata, made.selection);
+    let quota = (!cfg.keep_all).then_some(cfg.quota);
+    let short_intervals = intervals
+        .iter()
+        .filter(|c| quota.is_some_and(|q| c.selected < q))
+        .map(|c| c.interval)
+        .collect();
+    PrepInfo {
+        valar_version: VERSION.to_string(),
+        seed: cfg.seed,
+        // Every setting, the face's flat beside the rest (see `PrepareConfig`'s serde).
+        params: serde_json::to_value(cfg).unwrap_or_default(),
+        stratify: cfg.stratify.name().to_string(),
+        edges: edges(made.strata.k),
+        rows_read: made.rows_read,
+        faces: made.selection.chosen.len(),
+        splits: count(made.splits.iter().map(|s| s.name())),
+        intervals,
+        short_intervals,
+        rejects_by_reason: count(made.rejects.iter().map(|r| r.reason)),
+        timings_s,
+        source_histograms,
+    }
+}
+
+/// How many times each name occurs.
+fn count<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for name in names {
+        *counts.entry(name.to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Each cell's range, and its rows available, wanted and chosen.
+fn interval_counts(
+    cfg: &PrepareConfig,
+    strata: &Strata,
+    selection: &Selection,
+) -> Vec<IntervalCount> {
     let k = strata.k;
     let e = edges(k);
     let range = |i: usize| [e[i], e[i + 1]];
@@ -383,7 +465,7 @@ fn prep_info(
         selected[c.cell] += 1;
     }
     let quota = (!cfg.keep_all).then_some(cfg.quota);
-    let intervals: Vec<IntervalCount> = (0..strata.order.len())
+    (0..strata.order.len())
         .map(|cell| {
             let (valence, arousal) = match cfg.stratify {
                 Stratify::One(Dimension::Valence) => (Some(range(cell)), None),
@@ -400,44 +482,5 @@ fn prep_info(
                 image_rejects: selection.failures[cell],
             }
         })
-        .collect();
-    let short_intervals = intervals
-        .iter()
-        .filter(|c| quota.is_some_and(|q| c.selected < q))
-        .map(|c| c.interval)
-        .collect();
-    let mut split_counts = BTreeMap::new();
-    for s in splits {
-        *split_counts.entry(s.name().to_string()).or_insert(0) += 1;
-    }
-    let mut rejects_by_reason = BTreeMap::new();
-    for r in rejects {
-        *rejects_by_reason.entry(r.reason.to_string()).or_insert(0) += 1;
-    }
-    let mut params = serde_json::to_value(cfg).unwrap_or_default();
-    if let Some(obj) = params.as_object_mut() {
-        obj.insert("size".into(), cfg.face.size.into());
-        obj.insert(
-            "color".into(),
-            serde_json::to_value(cfg.face.color).unwrap_or_default(),
-        );
-        obj.insert("margin".into(), f64::from(cfg.face.margin).into());
-        obj.insert("max_pixels".into(), cfg.face.max_pixels.into());
-        obj.insert("full_scale".into(), cfg.face.full_scale.into());
-    }
-    PrepInfo {
-        valar_version: VERSION.to_string(),
-        seed: cfg.seed,
-        params,
-        stratify: cfg.stratify.name().to_string(),
-        edges: e,
-        rows_read,
-        faces: selection.chosen.len(),
-        splits: split_counts,
-        intervals,
-        short_intervals,
-        rejects_by_reason,
-        timings_s,
-        source_histograms,
-    }
+        .collect()
 }

@@ -86,19 +86,24 @@ pub const MAX_SHARDS: usize = 1000;
 
 /// Refuses settings a shard cannot honour.
 pub(crate) fn validate(cfg: &PrepareConfig) -> Result<(), PrepError> {
+    let bad = |reason: String| {
+        Err(PrepError::InvalidSetting {
+            key: "shard",
+            reason,
+        })
+    };
     match cfg.shard {
-        Some(s) if s.count == 0 || s.index >= s.count => Err(PrepError::Config(format!(
-            "--shard {s}: K must lie in 0..N"
-        ))),
-        Some(s) if s.count > MAX_SHARDS => Err(PrepError::Config(format!(
-            "--shard {s}: N is over the limit of {MAX_SHARDS} shards"
-        ))),
+        Some(s) if s.count == 0 || s.index >= s.count => bad(format!("{s}: K must lie in 0..N")),
+        Some(s) if s.count > MAX_SHARDS => {
+            bad(format!("{s}: N is over the limit of {MAX_SHARDS} shards"))
+        }
         // The PNG folder numbers faces by their place in the merged set, which a shard
         // cannot know.
-        Some(_) if cfg.png => Err(PrepError::Config(
-            "--png cannot be combined with --shard (write PNGs from the merged folder's run)"
-                .into(),
-        )),
+        Some(_) if cfg.png => Err(PrepError::Conflict {
+            key: "png",
+            other: "shard",
+            why: "write PNGs from the merged folder's run".into(),
+        }),
         _ => Ok(()),
     }
 }

@@ -33,20 +33,6 @@ impl Default for FrameSampling {
     }
 }
 
-impl FrameSampling {
-    pub(crate) fn validate(&self) -> Result<(), PrepError> {
-        if self.step == 0 {
-            return Err(PrepError::Config("--frame-step must be at least 1".into()));
-        }
-        if self.per_video == Some(0) {
-            return Err(PrepError::Config(
-                "--frames-per-video must be at least 1".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
 fn is_video(table: &DataFrame) -> bool {
     table.column("video").is_ok()
 }

@@ -12,6 +12,35 @@ pub enum Layout {
     Newer,
 }
 
+/// Every layout `valar synth --layout` writes: an AffectNet release ([`Layout`], written by
+/// [`crate::synthesize`]) or a video dataset ([`crate::VideoLayout`], written by
+/// [`crate::synthesize_video`]). Each value's doc is its line in `valar synth --help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DatasetLayout {
+    /// CSV file lists and full images with face boxes.
+    #[default]
+    Original,
+    /// train_set/ and val_set/ with cropped faces and .npy labels.
+    Newer,
+    /// AFEW-VA: clip folders of PNG frames with NNN.json (labels −10…10, 68 landmarks).
+    AfewVa,
+    /// Aff-Wild2's VA track: annotation .txt per video (−5 invalid frames, as a share
+    /// of --invalid-fraction) and cropped_aligned/ frames, some missing.
+    AffWild2,
+}
+
+impl DatasetLayout {
+    /// The image layout ([`crate::synthesize`]), or the video layout ([`crate::synthesize_video`]).
+    pub fn image_or_video(self) -> Result<Layout, crate::VideoLayout> {
+        match self {
+            DatasetLayout::Original => Ok(Layout::Original),
+            DatasetLayout::Newer => Ok(Layout::Newer),
+            DatasetLayout::AfewVa => Err(crate::VideoLayout::AfewVa),
+            DatasetLayout::AffWild2 => Err(crate::VideoLayout::AffWild2),
+        }
+    }
+}
+
 /// How hard the faces are to read. Each value's first paragraph is its line in
 /// `valar synth --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

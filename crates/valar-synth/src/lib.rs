@@ -24,7 +24,7 @@ mod render;
 /// Video datasets in AFEW-VA's and Aff-Wild2's layouts.
 mod video;
 
-pub use config::{Difficulty, Layout, SynthConfig};
+pub use config::{DatasetLayout, Difficulty, Layout, SynthConfig};
 pub use dataset::{CSV_HEADER, SynthSummary, synthesize};
 pub use error::SynthError;
 pub use video::{VideoLayout, VideoSynthConfig, VideoSynthSummary, synthesize_video};

@@ -4,88 +4,27 @@ use crate::ui::Bars;
 use crate::ui::outln;
 use anyhow::Context;
 use std::path::PathBuf;
-use valar_core::{ColorMode, Dimension};
-use valar_face::FaceSpec;
-use valar_prep::{Input, PrepareConfig, Stratify, plan_only, prepare};
+use valar_prep::{PrepError, PrepareConfig, PrepareSettings, SourceArgs, plan_only, prepare};
 
 /// Arguments of `valar prepare`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["csv", "set", "afew_va", "aff_wild2"])))]
 pub struct PrepareArgs {
-    /// AffectNet's `training.csv`/`validation.csv` (header optional), or a CSV with
-    /// columns path, valence, arousal [, face_x, face_y, face_width, face_height, expression],
-    /// or a video CSV: video, frame, path, valence, arousal [, box, split, subject].
-    #[arg(long, requires = "images")]
-    pub csv: Option<PathBuf>,
-    /// Folder the CSV's image paths are relative to (AffectNet: Manually_Annotated_Images).
-    #[arg(long)]
-    pub images: Option<PathBuf>,
-    /// A `train_set` or `val_set` folder of AffectNet's newer release (images/ + annotations/).
-    #[arg(long)]
-    pub set: Option<PathBuf>,
+    /// Where the samples come from.
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Output folder.
     #[arg(long, required_unless_present = "dry_run")]
     pub out: Option<PathBuf>,
     /// Replace the output folder if it exists.
     #[arg(long)]
     pub force: bool,
-    /// What to balance over.
-    #[arg(long, value_enum, default_value_t = StratifyArg::Arousal)]
-    pub stratify: StratifyArg,
-    /// Equal intervals over [-1, 1] (per axis for the grid).
-    #[arg(long, default_value_t = 10)]
-    pub intervals: usize,
-    /// Faces drawn per interval (grid cell).
-    #[arg(long, default_value_t = 1000)]
-    pub quota: usize,
-    /// Keep every usable row as a test set: no sampling, no validation split.
-    #[arg(long)]
-    pub all: bool,
-    /// Share of each interval held out for validation.
-    #[arg(long, default_value_t = 0.1)]
-    pub val_fraction: f64,
-    /// Seed for sampling and splitting.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Face side length in pixels.
-    #[arg(long, default_value_t = 48)]
-    pub size: u32,
-    /// Keep colour (3 channels) instead of converting to gray.
-    #[arg(long)]
-    pub rgb: bool,
-    /// Context added around the box on each side, as a share of its size.
-    #[arg(long, default_value_t = 0.0)]
-    pub margin: f32,
-    /// Refuse images with more pixels than this (a decompression-bomb guard; Pillow's default).
-    #[arg(long, default_value_t = 89_478_485)]
-    pub max_pixels: u64,
-    /// Decode JPEGs at full size. By default each is decoded at the smallest DCT scale
-    /// (1/8 to 1) that keeps the face at least --size pixels across, as Pillow's
-    /// `draft` does: several times faster, and within a gray level or so on average.
-    #[arg(long)]
-    pub full_scale: bool,
-    /// Also write every face as a PNG, in a folder per interval.
-    #[arg(long)]
-    pub png: bool,
+    /// Sampling, face and video settings (valar.toml's `[prepare]` takes the same).
+    #[command(flatten)]
+    pub settings: PrepareSettings,
     /// Read, exclude and stratify, print the counts, and stop before opening any image.
     #[arg(long)]
     pub dry_run: bool,
-    /// AFEW-VA: the folder of clip folders (001 … 600, each with PNG frames and NNN.json).
-    #[arg(long)]
-    pub afew_va: Option<PathBuf>,
-    /// Aff-Wild2's VA annotations: VA_Estimation_Challenge (Train_Set/, Validation_Set/)
-    /// or one folder of <video>.txt files.
-    #[arg(long, requires = "frames")]
-    pub aff_wild2: Option<PathBuf>,
-    /// Aff-Wild2's cropped or aligned frames: <video>/<frame:05>.jpg.
-    #[arg(long)]
-    pub frames: Option<PathBuf>,
-    /// Video inputs: use every k-th frame of each video.
-    #[arg(long, default_value_t = 1)]
-    pub frame_step: usize,
-    /// Video inputs: then at most N frames per video, a seeded draw.
-    #[arg(long)]
-    pub frames_per_video: Option<usize>,
     /// Preprocess only shard K of N (0-based) of the same seeded plan into --out;
     /// `valar merge` combines the N shard folders.
     #[arg(long, value_name = "K/N")]
@@ -109,68 +48,37 @@ fn parse_kind(name: &str) -> Result<valar_core::AuditKind, String> {
     })
 }
 
-/// What to stratify.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum StratifyArg {
-    /// Equal intervals of arousal (the classic recipe).
-    Arousal,
-    /// Equal intervals of valence.
-    Valence,
-    /// A valence × arousal grid.
-    Grid,
+/// A setting's flag: `val_fraction` is `--val-fraction`.
+pub fn flag(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
+/// A library error in the command line's terms: settings named by their flags.
+pub fn in_flag_words(err: PrepError) -> anyhow::Error {
+    match err.setting_message(&flag) {
+        Some(message) => anyhow::anyhow!(message),
+        None => err.into(),
+    }
 }
 
 impl PrepareArgs {
-    /// The library configuration these arguments ask for.
+    /// The library configuration these arguments ask for, checked.
     pub fn config(&self) -> anyhow::Result<PrepareConfig> {
-        let input = match (&self.csv, &self.images, &self.set) {
-            (Some(csv), Some(images), _) => Input::from_csv(csv.clone(), images.clone())?,
-            (_, _, Some(dir)) => Input::AffectNetNewer { dir: dir.clone() },
-            _ => match (&self.afew_va, &self.aff_wild2, &self.frames) {
-                (Some(dir), _, _) => Input::AfewVa { dir: dir.clone() },
-                (_, Some(annotations), Some(frames)) => Input::AffWild2 {
-                    annotations: annotations.clone(),
-                    frames: frames.clone(),
-                },
-                _ => anyhow::bail!(
-                    "give --csv with --images, --set, --afew-va, or --aff-wild2 with --frames"
-                ),
-            },
+        let Some(input) = self.source.input().map_err(in_flag_words)? else {
+            // clap's "input" group asks for one; this guards a group edited away.
+            return Err(in_flag_words(PrepError::SourceChoice { given: Vec::new() }));
         };
-        Ok(PrepareConfig {
+        let mut cfg = PrepareConfig::new(
             input,
-            out: self.out.clone().unwrap_or_default(),
-            force: self.force,
-            stratify: match self.stratify {
-                StratifyArg::Arousal => Stratify::One(Dimension::Arousal),
-                StratifyArg::Valence => Stratify::One(Dimension::Valence),
-                StratifyArg::Grid => Stratify::Grid,
-            },
-            intervals: self.intervals,
-            quota: self.quota,
-            keep_all: self.all,
-            val_fraction: self.val_fraction,
-            seed: self.seed,
-            face: FaceSpec {
-                size: self.size,
-                color: if self.rgb {
-                    ColorMode::Rgb
-                } else {
-                    ColorMode::Gray
-                },
-                margin: self.margin,
-                max_pixels: self.max_pixels,
-                full_scale: self.full_scale,
-            },
-            png: self.png,
-            frames: valar_prep::FrameSampling {
-                step: self.frame_step,
-                per_video: self.frames_per_video,
-            },
-            shard: self.shard,
-            exclude: self.exclude.clone(),
-            exclude_kinds: self.exclude_kind.clone(),
-        })
+            self.out.clone().unwrap_or_default(),
+            self.settings.clone(),
+        );
+        cfg.force = self.force;
+        cfg.shard = self.shard;
+        cfg.exclude = self.exclude.clone();
+        cfg.exclude_kinds = self.exclude_kind.clone();
+        cfg.validate().map_err(in_flag_words)?;
+        Ok(cfg)
     }
 }
 
@@ -182,18 +90,13 @@ pub fn run(args: PrepareArgs) -> anyhow::Result<()> {
         outln!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(());
     }
-    let inputs: Vec<&std::path::Path> = [
-        &args.csv,
-        &args.images,
-        &args.set,
-        &args.afew_va,
-        &args.aff_wild2,
-        &args.frames,
-        &args.exclude,
-    ]
-    .into_iter()
-    .filter_map(Option::as_deref)
-    .collect();
+    let inputs: Vec<&std::path::Path> = args
+        .source
+        .paths()
+        .into_iter()
+        .chain([args.exclude.as_deref()])
+        .flatten()
+        .collect();
     valar_core::refuse_input_as_output(&cfg.out, &inputs)?;
     let prepared = prepare(&cfg, &Bars::default())
         .with_context(|| format!("preparing {}", cfg.input.source().display()))?;

@@ -151,7 +151,7 @@ fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::
     // Every task would fail on it (`--png` numbers faces by their place in the merged
     // set, which a shard cannot know), so it is refused before anything is submitted.
     anyhow::ensure!(
-        !line.args.png,
+        !line.args.settings.png,
         "drop --png from the prepare arguments: a shard cannot write PNGs \
          (run `valar prepare --png` on the merged set's input instead)"
     );

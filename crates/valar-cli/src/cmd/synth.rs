@@ -5,7 +5,8 @@ use crate::ui::outln;
 use std::path::PathBuf;
 use valar_core::Progress;
 use valar_synth::{
-    Difficulty, Layout, SynthConfig, VideoLayout, VideoSynthConfig, synthesize, synthesize_video,
+    DatasetLayout, Difficulty, SynthConfig, VideoLayout, VideoSynthConfig, synthesize,
+    synthesize_video,
 };
 
 /// Arguments of `valar synth`.
@@ -24,8 +25,8 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Which AffectNet release to imitate.
-    #[arg(long, value_enum, default_value_t = LayoutArg::Original)]
-    pub layout: LayoutArg,
+    #[arg(long, value_enum, default_value_t = DatasetLayout::Original)]
+    pub layout: DatasetLayout,
     /// Share of rows with AffectNet's unusable labels (−2, expressions 8–10).
     #[arg(long, default_value_t = 0.03)]
     pub invalid_fraction: f64,
@@ -45,38 +46,17 @@ pub struct SynthArgs {
     pub missing_fraction: f64,
 }
 
-/// AffectNet's two layouts.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum LayoutArg {
-    /// CSV file lists and full images with face boxes.
-    Original,
-    /// train_set/ and val_set/ with cropped faces and .npy labels.
-    Newer,
-    /// AFEW-VA: clip folders of PNG frames with NNN.json (labels −10…10, 68 landmarks).
-    AfewVa,
-    /// Aff-Wild2's VA track: annotation .txt per video (−5 invalid frames, as a share
-    /// of --invalid-fraction) and cropped_aligned/ frames, some missing.
-    AffWild2,
-}
-
 /// Runs `valar synth`.
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
-    let video = match args.layout {
-        LayoutArg::AfewVa => Some(VideoLayout::AfewVa),
-        LayoutArg::AffWild2 => Some(VideoLayout::AffWild2),
-        LayoutArg::Original | LayoutArg::Newer => None,
+    let layout = match args.layout.image_or_video() {
+        Ok(layout) => layout,
+        Err(video) => return run_video(&args, video),
     };
-    if let Some(layout) = video {
-        return run_video(&args, layout);
-    }
     let cfg = SynthConfig {
         n: args.n,
         val_n: args.val_n.unwrap_or(args.n / 10),
         seed: args.seed,
-        layout: match args.layout {
-            LayoutArg::Original => Layout::Original,
-            LayoutArg::Newer | LayoutArg::AfewVa | LayoutArg::AffWild2 => Layout::Newer,
-        },
+        layout,
         invalid_fraction: args.invalid_fraction,
         difficulty: args.difficulty,
         ..SynthConfig::default()
