@@ -89,53 +89,144 @@ pub(crate) struct Group {
     pub leak: bool,
 }
 
-fn find(parent: &mut [usize], mut i: usize) -> usize {
-    while parent[i] != i {
-        parent[i] = parent[parent[i]];
-        i = parent[i];
+/// How strongly two items are tied, strongest first: the same bytes, the same face, a
+/// near duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    Exact,
+    SameFace,
+    Near,
+}
+
+impl Rank {
+    fn kind(self) -> AuditKind {
+        match self {
+            Rank::Exact => AuditKind::ExactDuplicate,
+            Rank::SameFace => AuditKind::SameFace,
+            Rank::Near => AuditKind::NearDuplicate,
+        }
     }
-    i
+}
+
+/// The ties found so far: a union-find over the items (the smaller index is a set's
+/// root) and each item's strongest tie as (rank, distance).
+struct Ties {
+    parent: Vec<usize>,
+    best: Vec<Option<(Rank, f64)>>,
+}
+
+impl Ties {
+    fn new(n: usize) -> Self {
+        Ties {
+            parent: (0..n).collect(),
+            best: vec![None; n],
+        }
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    /// Ties `a` and `b` with `rank` at distance `d`: one set, and each keeps the
+    /// strongest (lowest rank, then shortest) tie it has.
+    fn tie(&mut self, a: usize, b: usize, rank: Rank, d: f64) {
+        for i in [a, b] {
+            let best = &mut self.best[i];
+            if best.is_none_or(|(r, s)| (rank, d) < (r, s)) {
+                *best = Some((rank, d));
+            }
+        }
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent[ra.max(rb)] = ra.min(rb);
+        }
+    }
+
+    /// The sets of two or more, each in item order, in order of their first item.
+    fn sets(&mut self) -> Vec<Vec<usize>> {
+        let mut components: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for i in 0..self.parent.len() {
+            let root = self.find(i);
+            components.entry(root).or_default().push(i);
+        }
+        components.into_values().filter(|m| m.len() > 1).collect()
+    }
+
+    /// Item `i` as a group member, by its strongest tie.
+    fn member(&self, i: usize) -> Member {
+        let (rank, score) = self.best[i].unwrap_or((Rank::Near, 0.0));
+        Member {
+            item: i,
+            kind: rank.kind(),
+            score,
+        }
+    }
 }
 
 /// Groups the items: the same SHA-256, then perceptual-hash neighbours within
 /// `near_bits` whose colour layouts agree within `near_layout`, told apart into same face (thumbnails within `same_face_mad`) and
 /// near duplicates; connected components of two or more become groups.
 pub(crate) fn groups(items: &[Item], t: &Thresholds) -> Vec<Group> {
-    let n = items.len();
-    // The strongest tie seen per item: (rank, distance), rank 0 exact, 1 same face, 2 near.
-    let mut best: Vec<Option<(u8, f64)>> = vec![None; n];
-    let tie = |best: &mut Vec<Option<(u8, f64)>>, i: usize, rank: u8, d: f64| {
-        let b = &mut best[i];
-        if b.is_none_or(|(r, s)| (rank, d) < (r, s)) {
-            *b = Some((rank, d));
-        }
-    };
-    let mut parent: Vec<usize> = (0..n).collect();
-    let union = |parent: &mut Vec<usize>, a: usize, b: usize| {
-        let (ra, rb) = (find(parent, a), find(parent, b));
-        if ra != rb {
-            parent[ra.max(rb)] = ra.min(rb);
-        }
-    };
+    let mut ties = Ties::new(items.len());
+    tie_exact(items, &mut ties);
+    for (i, j, bits) in near_pairs(items, t) {
+        let mad = thumb_distance(&items[i].measures.thumb, &items[j].measures.thumb);
+        let (rank, d) = if mad <= t.same_face_mad {
+            (Rank::SameFace, mad)
+        } else {
+            (Rank::Near, f64::from(bits))
+        };
+        ties.tie(i, j, rank, d);
+    }
+    let mut out: Vec<Group> = ties
+        .sets()
+        .into_iter()
+        .map(|members| {
+            let first = &items[members[0]];
+            let leak = members
+                .iter()
+                .any(|&i| items[i].dataset != first.dataset || items[i].split != first.split);
+            Group {
+                id: 0,
+                leak,
+                members: members.iter().map(|&i| ties.member(i)).collect(),
+            }
+        })
+        .collect();
+    out.sort_by_key(|g| g.members[0].item);
+    for (k, g) in out.iter_mut().enumerate() {
+        g.id = k as u64 + 1;
+    }
+    out
+}
 
+/// Ties every item to the first item with the same SHA-256.
+fn tie_exact(items: &[Item], ties: &mut Ties) {
     let mut by_sha: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         by_sha.entry(item.sha256.as_str()).or_default().push(i);
     }
     for members in by_sha.values().filter(|m| m.len() > 1) {
         for &i in members {
-            tie(&mut best, i, 0, 0.0);
-            union(&mut parent, members[0], i);
+            ties.tie(members[0], i, Rank::Exact, 0.0);
         }
     }
+}
 
+/// Pairs (i, j, hash bits apart), i < j, of different bytes whose perceptual hashes lie
+/// within `near_bits` and whose colour layouts agree within `near_layout`, in order.
+fn near_pairs(items: &[Item], t: &Thresholds) -> Vec<(usize, usize, u32)> {
     let tree = BkTree::new(
         items
             .iter()
             .enumerate()
             .map(|(i, it)| (i, it.measures.phash)),
     );
-    let pairs: Vec<Vec<(usize, usize, u32)>> = (0..n)
+    let pairs: Vec<Vec<(usize, usize, u32)>> = (0..items.len())
         .into_par_iter()
         .map(|i| {
             let mut near: Vec<(usize, usize, u32)> = tree
@@ -152,58 +243,7 @@ pub(crate) fn groups(items: &[Item], t: &Thresholds) -> Vec<Group> {
             near
         })
         .collect();
-    for (i, j, bits) in pairs.into_iter().flatten() {
-        let mad = thumb_distance(&items[i].measures.thumb, &items[j].measures.thumb);
-        let (rank, d) = if mad <= t.same_face_mad {
-            (1, mad)
-        } else {
-            (2, f64::from(bits))
-        };
-        tie(&mut best, i, rank, d);
-        tie(&mut best, j, rank, d);
-        union(&mut parent, i, j);
-    }
-
-    let mut components: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
-        let root = find(&mut parent, i);
-        components.entry(root).or_default().push(i);
-    }
-    let mut out: Vec<Group> = components
-        .into_values()
-        .filter(|m| m.len() > 1)
-        .map(|members| {
-            let first = &items[members[0]];
-            let leak = members
-                .iter()
-                .any(|&i| items[i].dataset != first.dataset || items[i].split != first.split);
-            Group {
-                id: 0,
-                leak,
-                members: members
-                    .iter()
-                    .map(|&i| {
-                        let (rank, score) = best[i].unwrap_or((2, 0.0));
-                        let kind = match rank {
-                            0 => AuditKind::ExactDuplicate,
-                            1 => AuditKind::SameFace,
-                            _ => AuditKind::NearDuplicate,
-                        };
-                        Member {
-                            item: i,
-                            kind,
-                            score,
-                        }
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    out.sort_by_key(|g| g.members[0].item);
-    for (k, g) in out.iter_mut().enumerate() {
-        g.id = k as u64 + 1;
-    }
-    out
+    pairs.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
@@ -224,5 +264,30 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "query {q}");
         }
+    }
+
+    #[test]
+    fn ties_join_sets_under_the_lowest_item_and_keep_each_items_strongest_tie() {
+        let mut ties = Ties::new(6);
+        ties.tie(4, 2, Rank::Near, 9.0);
+        ties.tie(2, 1, Rank::SameFace, 2.0);
+        ties.tie(4, 5, Rank::Near, 3.0);
+        ties.tie(3, 3, Rank::Exact, 0.0);
+        assert_eq!(ties.sets(), [vec![1, 2, 4, 5]]);
+        let kinds: Vec<(AuditKind, f64)> = [1, 2, 4, 5]
+            .map(|i| ties.member(i))
+            .iter()
+            .map(|m| (m.kind, m.score))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (AuditKind::SameFace, 2.0),
+                (AuditKind::SameFace, 2.0),
+                (AuditKind::NearDuplicate, 3.0),
+                (AuditKind::NearDuplicate, 3.0)
+            ]
+        );
+        assert_eq!(ties.member(3).kind, AuditKind::ExactDuplicate);
     }
 }

@@ -168,26 +168,61 @@ fn group_detail(items: &[Item], g: &Group, this: usize, datasets: &[Dataset]) ->
     )
 }
 
+/// What an audit found, ready to be written: the datasets read (the audited one first),
+/// their items, the duplicate groups within the audited data, the leak groups across
+/// `--against` folders, the findings and a run's largest residuals.
+pub(crate) struct Found<'a> {
+    pub datasets: &'a [Dataset],
+    pub items: &'a [Item],
+    pub own: &'a [Group],
+    pub across: &'a [Group],
+    pub findings: &'a [Finding],
+    pub residuals: &'a [Residual],
+}
+
+/// A row of `audit.csv` with the item it is about (`usize::MAX` for a run's residual,
+/// which is not one of the audited items).
+type ItemRow = (usize, AuditRow);
+
 /// Writes audit.csv, audit.json, the pages and report.md into `dir`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_outputs(
     dir: &Path,
     cfg: &AuditConfig,
-    datasets: &[Dataset],
-    items: &[Item],
-    own: &[Group],
-    across: &[Group],
-    findings: &[Finding],
-    residuals: &[Residual],
+    found: &Found,
     progress: &dyn Progress,
 ) -> Result<AuditSummary, AuditError> {
-    let by_id: BTreeMap<u64, &Group> = own.iter().chain(across).map(|g| (g.id, g)).collect();
-    let mut rows: Vec<(usize, AuditRow)> = findings
+    let rows = audit_rows(found);
+    let table: Vec<AuditRow> = rows.iter().map(|(_, r)| r.clone()).collect();
+    write_audit(&dir.join("audit.csv"), &table)?;
+    let summary = summarize(cfg, found, &table);
+    write_json(&dir.join("audit.json"), &summary)?;
+
+    progress.start("pages", 0);
+    let pages = Pages::create(dir.join("pages"), cfg, found)?.write_all(&rows)?;
+    progress.finish();
+
+    let md = report_md(&summary, &pages, found.residuals);
+    write_atomic(&dir.join("report.md"), |w| w.write_all(md.as_bytes()))?;
+    Ok(summary)
+}
+
+/// The rows of `audit.csv`: every finding (a group member's detail names its group) and
+/// every residual, sorted by kind, group, source and row.
+fn audit_rows(found: &Found) -> Vec<ItemRow> {
+    let items = found.items;
+    let by_id: BTreeMap<u64, &Group> = found
+        .own
+        .iter()
+        .chain(found.across)
+        .map(|g| (g.id, g))
+        .collect();
+    let mut rows: Vec<ItemRow> = found
+        .findings
         .iter()
         .map(|f| {
             let it = &items[f.item];
             let detail = match f.group.and_then(|g| by_id.get(&g)) {
-                Some(g) => group_detail(items, g, f.item, datasets),
+                Some(g) => group_detail(items, g, f.item, found.datasets),
                 None => f.detail.clone(),
             };
             (
@@ -206,7 +241,7 @@ pub(crate) fn write_outputs(
             )
         })
         .collect();
-    rows.extend(residuals.iter().map(|r| {
+    rows.extend(found.residuals.iter().map(|r| {
         (
             usize::MAX,
             AuditRow {
@@ -229,73 +264,127 @@ pub(crate) fn write_outputs(
             .then(a.source.cmp(&b.source))
             .then(a.row.cmp(&b.row))
     });
-    let table: Vec<AuditRow> = rows.iter().map(|(_, r)| r.clone()).collect();
-    write_audit(&dir.join("audit.csv"), &table)?;
+    rows
+}
 
+/// The numbers of `audit.json`, from the written table and the groups.
+fn summarize(cfg: &AuditConfig, found: &Found, table: &[AuditRow]) -> AuditSummary {
     let mut counts = BTreeMap::new();
-    for r in &table {
+    for r in table {
         *counts.entry(r.kind.name().to_string()).or_insert(0) += 1;
     }
-    let primary = &datasets[0];
-    let audited: Vec<Item> = items.iter().filter(|i| i.dataset == 0).cloned().collect();
-    let summary = AuditSummary {
+    let primary = &found.datasets[0];
+    AuditSummary {
         valar_version: VERSION.to_string(),
         audited: primary.name.clone(),
-        faces: audited.len(),
+        faces: audited(found.items).count(),
         unreadable: primary.unreadable.len(),
         skipped_labels: primary.skipped,
         malformed_rows: primary.malformed,
         counts,
-        duplicate_groups: own.len(),
-        leak_groups: own.iter().filter(|g| g.leak).count() + across.len(),
-        label_noise: label_noise(items, own),
-        against: datasets[1..].iter().map(|d| d.name.clone()).collect(),
+        duplicate_groups: found.own.len(),
+        leak_groups: found.own.iter().filter(|g| g.leak).count() + found.across.len(),
+        label_noise: label_noise(found.items, found.own),
+        against: found.datasets[1..].iter().map(|d| d.name.clone()).collect(),
         thresholds: cfg.thresholds.clone(),
         out: PathBuf::new(),
         seconds: 0.0,
         faces_per_second: 0.0,
-    };
-    let json =
-        serde_json::to_vec_pretty(&summary).map_err(|e| AuditError::Config(e.to_string()))?;
-    write_atomic(&dir.join("audit.json"), |w| w.write_all(&json))?;
+    }
+}
 
-    progress.start("pages", 0);
-    let pages = dir.join("pages");
-    std::fs::create_dir_all(&pages).map_err(|e| valar_core::CoreError::Io {
-        path: pages.clone(),
-        source: e,
-    })?;
-    let mut written = Vec::new();
-    let sheet = |name: &str,
-                 title: &str,
-                 sections: Vec<SheetSection>,
-                 written: &mut Vec<(String, String)>|
-     -> Result<(), AuditError> {
-        let file = format!("{name}.png");
-        let places = contact_sheet(&pages.join(&file), title, &sections)?;
-        let index =
-            serde_json::to_vec_pretty(&places).map_err(|e| AuditError::Config(e.to_string()))?;
-        write_atomic(&pages.join(format!("{name}.tiles.json")), |w| {
-            w.write_all(&index)
+/// The items of the audited data (not of an `--against` folder).
+fn audited(items: &[Item]) -> impl Iterator<Item = &Item> {
+    items.iter().filter(|i| i.dataset == 0)
+}
+
+/// Writes `value` as pretty JSON.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), AuditError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| AuditError::Config(e.to_string()))?;
+    write_atomic(path, |w| w.write_all(&json))?;
+    Ok(())
+}
+
+/// A face's labels, as a tile's second caption line.
+fn labels(it: &Item) -> String {
+    format!("v {:+.2} a {:+.2}", it.valence, it.arousal)
+}
+
+/// The `pages/` folder: contact sheets of the duplicate groups, the leaks and each flag,
+/// and the score histograms, each listed (title, path) for report.md as it is written.
+struct Pages<'a> {
+    dir: PathBuf,
+    cfg: &'a AuditConfig,
+    found: &'a Found<'a>,
+    written: Vec<(String, String)>,
+}
+
+impl<'a> Pages<'a> {
+    fn create(
+        dir: PathBuf,
+        cfg: &'a AuditConfig,
+        found: &'a Found<'a>,
+    ) -> Result<Self, AuditError> {
+        std::fs::create_dir_all(&dir).map_err(|e| valar_core::CoreError::Io {
+            path: dir.clone(),
+            source: e,
         })?;
-        written.push((title.to_string(), format!("pages/{file}")));
+        Ok(Pages {
+            dir,
+            cfg,
+            found,
+            written: Vec::new(),
+        })
+    }
+
+    /// Writes every page, in report order, and returns their titles and paths.
+    fn write_all(mut self, rows: &[ItemRow]) -> Result<Vec<(String, String)>, AuditError> {
+        self.duplicates()?;
+        self.leaks()?;
+        for kind in AuditKind::ALL
+            .into_iter()
+            .filter(|k| !k.is_duplicate() && *k != AuditKind::Leak && *k != AuditKind::Residual)
+        {
+            self.flagged(kind, rows)?;
+        }
+        self.scores()?;
+        Ok(self.written)
+    }
+
+    /// Writes `<name>.png` and its tile index `<name>.tiles.json`.
+    fn sheet(
+        &mut self,
+        name: &str,
+        title: &str,
+        sections: &[SheetSection],
+    ) -> Result<(), AuditError> {
+        let file = format!("{name}.png");
+        let places = contact_sheet(&self.dir.join(&file), title, sections)?;
+        write_json(&self.dir.join(format!("{name}.tiles.json")), &places)?;
+        self.written
+            .push((title.to_string(), format!("pages/{file}")));
         Ok(())
-    };
-    let tile = |i: usize, second: String| -> Option<Tile> {
-        let it = &items[i];
-        let rgb = datasets[it.dataset].store.rgb(it.slot)?;
+    }
+
+    /// Item `i`'s face with its place and `second` as the caption; `None` when its
+    /// pixels were not kept.
+    fn tile(&self, i: usize, second: String) -> Option<Tile> {
+        let it = &self.found.items[i];
+        let rgb = self.found.datasets[it.dataset].store.rgb(it.slot)?;
         Some(Tile {
             rgb,
             size: crate::features::SIDE,
             caption: format!("{}\n{second}", where_is(it)),
             key: format!("{}:{}", it.source, it.row),
         })
-    };
-    let labels = |it: &Item| format!("v {:+.2} a {:+.2}", it.valence, it.arousal);
-    let group_sections = |groups: &[&Group]| -> Vec<SheetSection> {
+    }
+
+    /// A section per group (at most `sheet_groups`), its faces labelled.
+    fn group_sections(&self, groups: &[&Group]) -> Vec<SheetSection> {
+        let items = self.found.items;
         groups
             .iter()
-            .take(cfg.sheet_groups)
+            .take(self.cfg.sheet_groups)
             .map(|g| SheetSection {
                 heading: format!(
                     "group {} · {} faces · {}",
@@ -310,118 +399,123 @@ pub(crate) fn write_outputs(
                 tiles: g
                     .members
                     .iter()
-                    .take(cfg.sheet_faces)
-                    .filter_map(|m| tile(m.item, labels(&items[m.item])))
+                    .take(self.cfg.sheet_faces)
+                    .filter_map(|m| self.tile(m.item, labels(&items[m.item])))
                     .collect(),
             })
             .collect()
-    };
-    // Largest groups first: they are where most of the repetition is.
-    let mut dupes: Vec<&Group> = own.iter().collect();
-    dupes.sort_by_key(|g| (std::cmp::Reverse(g.members.len()), g.id));
-    sheet(
-        "duplicates",
-        "Duplicate groups",
-        group_sections(&dupes),
-        &mut written,
-    )?;
-    let leaks: Vec<&Group> = own.iter().filter(|g| g.leak).chain(across).collect();
-    if !leaks.is_empty()
-        || !cfg.against.is_empty()
-        || matches!(cfg.target, crate::Target::Prepared(_))
-    {
-        sheet(
-            "leaks",
-            "Leaks across splits and folders",
-            group_sections(&leaks),
-            &mut written,
-        )?;
     }
-    for kind in AuditKind::ALL
-        .into_iter()
-        .filter(|k| !k.is_duplicate() && *k != AuditKind::Leak && *k != AuditKind::Residual)
-    {
-        let mut flagged: Vec<&(usize, AuditRow)> =
-            rows.iter().filter(|(_, r)| r.kind == kind).collect();
+
+    /// `duplicates.png`: largest groups first, as they are where most of the repetition is.
+    fn duplicates(&mut self) -> Result<(), AuditError> {
+        let mut dupes: Vec<&Group> = self.found.own.iter().collect();
+        dupes.sort_by_key(|g| (std::cmp::Reverse(g.members.len()), g.id));
+        let sections = self.group_sections(&dupes);
+        self.sheet("duplicates", "Duplicate groups", &sections)
+    }
+
+    /// `leaks.png`, whenever leaks were looked for (across splits or folders) or found.
+    fn leaks(&mut self) -> Result<(), AuditError> {
+        let found = self.found;
+        let leaks: Vec<&Group> = found
+            .own
+            .iter()
+            .filter(|g| g.leak)
+            .chain(found.across)
+            .collect();
+        let looked =
+            !self.cfg.against.is_empty() || matches!(self.cfg.target, crate::Target::Prepared(_));
+        if leaks.is_empty() && !looked {
+            return Ok(());
+        }
+        let sections = self.group_sections(&leaks);
+        self.sheet("leaks", "Leaks across splits and folders", &sections)
+    }
+
+    /// `<kind>.png`: the faces with this flag, worst first; nothing when none has it.
+    fn flagged(&mut self, kind: AuditKind, rows: &[ItemRow]) -> Result<(), AuditError> {
+        let mut flagged: Vec<&ItemRow> = rows.iter().filter(|(_, r)| r.kind == kind).collect();
         if flagged.is_empty() {
-            continue;
+            return Ok(());
         }
         // Worst first: most flags are "below a threshold", a conflict "beyond" one.
-        let descending = matches!(kind, AuditKind::LabelConflict | AuditKind::LabelOutOfRange);
+        let about_labels = matches!(kind, AuditKind::LabelConflict | AuditKind::LabelOutOfRange);
         flagged.sort_by(|a, b| {
             let o = a.1.score.total_cmp(&b.1.score);
-            (if descending { o.reverse() } else { o }).then(a.1.row.cmp(&b.1.row))
+            (if about_labels { o.reverse() } else { o }).then(a.1.row.cmp(&b.1.row))
         });
         let tiles = flagged
             .iter()
-            .take(cfg.sheet_faces)
+            .take(self.cfg.sheet_faces)
             .filter_map(|(i, r)| {
-                let it = &items[*i];
-                let second = match kind {
-                    AuditKind::LabelConflict | AuditKind::LabelOutOfRange => {
-                        format!("{} e{}", labels(it), it.expression.unwrap_or(-1))
-                    }
-                    _ => format!("score {:.3}", r.score),
+                let it = &self.found.items[*i];
+                let second = if about_labels {
+                    format!("{} e{}", labels(it), it.expression.unwrap_or(-1))
+                } else {
+                    format!("score {:.3}", r.score)
                 };
-                tile(*i, second)
+                self.tile(*i, second)
             })
             .collect();
         let title = format!("{} ({} faces, worst first)", kind.name(), flagged.len());
-        sheet(
-            kind.name(),
-            &title,
-            vec![SheetSection {
-                heading: String::new(),
-                tiles,
-            }],
-            &mut written,
-        )?;
+        let section = SheetSection {
+            heading: String::new(),
+            tiles,
+        };
+        self.sheet(kind.name(), &title, &[section])
     }
-    let t = &cfg.thresholds;
-    let measure = |f: &dyn Fn(&Item) -> f64| audited.iter().map(f).collect::<Vec<f64>>();
-    let panels = vec![
-        ScoreHistogram {
-            title: "dark: 99th-pct brightness".into(),
-            values: measure(&|i| i.measures.bright_p99),
-            threshold: Some(t.dark),
-        },
-        ScoreHistogram {
-            title: "light: 1 − 5th-pct brightness".into(),
-            values: measure(&|i| 1.0 - i.measures.bright_p5),
-            threshold: Some(t.light),
-        },
-        ScoreHistogram {
-            title: "blurry: edge score, stretched".into(),
-            values: measure(&|i| blur_score(i.measures.edge_std)),
-            threshold: Some(t.blurry),
-        },
-        ScoreHistogram {
-            title: "low information: entropy × 0.1".into(),
-            values: measure(&|i| information_score(i.measures.entropy)),
-            threshold: Some(t.low_information),
-        },
-        ScoreHistogram {
-            title: "box aspect min(w/h, h/w)".into(),
-            values: measure(&aspect_score),
-            threshold: Some(t.odd_aspect),
-        },
-        ScoreHistogram {
-            title: "box shorter side (px)".into(),
-            values: measure(&|i| i.face_box.width.min(i.face_box.height) as f64),
-            threshold: Some(f64::from(t.small_face)),
-        },
-    ];
-    score_histograms(
-        &pages.join("scores.png"),
-        "Quality scores of every face (red: threshold)",
-        &panels,
-    )?;
-    written.push(("Quality scores".to_string(), "pages/scores.png".to_string()));
-    progress.finish();
 
-    let md = report_md(&summary, &written, residuals);
-    write_atomic(&dir.join("report.md"), |w| w.write_all(md.as_bytes()))?;
-    Ok(summary)
+    /// `scores.png`: each quality score of every audited face, with its threshold.
+    fn scores(&mut self) -> Result<(), AuditError> {
+        let t = &self.cfg.thresholds;
+        let measure =
+            |f: &dyn Fn(&Item) -> f64| audited(self.found.items).map(f).collect::<Vec<f64>>();
+        let panel = |title: &str, values: Vec<f64>, threshold: f64| ScoreHistogram {
+            title: title.into(),
+            values,
+            threshold: Some(threshold),
+        };
+        let panels = [
+            panel(
+                "dark: 99th-pct brightness",
+                measure(&|i| i.measures.bright_p99),
+                t.dark,
+            ),
+            panel(
+                "light: 1 − 5th-pct brightness",
+                measure(&|i| 1.0 - i.measures.bright_p5),
+                t.light,
+            ),
+            panel(
+                "blurry: edge score, stretched",
+                measure(&|i| blur_score(i.measures.edge_std)),
+                t.blurry,
+            ),
+            panel(
+                "low information: entropy × 0.1",
+                measure(&|i| information_score(i.measures.entropy)),
+                t.low_information,
+            ),
+            panel(
+                "box aspect min(w/h, h/w)",
+                measure(&aspect_score),
+                t.odd_aspect,
+            ),
+            panel(
+                "box shorter side (px)",
+                measure(&|i| i.face_box.width.min(i.face_box.height) as f64),
+                f64::from(t.small_face),
+            ),
+        ];
+        score_histograms(
+            &self.dir.join("scores.png"),
+            "Quality scores of every face (red: threshold)",
+            &panels,
+        )?;
+        self.written
+            .push(("Quality scores".to_string(), "pages/scores.png".to_string()));
+        Ok(())
+    }
 }
 
 /// Six decimals: enough for any threshold, and stable text.

@@ -1,6 +1,6 @@
 use crate::dupes::{Group, groups};
 use crate::load::{Dataset, Item, load_prepared, load_target};
-use crate::output::{AuditSummary, Finding, write_outputs};
+use crate::output::{AuditSummary, Finding, Found, write_outputs};
 use crate::{AuditConfig, AuditError, flags, residuals};
 use std::time::Instant;
 use valar_core::{AuditKind, PartialDir, Progress};
@@ -70,17 +70,15 @@ pub fn audit(cfg: &AuditConfig, progress: &dyn Progress) -> Result<AuditSummary,
             findings.push(Finding::flag(i, f));
         }
     }
-    let summary = write_outputs(
-        out.path(),
-        cfg,
-        &datasets,
-        &items,
-        &own,
-        &across,
-        &findings,
-        &residuals,
-        progress,
-    )?;
+    let found = Found {
+        datasets: &datasets,
+        items: &items,
+        own: &own,
+        across: &across,
+        findings: &findings,
+        residuals: &residuals,
+    };
+    let summary = write_outputs(out.path(), cfg, &found, progress)?;
     let out_dir = out.commit()?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(AuditSummary {

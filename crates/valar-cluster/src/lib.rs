@@ -12,6 +12,8 @@ mod cell;
 mod csv_field;
 /// The error type.
 mod error;
+/// A sharded prepare's and a sweep's Slurm jobs and local tasks.
+mod jobs;
 /// Running tasks as local processes, N at a time.
 mod pool;
 /// sbatch scripts for job arrays and their dependent jobs, and submitting them.
@@ -23,6 +25,7 @@ mod sweep;
 
 pub use cell::{CellMetrics, run_cell};
 pub use error::ClusterError;
+pub use jobs::{JobPlace, ShardedPrepare};
 pub use pool::{Task, run_local};
 pub use slurm::{Resources, SlurmJob, Submitted, TASK_ID, array_spec, sbatch_on_path};
 pub use summary::{Summary, summarize};

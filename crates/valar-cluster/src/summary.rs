@@ -43,6 +43,55 @@ const METRICS: [MetricColumn; 4] = [
 
 /// Writes the sweep's table and figure from the cells scored so far.
 pub fn summarize(dir: &SweepDir) -> Result<Summary, ClusterError> {
+    let (groups, pending) = scored_groups(dir)?;
+    let chart_groups: Vec<SweepGroup> = groups
+        .iter()
+        .map(|(label, _, cells)| SweepGroup {
+            label: label.clone(),
+            val: per_dim(cells.iter().map(|c| &c.val)),
+            test: per_dim(cells.iter().filter_map(|c| c.test.as_ref())),
+        })
+        .collect();
+    let mut tables = Tables::new(dir, &pending);
+    for ((label, values, _), g) in groups.iter().zip(&chart_groups) {
+        for (split, scores) in [("val", &g.val), ("test", &g.test)] {
+            for (dim, per_seed) in scores {
+                tables.row(label, values, split, *dim, per_seed);
+            }
+        }
+    }
+    tables
+        .md
+        .push_str("\n![The sweep's metrics, mean ± sd over seeds](summary.png)\n");
+
+    let csv = dir.root.join("summary.csv");
+    let markdown = dir.root.join("summary.md");
+    let png = dir.root.join("summary.png");
+    write_atomic(&csv, |w| w.write_all(tables.csv.as_bytes()))?;
+    write_atomic(&markdown, |w| w.write_all(tables.md.as_bytes()))?;
+    let seeds = dir
+        .sweep
+        .cross
+        .iter()
+        .find(|(k, _)| k == "seed")
+        .map_or(1, |(_, v)| v.len());
+    sweep_chart(
+        &png,
+        &format!("Sweep: {} groups × {seeds} seeds", chart_groups.len()),
+        &chart_groups,
+    )?;
+    Ok(Summary {
+        csv,
+        markdown,
+        png,
+        scored: dir.cells.len() - pending.len(),
+        pending,
+    })
+}
+
+/// The scored cells in groups (in order of each group's first cell), and the indices of
+/// the cells not scored yet; an error when no cell is scored.
+fn scored_groups(dir: &SweepDir) -> Result<(Vec<Group>, Vec<usize>), ClusterError> {
     let mut groups: Vec<Group> = Vec::new();
     let mut pending = Vec::new();
     for cell in &dir.cells {
@@ -72,93 +121,79 @@ pub fn summarize(dir: &SweepDir) -> Result<Summary, ClusterError> {
             "no cell has been trained and scored yet (run `valar sweep run` first)",
         ));
     }
-    let keys: Vec<&str> = dir
-        .sweep
-        .cross
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .filter(|k| *k != "seed")
-        .collect();
+    Ok((groups, pending))
+}
 
-    let chart_groups: Vec<SweepGroup> = groups
-        .iter()
-        .map(|(label, _, cells)| SweepGroup {
-            label: label.clone(),
-            val: per_dim(cells.iter().map(|c| &c.val)),
-            test: per_dim(cells.iter().filter_map(|c| c.test.as_ref())),
-        })
-        .collect();
+/// The text of `summary.csv` and `summary.md`, a row at a time.
+struct Tables {
+    csv: String,
+    md: String,
+}
 
-    let mut csv = vec!["group".to_string()];
-    csv.extend(keys.iter().map(|k| k.to_string()));
-    csv.extend(["split", "dimension", "seeds"].map(String::from));
-    for (name, _) in METRICS {
-        csv.extend([format!("{name}_mean"), format!("{name}_sd")]);
-    }
-    let mut csv_text = csv.join(",") + "\n";
-    let mut md = format!(
-        "# Sweep summary\n\n{} cells scored{}; mean ± sd over seeds (sample sd; 0 for one seed).\n\n",
-        dir.cells.len() - pending.len(),
-        if pending.is_empty() {
-            String::new()
-        } else {
-            format!(", {} not yet ({pending:?})", pending.len())
+impl Tables {
+    /// Both tables' headers: the CSV's columns are the group, each crossed key but the
+    /// seed, the split, dimension and seed count, then each metric's mean and sd.
+    fn new(dir: &SweepDir, pending: &[usize]) -> Self {
+        let mut columns = vec!["group".to_string()];
+        columns.extend(
+            dir.sweep
+                .cross
+                .iter()
+                .map(|(k, _)| k.clone())
+                .filter(|k| k != "seed"),
+        );
+        columns.extend(["split", "dimension", "seeds"].map(String::from));
+        for (name, _) in METRICS {
+            columns.extend([format!("{name}_mean"), format!("{name}_sd")]);
         }
-    );
-    md.push_str("| group | split | dimension | seeds | CCC | PCC | RMSE | SAGR |\n");
-    md.push_str("|---|---|---|---:|---:|---:|---:|---:|\n");
-    for ((label, values, _), g) in groups.iter().zip(&chart_groups) {
-        for (split, scores) in [("val", &g.val), ("test", &g.test)] {
-            for (dim, per_seed) in scores {
-                let mut row = vec![csv_field(label)];
-                row.extend(values.iter().map(|(_, v)| csv_field(v)));
-                row.extend([
-                    split.to_string(),
-                    dim.name().to_string(),
-                    per_seed.len().to_string(),
-                ]);
-                let mut cells = Vec::new();
-                for (_, get) in METRICS {
-                    let v: Vec<f64> = per_seed.iter().map(get).collect();
-                    let (mean, sd) = mean_sd(&v);
-                    row.extend([format!("{mean:.6}"), format!("{sd:.6}")]);
-                    cells.push(format!("{mean:.3} ± {sd:.3}"));
-                }
-                csv_text.push_str(&(row.join(",") + "\n"));
-                md.push_str(&format!(
-                    "| {label} | {split} | {} | {} | {} |\n",
-                    dim.name(),
-                    per_seed.len(),
-                    cells.join(" | ")
-                ));
+        let mut md = format!(
+            "# Sweep summary\n\n{} cells scored{}; mean ± sd over seeds (sample sd; 0 for one seed).\n\n",
+            dir.cells.len() - pending.len(),
+            if pending.is_empty() {
+                String::new()
+            } else {
+                format!(", {} not yet ({pending:?})", pending.len())
             }
+        );
+        md.push_str("| group | split | dimension | seeds | CCC | PCC | RMSE | SAGR |\n");
+        md.push_str("|---|---|---|---:|---:|---:|---:|---:|\n");
+        Tables {
+            csv: columns.join(",") + "\n",
+            md,
         }
     }
-    md.push_str("\n![The sweep's metrics, mean ± sd over seeds](summary.png)\n");
 
-    let csv = dir.root.join("summary.csv");
-    let markdown = dir.root.join("summary.md");
-    let png = dir.root.join("summary.png");
-    write_atomic(&csv, |w| w.write_all(csv_text.as_bytes()))?;
-    write_atomic(&markdown, |w| w.write_all(md.as_bytes()))?;
-    let seeds = dir
-        .sweep
-        .cross
-        .iter()
-        .find(|(k, _)| k == "seed")
-        .map_or(1, |(_, v)| v.len());
-    sweep_chart(
-        &png,
-        &format!("Sweep: {} groups × {seeds} seeds", chart_groups.len()),
-        &chart_groups,
-    )?;
-    Ok(Summary {
-        csv,
-        markdown,
-        png,
-        scored: dir.cells.len() - pending.len(),
-        pending,
-    })
+    /// One group's metrics on one split and dimension, mean ± sd over its seeds.
+    fn row(
+        &mut self,
+        label: &str,
+        values: &[(String, String)],
+        split: &str,
+        dim: Dimension,
+        per_seed: &[DimMetrics],
+    ) {
+        let mut row = vec![csv_field(label)];
+        row.extend(values.iter().map(|(_, v)| csv_field(v)));
+        row.extend([
+            split.to_string(),
+            dim.name().to_string(),
+            per_seed.len().to_string(),
+        ]);
+        let mut cells = Vec::new();
+        for (_, get) in METRICS {
+            let v: Vec<f64> = per_seed.iter().map(get).collect();
+            let (mean, sd) = mean_sd(&v);
+            row.extend([format!("{mean:.6}"), format!("{sd:.6}")]);
+            cells.push(format!("{mean:.3} ± {sd:.3}"));
+        }
+        self.csv.push_str(&(row.join(",") + "\n"));
+        self.md.push_str(&format!(
+            "| {label} | {split} | {} | {} | {} |\n",
+            dim.name(),
+            per_seed.len(),
+            cells.join(" | ")
+        ));
+    }
 }
 
 /// Each dimension's per-seed metrics, in valar's dimension order.

@@ -95,16 +95,9 @@ impl Sweep {
     /// Parses a sweep file's text, with relative paths taken from `dir`.
     pub(crate) fn parse(text: &str, dir: &Path) -> Result<Self, String> {
         let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
-        let absolute = |v: &mut toml::Value| {
-            if let toml::Value::String(s) = v
-                && Path::new(s.as_str()).is_relative()
-            {
-                *s = dir.join(s.as_str()).display().to_string();
-            }
-        };
         let test = match table.remove("test") {
             Some(mut v @ toml::Value::String(_)) => {
-                absolute(&mut v);
+                absolute(&mut v, dir);
                 Some(PathBuf::from(show(&v)))
             }
             Some(other) => return Err(format!("`test` must be a folder path, not {other}")),
@@ -132,56 +125,37 @@ impl Sweep {
             None => return Err("no `[cross]` table: nothing to sweep over".into()),
         };
         for key in PATH_KEYS {
-            base.get_mut(key).into_iter().for_each(absolute);
+            base.get_mut(key).into_iter().for_each(|v| absolute(v, dir));
             if let Some(toml::Value::Array(values)) = cross.get_mut(key) {
-                values.iter_mut().for_each(absolute);
+                values.iter_mut().for_each(|v| absolute(v, dir));
             }
         }
-        let mut keys: Vec<String> = cross.keys().filter(|k| *k != "seed").cloned().collect();
-        if cross.contains_key("seed") {
-            keys.push("seed".into());
-        }
-        let mut crossed = Vec::new();
-        for key in keys {
-            if base.contains_key(&key) {
-                return Err(format!("`{key}` is both in [base] and in [cross]"));
-            }
-            match cross.remove(&key) {
-                Some(toml::Value::Array(values)) if !values.is_empty() => {
-                    crossed.push((key, values))
-                }
-                _ => {
-                    return Err(format!(
-                        "[cross] `{key}` must be a non-empty list of values"
-                    ));
-                }
-            }
-        }
-        let sweep = Sweep {
-            test,
-            base,
-            cross: crossed,
-        };
-        // Counted before a single cell is built: the product of a few long lists
-        // grows past any memory (or `usize`).
-        match sweep.cell_count() {
-            Some(n) if n <= MAX_CELLS => {}
+        let cross = crossed(&base, cross)?;
+        let sweep = Sweep { test, base, cross };
+        sweep.check_size()?;
+        // Every cell must be a valid run, before anything is written.
+        sweep.cells()?;
+        Ok(sweep)
+    }
+
+    /// Refuses a sweep of more than [`MAX_CELLS`] cells, counted before a single cell is
+    /// built: the product of a few long lists grows past any memory (or `usize`).
+    fn check_size(&self) -> Result<(), String> {
+        match self.cell_count() {
+            Some(n) if n <= MAX_CELLS => Ok(()),
             count => {
-                let sizes: Vec<String> = sweep
+                let sizes: Vec<String> = self
                     .cross
                     .iter()
                     .map(|(k, v)| format!("{} {k}", v.len()))
                     .collect();
-                return Err(format!(
+                Err(format!(
                     "{} cells ({}) is over the limit of {MAX_CELLS}",
                     count.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
                     sizes.join(" × ")
-                ));
+                ))
             }
         }
-        // Every cell must be a valid run, before anything is written.
-        sweep.cells()?;
-        Ok(sweep)
     }
 
     /// How many cells the sweep has: the product of its lists' lengths, `None` when
@@ -289,6 +263,42 @@ impl Sweep {
         write_atomic(&stored, |w| w.write_all(text.as_bytes()))?;
         SweepDir::open(out)
     }
+}
+
+/// A relative path (a string value) taken from `dir`.
+fn absolute(v: &mut toml::Value, dir: &Path) {
+    if let toml::Value::String(s) = v
+        && Path::new(s.as_str()).is_relative()
+    {
+        *s = dir.join(s.as_str()).display().to_string();
+    }
+}
+
+/// `[cross]`'s keys with their values, the seed last (so that it varies fastest); each a
+/// non-empty list and none also in `[base]`.
+fn crossed(
+    base: &toml::Table,
+    mut cross: toml::Table,
+) -> Result<Vec<(String, Vec<toml::Value>)>, String> {
+    let mut keys: Vec<String> = cross.keys().filter(|k| *k != "seed").cloned().collect();
+    if cross.contains_key("seed") {
+        keys.push("seed".into());
+    }
+    let mut crossed = Vec::new();
+    for key in keys {
+        if base.contains_key(&key) {
+            return Err(format!("`{key}` is both in [base] and in [cross]"));
+        }
+        match cross.remove(&key) {
+            Some(toml::Value::Array(values)) if !values.is_empty() => crossed.push((key, values)),
+            _ => {
+                return Err(format!(
+                    "[cross] `{key}` must be a non-empty list of values"
+                ));
+            }
+        }
+    }
+    Ok(crossed)
 }
 
 /// A folder name: letters, digits and `.`, `-`, `_`, `+`, `=`; anything else becomes `_`.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use valar_core::{
-    FacesWriter, PartialDir, PrepInfo, PreparedDir, Progress, read_faces, write_atomic,
+    Faces, FacesWriter, PartialDir, PrepInfo, PreparedDir, Progress, read_faces, write_atomic,
 };
 
 /// A CSV split into its header and its records, each record's bytes as written.
@@ -68,48 +68,28 @@ struct ShardDir {
     info: ShardInfo,
 }
 
-/// Merges the shard folders of one plan into `out` (written as `<out>.partial` and renamed
-/// when complete). Refuses folders that are not finished shards, shards of different plans
-/// (naming the setting that differs), and missing or repeated shards.
-pub fn merge(
-    shards: &[PathBuf],
-    out: &Path,
-    force: bool,
-    progress: &dyn Progress,
-) -> Result<Prepared, PrepError> {
-    let started = Instant::now();
-    let shards = check(shards)?;
-    let partial = PartialDir::create(out, force)?;
-    let count = shards[0].info.cell_count;
-    let mut owner = vec![usize::MAX; count];
-    for (k, s) in shards.iter().enumerate() {
-        for &c in &s.info.cells {
-            if owner[c] != usize::MAX {
-                return Err(PrepError::Config(format!(
-                    "interval {c} is claimed by both {} and {}",
-                    shards[owner[c]].dir.display(),
-                    s.dir.display()
-                )));
-            }
-            owner[c] = k;
-        }
-    }
+/// A shard's manifest and faces, read and checked, with where each of its intervals'
+/// rows lie: `spans[cell]` is (first row, rows), (0, 0) for an interval it does not own.
+struct ShardData {
+    manifest: RawCsv,
+    faces: Faces,
+    spans: Vec<(usize, usize)>,
+}
 
-    // Every shard holds its cells in cell order; the single run holds all cells in order.
-    progress.start("merging", shards.len() as u64);
-    let mut manifests = Vec::new();
-    let mut faces_by_shard = Vec::new();
-    let mut spans: Vec<Vec<(usize, usize)>> = Vec::new();
-    for s in &shards {
+impl ShardData {
+    /// Reads shard `k`, checking that every row is in an interval it owns and that
+    /// faces.npy and manifest.csv agree.
+    fn read(s: &ShardDir, k: usize, owner: &[usize]) -> Result<Self, PrepError> {
+        let count = owner.len();
         let path = PreparedDir::new(&s.dir).manifest();
         let manifest = RawCsv::read(&path)?;
         let interval = manifest.column(&path, "interval")?;
-        let mut cell_spans = vec![(0, 0); count];
+        let mut spans = vec![(0, 0); count];
         for (i, r) in manifest.records.iter().enumerate() {
             let cell = std::str::from_utf8(r.fields.get(interval).unwrap_or_default())
                 .ok()
                 .and_then(|v| v.parse::<usize>().ok())
-                .filter(|&c| c < count && owner[c] == spans.len())
+                .filter(|&c| c < count && owner[c] == k)
                 .ok_or_else(|| {
                     PrepError::Config(format!(
                         "{}: row {} is in an interval this shard does not own",
@@ -117,7 +97,7 @@ pub fn merge(
                         i + 2
                     ))
                 })?;
-            let span = &mut cell_spans[cell];
+            let span = &mut spans[cell];
             if span.1 == 0 {
                 span.0 = i;
             }
@@ -132,40 +112,107 @@ pub fn merge(
                 manifest.records.len()
             )));
         }
-        spans.push(cell_spans);
-        manifests.push(manifest);
-        faces_by_shard.push(faces);
+        Ok(ShardData {
+            manifest,
+            faces,
+            spans,
+        })
+    }
+}
+
+/// Merges the shard folders of one plan into `out` (written as `<out>.partial` and renamed
+/// when complete). Refuses folders that are not finished shards, shards of different plans
+/// (naming the setting that differs), and missing or repeated shards.
+pub fn merge(
+    shards: &[PathBuf],
+    out: &Path,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<Prepared, PrepError> {
+    let started = Instant::now();
+    let shards = check(shards)?;
+    let partial = PartialDir::create(out, force)?;
+    let owner = owners(&shards)?;
+
+    progress.start("merging", shards.len() as u64);
+    let mut data = Vec::with_capacity(shards.len());
+    for (k, s) in shards.iter().enumerate() {
+        data.push(ShardData::read(s, k, &owner)?);
         progress.advance(1);
     }
     progress.finish();
 
-    let (channels, size) = (faces_by_shard[0].channels, faces_by_shard[0].size);
     let merged = PreparedDir::new(partial.path());
+    let faces = write_faces_and_manifest(&merged, &data, &owner)?;
+    let by_reason = write_rejects(&merged, &shards)?;
+    let info = merged_info(&shards, &owner, out, faces, by_reason, started)?;
+    info.write(&merged.prep_json())?;
+    info.write_timings(&merged.timings())?;
+    let out = partial.commit()?;
+    Ok(Prepared { out, info })
+}
+
+/// Which shard owns each interval of the plan (`usize::MAX` for none), refusing an
+/// interval claimed twice.
+fn owners(shards: &[ShardDir]) -> Result<Vec<usize>, PrepError> {
+    let mut owner = vec![usize::MAX; shards[0].info.cell_count];
+    for (k, s) in shards.iter().enumerate() {
+        for &c in &s.info.cells {
+            if owner[c] != usize::MAX {
+                return Err(PrepError::Config(format!(
+                    "interval {c} is claimed by both {} and {}",
+                    shards[owner[c]].dir.display(),
+                    s.dir.display()
+                )));
+            }
+            owner[c] = k;
+        }
+    }
+    Ok(owner)
+}
+
+/// Writes faces.npy and manifest.csv in the single run's order (every shard holds its
+/// intervals in order; the single run holds all intervals in order), renumbering the
+/// manifest's index. Returns the faces written.
+fn write_faces_and_manifest(
+    merged: &PreparedDir,
+    data: &[ShardData],
+    owner: &[usize],
+) -> Result<usize, PrepError> {
+    let (channels, size) = (data[0].faces.channels, data[0].faces.size);
     let mut writer = FacesWriter::create(&merged.faces(), channels, size)?;
-    let mut manifest = manifests[0].header.clone();
+    let mut manifest = data[0].manifest.header.clone();
     let mut index = 0usize;
-    for cell in 0..count {
-        let k = owner[cell];
+    for (cell, &k) in owner.iter().enumerate() {
         if k == usize::MAX {
             continue;
         }
-        let (start, len) = spans[k][cell];
+        let shard = &data[k];
+        let (start, len) = shard.spans[cell];
         for i in start..start + len {
-            let record = &manifests[k].records[i].bytes;
+            let record = &shard.manifest.records[i].bytes;
             // The index is an unquoted integer: everything from the first comma is kept.
             let rest = memchr::memchr(b',', record).map_or(&record[..0], |p| &record[p..]);
             manifest.extend(index.to_string().as_bytes());
             manifest.extend(rest);
-            writer.push(faces_by_shard[k].face(i))?;
+            writer.push(shard.faces.face(i))?;
             index += 1;
         }
     }
     writer.finish()?;
     write_bytes(&merged.manifest(), &manifest)?;
+    Ok(index)
+}
 
+/// Writes rejects.csv, every shard's records in the single run's order, and returns the
+/// count per reason.
+fn write_rejects(
+    merged: &PreparedDir,
+    shards: &[ShardDir],
+) -> Result<BTreeMap<String, usize>, PrepError> {
     let mut rejects = Vec::new();
     let mut header = Vec::new();
-    for s in &shards {
+    for s in shards {
         let path = PreparedDir::new(&s.dir).rejects();
         let csv = RawCsv::read(&path)?;
         let (row, reason) = (csv.column(&path, "row")?, csv.column(&path, "reason")?);
@@ -190,12 +237,7 @@ pub fn merge(
         bytes.extend(record);
     }
     write_bytes(&merged.rejects(), &bytes)?;
-
-    let info = merged_info(&shards, &owner, out, index, by_reason, started)?;
-    info.write(&merged.prep_json())?;
-    info.write_timings(&merged.timings())?;
-    let out = partial.commit()?;
-    Ok(Prepared { out, info })
+    Ok(by_reason)
 }
 
 fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), PrepError> {

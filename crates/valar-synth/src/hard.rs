@@ -76,22 +76,69 @@ pub(crate) fn paint_clutter(pm: &mut Pixmap, rng: &mut impl Rng) {
     }
 }
 
+/// The colours of one person's face, drawn before anything is painted.
+struct Palette {
+    skin: Rgb,
+    /// Eyes and mouth opening.
+    dark: Rgb,
+    hair: Rgb,
+    brow: Rgb,
+    lips: Rgb,
+}
+
+impl Palette {
+    fn draw(rng: &mut impl Rng) -> Self {
+        let skin = skin_tone(rng);
+        // Feature contrast varies between people and photographs: some eyes and
+        // mouths are nearly as light as the skin.
+        let dark = scale(skin, rng.random_range(0.1..=0.35));
+        let hair = scale(random_rgb(rng, 0.3, 1.0), rng.random_range(0.05..=0.95));
+        let brow = if rng.random_bool(0.5) { hair } else { dark };
+        let lips = [
+            skin[0] * rng.random_range(0.7..=0.95),
+            skin[1] * rng.random_range(0.55..=0.85),
+            skin[2] * rng.random_range(0.55..=0.85),
+        ];
+        Palette {
+            skin,
+            dark,
+            hair,
+            brow,
+            lips,
+        }
+    }
+}
+
+/// Starts a sub-path at `p`.
+fn move_to(pb: &mut PathBuilder, p: Pt) {
+    pb.move_to(p.0, p.1);
+}
+
+/// A quadratic curve through control point `c` to `p`.
+fn quad_to(pb: &mut PathBuilder, c: Pt, p: Pt) {
+    pb.quad_to(c.0, c.1, p.0, p.1);
+}
+
 /// The face of one person: head and hair style, skin, features, and maybe a beard,
-/// a moustache, fringe or glasses, all independent of the affect.
+/// a moustache, fringe or glasses, all independent of the affect. Each part draws from
+/// `rng` in this order, so the same seed paints the same face.
 pub(crate) fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
     let t = f.transform();
-    let skin = skin_tone(rng);
-    // Feature contrast varies between people and photographs: some eyes and
-    // mouths are nearly as light as the skin.
-    let dark = scale(skin, rng.random_range(0.1..=0.35));
-    let hair = scale(random_rgb(rng, 0.3, 1.0), rng.random_range(0.05..=0.95));
-    let brow = if rng.random_bool(0.5) { hair } else { dark };
-    let lips = [
-        skin[0] * rng.random_range(0.7..=0.95),
-        skin[1] * rng.random_range(0.55..=0.85),
-        skin[2] * rng.random_range(0.55..=0.85),
-    ];
+    let colours = Palette::draw(rng);
+    paint_head(pm, rng, f, &colours);
+    let bearded = paint_beard(pm, rng, f, colours.hair);
+    paint_nose(pm, rng, f, colours.skin);
+    paint_features(pm, f, t, colours.dark, colours.brow, colours.lips);
+    paint_moustache(pm, rng, f, colours.hair, bearded);
+    paint_fringe(pm, rng, f, colours.hair);
+    paint_glasses(pm, rng, f);
+}
 
+/// Long hair behind the head (sometimes), the shaded skin of the head, and hair on top
+/// (mostly).
+fn paint_head(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face, colours: &Palette) {
+    let t = f.transform();
+    let (skin, hair) = (colours.skin, colours.hair);
     // Long hair falls behind the head and frames it down to the jaw.
     if rng.random_bool(0.35)
         && let Some(p) = oval_path(0.0, f.face_cy + 0.15, f.face_rx * 1.3, f.face_ry * 1.1)
@@ -125,9 +172,11 @@ pub(crate) fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
             pm.fill_path(&p, &solid(hair), FillRule::Winding, t, None);
         }
     }
+}
 
-    // A beard covers the jaw and the skin around the mouth, so the dark mouth
-    // opening no longer stands out against skin.
+/// A beard (sometimes); returns whether there is one. It covers the jaw and the skin
+/// around the mouth, so the dark mouth opening no longer stands out against skin.
+fn paint_beard(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face, hair: Rgb) -> bool {
     let bearded = rng.random_bool(0.18);
     if bearded
         && let Some(p) = oval_path(
@@ -138,85 +187,95 @@ pub(crate) fn paint_face(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
         )
     {
         let paint = translucent(hair, rng.random_range(0.6..=0.95));
-        pm.fill_path(&p, &paint, FillRule::Winding, t, None);
+        pm.fill_path(&p, &paint, FillRule::Winding, f.transform(), None);
     }
+    bearded
+}
 
+/// The nose: a line down its bridge and the curve under its tip, a little darker than
+/// the skin.
+fn paint_nose(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face, skin: Rgb) {
     let nose = scale(skin, rng.random_range(0.6..=0.85));
     let mut pb = PathBuilder::new();
-    let mv = |pb: &mut PathBuilder, p: Pt| pb.move_to(p.0, p.1);
-    let qt = |pb: &mut PathBuilder, c: Pt, p: Pt| pb.quad_to(c.0, c.1, p.0, p.1);
-    mv(&mut pb, f.warp((0.02, f.eye_y + 0.06)));
-    qt(
+    move_to(&mut pb, f.warp((0.02, f.eye_y + 0.06)));
+    quad_to(
         &mut pb,
         f.warp((0.05, f.nose_tip - 0.05)),
         f.warp((0.0, f.nose_tip + 0.02)),
     );
-    mv(&mut pb, f.warp((-0.11, f.nose_tip + 0.04)));
-    qt(
+    move_to(&mut pb, f.warp((-0.11, f.nose_tip + 0.04)));
+    quad_to(
         &mut pb,
         f.warp((0.0, f.nose_tip + 0.1)),
         f.warp((0.11, f.nose_tip + 0.04)),
     );
     if let Some(p) = pb.finish() {
-        pm.stroke_path(&p, &solid(nose), &stroke(0.03), t, None);
+        pm.stroke_path(&p, &solid(nose), &stroke(0.03), f.transform(), None);
     }
+}
 
-    paint_features(pm, f, t, dark, brow, lips);
-
-    // A moustache hides the upper lip and the mouth corners' curve.
+/// A moustache (mostly with a beard, rarely without) hides the upper lip and the mouth
+/// corners' curve.
+fn paint_moustache(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face, hair: Rgb, bearded: bool) {
     if rng.random_bool(if bearded { 0.6 } else { 0.06 }) {
         let y = f.mouth_y - 0.5 * f.mouth_open - f.lip - 0.03;
         let mut pb = PathBuilder::new();
-        mv(&mut pb, f.warp((-f.mouth_hw * 1.05, y + 0.05)));
-        qt(
+        move_to(&mut pb, f.warp((-f.mouth_hw * 1.05, y + 0.05)));
+        quad_to(
             &mut pb,
             f.warp((0.0, y - 0.06)),
             f.warp((f.mouth_hw * 1.05, y + 0.05)),
         );
         if let Some(p) = pb.finish() {
             let width = rng.random_range(0.04..=0.08);
-            pm.stroke_path(&p, &solid(hair), &stroke(width), t, None);
+            pm.stroke_path(&p, &solid(hair), &stroke(width), f.transform(), None);
         }
     }
+}
 
-    // A fringe down to (or over) the brows hides their height.
+/// A fringe down to (or over) the brows (sometimes) hides their height.
+fn paint_fringe(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face, hair: Rgb) {
     if rng.random_bool(0.2) {
         let bottom = f.brow_y + rng.random_range(-0.08..=0.06);
         if let Some(p) = oval_path(0.0, bottom - 0.4, f.face_rx * 1.02, 0.4) {
-            pm.fill_path(&p, &solid(hair), FillRule::Winding, t, None);
+            pm.fill_path(&p, &solid(hair), FillRule::Winding, f.transform(), None);
         }
     }
+}
 
-    // Glasses frame the eyes; dark ones hide how open they are.
-    if rng.random_bool(0.22) {
-        let frame = scale(random_rgb(rng, 0.2, 1.0), rng.random_range(0.05..=0.7));
-        let width = rng.random_range(0.02..=0.06);
-        let sunglasses = rng.random_bool(0.25);
-        let lens_alpha = rng.random_range(0.75..=0.95);
-        let (rx, ry) = (f.eye_hw * 1.45, rng.random_range(0.1..=0.16));
-        let centres = [Side::Left, Side::Right].map(|side| {
-            let x = if side == Side::Left {
-                -f.eye_dx
-            } else {
-                f.eye_dx
-            };
-            f.warp((x, f.eye_y + 0.01))
-        });
-        for c in centres {
-            if let Some(p) = oval_path(c.0, c.1, rx, ry) {
-                if sunglasses {
-                    let paint = translucent(scale(frame, 0.3), lens_alpha);
-                    pm.fill_path(&p, &paint, FillRule::Winding, t, None);
-                }
-                pm.stroke_path(&p, &solid(frame), &stroke(width), t, None);
+/// Glasses (sometimes) frame the eyes; dark ones hide how open they are.
+fn paint_glasses(pm: &mut Pixmap, rng: &mut impl Rng, f: &Face) {
+    if !rng.random_bool(0.22) {
+        return;
+    }
+    let t = f.transform();
+    let frame = scale(random_rgb(rng, 0.2, 1.0), rng.random_range(0.05..=0.7));
+    let width = rng.random_range(0.02..=0.06);
+    let sunglasses = rng.random_bool(0.25);
+    let lens_alpha = rng.random_range(0.75..=0.95);
+    let (rx, ry) = (f.eye_hw * 1.45, rng.random_range(0.1..=0.16));
+    let centres = [Side::Left, Side::Right].map(|side| {
+        let x = if side == Side::Left {
+            -f.eye_dx
+        } else {
+            f.eye_dx
+        };
+        f.warp((x, f.eye_y + 0.01))
+    });
+    for c in centres {
+        if let Some(p) = oval_path(c.0, c.1, rx, ry) {
+            if sunglasses {
+                let paint = translucent(scale(frame, 0.3), lens_alpha);
+                pm.fill_path(&p, &paint, FillRule::Winding, t, None);
             }
-        }
-        let mut pb = PathBuilder::new();
-        pb.move_to(centres[0].0 + rx, centres[0].1);
-        pb.line_to(centres[1].0 - rx, centres[1].1);
-        if let Some(p) = pb.finish() {
             pm.stroke_path(&p, &solid(frame), &stroke(width), t, None);
         }
+    }
+    let mut pb = PathBuilder::new();
+    pb.move_to(centres[0].0 + rx, centres[0].1);
+    pb.line_to(centres[1].0 - rx, centres[1].1);
+    if let Some(p) = pb.finish() {
+        pm.stroke_path(&p, &solid(frame), &stroke(width), t, None);
     }
 }
 

@@ -6,8 +6,9 @@ use crate::ui::{Bars, outln};
 use anyhow::Context;
 use clap::Parser;
 use std::path::{Path, PathBuf};
-use valar_cluster::{Resources, SlurmJob, Task, run_local, sbatch_on_path};
-use valar_prep::SHARD_FILE;
+use valar_cluster::{
+    JobPlace, Resources, ShardedPrepare, SlurmJob, Task, run_local, sbatch_on_path,
+};
 
 /// Arguments of `valar slurm`.
 #[derive(Debug, clap::Args)]
@@ -124,20 +125,14 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The arguments without `--out X` / `--out=X`.
-fn without_out(args: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut skip = false;
-    for a in args {
-        if skip {
-            skip = false;
-        } else if a == "--out" {
-            skip = true;
-        } else if !a.starts_with("--out=") {
-            out.push(a.clone());
-        }
-    }
-    out
+/// Where the tasks of `job` run and what they may use.
+fn place(job: &JobArgs) -> anyhow::Result<JobPlace> {
+    Ok(JobPlace {
+        exe: std::env::current_exe()?,
+        workdir: std::env::current_dir()?,
+        max_parallel: job.jobs,
+        resources: job.resources(),
+    })
 }
 
 fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::Result<()> {
@@ -161,76 +156,13 @@ fn sharded_prepare(shards: usize, job: &JobArgs, prepare: &[String]) -> anyhow::
     );
     anyhow::ensure!(!line.args.dry_run, "--dry-run has nothing to shard");
     let out = std::path::absolute(line.args.out.as_deref().context("give --out")?)?;
-    let mut name = out
-        .file_name()
-        .context("--out is not a folder name")?
-        .to_os_string();
-    name.push(".shards");
-    let work = out.with_file_name(name);
-    let shard_dir = |k: &str| work.join(k).display().to_string();
-    let exe = std::env::current_exe()?;
-    let task_command = |k: &str| {
-        let mut argv = vec![exe.display().to_string(), "prepare".to_string()];
-        argv.extend(without_out(prepare));
-        // An unfinished shard has no folder yet (a killed one leaves only `.partial`,
-        // which prepare clears), so no --force is needed.
-        argv.extend([
-            "--out".into(),
-            shard_dir(k),
-            "--shard".into(),
-            format!("{k}/{shards}"),
-        ]);
-        argv
-    };
-    let mut merge = vec![exe.display().to_string(), "merge".to_string()];
-    merge.extend((0..shards).map(|k| shard_dir(&k.to_string())));
-    merge.extend(["--out".into(), out.display().to_string()]);
-    if line.args.force {
-        merge.push("--force".into());
-    }
-    let todo: Vec<usize> = (0..shards)
-        .filter(|k| !work.join(k.to_string()).join(SHARD_FILE).is_file())
-        .collect();
-    let slurm = SlurmJob {
-        name: "valar-prepare".into(),
-        about: format!(
-            "valar prepare in {shards} shards, then valar merge into {}",
-            out.display()
-        ),
-        dir: work.clone(),
-        workdir: std::env::current_dir()?,
-        tasks: todo.clone(),
-        max_parallel: job.jobs,
-        task_command: task_command(valar_cluster::TASK_ID),
-        after_name: "valar-merge".into(),
-        after_command: merge.clone(),
-        resources: job.resources(),
-        after_resources: Resources {
-            cpus_per_task: None,
-            ..job.resources()
-        },
-    };
-    let local_tasks: Vec<Task> = todo
-        .iter()
-        .map(|&k| {
-            let argv = task_command(&k.to_string());
-            Task {
-                name: format!("shard {k}/{shards}"),
-                program: exe.clone(),
-                args: argv[1..].iter().map(Into::into).collect(),
-                log: work.join("logs").join(format!("shard-{k}.log")),
-            }
-        })
-        .collect();
-    dispatch(&slurm, job, &local_tasks, &|| {
-        let merged = valar_prep::merge(
-            &(0..shards)
-                .map(|k| work.join(k.to_string()))
-                .collect::<Vec<_>>(),
-            &out,
-            line.args.force,
-            &Bars::default(),
-        )?;
+    let force = line.args.force;
+    let sharded =
+        ShardedPrepare::new(prepare, &out, shards, force).context("--out is not a folder name")?;
+    let place = place(job)?;
+    let local = sharded.local_tasks(&place.exe);
+    dispatch(&sharded.slurm_job(&place), job, &local, &|| {
+        let merged = valar_prep::merge(&sharded.shard_dirs(), &out, force, &Bars::default())?;
         outln!(
             "Merged {shards} shards: {} faces → {}",
             merged.info.faces,
@@ -244,37 +176,13 @@ fn sweep_job(sweep: &Path, out: &Path, yes: bool, job: &JobArgs) -> anyhow::Resu
     // Held while the folder is expanded and the job written; the cells lock their own runs.
     let _lock = crate::cmd::sweep::lock_sweep(out)?;
     let dir = crate::cmd::sweep::expand(sweep, out, yes)?;
-    let exe = std::env::current_exe()?;
-    let slurm = SlurmJob {
-        name: "valar-sweep".into(),
-        about: format!(
-            "valar sweep: {} cells, then valar sweep summarize {}",
-            dir.cells.len(),
-            dir.root.display()
-        ),
-        dir: dir.root.clone(),
-        workdir: std::env::current_dir()?,
-        tasks: dir.unfinished(),
-        max_parallel: job.jobs,
-        task_command: crate::cmd::sweep::cell_command(&exe, &dir, valar_cluster::TASK_ID),
-        after_name: "valar-summarize".into(),
-        after_command: vec![
-            exe.display().to_string(),
-            "sweep".into(),
-            "summarize".into(),
-            dir.root.display().to_string(),
-        ],
-        resources: job.resources(),
-        after_resources: Resources {
-            gres: None,
-            ..job.resources()
-        },
-    };
     if job.local || (sbatch_on_path().is_none() && !job.no_submit) {
         crate::cmd::sweep::run_here(&dir, job.jobs.unwrap_or(1))?;
         return crate::cmd::sweep::print_summary(&dir);
     }
-    dispatch(&slurm, job, &[], &|| crate::cmd::sweep::print_summary(&dir))
+    dispatch(&dir.slurm_job(&place(job)?), job, &[], &|| {
+        crate::cmd::sweep::print_summary(&dir)
+    })
 }
 
 /// Submits the array and its follow-up when sbatch is there (or writes them, with

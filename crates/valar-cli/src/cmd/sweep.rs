@@ -4,7 +4,7 @@ use crate::cmd::train::TerminalProgress;
 use crate::ui::{Bars, outln};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
-use valar_cluster::{CONFIRM_CELLS, Sweep, SweepDir, Task, run_cell, run_local, summarize};
+use valar_cluster::{CONFIRM_CELLS, Sweep, SweepDir, run_cell, run_local, summarize};
 
 /// Arguments of `valar sweep`.
 #[derive(Debug, clap::Args)]
@@ -100,39 +100,16 @@ pub(crate) fn expand(sweep: &Path, out: &Path, yes: bool) -> anyhow::Result<Swee
     Ok(parsed.expand(&out)?)
 }
 
-/// The command line that runs cell `index`: `valar sweep cell DIR INDEX`.
-pub(crate) fn cell_command(exe: &Path, dir: &SweepDir, index: &str) -> Vec<String> {
-    vec![
-        exe.display().to_string(),
-        "sweep".into(),
-        "cell".into(),
-        dir.root.display().to_string(),
-        index.to_string(),
-    ]
-}
-
 /// Runs every unfinished cell as a local process, `jobs` at a time.
 pub(crate) fn run_here(dir: &SweepDir, jobs: usize) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
-    let todo = dir.unfinished();
+    let tasks = dir.local_tasks(&exe);
     eprintln!(
         "{} cells, {} to train, {jobs} at a time (logs in {})",
         dir.cells.len(),
-        todo.len(),
+        tasks.len(),
         dir.root.join("logs").display()
     );
-    let tasks: Vec<Task> = todo
-        .iter()
-        .map(|&i| {
-            let argv = cell_command(&exe, dir, &i.to_string());
-            Task {
-                name: format!("cell {}", dir.cells[i].name),
-                program: exe.clone(),
-                args: argv[1..].iter().map(Into::into).collect(),
-                log: dir.root.join("logs").join(format!("cell-{i}.log")),
-            }
-        })
-        .collect();
     run_local(&tasks, jobs, &Bars::default())?;
     Ok(())
 }

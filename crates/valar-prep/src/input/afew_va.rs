@@ -1,7 +1,7 @@
 use super::Loaded;
-use super::frames::{FrameRow, Frames, file_names, sorted_dirs};
+use super::frames::{Frames, Labels, Video, file_names, sorted_dirs};
+use crate::PrepError;
 use crate::rejects::reason;
-use crate::{PrepError, Reject};
 use serde_json::Value;
 use std::path::Path;
 use valar_core::FaceBox;
@@ -26,11 +26,7 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
         )));
     }
     let clips = sorted_dirs(dir)?;
-    let mut out = Frames {
-        rows: Vec::new(),
-        rejects: Vec::new(),
-        rows_read: 0,
-    };
+    let mut out = Frames::default();
     let mut with_json = 0;
     for clip in &clips {
         let json = dir.join(clip).join(format!("{clip}.json"));
@@ -51,54 +47,26 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
 /// Appends one clip's frames (or its rejects) to `out`.
 fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<(), PrepError> {
     let text = std::fs::read_to_string(json).map_err(PrepError::io(json))?;
-    let reject_clip = |out: &mut Frames, detail: String| {
-        out.rows_read += 1;
-        out.rejects.push(Reject {
-            row: out.rows_read as u64,
-            path: format!("{clip}/{clip}.json"),
-            reason: reason::MALFORMED,
-            detail,
-        });
-    };
+    let clip_json = format!("{clip}/{clip}.json");
     let doc: Value = match serde_json::from_str(valar_core::strip_bom(&text)) {
         Ok(v) => v,
         Err(e) => {
-            reject_clip(out, format!("{}: not JSON: {e}", json.display()));
+            let detail = format!("{}: not JSON: {e}", json.display());
+            out.reject(clip_json, (reason::MALFORMED, detail));
             return Ok(());
         }
     };
     let Some(frames) = doc.get("frames").and_then(Value::as_object) else {
-        reject_clip(out, format!("{}: no `frames` object", json.display()));
+        let detail = format!("{}: no `frames` object", json.display());
+        out.reject(clip_json, (reason::MALFORMED, detail));
         return Ok(());
     };
-    let video = doc
-        .get("video_id")
-        .and_then(Value::as_str)
-        .unwrap_or(clip)
-        .to_string();
-    let group = match doc.get("actor").and_then(Value::as_str) {
-        Some(actor) if !actor.trim().is_empty() => format!("actor:{}", actor.trim()),
-        _ => video.clone(),
-    };
+    let video = clip_video(&doc, clip);
     let on_disk = file_names(&dir.join(clip));
-    let mut numbered: Vec<(u64, &String, &Value)> = Vec::new();
-    for (key, value) in frames {
-        match key.parse::<u64>() {
-            Ok(n) => numbered.push((n, key, value)),
-            Err(_) => reject_clip(
-                out,
-                format!("{}: frame key `{key}` is not a number", json.display()),
-            ),
-        }
-    }
-    numbered.sort_by_key(|(n, _, _)| *n);
-    for (frame, key, value) in numbered {
-        out.rows_read += 1;
-        let row = out.rows_read as u64;
+    for (frame, key, value) in numbered(frames, json, &clip_json, out) {
         let file = format!("{key}.png");
         let path = format!("{clip}/{file}");
-        let parsed = parse_frame(value);
-        let verdict = match parsed {
+        let verdict = match parse_frame(value) {
             Err(why) => Err((
                 reason::MALFORMED,
                 format!("{} frame {key}: {why}", json.display()),
@@ -110,33 +78,59 @@ fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<()
                     json.display()
                 ),
             )),
-            Ok(p) => Ok(p),
+            Ok(labels) => Ok(labels),
         };
-        out.take(match verdict {
-            Ok((valence, arousal, face_box)) => Ok(FrameRow {
-                row,
-                path,
-                face_box: Some(face_box),
-                valence,
-                arousal,
-                video: video.clone(),
-                frame,
-                group: group.clone(),
-                given_split: None,
-            }),
-            Err((reason, detail)) => Err(Reject {
-                row,
-                path,
-                reason,
-                detail,
-            }),
-        });
+        out.annotated(&video, frame, path, verdict);
     }
     Ok(())
 }
 
+/// The clip's video id (`video_id`, else the folder name) and its split group: its
+/// `actor` when named, so that one actor's clips stay together, else the video.
+fn clip_video(doc: &Value, clip: &str) -> Video {
+    let id = doc
+        .get("video_id")
+        .and_then(Value::as_str)
+        .unwrap_or(clip)
+        .to_string();
+    let group = match doc.get("actor").and_then(Value::as_str) {
+        Some(actor) if !actor.trim().is_empty() => format!("actor:{}", actor.trim()),
+        _ => id.clone(),
+    };
+    Video {
+        id,
+        group,
+        given_split: None,
+    }
+}
+
+/// The `frames` entries in frame-number order; a key that is not a number becomes a
+/// reject of the clip's JSON.
+fn numbered<'a>(
+    frames: &'a serde_json::Map<String, Value>,
+    json: &Path,
+    clip_json: &str,
+    out: &mut Frames,
+) -> Vec<(u64, &'a String, &'a Value)> {
+    let mut numbered: Vec<(u64, &String, &Value)> = Vec::new();
+    for (key, value) in frames {
+        match key.parse::<u64>() {
+            Ok(n) => numbered.push((n, key, value)),
+            Err(_) => out.reject(
+                clip_json.to_string(),
+                (
+                    reason::MALFORMED,
+                    format!("{}: frame key `{key}` is not a number", json.display()),
+                ),
+            ),
+        }
+    }
+    numbered.sort_by_key(|(n, _, _)| *n);
+    numbered
+}
+
 /// Valence and arousal divided by 10, and the box from the landmarks.
-fn parse_frame(value: &Value) -> Result<(f64, f64, FaceBox), String> {
+fn parse_frame(value: &Value) -> Result<Labels, String> {
     let label = |name: &str| {
         value
             .get(name)
@@ -161,7 +155,11 @@ fn parse_frame(value: &Value) -> Result<(f64, f64, FaceBox), String> {
             _ => return Err(format!("landmark {p} is not an [x, y] pair")),
         }
     }
-    Ok((valence, arousal, landmark_box(&xy)))
+    Ok(Labels {
+        valence,
+        arousal,
+        face_box: Some(landmark_box(&xy)),
+    })
 }
 
 /// The bounding square of `points`, grown by [`LANDMARK_MARGIN`] on each side.

@@ -1,8 +1,8 @@
 use super::Loaded;
-use super::frames::{FrameRow, Frames, file_names};
+use super::frames::{Frames, Labels, Refusal, Video, file_names};
+use crate::PrepError;
 use crate::rejects::reason;
-use crate::{PrepError, Reject};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Aff-Wild2's set folders and the split each one is.
@@ -56,11 +56,7 @@ pub(super) fn load(annotations: &Path, frames: &Path) -> Result<Loaded, PrepErro
             detail: format!("it is annotated in {}", listed.join(" and ")),
         });
     }
-    let mut out = Frames {
-        rows: Vec::new(),
-        rejects: Vec::new(),
-        rows_read: 0,
-    };
+    let mut out = Frames::default();
     for (video, files) in &videos {
         let (file, split) = &files[0];
         read_video(video, file, *split, frames, &mut out)?;
@@ -82,6 +78,8 @@ fn recording(video: &str) -> &str {
         .unwrap_or(video)
 }
 
+/// Appends one video's frames (or its rejects) to `out`, and a reject for frames on disk
+/// that its annotation file does not reach.
 fn read_video(
     video: &str,
     file: &Path,
@@ -89,10 +87,50 @@ fn read_video(
     frames: &Path,
     out: &mut Frames,
 ) -> Result<(), PrepError> {
+    let text = read_annotation(file)?;
+    let on_disk = file_names(&frames.join(video));
+    // Blank lines at the end are an editor's; one before a frame line leaves a frame
+    // without a label, and is reported as such.
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    let labelled = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .map_or(0, |i| i + 1);
+    let meta = Video {
+        id: video.to_string(),
+        group: recording(video).to_string(),
+        given_split: split,
+    };
+    for (i, line) in lines[..labelled].iter().enumerate() {
+        let frame = i as u64 + 1;
+        let name = format!("{frame:05}.jpg");
+        let path = format!("{video}/{name}");
+        let at = format!("{} line {}", file.display(), i + 2);
+        let verdict = line_verdict(&at, line, frame).and_then(|labels| {
+            if on_disk.contains(&name) {
+                Ok(labels)
+            } else {
+                Err((
+                    reason::MISSING_FRAME,
+                    format!("{at} labels frame {frame}, but {path} is not on disk"),
+                ))
+            }
+        });
+        out.annotated(&meta, frame, path, verdict);
+    }
+    if let Some(refusal) = unlabelled_frames(video, file, labelled, &on_disk) {
+        out.reject(format!("{video}/"), refusal);
+    }
+    Ok(())
+}
+
+/// An annotation file's text, once its first line is checked to be the header
+/// `valence,arousal`.
+fn read_annotation(file: &Path) -> Result<String, PrepError> {
     valar_core::check_utf8_text(file)?;
     let text = std::fs::read_to_string(file).map_err(PrepError::io(file))?;
-    let mut lines = text.lines();
-    let header = lines
+    let header = text
+        .lines()
         .next()
         .unwrap_or("")
         .trim()
@@ -106,104 +144,68 @@ fn read_video(
             file.display()
         )));
     }
-    let on_disk = file_names(&frames.join(video));
-    // Blank lines at the end are an editor's; one before a frame line leaves a frame
-    // without a label, and is reported as such.
-    let lines: Vec<&str> = lines.collect();
-    let labelled = lines
+    Ok(text)
+}
+
+/// A frame line's labels, or why it has none (`at` names the file and line).
+fn line_verdict(at: &str, line: &str, frame: u64) -> Result<Labels, Refusal> {
+    match parse_line(line) {
+        None if line.trim().is_empty() => Err((
+            reason::MALFORMED,
+            format!("{at} is blank: frame {frame} has no label"),
+        )),
+        None => Err((
+            reason::MALFORMED,
+            format!("{at}: `{line}` is not two numbers"),
+        )),
+        Some((v, a)) if v == INVALID || a == INVALID => Err((
+            reason::INVALID_FRAME,
+            format!("{at}: valence {v}, arousal {a}: −5 marks an invalid frame"),
+        )),
+        Some((valence, arousal)) => Ok(Labels {
+            valence,
+            arousal,
+            face_box: None,
+        }),
+    }
+}
+
+/// Frames on disk past the file's last line have no label: a file cut short, or one with
+/// only its header. Reported once per video, as a row of its own.
+fn unlabelled_frames(
+    video: &str,
+    file: &Path,
+    labelled: usize,
+    on_disk: &HashSet<String>,
+) -> Option<Refusal> {
+    let mut beyond: Vec<u64> = on_disk
         .iter()
-        .rposition(|l| !l.trim().is_empty())
-        .map_or(0, |i| i + 1);
-    for (i, line) in lines[..labelled].iter().enumerate() {
-        out.rows_read += 1;
-        let row = out.rows_read as u64;
-        let frame = i as u64 + 1;
-        let name = format!("{frame:05}.jpg");
-        let path = format!("{video}/{name}");
-        let at = format!("{} line {}", file.display(), i + 2);
-        let parsed = parse_line(line);
-        let verdict = match parsed {
-            None if line.trim().is_empty() => Err((
-                reason::MALFORMED,
-                format!("{at} is blank: frame {frame} has no label"),
-            )),
-            None => Err((
-                reason::MALFORMED,
-                format!("{at}: `{line}` is not two numbers"),
-            )),
-            Some((v, a)) if v == INVALID || a == INVALID => Err((
-                reason::INVALID_FRAME,
-                format!("{at}: valence {v}, arousal {a}: −5 marks an invalid frame"),
-            )),
-            Some(_) if !on_disk.contains(&name) => Err((
-                reason::MISSING_FRAME,
-                format!("{at} labels frame {frame}, but {path} is not on disk"),
-            )),
-            Some(va) => Ok(va),
-        };
-        out.take(match verdict {
-            Ok((valence, arousal)) => Ok(FrameRow {
-                row,
-                path,
-                face_box: None,
-                valence,
-                arousal,
-                video: video.to_string(),
-                frame,
-                group: recording(video).to_string(),
-                given_split: split,
-            }),
-            Err((reason, detail)) => Err(Reject {
-                row,
-                path,
-                reason,
-                detail,
-            }),
-        });
+        .filter_map(|n| n.strip_suffix(".jpg")?.parse::<u64>().ok())
+        .filter(|&n| n > labelled as u64)
+        .collect();
+    beyond.sort_unstable();
+    if labelled == 0 {
+        Some((
+            reason::NO_FRAME_LINES,
+            format!(
+                "{} has its header and no frame lines; {video}/ holds {} frames",
+                file.display(),
+                beyond.len()
+            ),
+        ))
+    } else if let (Some(first), Some(last)) = (beyond.first(), beyond.last()) {
+        Some((
+            reason::UNLABELLED_FRAMES,
+            format!(
+                "{} labels frames 1–{labelled}, but {} frames past its end are on disk \
+                 ({first:05}.jpg to {last:05}.jpg): the file may be cut short",
+                file.display(),
+                beyond.len(),
+            ),
+        ))
+    } else {
+        None
     }
-    // Frames on disk past the file's last line have no label: a file cut short, or
-    // one with only its header. Reported once per video, as a row of its own.
-    let beyond: Vec<u64> = {
-        let mut numbers: Vec<u64> = on_disk
-            .iter()
-            .filter_map(|n| n.strip_suffix(".jpg")?.parse::<u64>().ok())
-            .filter(|&n| n > labelled as u64)
-            .collect();
-        numbers.sort_unstable();
-        numbers
-    };
-    if labelled == 0 || !beyond.is_empty() {
-        out.rows_read += 1;
-        let (reason, detail) = if labelled == 0 {
-            (
-                reason::NO_FRAME_LINES,
-                format!(
-                    "{} has its header and no frame lines; {video}/ holds {} frames",
-                    file.display(),
-                    beyond.len()
-                ),
-            )
-        } else {
-            (
-                reason::UNLABELLED_FRAMES,
-                format!(
-                    "{} labels frames 1–{labelled}, but {} frames past its end are on disk \
-                     ({:05}.jpg to {:05}.jpg): the file may be cut short",
-                    file.display(),
-                    beyond.len(),
-                    beyond[0],
-                    beyond[beyond.len() - 1]
-                ),
-            )
-        };
-        out.rejects.push(Reject {
-            row: out.rows_read as u64,
-            path: format!("{video}/"),
-            reason,
-            detail,
-        });
-    }
-    Ok(())
 }
 
 fn parse_line(line: &str) -> Option<(f64, f64)> {

@@ -27,7 +27,28 @@ pub(super) struct FrameRow {
     pub given_split: Option<&'static str>,
 }
 
+/// What every frame of one video shares.
+pub(super) struct Video {
+    /// The video id.
+    pub id: String,
+    /// What must stay on one side of a split (see [`FrameRow::group`]).
+    pub group: String,
+    /// The split the layout assigns, if it assigns one.
+    pub given_split: Option<&'static str>,
+}
+
+/// A frame's labels as its reader parsed them, and its face box where the layout gives one.
+pub(super) struct Labels {
+    pub valence: f64,
+    pub arousal: f64,
+    pub face_box: Option<FaceBox>,
+}
+
+/// Why a frame is not kept: its reason in `rejects.csv` and the detail.
+pub(super) type Refusal = (&'static str, String);
+
 /// What a video reader found: the frames, the rejects, how many frames were annotated.
+#[derive(Default)]
 pub(super) struct Frames {
     pub rows: Vec<FrameRow>,
     pub rejects: Vec<Reject>,
@@ -41,6 +62,44 @@ impl Frames {
             Ok(row) => self.rows.push(row),
             Err(reject) => self.rejects.push(reject),
         }
+    }
+
+    /// Counts one more annotated row and records it as a reject at `path`.
+    pub(super) fn reject(&mut self, path: String, (reason, detail): Refusal) {
+        self.rows_read += 1;
+        self.rejects.push(Reject {
+            row: self.rows_read as u64,
+            path,
+            reason,
+            detail,
+        });
+    }
+
+    /// Counts frame `frame` of `video`, annotated at `path`: kept with its labels, or a
+    /// reject. Its row is its place among every frame the input annotates.
+    pub(super) fn annotated(
+        &mut self,
+        video: &Video,
+        frame: u64,
+        path: String,
+        verdict: Result<Labels, Refusal>,
+    ) {
+        let labels = match verdict {
+            Ok(labels) => labels,
+            Err(refusal) => return self.reject(path, refusal),
+        };
+        self.rows_read += 1;
+        self.rows.push(FrameRow {
+            row: self.rows_read as u64,
+            path,
+            face_box: labels.face_box,
+            valence: labels.valence,
+            arousal: labels.arousal,
+            video: video.id.clone(),
+            frame,
+            group: video.group.clone(),
+            given_split: video.given_split,
+        });
     }
 
     /// The reader's table: the image columns every reader gives, then `video`, `frame`,

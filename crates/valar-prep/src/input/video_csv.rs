@@ -28,43 +28,15 @@ pub(super) fn load(csv_path: &Path, images: &Path) -> Result<Loaded, PrepError> 
         .flexible(true)
         .from_path(csv_path)
         .map_err(|e| PrepError::io(csv_path)(std::io::Error::other(e)))?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| PrepError::io(csv_path)(std::io::Error::other(e)))?
-        .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
-        .collect();
-    let at: HashMap<&str, usize> = header
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
-    let missing: Vec<String> = REQUIRED
-        .iter()
-        .filter(|c| !at.contains_key(*c))
-        .map(|c| c.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(PrepError::MissingColumns {
-            path: csv_path.to_path_buf(),
-            missing,
-            found: header.clone(),
-            expected: REQUIRED
-                .iter()
-                .chain(&OPTIONAL)
-                .map(|c| c.to_string())
-                .collect(),
-        });
-    }
-    let mut out = Frames {
-        rows: Vec::new(),
-        rejects: Vec::new(),
-        rows_read: 0,
-    };
+    let at = columns(csv_path, &mut reader)?;
+    let mut out = Frames::default();
     for record in reader.records() {
         out.rows_read += 1;
-        let record = match record {
-            Ok(r) => r,
+        match record {
+            Ok(record) => {
+                let verdict = read_record(&record, &at, images, out.rows_read);
+                out.take(verdict);
+            }
             Err(e) => {
                 let line = e.position().map_or(out.rows_read as u64 + 1, |p| p.line());
                 out.rejects.push(Reject {
@@ -73,41 +45,84 @@ pub(super) fn load(csv_path: &Path, images: &Path) -> Result<Loaded, PrepError> 
                     reason: reason::MALFORMED,
                     detail: e.to_string(),
                 });
-                continue;
             }
-        };
-        let line = record
-            .position()
-            .map_or(out.rows_read as u64 + 1, |p| p.line());
-        let field = |name: &str| {
-            at.get(name)
-                .and_then(|&i| record.get(i))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
-        let path = field("path").unwrap_or("").to_string();
-        let reject = |reason, detail: String| Reject {
-            row: line,
-            path: path.clone(),
-            reason,
-            detail,
-        };
-        let verdict = match parse_row(&field) {
-            Err(why) => Err(reject(reason::MALFORMED, why)),
-            Ok(_) if !images.join(&path).is_file() => Err(reject(
-                reason::MISSING_FRAME,
-                format!("{} is not on disk", images.join(&path).display()),
-            )),
-            Ok(row) => Ok(FrameRow {
-                row: line,
-                path,
-                ..row
-            }),
-        };
-        out.take(verdict);
+        }
     }
     let found = format!("{} holds {} data rows", csv_path.display(), out.rows_read);
     out.into_loaded(csv_path, images, found)
+}
+
+/// Each column's position by name, once the header is checked to hold every
+/// [`REQUIRED`] column.
+fn columns(
+    csv_path: &Path,
+    reader: &mut csv::Reader<std::fs::File>,
+) -> Result<HashMap<String, usize>, PrepError> {
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| PrepError::io(csv_path)(std::io::Error::other(e)))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let at: HashMap<String, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.clone(), i))
+        .collect();
+    let missing: Vec<String> = REQUIRED
+        .iter()
+        .filter(|c| !at.contains_key(**c))
+        .map(|c| c.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(PrepError::MissingColumns {
+            path: csv_path.to_path_buf(),
+            missing,
+            found: header,
+            expected: REQUIRED
+                .iter()
+                .chain(&OPTIONAL)
+                .map(|c| c.to_string())
+                .collect(),
+        });
+    }
+    Ok(at)
+}
+
+/// One data row (the `rows_read`-th) as a frame whose image is on disk, or why not;
+/// its row in `rejects.csv` is its line in the file.
+fn read_record(
+    record: &csv::StringRecord,
+    at: &HashMap<String, usize>,
+    images: &Path,
+    rows_read: usize,
+) -> Result<FrameRow, Reject> {
+    let line = record.position().map_or(rows_read as u64 + 1, |p| p.line());
+    let field = |name: &str| {
+        at.get(name)
+            .and_then(|&i| record.get(i))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let path = field("path").unwrap_or("").to_string();
+    let reject = |reason, detail: String| Reject {
+        row: line,
+        path: path.clone(),
+        reason,
+        detail,
+    };
+    match parse_row(&field) {
+        Err(why) => Err(reject(reason::MALFORMED, why)),
+        Ok(_) if !images.join(&path).is_file() => Err(reject(
+            reason::MISSING_FRAME,
+            format!("{} is not on disk", images.join(&path).display()),
+        )),
+        Ok(row) => Ok(FrameRow {
+            row: line,
+            path,
+            ..row
+        }),
+    }
 }
 
 /// A row's fields, checked; `row` and `path` are filled in by the caller.
