@@ -325,10 +325,9 @@ impl<'a> Pages<'a> {
         cfg: &'a AuditConfig,
         found: &'a Found<'a>,
     ) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(&dir).map_err(|e| valar_core::CoreError::Io {
-            path: dir.clone(),
-            source: e,
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(valar_core::IoError::at(&dir))
+            .map_err(valar_core::CoreError::from)?;
         Ok(Pages {
             dir,
             cfg,

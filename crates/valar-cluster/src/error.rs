@@ -12,13 +12,8 @@ pub enum ClusterError {
         reason: String,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] valar_core::IoError),
     /// A training run or an evaluation failed.
     #[error(transparent)]
     Train(#[from] valar_train::TrainError),
@@ -51,7 +46,7 @@ pub enum ClusterError {
 impl ClusterError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| ClusterError::Io { path, source }
+        move |source| ClusterError::Io(valar_core::IoError { path, source })
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {

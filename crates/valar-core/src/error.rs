@@ -1,16 +1,30 @@
 use std::path::PathBuf;
 
+/// An I/O error with the file or folder it happened on: the one shape every valar crate's
+/// errors wrap (`#[error(transparent)] Io(#[from] IoError)`), so a front end matches on one type.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct IoError {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// The underlying error.
+    pub source: std::io::Error,
+}
+
+impl IoError {
+    /// Wraps an I/O error with `path`: `fs::read(p).map_err(IoError::at(p))`.
+    pub fn at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| IoError { path, source }
+    }
+}
+
 /// What can go wrong reading or writing valar's shared file formats.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
     /// An I/O error, with the file it happened on.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// An input could not be read: not a regular file, too large, unreadable.
     #[error("{path}: {source}")]
     Read {
@@ -32,7 +46,7 @@ pub enum CoreError {
 impl CoreError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| CoreError::Io { path, source }
+        move |source| CoreError::Io(IoError { path, source })
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {

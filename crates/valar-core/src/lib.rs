@@ -41,7 +41,7 @@ pub use atomic::{
     refuse_input_as_output, remove_replaced, write_atomic,
 };
 pub use audit_table::{AUDIT_COLUMNS, AuditKind, AuditRow, read_audit, write_audit};
-pub use error::CoreError;
+pub use error::{CoreError, IoError};
 pub use evaluation_record::{EvaluationRecord, sha256_file};
 pub use label::{ColorMode, Dimension, FaceBox, Split, Targets};
 pub use lock::OutputLock;

@@ -40,11 +40,6 @@ pub enum EngineError {
         reason: String,
     },
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] valar_core::IoError),
 }

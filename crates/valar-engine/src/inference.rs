@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use valar_core::IoError;
 
 use ort::session::Session;
 use ort::value::{Tensor, ValueType};
@@ -31,10 +32,7 @@ fn dims(t: &ValueType) -> Option<Vec<i64>> {
 impl InferenceModel {
     /// Loads a model written by [`crate::Trainer::export_onnx`] (or any model with the same signature).
     pub fn load(path: &Path, device: Device) -> Result<Self, EngineError> {
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
-            path: path.into(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(IoError::at(path))?;
         let bad = |reason: String| EngineError::InvalidModel {
             path: PathBuf::from(path),
             reason,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use valar_core::IoError;
 
 use prost::Message;
 use prost::encoding::{WireType, decode_key, decode_varint, encode_key, encode_varint};
@@ -32,10 +33,7 @@ fn invalid(path: &Path, reason: impl Into<String>) -> EngineError {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, EngineError> {
-    std::fs::read(path).map_err(|source| EngineError::Io {
-        path: path.into(),
-        source,
-    })
+    Ok(std::fs::read(path).map_err(IoError::at(path))?)
 }
 
 /// The `metadata_props` of an ONNX model file (empty for a model without any). A later entry

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use valar_core::IoError;
 
 use sha2::{Digest, Sha256};
 
@@ -59,10 +60,7 @@ impl TrainState {
     /// Reads a state written by [`TrainState::save`]; a truncated or damaged file gives
     /// [`EngineError::CorruptCheckpoint`].
     pub fn load(path: &Path) -> Result<Self, EngineError> {
-        let bytes = std::fs::read(path).map_err(|source| EngineError::Io {
-            path: path.into(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(IoError::at(path))?;
         let corrupt = |reason: &str| EngineError::CorruptCheckpoint {
             path: path.into(),
             reason: reason.into(),
@@ -143,15 +141,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError>
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp: PathBuf = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| EngineError::Io { path: p, source }
-    };
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
+    let mut f = std::fs::File::create(&tmp).map_err(IoError::at(&tmp))?;
+    f.write_all(bytes).map_err(IoError::at(&tmp))?;
+    f.sync_all().map_err(IoError::at(&tmp))?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(io(path))
+    Ok(std::fs::rename(&tmp, path).map_err(IoError::at(path))?)
 }
 
 /// Encodes a u64 as four f32 holding 16 bits each (exact: f32 has a 24-bit mantissa).

@@ -12,13 +12,8 @@ pub enum PipelineError {
         reason: String,
     },
     /// A file of the pipeline's own could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] valar_core::IoError),
     /// The synthesis stage failed.
     #[error("synth: {0}")]
     Synth(#[from] valar_synth::SynthError),

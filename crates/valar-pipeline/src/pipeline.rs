@@ -3,6 +3,7 @@ use crate::fingerprint::{fingerprint, forget, is_current, is_ours, record, recor
 use crate::{DataSource, PipelineConfig, PipelineError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use valar_core::IoError;
 use valar_core::{Progress, RunDir};
 use valar_prep::{Input, PrepareConfig, prepare};
 use valar_report::{ReportInputs, write_report};
@@ -127,10 +128,8 @@ fn claim_out(cfg: &PipelineConfig, out: &Path) -> Result<(), PipelineError> {
     for stage in STAGE_FOLDERS {
         valar_core::refuse_input_as_output(&out.join(stage), &inputs)?;
     }
-    std::fs::create_dir_all(out).map_err(|source| PipelineError::Io {
-        path: out.to_path_buf(),
-        source,
-    })
+    std::fs::create_dir_all(out).map_err(IoError::at(out))?;
+    Ok(())
 }
 
 /// The data stage: synthesizes the demo's faces when there is no data (reused while
@@ -221,10 +220,7 @@ fn evaluate_stage(
         device: train_cfg.device,
         smoothing: valar_train::Smoothing::Auto,
     };
-    std::fs::create_dir_all(dir).map_err(|source| PipelineError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(IoError::at(dir))?;
     (hooks.stage)("evaluate", None);
     let started = Instant::now();
     let evaluation = evaluate(&opts)?;
@@ -397,10 +393,7 @@ fn train_overrides(cfg: &PipelineConfig, prepared: &Path) -> TrainOverrides {
 
 fn remove_dir(dir: &Path) -> Result<(), PipelineError> {
     match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(PipelineError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        }),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(IoError::at(dir)(e).into()),
         _ => Ok(()),
     }
 }

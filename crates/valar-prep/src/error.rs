@@ -17,13 +17,8 @@ pub enum PrepError {
         expected: Vec<String>,
     },
     /// An input file or folder cannot be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] valar_core::IoError),
     /// polars could not parse or process a table.
     #[error("{path}: {source}")]
     Table {
@@ -140,7 +135,7 @@ impl PrepError {
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| PrepError::Io { path, source }
+        move |source| PrepError::Io(valar_core::IoError { path, source })
     }
 
     pub(crate) fn table(

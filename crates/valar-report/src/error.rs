@@ -26,13 +26,8 @@ pub enum ReportError {
         reason: String,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] valar_core::IoError),
     /// plotters could not draw a figure.
     #[error("drawing {figure}: {message}")]
     Draw {
@@ -49,7 +44,7 @@ pub enum ReportError {
 impl ReportError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| ReportError::Io { path, source }
+        move |source| ReportError::Io(valar_core::IoError { path, source })
     }
 
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {

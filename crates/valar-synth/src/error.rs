@@ -12,14 +12,8 @@ pub enum SynthError {
     #[error("invalid synth configuration: {0}")]
     Config(String),
     /// Reading or writing a file or folder failed.
-    #[error("I/O error at {path}: {source}")]
-    Io {
-        /// The file or folder involved.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] valar_core::IoError),
     /// The output folder could not be claimed (another run holds it, or a `.partial` folder
     /// beside it was not left by valar).
     #[error(transparent)]
@@ -38,9 +32,9 @@ pub enum SynthError {
 impl SynthError {
     /// Wraps an I/O error with the path it happened at.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        SynthError::Io {
+        SynthError::Io(valar_core::IoError {
             path: path.into(),
             source,
-        }
+        })
     }
 }

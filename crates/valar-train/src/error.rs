@@ -12,13 +12,8 @@ pub enum TrainError {
     #[error(transparent)]
     Engine(#[from] valar_engine::EngineError),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] valar_core::IoError),
     /// A configuration value or combination that cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -71,7 +66,7 @@ pub enum TrainError {
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| TrainError::Io { path, source }
+        move |source| TrainError::Io(valar_core::IoError { path, source })
     }
 
     pub(crate) fn data(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {

@@ -12,6 +12,7 @@ use crate::video_eval::{
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use valar_core::IoError;
 use valar_core::{
     CoreError, DimMetrics, Dimension, EvaluationRecord, FACE_SIZES, OutputLock, PreparedDir,
     RunDir, Split, Targets, TrainingMean, mean_baseline, read_manifest, sha256_file,
@@ -316,7 +317,8 @@ fn write_results(
 /// Why a write failed, without the name of the temporary file it was writing.
 fn io_reason(e: &TrainError) -> String {
     match e {
-        TrainError::Io { source, .. } | TrainError::Core(CoreError::Io { source, .. })
+        TrainError::Io(IoError { source, .. })
+        | TrainError::Core(CoreError::Io(IoError { source, .. }))
             if source.kind() != std::io::ErrorKind::Other =>
         {
             source.kind().to_string()
@@ -331,7 +333,7 @@ fn io_reason(e: &TrainError) -> String {
 fn claim_run(run: &RunDir) -> Result<Option<OutputLock>, TrainError> {
     match OutputLock::acquire(&run.root) {
         Ok(lock) => Ok(Some(lock)),
-        Err(CoreError::Io { source, .. })
+        Err(CoreError::Io(IoError { source, .. }))
             if matches!(
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
@@ -367,7 +369,7 @@ fn claim_outputs(run: Option<&RunDir>, out: &Path) -> Result<OutputLock, TrainEr
         }
     }
     OutputLock::acquire(out).map_err(|e| match e {
-        CoreError::Io { source, .. } => TrainError::data(
+        CoreError::Io(IoError { source, .. }) => TrainError::data(
             out,
             format!(
                 "cannot be written: its lock file cannot be created beside it ({source}); choose another --out"

@@ -4,6 +4,7 @@ use crate::TrainError;
 use crate::data::Dataset;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use valar_core::IoError;
 use valar_core::{
     DimMetrics, Dimension, METRICS_COLUMNS, ManifestRow, PREDICTIONS_COLUMNS, Targets,
     mean_baseline, write_atomic,
@@ -124,9 +125,11 @@ fn metric_cells(m: Option<&DimMetrics>) -> [String; 4] {
 /// Writes `metrics.csv` for every epoch so far, atomically.
 pub(crate) fn write_metrics_csv(path: &Path, history: &[EpochRecord]) -> Result<(), TrainError> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |e: csv::Error| TrainError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
+    let csv_err = |e: csv::Error| {
+        TrainError::from(IoError {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })
     };
     w.write_record(METRICS_COLUMNS).map_err(csv_err)?;
     for r in history {
@@ -144,9 +147,11 @@ pub(crate) fn write_metrics_csv(path: &Path, history: &[EpochRecord]) -> Result<
         row.push(format!("{:.3}", r.seconds));
         w.write_record(&row).map_err(csv_err)?;
     }
-    let bytes = w.into_inner().map_err(|e| TrainError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+    let bytes = w.into_inner().map_err(|e| {
+        TrainError::from(IoError {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
     })?;
     Ok(write_atomic(path, |out| out.write_all(&bytes))?)
 }
@@ -163,9 +168,11 @@ pub(crate) fn write_predictions_csv(
 ) -> Result<(), TrainError> {
     let dims = targets.dimensions();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let csv_err = |e: csv::Error| TrainError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
+    let csv_err = |e: csv::Error| {
+        TrainError::from(IoError {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })
     };
     w.write_record(PREDICTIONS_COLUMNS).map_err(csv_err)?;
     for (k, &r) in rows.iter().enumerate() {
@@ -186,9 +193,11 @@ pub(crate) fn write_predictions_csv(
         }
         w.write_record(&rec).map_err(csv_err)?;
     }
-    let bytes = w.into_inner().map_err(|e| TrainError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
+    let bytes = w.into_inner().map_err(|e| {
+        TrainError::from(IoError {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
     })?;
     Ok(write_atomic(path, |out| out.write_all(&bytes))?)
 }

@@ -6,6 +6,7 @@ use crate::TrainError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use valar_core::IoError;
 use valar_core::{Dimension, ManifestRow, Targets, ccc, write_atomic};
 
 /// The windows the sweep tries, in frames (1: no smoothing).
@@ -292,9 +293,11 @@ pub(crate) fn write_video_files(
 }
 
 fn write_csv(path: &Path, header: Vec<String>, rows: Vec<Vec<String>>) -> Result<(), TrainError> {
-    let err = |e: String| TrainError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
+    let err = |e: String| {
+        TrainError::from(IoError {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })
     };
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&header).map_err(|e| err(e.to_string()))?;
