@@ -1,6 +1,7 @@
 use crate::ReportError;
 use image::ImageEncoder;
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontDesc, FontFamily, FontStyle, register_font};
 use std::path::Path;
@@ -127,6 +128,42 @@ pub(crate) fn titled<'a>(
     Ok(root.margin(30, 0, 0, 0).titled(title, bold(TITLE))?)
 }
 
+/// A chart on linear f64 axes, the kind most figures draw.
+pub(crate) type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A chart builder for a whole figure in the house style: `title` as a bold caption,
+/// 30 px margins (50 on the right, for the last tick label) and room for the x labels;
+/// `y_label_area` is the room the y labels need.
+pub(crate) fn figure_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    title: &str,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(title, bold(TITLE))
+        .margin(30)
+        .margin_right(50)
+        .x_label_area_size(100)
+        .y_label_area_size(y_label_area);
+    builder
+}
+
+/// The outline of a histogram of `shares` over equal bins from `lo` to `hi`: a step line
+/// that starts and ends on the x axis.
+pub(crate) fn steps(shares: &[f64], lo: f64, hi: f64) -> Vec<(f64, f64)> {
+    let width = (hi - lo) / shares.len() as f64;
+    let mut points = vec![(lo, 0.0)];
+    for (i, &s) in shares.iter().enumerate() {
+        let x0 = lo + i as f64 * width;
+        points.push((x0, s));
+        points.push((x0 + width, s));
+    }
+    points.push((hi, 0.0));
+    points
+}
+
 /// Applies the house style to a chart's mesh: embedded fonts, light major grid only,
 /// dark axes. A macro because `MeshStyle`'s bounds make a generic function unwieldy.
 macro_rules! styled_mesh {
@@ -240,6 +277,22 @@ mod tests {
         assert_eq!(count(7), "7");
         assert_eq!(count(1234), "1\u{2009}234");
         assert_eq!(count(1234567), "1\u{2009}234\u{2009}567");
+    }
+
+    #[test]
+    fn steps_outline_each_bin_from_and_to_the_axis() {
+        assert_eq!(
+            steps(&[1.0, 3.0], -1.0, 1.0),
+            vec![
+                (-1.0, 0.0),
+                (-1.0, 1.0),
+                (0.0, 1.0),
+                (0.0, 3.0),
+                (1.0, 3.0),
+                (1.0, 0.0)
+            ]
+        );
+        assert_eq!(steps(&[2.0], -0.5, 0.5)[1..3], [(-0.5, 2.0), (0.5, 2.0)]);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 use crate::ReportError;
 use crate::canvas::{
-    AXIS, Area, BLUE, Drawn, FULL, GREEN, GREY, INK, LEGEND, LIGHT_GREY, NOTE, PANEL_TITLE, TICK,
-    TITLE, VERMILLION, WIDE, bold, count, dim_colour, dim_title, font, legend_line, num,
-    styled_legend, styled_mesh, swatch, titled, viridis, write_png,
+    AXIS, Area, BLUE, Chart, Drawn, FULL, GREEN, GREY, INK, LEGEND, LIGHT_GREY, NOTE, PANEL_TITLE,
+    TICK, TITLE, VERMILLION, WIDE, bold, count, dim_colour, dim_title, figure_chart, font,
+    legend_line, num, steps, styled_legend, styled_mesh, swatch, titled, viridis, write_png,
 };
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -152,19 +152,6 @@ fn histogram_of(rows: &[&ManifestRow], dim: Dimension, bins: usize) -> Vec<u64> 
     counts
 }
 
-/// A step outline of a histogram over [-1, 1].
-fn steps(shares: &[f64]) -> Vec<(f64, f64)> {
-    let width = 2.0 / shares.len() as f64;
-    let mut points = vec![(-1.0, 0.0)];
-    for (i, &s) in shares.iter().enumerate() {
-        let x0 = -1.0 + i as f64 * width;
-        points.push((x0, s));
-        points.push((x0 + width, s));
-    }
-    points.push((1.0, 0.0));
-    points
-}
-
 /// The file names of the data figures, in the order they are written.
 pub(crate) const HISTOGRAM_VALENCE: &str = "data_valence_histogram.png";
 pub(crate) const HISTOGRAM_AROUSAL: &str = "data_arousal_histogram.png";
@@ -172,43 +159,69 @@ pub(crate) const DENSITY: &str = "data_density.png";
 pub(crate) const INTERVALS: &str = "data_intervals.png";
 pub(crate) const REJECTS: &str = "data_rejects.png";
 
+/// One dimension's label histograms, each in % of its own faces, for the histogram figure.
+struct LabelShares {
+    dim: Dimension,
+    /// The source rows' histogram (from prep.json) and their count.
+    source: Vec<f64>,
+    source_n: u64,
+    /// The prepared subset's histogram and its count.
+    subset: Vec<f64>,
+    subset_n: usize,
+    /// The test set's histogram and its count (0 without a separate test set).
+    test: Vec<f64>,
+    test_n: usize,
+    /// The stratification edges of `dim`, empty when it was not stratified.
+    edges: Vec<f64>,
+    /// The top of the y axis, room left for the legend.
+    top: f64,
+}
+
+impl LabelShares {
+    fn of(prep: &Prepared, dim: Dimension) -> Self {
+        let h = &prep.info.source_histograms;
+        let source = match dim {
+            Dimension::Valence => &h.valence,
+            Dimension::Arousal => &h.arousal,
+        };
+        let source_n: u64 = source.iter().sum();
+        let source = shares(source);
+        let subset_rows = prep.subset();
+        let subset = shares(&histogram_of(&subset_rows, dim, h.bins));
+        let test_rows = prep.test();
+        let test = shares(&histogram_of(&test_rows, dim, h.bins));
+        let edges: Vec<f64> = if prep.stratified(dim) {
+            prep.info.edges.clone()
+        } else {
+            Vec::new()
+        };
+        let top = source
+            .iter()
+            .chain(&subset)
+            .chain(&test)
+            .fold(1.0f64, |a, &b| a.max(b))
+            * 1.4;
+        LabelShares {
+            dim,
+            source,
+            source_n,
+            subset,
+            subset_n: subset_rows.len(),
+            test,
+            test_n: test_rows.len(),
+            edges,
+            top,
+        }
+    }
+}
+
 /// Label histogram of one dimension: source rows against the prepared subset.
 pub(crate) fn histogram(prep: &Prepared, dim: Dimension, path: &Path) -> Result<(), ReportError> {
-    let h = &prep.info.source_histograms;
-    let source = match dim {
-        Dimension::Valence => &h.valence,
-        Dimension::Arousal => &h.arousal,
-    };
-    let source_n: u64 = source.iter().sum();
-    let source = shares(source);
-    let subset_rows = prep.subset();
-    let subset = shares(&histogram_of(&subset_rows, dim, h.bins));
-    let test_rows = prep.test();
-    let test = shares(&histogram_of(&test_rows, dim, h.bins));
-    let edges: Vec<f64> = if prep.stratified(dim) {
-        prep.info.edges.clone()
-    } else {
-        Vec::new()
-    };
-    let top = source
-        .iter()
-        .chain(&subset)
-        .chain(&test)
-        .fold(1.0f64, |a, &b| a.max(b))
-        * 1.4;
-    let colour = dim_colour(dim);
-    let width = 2.0 / h.bins as f64;
+    let h = LabelShares::of(prep, dim);
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("{} labels: source and prepared subset", dim_title(dim)),
-                bold(TITLE),
-            )
-            .margin(30)
-            .margin_right(50)
-            .x_label_area_size(100)
-            .y_label_area_size(130)
-            .build_cartesian_2d(-1f64..1f64, 0f64..top)?;
+        let title = format!("{} labels: source and prepared subset", dim_title(dim));
+        let mut chart =
+            figure_chart(root, &title, 130).build_cartesian_2d(-1f64..1f64, 0f64..h.top)?;
         styled_mesh!(chart)
             .x_desc(dim.name())
             .y_desc("share of faces (%)")
@@ -217,50 +230,62 @@ pub(crate) fn histogram(prep: &Prepared, dim: Dimension, path: &Path) -> Result<
             .x_label_formatter(&|v| num(*v, 1))
             .y_label_formatter(&|v| num(*v, 1))
             .draw()?;
-        chart
-            .draw_series(source.iter().enumerate().map(|(i, &s)| {
-                let x0 = -1.0 + i as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, s)], LIGHT_GREY.filled())
-            }))?
-            .label(format!("source (n = {})", count(source_n)))
-            .legend(swatch(LIGHT_GREY));
-        chart
-            .draw_series(LineSeries::new(steps(&subset), colour.stroke_width(5)))?
-            .label(format!(
-                "prepared subset (n = {})",
-                count(subset_rows.len() as u64)
-            ))
-            .legend(legend_line(colour.stroke_width(5)));
-        if !test_rows.is_empty() {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    steps(&test),
-                    16,
-                    10,
-                    GREEN.stroke_width(4),
-                ))?
-                .label(format!("test set (n = {})", count(test_rows.len() as u64)))
-                .legend(legend_line(GREEN.stroke_width(4)));
-        }
-        if !edges.is_empty() {
-            let style = INK.mix(0.75).stroke_width(3);
-            for (i, &e) in edges.iter().enumerate() {
-                let series = chart.draw_series(DashedLineSeries::new(
-                    [(e, 0.0), (e, top)],
-                    14,
-                    10,
-                    style,
-                ))?;
-                if i == 0 {
-                    series
-                        .label("stratification interval edges")
-                        .legend(legend_line(style));
-                }
-            }
-        }
+        draw_label_shares(&mut chart, &h)?;
+        draw_edges(&mut chart, &h.edges, h.top)?;
         styled_legend!(chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
+}
+
+/// The histogram figure's bars and outlines: the source as grey bars, the subset as a
+/// line in the dimension's colour, the test set dashed.
+fn draw_label_shares<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, h: &LabelShares) -> Drawn {
+    let colour = dim_colour(h.dim);
+    let width = 2.0 / h.source.len() as f64;
+    chart
+        .draw_series(h.source.iter().enumerate().map(|(i, &s)| {
+            let x0 = -1.0 + i as f64 * width;
+            Rectangle::new([(x0, 0.0), (x0 + width, s)], LIGHT_GREY.filled())
+        }))?
+        .label(format!("source (n = {})", count(h.source_n)))
+        .legend(swatch(LIGHT_GREY));
+    chart
+        .draw_series(LineSeries::new(
+            steps(&h.subset, -1.0, 1.0),
+            colour.stroke_width(5),
+        ))?
+        .label(format!(
+            "prepared subset (n = {})",
+            count(h.subset_n as u64)
+        ))
+        .legend(legend_line(colour.stroke_width(5)));
+    if h.test_n > 0 {
+        chart
+            .draw_series(DashedLineSeries::new(
+                steps(&h.test, -1.0, 1.0),
+                16,
+                10,
+                GREEN.stroke_width(4),
+            ))?
+            .label(format!("test set (n = {})", count(h.test_n as u64)))
+            .legend(legend_line(GREEN.stroke_width(4)));
+    }
+    Ok(())
+}
+
+/// The stratification edges as dashed vertical lines up to `top`, labelled once.
+fn draw_edges<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, edges: &[f64], top: f64) -> Drawn {
+    let style = INK.mix(0.75).stroke_width(3);
+    for (i, &e) in edges.iter().enumerate() {
+        let series =
+            chart.draw_series(DashedLineSeries::new([(e, 0.0), (e, top)], 14, 10, style))?;
+        if i == 0 {
+            series
+                .label("stratification interval edges")
+                .legend(legend_line(style));
+        }
+    }
+    Ok(())
 }
 
 /// Draws one valence × arousal density panel; shares are in % of the panel's faces,
@@ -335,41 +360,32 @@ fn density_panel(
 /// ab_glyph) plus 5 px above and below.
 const CAPTION: i32 = (PANEL_TITLE / 1.24) as i32 + 10;
 
-/// Joint valence × arousal density of the source and of the prepared subset.
-pub(crate) fn density(prep: &Prepared, path: &Path) -> Result<(), ReportError> {
-    let h = &prep.info.source_histograms;
-    let bins = h.bins;
-    let source_total: u64 = h.density.iter().flatten().sum();
-    let to_shares = |counts: &[Vec<u64>], total: u64| -> Vec<Vec<f64>> {
-        counts
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|&c| {
-                        if total == 0 {
-                            0.0
-                        } else {
-                            100.0 * c as f64 / total as f64
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
-    };
-    let source = to_shares(&h.density, source_total);
-    let rows = prep.subset();
-    let mut counts = vec![vec![0u64; bins]; bins];
-    for r in &rows {
-        counts[bin_of(label(r, Dimension::Valence), bins)]
-            [bin_of(label(r, Dimension::Arousal), bins)] += 1;
-    }
-    let subset = to_shares(&counts, rows.len() as u64);
-    // One colour scale for both panels, logarithmic because affect labels pile up
-    // near neutral and a linear scale would hide the sparse corners.
-    let positive = source.iter().chain(&subset).flatten().filter(|s| **s > 0.0);
+/// Each cell of `counts` in % of `total` (all zero for an empty total).
+fn grid_shares(counts: &[Vec<u64>], total: u64) -> Vec<Vec<f64>> {
+    counts
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|&c| {
+                    if total == 0 {
+                        0.0
+                    } else {
+                        100.0 * c as f64 / total as f64
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The colour scale's range over the positive shares of both panels: one scale for both,
+/// logarithmic because affect labels pile up near neutral and a linear scale would hide
+/// the sparse corners.
+fn log_range(source: &[Vec<f64>], subset: &[Vec<f64>]) -> (f64, f64) {
+    let positive = source.iter().chain(subset).flatten().filter(|s| **s > 0.0);
     let lo = positive.clone().fold(f64::INFINITY, |a, &b| a.min(b));
     let hi = positive.fold(0.0f64, |a, &b| a.max(b));
-    let (lo, hi) = if lo.is_finite() && hi > 0.0 {
+    if lo.is_finite() && hi > 0.0 {
         if hi > lo {
             (lo, hi)
         } else {
@@ -377,7 +393,23 @@ pub(crate) fn density(prep: &Prepared, path: &Path) -> Result<(), ReportError> {
         }
     } else {
         (0.01, 100.0)
-    };
+    }
+}
+
+/// Joint valence × arousal density of the source and of the prepared subset.
+pub(crate) fn density(prep: &Prepared, path: &Path) -> Result<(), ReportError> {
+    let h = &prep.info.source_histograms;
+    let bins = h.bins;
+    let source_total: u64 = h.density.iter().flatten().sum();
+    let source = grid_shares(&h.density, source_total);
+    let rows = prep.subset();
+    let mut counts = vec![vec![0u64; bins]; bins];
+    for r in &rows {
+        counts[bin_of(label(r, Dimension::Valence), bins)]
+            [bin_of(label(r, Dimension::Arousal), bins)] += 1;
+    }
+    let subset = grid_shares(&counts, rows.len() as u64);
+    let (lo, hi) = log_range(&source, &subset);
     let edges_of = |dim| {
         if prep.stratified(dim) {
             prep.info.edges.clone()
@@ -419,34 +451,39 @@ pub(crate) fn density(prep: &Prepared, path: &Path) -> Result<(), ReportError> {
             )?;
         }
         let bar = bar.margin(spare / 2 + CAPTION, spare - spare / 2 + 100, 10, 20);
-        let mut chart = ChartBuilder::on(&bar)
-            .margin(16)
-            .y_label_area_size(0)
-            .right_y_label_area_size(150)
-            .build_cartesian_2d(0f64..1f64, (lo..hi).log_scale())?;
-        let steps = 240;
-        chart.draw_series((0..steps).map(|i| {
-            let t0 = i as f64 / steps as f64;
-            let t1 = (i + 1) as f64 / steps as f64;
-            let at = |t: f64| (lo.ln() + t * (hi.ln() - lo.ln())).exp();
-            Rectangle::new(
-                [(0.0, at(t0)), (1.0, at(t1))],
-                viridis((t0 + t1) / 2.0).filled(),
-            )
-        }))?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .disable_x_axis()
-            .label_style(font(TICK).color(&INK))
-            .axis_desc_style(font(AXIS).color(&INK))
-            .axis_style(INK.stroke_width(2))
-            .y_desc("share of faces per cell (%)")
-            .y_labels(6)
-            .y_label_formatter(&|v| num(*v, 3))
-            .draw()?;
-        Ok(())
+        colour_bar(&bar, (lo, hi))
     })
+}
+
+/// The density figure's colour bar: the viridis scale over `lo..hi` on a log axis.
+fn colour_bar(bar: &Area<'_>, (lo, hi): (f64, f64)) -> Drawn {
+    let mut chart = ChartBuilder::on(bar)
+        .margin(16)
+        .y_label_area_size(0)
+        .right_y_label_area_size(150)
+        .build_cartesian_2d(0f64..1f64, (lo..hi).log_scale())?;
+    let steps = 240;
+    chart.draw_series((0..steps).map(|i| {
+        let t0 = i as f64 / steps as f64;
+        let t1 = (i + 1) as f64 / steps as f64;
+        let at = |t: f64| (lo.ln() + t * (hi.ln() - lo.ln())).exp();
+        Rectangle::new(
+            [(0.0, at(t0)), (1.0, at(t1))],
+            viridis((t0 + t1) / 2.0).filled(),
+        )
+    }))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .label_style(font(TICK).color(&INK))
+        .axis_desc_style(font(AXIS).color(&INK))
+        .axis_style(INK.stroke_width(2))
+        .y_desc("share of faces per cell (%)")
+        .y_labels(6)
+        .y_label_formatter(&|v| num(*v, 3))
+        .draw()?;
+    Ok(())
 }
 
 /// Draws the interval bars on a linear or a log chart (the coordinate types differ,
@@ -532,77 +569,102 @@ macro_rules! bars {
     }};
 }
 
+/// Where the interval figure puts each interval and how it scales its axes.
+struct IntervalLayout {
+    /// Each interval's x span: its label range for a 1-D stratification, its number for a
+    /// grid (whose cells have no single range on one axis).
+    spans: Vec<(f64, f64)>,
+    /// Whether the x axis is a label range (rather than interval numbers).
+    by_range: bool,
+    x_range: (f64, f64),
+    /// The largest count (available, selected or quota), at least 1.
+    max: f64,
+    /// Whether each interval is short (fewer faces than the quota).
+    short: Vec<bool>,
+    /// Too many intervals to print each one's count above its bar.
+    many: bool,
+    x_desc: String,
+    /// Available counts dwarf the selected ones in real data; a log axis shows both.
+    log: bool,
+}
+
+impl IntervalLayout {
+    fn of(info: &PrepInfo) -> Self {
+        let dim = match info.stratify.as_str() {
+            "valence" => Some(Dimension::Valence),
+            "arousal" => Some(Dimension::Arousal),
+            _ => None,
+        };
+        let range_of = |c: &valar_core::IntervalCount| match dim? {
+            Dimension::Valence => c.valence,
+            Dimension::Arousal => c.arousal,
+        };
+        let spans: Vec<(f64, f64)> = info
+            .intervals
+            .iter()
+            .map(|c| match range_of(c) {
+                Some([lo, hi]) => (lo, hi),
+                None => (c.interval as f64 - 0.5, c.interval as f64 + 0.5),
+            })
+            .collect();
+        let by_range = dim.is_some() && info.intervals.iter().all(|c| range_of(c).is_some());
+        let x_range = spans
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
+                (a.min(s.0), b.max(s.1))
+            });
+        let max = info
+            .intervals
+            .iter()
+            .flat_map(|c| [c.available, c.selected, c.quota.unwrap_or(0)])
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
+        let min_positive = info
+            .intervals
+            .iter()
+            .flat_map(|c| [c.available, c.selected])
+            .filter(|&v| v > 0)
+            .min()
+            .unwrap_or(1) as f64;
+        let x_desc = match dim {
+            Some(d) if by_range => format!("{} interval", d.name()),
+            _ => "grid cell (valence bin × bins + arousal bin)".to_string(),
+        };
+        IntervalLayout {
+            spans,
+            by_range,
+            x_range,
+            max,
+            short: info
+                .intervals
+                .iter()
+                .map(|c| info.short_intervals.contains(&c.interval))
+                .collect(),
+            many: info.intervals.len() > 24,
+            x_desc,
+            log: max / min_positive > 30.0,
+        }
+    }
+}
+
 /// Faces available and selected per stratification interval, with the quota.
 pub(crate) fn intervals(prep: &Prepared, path: &Path) -> Result<(), ReportError> {
     let info = &prep.info;
-    let dim = match info.stratify.as_str() {
-        "valence" => Some(Dimension::Valence),
-        "arousal" => Some(Dimension::Arousal),
-        _ => None,
-    };
-    // x position of each interval: its label range for a 1-D stratification,
-    // its number for a grid (whose cells have no single range on one axis).
-    let spans: Vec<(f64, f64)> = info
-        .intervals
-        .iter()
-        .map(|c| {
-            let range = dim.and_then(|d| match d {
-                Dimension::Valence => c.valence,
-                Dimension::Arousal => c.arousal,
-            });
-            match range {
-                Some([lo, hi]) => (lo, hi),
-                None => (c.interval as f64 - 0.5, c.interval as f64 + 0.5),
-            }
-        })
-        .collect();
-    let by_range = dim.is_some()
-        && info.intervals.iter().all(|c| match dim {
-            Some(Dimension::Valence) => c.valence.is_some(),
-            Some(Dimension::Arousal) => c.arousal.is_some(),
-            None => false,
-        });
-    let x_range = spans
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
-            (a.min(s.0), b.max(s.1))
-        });
-    let max = info
-        .intervals
-        .iter()
-        .flat_map(|c| [c.available, c.selected, c.quota.unwrap_or(0)])
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let min_positive = info
-        .intervals
-        .iter()
-        .flat_map(|c| [c.available, c.selected])
-        .filter(|&v| v > 0)
-        .min()
-        .unwrap_or(1) as f64;
-    let short: Vec<bool> = info
-        .intervals
-        .iter()
-        .map(|c| info.short_intervals.contains(&c.interval))
-        .collect();
-    let many = info.intervals.len() > 24;
-    let x_desc = match dim {
-        Some(d) if by_range => format!("{} interval", d.name()),
-        _ => "grid cell (valence bin × bins + arousal bin)".to_string(),
-    };
+    let IntervalLayout {
+        spans,
+        by_range,
+        x_range,
+        max,
+        short,
+        many,
+        x_desc,
+        log,
+    } = IntervalLayout::of(info);
     let intervals = info.intervals.clone();
-    // Available counts dwarf the selected ones in real data; a log axis shows both.
-    let log = max / min_positive > 30.0;
     let draw = |root: &Area<'_>| -> Drawn {
         let caption = format!("Faces per interval (stratified by {})", info.stratify);
-        let builder = &mut ChartBuilder::on(root);
-        builder
-            .caption(caption, bold(TITLE))
-            .margin(30)
-            .margin_right(50)
-            .x_label_area_size(100)
-            .y_label_area_size(150);
+        let builder = &mut figure_chart(root, &caption, 150);
         let x = x_range.0..x_range.1;
         if log {
             let mut chart = builder.build_cartesian_2d(x, (0.7f64..max * 6.0).log_scale())?;

@@ -1,7 +1,8 @@
 use crate::ReportError;
 use crate::canvas::{
-    Area, Drawn, FULL, GREY, INK, NOTE, PANEL_TITLE, TITLE, WIDE, bold, count, dim_colour,
-    dim_title, font, legend_line, num, styled_legend, styled_mesh, swatch, titled, write_png,
+    Area, Chart, Drawn, FULL, GREY, INK, NOTE, PANEL_TITLE, WIDE, count, dim_colour, dim_title,
+    figure_chart, font, legend_line, num, steps, styled_legend, styled_mesh, swatch, titled,
+    write_png,
 };
 use crate::data_charts::bin_of;
 use crate::run_files::Predictions;
@@ -110,7 +111,6 @@ fn scatter_panel(
     pred: &[f32],
     mean: Option<f64>,
 ) -> Drawn {
-    let m = DimMetrics::compute(truth, pred);
     let extreme = truth
         .iter()
         .chain(pred)
@@ -164,6 +164,22 @@ fn scatter_panel(
         ))?
         .label("identity (predicted = true)")
         .legend(legend_line(identity));
+    draw_scatter_notes(&mut chart, truth, pred, mean, lim)?;
+    // Lower right: the corner a model that regresses to the mean leaves empty.
+    styled_legend!(chart, SeriesLabelPosition::LowerRight)?;
+    Ok(())
+}
+
+/// The scatter panel's legend beyond the points: the training mean as a dashed line (when
+/// known), then the metrics, each a line of text.
+fn draw_scatter_notes<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    truth: &[f32],
+    pred: &[f32],
+    mean: Option<f64>,
+    lim: f64,
+) -> Drawn {
+    let m = DimMetrics::compute(truth, pred);
     let mut lines = vec![
         format!("RMSE {}", fixed(m.rmse, 3)),
         format!("PCC  {}", fixed(m.pcc, 3)),
@@ -192,8 +208,6 @@ fn scatter_panel(
             .label(line)
             .legend(|(x, y)| EmptyElement::at((x, y)));
     }
-    // Lower right: the corner a model that regresses to the mean leaves empty.
-    styled_legend!(chart, SeriesLabelPosition::LowerRight)?;
     Ok(())
 }
 
@@ -205,53 +219,52 @@ pub(crate) fn fixed(v: f64, decimals: usize) -> String {
     format!("{v:.decimals$}").replace('-', "\u{2212}")
 }
 
+/// One dimension's bars in the error-by-interval figure: its errors per interval and, when
+/// the training mean is known, the mean baseline's.
+struct ErrorBars {
+    dim: Dimension,
+    bins: Vec<Option<BinError>>,
+    baseline: Option<Vec<Option<BinError>>>,
+}
+
 /// Mean absolute error per interval of the true label, quartiles as whiskers.
 pub(crate) fn by_interval(
     preds: &Predictions,
     view: View<'_>,
     path: &Path,
 ) -> Result<(), ReportError> {
-    let summaries: Vec<(Dimension, Vec<Option<BinError>>)> = preds
+    let groups: Vec<ErrorBars> = preds
         .dims
         .iter()
-        .map(|(d, t, p)| (*d, errors_by_bin(t, p, ERROR_BINS)))
-        .collect();
-    // The baseline's error per interval: far from the training mean it grows, and a model
-    // that learned something stays below it there.
-    let baselines: Vec<Vec<Option<BinError>>> = match view.mean {
-        Some(mean) => preds
-            .dims
-            .iter()
-            .map(|(d, t, _)| {
+        .map(|(d, t, p)| ErrorBars {
+            dim: *d,
+            bins: errors_by_bin(t, p, ERROR_BINS),
+            // The baseline's error per interval: far from the training mean it grows, and a
+            // model that learned something stays below it there.
+            baseline: view.mean.map(|mean| {
                 let constant = vec![mean.get(*d) as f32; t.len()];
                 errors_by_bin(t, &constant, ERROR_BINS)
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let top = summaries
+            }),
+        })
+        .collect();
+    let top = groups
         .iter()
-        .flat_map(|(_, s)| s.iter().flatten().map(|b| b.q3.max(b.mean)))
-        .chain(baselines.iter().flatten().flatten().map(|b| b.mean))
+        .flat_map(|g| g.bins.iter().flatten().map(|b| b.q3.max(b.mean)))
+        .chain(
+            groups
+                .iter()
+                .flat_map(|g| g.baseline.iter().flatten().flatten().map(|b| b.mean)),
+        )
         .fold(0.0f64, f64::max)
         .max(1e-3)
         * 1.3;
-    let width = 2.0 / ERROR_BINS as f64;
-    let groups = summaries.len() as f64;
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!(
-                    "Absolute error by interval of the true label, {}",
-                    view.subject
-                ),
-                bold(TITLE),
-            )
-            .margin(30)
-            .margin_right(50)
-            .x_label_area_size(100)
-            .y_label_area_size(150)
-            .build_cartesian_2d(-1f64..1f64, 0f64..top)?;
+        let title = format!(
+            "Absolute error by interval of the true label, {}",
+            view.subject
+        );
+        let mut chart =
+            figure_chart(root, &title, 150).build_cartesian_2d(-1f64..1f64, 0f64..top)?;
         styled_mesh!(chart)
             .disable_x_mesh()
             .x_desc("true label")
@@ -260,65 +273,15 @@ pub(crate) fn by_interval(
             .x_label_formatter(&|v| num(*v, 1))
             .y_label_formatter(&|v| num(*v, 3))
             .draw()?;
-        for (g, (dim, bins)) in summaries.iter().enumerate() {
-            let colour = dim_colour(*dim);
+        for (g, bars) in groups.iter().enumerate() {
             // Each interval holds one bar per dimension, side by side.
+            let width = 2.0 / ERROR_BINS as f64;
             let span = |i: usize| {
                 let lo = -1.0 + i as f64 * width + width * 0.1;
-                let bar = width * 0.8 / groups;
+                let bar = width * 0.8 / groups.len() as f64;
                 (lo + g as f64 * bar, lo + (g as f64 + 1.0) * bar)
             };
-            chart
-                .draw_series(bins.iter().enumerate().filter_map(|(i, b)| {
-                    b.map(|b| {
-                        let (x0, x1) = span(i);
-                        Rectangle::new([(x0, 0.0), (x1, b.mean)], colour.mix(0.85).filled())
-                    })
-                }))?
-                .label(dim_title(*dim))
-                .legend(swatch(colour));
-            let whisker = INK.stroke_width(3);
-            for (i, b) in bins.iter().enumerate() {
-                let Some(b) = b else { continue };
-                let (x0, x1) = span(i);
-                let mid = (x0 + x1) / 2.0;
-                let cap = (x1 - x0) * 0.2;
-                chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(mid, b.q1), (mid, b.q3)],
-                    whisker,
-                )))?;
-                for y in [b.q1, b.q3] {
-                    chart.draw_series(std::iter::once(PathElement::new(
-                        vec![(mid - cap, y), (mid + cap, y)],
-                        whisker,
-                    )))?;
-                }
-                chart.draw_series(std::iter::once(Text::new(
-                    format!("n={}", b.n),
-                    (mid, b.q3.max(b.mean)),
-                    font(NOTE * 0.8)
-                        .color(&INK)
-                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
-                )))?;
-            }
-            if let Some(base) = baselines.get(g) {
-                // An outline the height of the baseline's error around each bar: where the
-                // bar stays inside it, the model beats the mean there.
-                let style = GREY.stroke_width(4);
-                let series = chart.draw_series(base.iter().enumerate().filter_map(|(i, b)| {
-                    b.map(|b| {
-                        let (x0, x1) = span(i);
-                        Rectangle::new([(x0, 0.0), (x1, b.mean)], style)
-                    })
-                }))?;
-                if g == 0 {
-                    series
-                        .label("outline: predicting the training mean")
-                        .legend(move |(x, y)| {
-                            Rectangle::new([(x, y - 10), (x + 28, y + 10)], style)
-                        });
-                }
-            }
+            draw_error_bars(&mut chart, bars, &span, g == 0)?;
         }
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
@@ -329,13 +292,121 @@ pub(crate) fn by_interval(
     })
 }
 
+/// One dimension's bars at `span(interval)`: the mean error, its quartiles as whiskers with
+/// the count above, and the mean baseline's error as an outline (labelled when `first`).
+fn draw_error_bars<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    bars: &ErrorBars,
+    span: &dyn Fn(usize) -> (f64, f64),
+    first: bool,
+) -> Drawn {
+    let colour = dim_colour(bars.dim);
+    chart
+        .draw_series(bars.bins.iter().enumerate().filter_map(|(i, b)| {
+            b.map(|b| {
+                let (x0, x1) = span(i);
+                Rectangle::new([(x0, 0.0), (x1, b.mean)], colour.mix(0.85).filled())
+            })
+        }))?
+        .label(dim_title(bars.dim))
+        .legend(swatch(colour));
+    for (i, b) in bars.bins.iter().enumerate() {
+        if let Some(b) = b {
+            draw_whisker(chart, b, span(i))?;
+        }
+    }
+    if let Some(base) = &bars.baseline {
+        // An outline the height of the baseline's error around each bar: where the
+        // bar stays inside it, the model beats the mean there.
+        let style = GREY.stroke_width(4);
+        let series = chart.draw_series(base.iter().enumerate().filter_map(|(i, b)| {
+            b.map(|b| {
+                let (x0, x1) = span(i);
+                Rectangle::new([(x0, 0.0), (x1, b.mean)], style)
+            })
+        }))?;
+        if first {
+            series
+                .label("outline: predicting the training mean")
+                .legend(move |(x, y)| Rectangle::new([(x, y - 10), (x + 28, y + 10)], style));
+        }
+    }
+    Ok(())
+}
+
+/// The 25th–75th percentile whisker of one bar spanning `x0..x1`, with caps, and the
+/// bar's face count above it.
+fn draw_whisker<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    b: &BinError,
+    (x0, x1): (f64, f64),
+) -> Drawn {
+    let whisker = INK.stroke_width(3);
+    let mid = (x0 + x1) / 2.0;
+    let cap = (x1 - x0) * 0.2;
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(mid, b.q1), (mid, b.q3)],
+        whisker,
+    )))?;
+    for y in [b.q1, b.q3] {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(mid - cap, y), (mid + cap, y)],
+            whisker,
+        )))?;
+    }
+    chart.draw_series(std::iter::once(Text::new(
+        format!("n={}", b.n),
+        (mid, b.q3.max(b.mean)),
+        font(NOTE * 0.8)
+            .color(&INK)
+            .pos(Pos::new(HPos::Center, VPos::Bottom)),
+    )))?;
+    Ok(())
+}
+
+/// Bins of the residuals figure.
+const RESIDUAL_BINS: usize = 40;
+
+/// One dimension's residuals (predicted − true): their shares in % per bin of
+/// `RESIDUAL_BINS` over [-r, r] (the ends take what lies beyond), their mean and SD.
+struct ResidualHistogram {
+    dim: Dimension,
+    shares: Vec<f64>,
+    mean: f64,
+    sd: f64,
+}
+
+impl ResidualHistogram {
+    fn of(dim: Dimension, truth: &[f32], pred: &[f32], r: f64) -> Self {
+        let width = 2.0 * r / RESIDUAL_BINS as f64;
+        let res: Vec<f64> = truth
+            .iter()
+            .zip(pred)
+            .map(|(&t, &p)| f64::from(p) - f64::from(t))
+            .collect();
+        let mut counts = vec![0u64; RESIDUAL_BINS];
+        for &e in &res {
+            let i = (((e + r) / width).floor().max(0.0) as usize).min(RESIDUAL_BINS - 1);
+            counts[i] += 1;
+        }
+        let n = res.len().max(1) as f64;
+        let mean = res.iter().sum::<f64>() / n;
+        let sd = (res.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n).sqrt();
+        ResidualHistogram {
+            dim,
+            shares: counts.iter().map(|&c| 100.0 * c as f64 / n).collect(),
+            mean,
+            sd,
+        }
+    }
+}
+
 /// Histogram of residuals (predicted − true), one outline per dimension.
 pub(crate) fn residuals(
     preds: &Predictions,
     view: View<'_>,
     path: &Path,
 ) -> Result<(), ReportError> {
-    const BINS: usize = 40;
     let extreme = preds
         .dims
         .iter()
@@ -343,48 +414,19 @@ pub(crate) fn residuals(
         .fold(0.0f64, f64::max);
     // A round, symmetric range: the bins then sit on readable boundaries.
     let r = ((extreme * 10.0).ceil() / 10.0).clamp(0.2, 2.0);
-    let width = 2.0 * r / BINS as f64;
-    let hists: Vec<(Dimension, Vec<f64>, f64, f64)> = preds
+    let hists: Vec<ResidualHistogram> = preds
         .dims
         .iter()
-        .map(|(d, t, p)| {
-            let res: Vec<f64> = t
-                .iter()
-                .zip(p)
-                .map(|(&t, &p)| f64::from(p) - f64::from(t))
-                .collect();
-            let mut counts = vec![0u64; BINS];
-            for &e in &res {
-                let i = (((e + r) / width).floor().max(0.0) as usize).min(BINS - 1);
-                counts[i] += 1;
-            }
-            let n = res.len().max(1) as f64;
-            let mean = res.iter().sum::<f64>() / n;
-            let sd = (res.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / n).sqrt();
-            (
-                *d,
-                counts.iter().map(|&c| 100.0 * c as f64 / n).collect(),
-                mean,
-                sd,
-            )
-        })
+        .map(|(d, t, p)| ResidualHistogram::of(*d, t, p, r))
         .collect();
     let top = hists
         .iter()
-        .flat_map(|(_, h, _, _)| h.iter().copied())
+        .flat_map(|h| h.shares.iter().copied())
         .fold(1.0f64, f64::max)
         * 1.3;
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Residuals (predicted − true), {}", view.subject),
-                bold(TITLE),
-            )
-            .margin(30)
-            .margin_right(50)
-            .x_label_area_size(100)
-            .y_label_area_size(150)
-            .build_cartesian_2d(-r..r, 0f64..top)?;
+        let title = format!("Residuals (predicted − true), {}", view.subject);
+        let mut chart = figure_chart(root, &title, 150).build_cartesian_2d(-r..r, 0f64..top)?;
         styled_mesh!(chart)
             .x_desc("residual")
             .y_desc("share of faces (%)")
@@ -392,26 +434,23 @@ pub(crate) fn residuals(
             .x_label_formatter(&|v| num(*v, 2))
             .y_label_formatter(&|v| num(*v, 1))
             .draw()?;
-        for (dim, shares, mean, sd) in &hists {
-            let colour = dim_colour(*dim);
-            chart.draw_series(shares.iter().enumerate().map(|(i, &s)| {
+        let width = 2.0 * r / RESIDUAL_BINS as f64;
+        for h in &hists {
+            let colour = dim_colour(h.dim);
+            chart.draw_series(h.shares.iter().enumerate().map(|(i, &s)| {
                 let x0 = -r + i as f64 * width;
                 Rectangle::new([(x0, 0.0), (x0 + width, s)], colour.mix(0.25).filled())
             }))?;
-            let mut outline = vec![(-r, 0.0)];
-            for (i, &s) in shares.iter().enumerate() {
-                let x0 = -r + i as f64 * width;
-                outline.push((x0, s));
-                outline.push((x0 + width, s));
-            }
-            outline.push((r, 0.0));
             chart
-                .draw_series(LineSeries::new(outline, colour.stroke_width(4)))?
+                .draw_series(LineSeries::new(
+                    steps(&h.shares, -r, r),
+                    colour.stroke_width(4),
+                ))?
                 .label(format!(
                     "{}: mean {}, SD {}",
-                    dim_title(*dim),
-                    fixed(*mean, 3),
-                    fixed(*sd, 3)
+                    dim_title(h.dim),
+                    fixed(h.mean, 3),
+                    fixed(h.sd, 3)
                 ))
                 .legend(swatch(colour.mix(0.6)));
         }

@@ -193,6 +193,49 @@ fn errors_table(md: &mut String, p: &Predictions, mean: Option<&TrainingMean>) {
 /// Renders `report.md`.
 pub(crate) fn render(c: &Contents<'_>) -> String {
     let mut md = String::from("# valar report\n\n");
+    header(&mut md, c);
+    summary(&mut md, c);
+    if let Some(p) = c.prepared {
+        data_section(&mut md, p, c.data_figures);
+    }
+    training_section(&mut md, c);
+    let mean = c.mean.map(|(_, m)| m);
+    if let Some(p) = c.predictions {
+        md.push_str("## Errors\n\n");
+        let _ = writeln!(
+            md,
+            "Validation split, from the run's `predictions.csv` ({} faces), recomputed here.\n",
+            p.rows
+        );
+        errors_table(&mut md, p, mean);
+        figures(&mut md, c.error_figures);
+    }
+    if let Some((path, p)) = c.evaluation {
+        md.push_str("## Test evaluation\n\n");
+        let _ = writeln!(
+            md,
+            "From `{}` ({} faces), recomputed here.\n",
+            path.display(),
+            p.rows
+        );
+        errors_table(&mut md, p, mean);
+        figures(&mut md, c.test_figures);
+    }
+    if let Some(config) = c.config {
+        config_section(&mut md, config);
+    }
+    if !c.notes.is_empty() {
+        md.push_str("## Notes\n\n");
+        for n in c.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// The version, the inputs and the mean baseline reported on, then the warnings.
+fn header(md: &mut String, c: &Contents<'_>) {
     let _ = writeln!(md, "Written by valar {}.\n", valar_core::VERSION);
     if let Some(p) = c.prepared {
         let _ = writeln!(md, "- Prepared data: `{}`", p.dir.display());
@@ -217,148 +260,128 @@ pub(crate) fn render(c: &Contents<'_>) -> String {
     for w in c.warnings {
         let _ = writeln!(md, "**Warning:** {w}\n");
     }
-    summary(&mut md, c);
+}
 
-    if let Some(p) = c.prepared {
-        let info = &p.info;
-        md.push_str("## Data\n\n| | |\n|---|---:|\n");
-        let _ = writeln!(md, "| Source rows read | {} |", info.rows_read);
-        let _ = writeln!(md, "| Faces written | {} |", info.faces);
-        for (split, n) in &info.splits {
-            let _ = writeln!(md, "| Faces in `{split}` | {n} |");
-        }
-        let _ = writeln!(
-            md,
-            "| Stratified by | {} ({} intervals) |",
-            info.stratify,
-            info.intervals.len()
-        );
-        let quotas: Vec<usize> = info.intervals.iter().filter_map(|i| i.quota).collect();
-        if let (Some(lo), Some(hi)) = (quotas.iter().min(), quotas.iter().max()) {
-            let q = if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}–{hi}")
-            };
-            let _ = writeln!(md, "| Quota per interval | {q} |");
-        }
-        let short = if info.short_intervals.is_empty() {
-            "none".to_string()
-        } else {
-            info.short_intervals
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = writeln!(md, "| Short intervals | {short} |");
-        let rejected: usize = info.rejects_by_reason.values().sum();
-        let _ = writeln!(md, "| Rows rejected | {rejected} |");
-        for (reason, n) in &info.rejects_by_reason {
-            let _ = writeln!(md, "| &nbsp;&nbsp;{reason} | {n} |");
-        }
-        let _ = writeln!(md, "| Seed | {} |\n", info.seed);
-        figures(&mut md, c.data_figures);
+/// The prepared folder's counts, stratification and rejects, then its figures.
+fn data_section(md: &mut String, p: &Prepared, data_figures: &[Figure]) {
+    let info = &p.info;
+    md.push_str("## Data\n\n| | |\n|---|---:|\n");
+    let _ = writeln!(md, "| Source rows read | {} |", info.rows_read);
+    let _ = writeln!(md, "| Faces written | {} |", info.faces);
+    for (split, n) in &info.splits {
+        let _ = writeln!(md, "| Faces in `{split}` | {n} |");
     }
+    let _ = writeln!(
+        md,
+        "| Stratified by | {} ({} intervals) |",
+        info.stratify,
+        info.intervals.len()
+    );
+    let quotas: Vec<usize> = info.intervals.iter().filter_map(|i| i.quota).collect();
+    if let (Some(lo), Some(hi)) = (quotas.iter().min(), quotas.iter().max()) {
+        let q = if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        };
+        let _ = writeln!(md, "| Quota per interval | {q} |");
+    }
+    let short = if info.short_intervals.is_empty() {
+        "none".to_string()
+    } else {
+        info.short_intervals
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(md, "| Short intervals | {short} |");
+    let rejected: usize = info.rejects_by_reason.values().sum();
+    let _ = writeln!(md, "| Rows rejected | {rejected} |");
+    for (reason, n) in &info.rejects_by_reason {
+        let _ = writeln!(md, "| &nbsp;&nbsp;{reason} | {n} |");
+    }
+    let _ = writeln!(md, "| Seed | {} |\n", info.seed);
+    figures(md, data_figures);
+}
 
-    if let (Some(first), Some(last)) = (c.epochs.first(), c.epochs.last()) {
-        md.push_str("## Training\n\n");
-        if let Some(status) = c.run_status {
-            let _ = writeln!(md, "{status}\n");
-        }
-        let best = best_epoch(c.epochs);
+/// The epochs run, the final and best losses, the validation metrics table and the
+/// training figures; nothing without epochs.
+fn training_section(md: &mut String, c: &Contents<'_>) {
+    let (Some(first), Some(last)) = (c.epochs.first(), c.epochs.last()) else {
+        return;
+    };
+    md.push_str("## Training\n\n");
+    if let Some(status) = c.run_status {
+        let _ = writeln!(md, "{status}\n");
+    }
+    let best = best_epoch(c.epochs);
+    let _ = writeln!(
+        md,
+        "{} epochs ({}–{}). Final training loss {}, validation loss {}.",
+        c.epochs.len(),
+        first.epoch,
+        last.epoch,
+        fixed(last.train_loss, 4),
+        last.val_loss.map_or("n/a".to_string(), |v| fixed(v, 4)),
+    );
+    if let Some(b) = &best {
         let _ = writeln!(
             md,
-            "{} epochs ({}–{}). Final training loss {}, validation loss {}.",
-            c.epochs.len(),
-            first.epoch,
-            last.epoch,
-            fixed(last.train_loss, 4),
-            last.val_loss.map_or("n/a".to_string(), |v| fixed(v, 4)),
+            "Best epoch ({}): {}, validation loss {}.",
+            b.rule,
+            b.epoch.epoch,
+            b.epoch.val_loss.map_or("n/a".to_string(), |v| fixed(v, 4))
         );
-        if let Some(b) = best {
+    }
+    md.push('\n');
+    validation_table(md, c.epochs, last, best.map(|b| b.epoch));
+    figures(md, c.training_figures);
+}
+
+/// The final and best epochs' validation metrics and the mean baseline's, per dimension
+/// that any epoch scored; nothing when none did.
+fn validation_table(md: &mut String, epochs: &[Epoch], last: &Epoch, best: Option<&Epoch>) {
+    let dims: Vec<Dimension> = Dimension::ALL
+        .into_iter()
+        .filter(|&d| epochs.iter().any(|e| e.dim(d).is_some()))
+        .collect();
+    if dims.is_empty() {
+        return;
+    }
+    md.push_str("Validation metrics:\n\n| Dimension | Epoch | RMSE | PCC | CCC | SAGR |\n|---|---|---:|---:|---:|---:|\n");
+    for &dim in &dims {
+        if let Some(m) = last.dim(dim) {
+            metrics_row(md, dim, &format!("final ({})", last.epoch), m);
+        }
+        if let Some((b, m)) = best.and_then(|b| b.dim(dim).map(|m| (b, m))) {
+            metrics_row(md, dim, &format!("best ({})", b.epoch), m);
+        }
+        // The same on every epoch: the validation rows and the training mean are fixed.
+        if let Some(rmse) = last.baseline_rmse(dim) {
             let _ = writeln!(
                 md,
-                "Best epoch ({}): {}, validation loss {}.",
-                b.rule,
-                b.epoch.epoch,
-                b.epoch.val_loss.map_or("n/a".to_string(), |v| fixed(v, 4))
+                "| {dim} | mean baseline | {} | \u{2014} | {} | \u{2014} |",
+                fixed(rmse, 4),
+                fixed(0.0, 4)
             );
         }
-        md.push('\n');
-        let dims: Vec<Dimension> = Dimension::ALL
-            .into_iter()
-            .filter(|&d| c.epochs.iter().any(|e| e.dim(d).is_some()))
-            .collect();
-        if !dims.is_empty() {
-            md.push_str("Validation metrics:\n\n| Dimension | Epoch | RMSE | PCC | CCC | SAGR |\n|---|---|---:|---:|---:|---:|\n");
-            for &dim in &dims {
-                if let Some(m) = last.dim(dim) {
-                    metrics_row(&mut md, dim, &format!("final ({})", last.epoch), m);
-                }
-                if let Some((b, m)) = best.and_then(|b| b.epoch.dim(dim).map(|m| (b.epoch, m))) {
-                    metrics_row(&mut md, dim, &format!("best ({})", b.epoch), m);
-                }
-                // The same on every epoch: the validation rows and the training mean are fixed.
-                if let Some(rmse) = last.baseline_rmse(dim) {
-                    let _ = writeln!(
-                        md,
-                        "| {dim} | mean baseline | {} | \u{2014} | {} | \u{2014} |",
-                        fixed(rmse, 4),
-                        fixed(0.0, 4)
-                    );
-                }
-            }
-            md.push('\n');
-        }
-        figures(&mut md, c.training_figures);
     }
+    md.push('\n');
+}
 
-    let mean = c.mean.map(|(_, m)| m);
-    if let Some(p) = c.predictions {
-        md.push_str("## Errors\n\n");
-        let _ = writeln!(
-            md,
-            "Validation split, from the run's `predictions.csv` ({} faces), recomputed here.\n",
-            p.rows
-        );
-        errors_table(&mut md, p, mean);
-        figures(&mut md, c.error_figures);
-    }
-
-    if let Some((path, p)) = c.evaluation {
-        md.push_str("## Test evaluation\n\n");
-        let _ = writeln!(
-            md,
-            "From `{}` ({} faces), recomputed here.\n",
-            path.display(),
-            p.rows
-        );
-        errors_table(&mut md, p, mean);
-        figures(&mut md, c.test_figures);
-    }
-
-    if let Some(config) = c.config {
-        md.push_str("## Configuration\n\n`config.toml` of the run:\n\n");
-        // A fence longer than any backtick run inside keeps the block closed.
-        let longest = config
-            .text
-            .split(|ch| ch != '`')
-            .map(str::len)
-            .max()
-            .unwrap_or(0);
-        let fence = "`".repeat(longest.max(2) + 1);
-        let _ = writeln!(md, "{fence}toml\n{}\n{fence}\n", config.text.trim_end());
-    }
-
-    if !c.notes.is_empty() {
-        md.push_str("## Notes\n\n");
-        for n in c.notes {
-            let _ = writeln!(md, "- {n}");
-        }
-        md.push('\n');
-    }
-    md
+/// The run's `config.toml`, verbatim in a code block.
+fn config_section(md: &mut String, config: &RunConfigSummary) {
+    md.push_str("## Configuration\n\n`config.toml` of the run:\n\n");
+    // A fence longer than any backtick run inside keeps the block closed.
+    let longest = config
+        .text
+        .split(|ch| ch != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    let _ = writeln!(md, "{fence}toml\n{}\n{fence}\n", config.text.trim_end());
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@ use crate::ReportError;
 use crate::data_charts::{self, Prepared};
 use crate::error_charts;
 use crate::markdown::{self, Contents, Figure};
-use crate::run_files::{self, Predictions};
+use crate::run_files::{self, Epoch, Predictions};
 use crate::training_charts;
 use crate::video_charts;
 use serde::de::IgnoredAny;
@@ -228,47 +228,63 @@ fn is_earlier_report(out: &Path) -> bool {
             .all(|n| n == REPORT_MARKER || n == "report.md" || ALL_FIGURES.contains(&n.as_str()))
 }
 
-/// Draws the report into the fresh folder `out`.
-fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError> {
-    let mut notes = Vec::new();
+/// What a run folder gives the report: its epochs, validation predictions and
+/// configuration, each empty when the run has none.
+#[derive(Default)]
+struct RunInputs {
+    epochs: Vec<Epoch>,
+    predictions: Option<Predictions>,
+    config: Option<RunConfigSummary>,
+}
 
-    let mut epochs = Vec::new();
-    let mut predictions: Option<Predictions> = None;
-    let mut config: Option<RunConfigSummary> = None;
-    if let Some(run) = &inputs.run {
-        if !run.is_dir() {
-            return Err(ReportError::Missing {
-                path: run.clone(),
-                what: "a run folder written by `valar train`",
-            });
-        }
-        let run_dir = RunDir::new(run);
-        epochs = run_files::read_metrics(&run_dir.metrics())?;
-        let config_path = run_dir.config();
-        if config_path.is_file() {
-            config = Some(RunConfigSummary::read(&config_path)?);
-        } else {
-            notes.push(format!(
-                "{} not found: the configuration is not shown.",
-                config_path.display()
-            ));
-        }
-        let predictions_path = run_dir.predictions();
-        if predictions_path.is_file() {
-            predictions = Some(run_files::read_predictions(&predictions_path)?);
-        } else {
-            notes.push(format!(
-                "{} not found: no error figures.",
-                predictions_path.display()
-            ));
-        }
+/// Reads the run folder `run`, noting in `notes` the files it lacks.
+fn read_run(run: &Path, notes: &mut Vec<String>) -> Result<RunInputs, ReportError> {
+    if !run.is_dir() {
+        return Err(ReportError::Missing {
+            path: run.to_path_buf(),
+            what: "a run folder written by `valar train`",
+        });
     }
-    let evaluation_path = inputs.evaluation.clone().or_else(|| {
+    let run_dir = RunDir::new(run);
+    let epochs = run_files::read_metrics(&run_dir.metrics())?;
+    let config_path = run_dir.config();
+    let config = if config_path.is_file() {
+        Some(RunConfigSummary::read(&config_path)?)
+    } else {
+        notes.push(format!(
+            "{} not found: the configuration is not shown.",
+            config_path.display()
+        ));
+        None
+    };
+    let predictions_path = run_dir.predictions();
+    let predictions = if predictions_path.is_file() {
+        Some(run_files::read_predictions(&predictions_path)?)
+    } else {
+        notes.push(format!(
+            "{} not found: no error figures.",
+            predictions_path.display()
+        ));
+        None
+    };
+    Ok(RunInputs {
+        epochs,
+        predictions,
+        config,
+    })
+}
+
+/// The test evaluation to show: the one given, else the run folder's, unless it is another
+/// model's than the run's current one; what a reader must know about it goes in `warnings`.
+fn read_evaluation(
+    inputs: &ReportInputs,
+    warnings: &mut Vec<String>,
+) -> Result<Option<(PathBuf, Predictions)>, ReportError> {
+    let path = inputs.evaluation.clone().or_else(|| {
         let found = inputs.run.as_ref()?.join(TEST_PREDICTIONS);
         found.is_file().then_some(found)
     });
-    let mut warnings = Vec::new();
-    let evaluation_path = match (&inputs.run, evaluation_path) {
+    let path = match (&inputs.run, path) {
         (Some(run), Some(p)) => match check_evaluation(run, &p)? {
             EvaluationCheck::Current => Some(p),
             EvaluationCheck::Unverified(why) => {
@@ -282,28 +298,22 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
         },
         (_, p) => p,
     };
-    let evaluation = evaluation_path
-        .map(|p| run_files::read_predictions(&p).map(|preds| (p, preds)))
-        .transpose()?;
-    let run_status = match &inputs.run {
-        Some(run) => {
-            let status = run_status(run, config.as_ref(), epochs.len())?;
-            if let RunStatus::Unfinished(why) = &status {
-                warnings.push(why.clone());
-            }
-            Some(status.sentence())
-        }
-        None => None,
-    };
+    path.map(|p| run_files::read_predictions(&p).map(|preds| (p, preds)))
+        .transpose()
+}
 
-    let run_data = match (&inputs.run, &config) {
-        (Some(run), Some(c)) => c.prepared(run),
-        _ => None,
-    };
-    let prepared_dir = match (&inputs.prepared, &inputs.run, &config) {
+/// The prepared folder to draw the data figures from: the one given, else the one the run's
+/// `config.toml` names (`run_data`), noting in `notes` why there is none.
+fn prepared_folder(
+    inputs: &ReportInputs,
+    config: Option<&RunConfigSummary>,
+    run_data: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> Option<PathBuf> {
+    match (&inputs.prepared, &inputs.run, config) {
         (Some(p), _, _) => Some(p.clone()),
         (None, Some(_), Some(c)) => {
-            let found = run_data.clone();
+            let found = run_data.map(Path::to_path_buf);
             if found.is_none() {
                 notes.push(match &c.data {
                     Some(d) => format!(
@@ -316,133 +326,197 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
             found
         }
         _ => None,
+    }
+}
+
+/// Draws the figures of the prepared folder `p` into `out`, noting in `notes` those left out.
+fn draw_data_figures(
+    p: &Prepared,
+    out: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Figure>, ReportError> {
+    let mut figures = Vec::new();
+    for (dim, file) in [
+        (Dimension::Valence, data_charts::HISTOGRAM_VALENCE),
+        (Dimension::Arousal, data_charts::HISTOGRAM_AROUSAL),
+    ] {
+        data_charts::histogram(p, dim, &out.join(file))?;
+        figures.push(Figure {
+            file,
+            caption: format!(
+                "{} labels in the source and in the prepared subset",
+                crate::canvas::dim_title(dim)
+            ),
+        });
+    }
+    data_charts::density(p, &out.join(data_charts::DENSITY))?;
+    figures.push(Figure {
+        file: data_charts::DENSITY,
+        caption: if p.stratified(Dimension::Valence) || p.stratified(Dimension::Arousal) {
+            "Joint valence × arousal density, source and prepared subset \
+             (dashed: stratification edges)"
+                .into()
+        } else {
+            "Joint valence × arousal density, source and prepared subset".into()
+        },
+    });
+    if p.info.intervals.is_empty() {
+        notes.push("prep.json lists no intervals: no interval figure.".into());
+    } else {
+        data_charts::intervals(p, &out.join(data_charts::INTERVALS))?;
+        figures.push(Figure {
+            file: data_charts::INTERVALS,
+            caption: "Faces available and selected per interval, with the quota".into(),
+        });
+    }
+    if data_charts::rejects(p, &out.join(data_charts::REJECTS))? {
+        figures.push(Figure {
+            file: data_charts::REJECTS,
+            caption: "Source rows rejected, by reason".into(),
+        });
+    }
+    Ok(figures)
+}
+
+/// Draws the loss and CCC curves of `epochs` into `out` (none without epochs), noting in
+/// `notes` a CCC figure left out.
+fn draw_training_figures(
+    epochs: &[Epoch],
+    out: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Figure>, ReportError> {
+    let mut figures = Vec::new();
+    if epochs.is_empty() {
+        return Ok(figures);
+    }
+    training_charts::loss(epochs, &out.join(training_charts::LOSS))?;
+    figures.push(Figure {
+        file: training_charts::LOSS,
+        caption: "Training and validation loss per epoch".into(),
+    });
+    if training_charts::ccc(epochs, &out.join(training_charts::CCC))? {
+        figures.push(Figure {
+            file: training_charts::CCC,
+            caption: "Validation CCC per dimension per epoch".into(),
+        });
+    } else {
+        notes.push("metrics.csv has no per-dimension metrics: no CCC figure.".into());
+    }
+    Ok(figures)
+}
+
+/// Everything a report is drawn from, read and checked, with what the reader must know
+/// about it so far.
+struct Sources {
+    run: RunInputs,
+    evaluation: Option<(PathBuf, Predictions)>,
+    /// Whether the run finished, in a sentence; `None` without a run.
+    run_status: Option<String>,
+    prepared: Option<Prepared>,
+    /// The training mean the baseline predicts, and the manifest it came from.
+    mean: Option<(PathBuf, TrainingMean)>,
+    notes: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Reads what `inputs` name: the run, the test evaluation, the prepared folder and the
+/// training mean.
+fn read_sources(inputs: &ReportInputs) -> Result<Sources, ReportError> {
+    let mut notes = Vec::new();
+    let run = match &inputs.run {
+        Some(run) => read_run(run, &mut notes)?,
+        None => RunInputs::default(),
     };
+    let mut warnings = Vec::new();
+    let evaluation = read_evaluation(inputs, &mut warnings)?;
+    let run_status = match &inputs.run {
+        Some(dir) => {
+            let status = run_status(dir, run.config.as_ref(), run.epochs.len())?;
+            if let RunStatus::Unfinished(why) = &status {
+                warnings.push(why.clone());
+            }
+            Some(status.sentence())
+        }
+        None => None,
+    };
+    let run_data = match (&inputs.run, &run.config) {
+        (Some(dir), Some(c)) => c.prepared(dir),
+        _ => None,
+    };
+    let prepared_dir =
+        prepared_folder(inputs, run.config.as_ref(), run_data.as_deref(), &mut notes);
     let prepared = prepared_dir.as_deref().map(Prepared::read).transpose()?;
     let mean = training_mean(run_data.as_deref(), prepared.as_ref());
-    if mean.is_none() && (predictions.is_some() || evaluation.is_some()) {
+    if mean.is_none() && (run.predictions.is_some() || evaluation.is_some()) {
         notes.push(
             "no training rows found (neither the run's data folder nor the prepared folder has a `train` split): \
              the mean baseline's full metrics are not shown."
                 .into(),
         );
     }
+    Ok(Sources {
+        run,
+        evaluation,
+        run_status,
+        prepared,
+        mean,
+        notes,
+        warnings,
+    })
+}
 
-    let markdown = out.join("report.md");
-    let mut data_figures = Vec::new();
-    let mut training_figures = Vec::new();
-    let mut error_figures = Vec::new();
-    let mut test_figures = Vec::new();
-
-    if let Some(p) = &prepared {
-        for (dim, file) in [
-            (Dimension::Valence, data_charts::HISTOGRAM_VALENCE),
-            (Dimension::Arousal, data_charts::HISTOGRAM_AROUSAL),
-        ] {
-            data_charts::histogram(p, dim, &out.join(file))?;
-            data_figures.push(Figure {
-                file,
-                caption: format!(
-                    "{} labels in the source and in the prepared subset",
-                    crate::canvas::dim_title(dim)
-                ),
-            });
-        }
-        data_charts::density(p, &out.join(data_charts::DENSITY))?;
-        data_figures.push(Figure {
-            file: data_charts::DENSITY,
-            caption: if p.stratified(Dimension::Valence) || p.stratified(Dimension::Arousal) {
-                "Joint valence × arousal density, source and prepared subset \
-                 (dashed: stratification edges)"
-                    .into()
-            } else {
-                "Joint valence × arousal density, source and prepared subset".into()
-            },
-        });
-        if p.info.intervals.is_empty() {
-            notes.push("prep.json lists no intervals: no interval figure.".into());
-        } else {
-            data_charts::intervals(p, &out.join(data_charts::INTERVALS))?;
-            data_figures.push(Figure {
-                file: data_charts::INTERVALS,
-                caption: "Faces available and selected per interval, with the quota".into(),
-            });
-        }
-        if data_charts::rejects(p, &out.join(data_charts::REJECTS))? {
-            data_figures.push(Figure {
-                file: data_charts::REJECTS,
-                caption: "Source rows rejected, by reason".into(),
-            });
-        }
-    }
-
-    if !epochs.is_empty() {
-        training_charts::loss(&epochs, &out.join(training_charts::LOSS))?;
-        training_figures.push(Figure {
-            file: training_charts::LOSS,
-            caption: "Training and validation loss per epoch".into(),
-        });
-        if training_charts::ccc(&epochs, &out.join(training_charts::CCC))? {
-            training_figures.push(Figure {
-                file: training_charts::CCC,
-                caption: "Validation CCC per dimension per epoch".into(),
-            });
-        } else {
-            notes.push("metrics.csv has no per-dimension metrics: no CCC figure.".into());
-        }
-    }
-
+/// Draws the report into the fresh folder `out`.
+fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError> {
+    let Sources {
+        run,
+        evaluation,
+        run_status,
+        prepared,
+        mean,
+        mut notes,
+        warnings,
+    } = read_sources(inputs)?;
+    let data_figures = match &prepared {
+        Some(p) => draw_data_figures(p, out, &mut notes)?,
+        None => Vec::new(),
+    };
+    let training_figures = draw_training_figures(&run.epochs, out, &mut notes)?;
     let view = |subject| error_charts::View {
         subject,
         mean: mean.as_ref().map(|(_, m)| m),
     };
-    if let Some(preds) = &predictions {
-        draw_error_figures(
-            preds,
-            view("validation split"),
-            [
-                error_charts::SCATTER,
-                error_charts::BY_INTERVAL,
-                error_charts::RESIDUALS,
-            ],
-            out,
-            &mut error_figures,
-        )?;
+    let mut error_figures = Vec::new();
+    if let Some(preds) = &run.predictions {
+        let files = [
+            error_charts::SCATTER,
+            error_charts::BY_INTERVAL,
+            error_charts::RESIDUALS,
+        ];
+        let view = view("validation split");
+        draw_error_figures(preds, view, files, out, &mut error_figures)?;
     }
+    let mut test_figures = Vec::new();
     if let Some((_, preds)) = &evaluation {
-        draw_error_figures(
-            preds,
-            view("test set"),
-            [
-                error_charts::TEST_SCATTER,
-                error_charts::TEST_BY_INTERVAL,
-                error_charts::TEST_RESIDUALS,
-            ],
-            out,
-            &mut test_figures,
-        )?;
+        let files = [
+            error_charts::TEST_SCATTER,
+            error_charts::TEST_BY_INTERVAL,
+            error_charts::TEST_RESIDUALS,
+        ];
+        draw_error_figures(preds, view("test set"), files, out, &mut test_figures)?;
     }
-
     let videos = video_files(inputs, evaluation.as_ref().map(|(p, _)| p.as_path()))?;
     let video_figures = match &videos {
         Some(v) => video_charts::draw(v, out)?,
         None => Vec::new(),
     };
-    let written: Vec<&str> = data_figures
-        .iter()
-        .chain(&training_figures)
-        .chain(&error_figures)
-        .chain(&test_figures)
-        .chain(&video_figures)
-        .map(|f| f.file)
-        .collect();
     let mut text = markdown::render(&Contents {
         prepared: prepared.as_ref(),
         run: inputs.run.as_deref(),
-        epochs: &epochs,
-        predictions: predictions.as_ref(),
+        epochs: &run.epochs,
+        predictions: run.predictions.as_ref(),
         evaluation: evaluation.as_ref().map(|(p, e)| (p.as_path(), e)),
         mean: mean.as_ref().map(|(p, m)| (p.as_path(), m)),
-        config: config.as_ref(),
+        config: run.config.as_ref(),
         data_figures: &data_figures,
         training_figures: &training_figures,
         error_figures: &error_figures,
@@ -454,10 +528,21 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
     if let Some(v) = &videos {
         text.push_str(&video_charts::section(v, &video_figures));
     }
+    let markdown = out.join("report.md");
     valar_core::write_atomic(&markdown, |w| w.write_all(text.as_bytes()))?;
-
+    let written = [
+        &data_figures,
+        &training_figures,
+        &error_figures,
+        &test_figures,
+        &video_figures,
+    ];
     Ok(ReportSummary {
-        pngs: written.iter().map(|f| out.join(f)).collect(),
+        pngs: written
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|f| out.join(f.file))
+            .collect(),
         markdown,
         prepared: prepared.map(|p| p.dir),
         notes: warnings.into_iter().chain(notes).collect(),

@@ -4,7 +4,7 @@
 
 use crate::ReportError;
 use crate::canvas::{
-    Area, BLUE, Drawn, FULL, INK, ORANGE, PANEL_TITLE, TICK, bold, dim_title, font, num,
+    Area, BLUE, Chart, Drawn, FULL, INK, ORANGE, PANEL_TITLE, TICK, bold, dim_title, font, num,
     styled_legend, styled_mesh, swatch, titled, write_png,
 };
 use plotters::prelude::*;
@@ -91,13 +91,9 @@ fn values(scores: &[(Dimension, Vec<DimMetrics>)], dim: Dimension, metric: Metri
         .collect()
 }
 
-fn draw_panel(
-    area: &Area<'_>,
-    groups: &[SweepGroup],
-    metric: Metric,
-    dim: Dimension,
-    legend: bool,
-) -> Drawn {
+/// The y range of a panel: from 0 up for an error metric, up to 1 for an agreement one
+/// (which may go below 0).
+fn y_range(groups: &[SweepGroup], metric: Metric, dim: Dimension) -> std::ops::Range<f64> {
     let all: Vec<f64> = groups
         .iter()
         .flat_map(|g| {
@@ -108,11 +104,20 @@ fn draw_panel(
         .collect();
     let hi = all.iter().copied().fold(0.0f64, f64::max);
     let lo = all.iter().copied().fold(0.0f64, f64::min);
-    let y = if metric.error {
+    if metric.error {
         0.0..(hi * 1.2).max(1e-3)
     } else {
         (lo * 1.2).min(0.0)..1.0
-    };
+    }
+}
+
+fn draw_panel(
+    area: &Area<'_>,
+    groups: &[SweepGroup],
+    metric: Metric,
+    dim: Dimension,
+    legend: bool,
+) -> Drawn {
     let n = groups.len().max(1);
     let mut chart = ChartBuilder::on(area)
         .caption(
@@ -122,7 +127,7 @@ fn draw_panel(
         .margin(20)
         .x_label_area_size(70)
         .y_label_area_size(110)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y)?;
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), y_range(groups, metric, dim))?;
     let label = |v: &f64| {
         let i = v.round();
         if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < groups.len() {
@@ -158,50 +163,62 @@ fn draw_panel(
                 (g as f64 + offset, values(scores, dim, metric))
             })
             .collect();
-        let bars = per_group
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(x, v)| {
-                let (mean, _) = mean_sd(v);
-                Rectangle::new(
-                    [(x - 0.15, 0.0), (x + 0.15, mean)],
-                    colour.mix(0.55).filled(),
-                )
-            });
-        chart
-            .draw_series(bars)?
-            .label(format!("{name}, mean ± sd over seeds"))
-            .legend(swatch(colour));
-        // An error bar with caps, drawn as one path (plotters' ErrorBar needs a feature the
-        // workspace does not enable).
-        chart.draw_series(
-            per_group
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(x, v)| {
-                    let (mean, sd) = mean_sd(v);
-                    let (a, b, w) = (mean - sd, mean + sd, 0.06);
-                    PathElement::new(
-                        vec![
-                            (x - w, a),
-                            (x + w, a),
-                            (*x, a),
-                            (*x, b),
-                            (x - w, b),
-                            (x + w, b),
-                        ],
-                        INK.stroke_width(3),
-                    )
-                }),
-        )?;
-        chart.draw_series(per_group.iter().flat_map(|(x, v)| {
-            v.iter()
-                .map(move |&y| Circle::new((*x, y), 7, colour.filled().stroke_width(2)))
-        }))?;
+        draw_split(&mut chart, &per_group, name, colour)?;
     }
     if legend {
         styled_legend!(chart, SeriesLabelPosition::UpperRight)?;
     }
+    Ok(())
+}
+
+/// One split's scores in a panel: per group at its x, the mean over seeds as a bar, ± sd as
+/// an error bar, and each seed as a dot.
+fn draw_split<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    per_group: &[(f64, Vec<f64>)],
+    name: &str,
+    colour: RGBColor,
+) -> Drawn {
+    let bars = per_group
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(x, v)| {
+            let (mean, _) = mean_sd(v);
+            Rectangle::new(
+                [(x - 0.15, 0.0), (x + 0.15, mean)],
+                colour.mix(0.55).filled(),
+            )
+        });
+    chart
+        .draw_series(bars)?
+        .label(format!("{name}, mean ± sd over seeds"))
+        .legend(swatch(colour));
+    // An error bar with caps, drawn as one path (plotters' ErrorBar needs a feature the
+    // workspace does not enable).
+    chart.draw_series(
+        per_group
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(x, v)| {
+                let (mean, sd) = mean_sd(v);
+                let (a, b, w) = (mean - sd, mean + sd, 0.06);
+                PathElement::new(
+                    vec![
+                        (x - w, a),
+                        (x + w, a),
+                        (*x, a),
+                        (*x, b),
+                        (x - w, b),
+                        (x + w, b),
+                    ],
+                    INK.stroke_width(3),
+                )
+            }),
+    )?;
+    chart.draw_series(per_group.iter().flat_map(|(x, v)| {
+        v.iter()
+            .map(move |&y| Circle::new((*x, y), 7, colour.filled().stroke_width(2)))
+    }))?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 use crate::ReportError;
 use crate::canvas::{
-    Area, BLUE, Drawn, FULL, GREY, ORANGE, TITLE, bold, dim_colour, dim_title, legend_line, num,
+    Area, BLUE, Drawn, FULL, GREY, ORANGE, dim_colour, dim_title, figure_chart, legend_line, num,
     styled_legend, styled_mesh, write_png,
 };
 use crate::run_files::Epoch;
@@ -110,12 +110,7 @@ pub(crate) fn loss(epochs: &[Epoch], path: &Path) -> Result<(), ReportError> {
     let top = values.fold(0.0f64, f64::max).max(1e-6) * 1.15;
     let best = best_epoch(epochs);
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Loss per epoch", bold(TITLE))
-            .margin(30)
-            .margin_right(50)
-            .x_label_area_size(100)
-            .y_label_area_size(150)
+        let mut chart = figure_chart(root, "Loss per epoch", 150)
             .build_cartesian_2d(epoch_range(epochs), 0f64..top)?;
         styled_mesh!(chart)
             .x_desc("epoch")
@@ -192,12 +187,7 @@ pub(crate) fn ccc(epochs: &[Epoch], path: &Path) -> Result<bool, ReportError> {
     };
     let best = best_epoch(epochs);
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Validation CCC per epoch", bold(TITLE))
-            .margin(30)
-            .margin_right(50)
-            .x_label_area_size(100)
-            .y_label_area_size(150)
+        let mut chart = figure_chart(root, "Validation CCC per epoch", 150)
             .build_cartesian_2d(epoch_range(epochs), bottom..1.0)?;
         styled_mesh!(chart)
             .x_desc("epoch")

@@ -5,8 +5,8 @@
 
 use crate::ReportError;
 use crate::canvas::{
-    Area, Drawn, FULL, GREY, INK, NOTE, PANEL_TITLE, TITLE, bold, dim_colour, dim_title, font,
-    legend_line, num, styled_legend, styled_mesh, titled, write_png,
+    Area, Drawn, FULL, GREY, INK, NOTE, PANEL_TITLE, bold, dim_colour, dim_title, figure_chart,
+    font, legend_line, num, styled_legend, styled_mesh, titled, write_png,
 };
 use crate::markdown::Figure;
 use plotters::prelude::*;
@@ -152,12 +152,7 @@ fn median(mut x: Vec<f64>) -> f64 {
 fn ccc_strip(v: &VideoFiles, path: &Path) -> Result<(), ReportError> {
     let rows = v.dims.len() as f64;
     write_png(path, FULL, |root: &Area<'_>| -> Drawn {
-        let mut chart = ChartBuilder::on(root)
-            .caption("CCC per video", bold(TITLE))
-            .margin(30)
-            .margin_right(50)
-            .x_label_area_size(100)
-            .y_label_area_size(200)
+        let mut chart = figure_chart(root, "CCC per video", 200)
             .build_cartesian_2d(-1f64..1f64, -0.5f64..rows - 0.5)?;
         styled_mesh!(chart)
             .x_desc("CCC of the smoothed predictions, per video")

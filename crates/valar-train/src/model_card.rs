@@ -15,7 +15,9 @@ use crate::outputs::EpochRecord;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use valar_core::{Dimension, EvaluationRecord, PrepInfo, PreparedDir, RunDir, write_atomic};
+use valar_core::{
+    Dimension, EvaluationRecord, PrepInfo, PrepParams, PreparedDir, RunDir, write_atomic,
+};
 
 /// The epoch whose weights are in model.onnx: the best by validation score (the first of
 /// equals, as early stopping counts them), or the last with `keep = last`.
@@ -33,6 +35,10 @@ fn model_epoch(config: &TrainConfig, history: &[EpochRecord]) -> Option<EpochRec
             .cloned(),
     }
 }
+
+/// The header of the card's metric tables.
+const METRICS_HEADER: &str =
+    "| dimension | CCC | PCC | RMSE | SAGR | mean baseline RMSE |\n|---|---|---|---|---|---|\n";
 
 fn f4(v: f64) -> String {
     format!("{v:.4}")
@@ -107,6 +113,21 @@ pub(crate) fn write_model_card_tested(
     Ok(path)
 }
 
+/// The facts a model card is written from.
+struct Card<'a> {
+    config: &'a TrainConfig,
+    history: &'a [EpochRecord],
+    prep: Option<&'a PrepInfo>,
+    /// model.onnx's `metadata_props`.
+    meta: &'a BTreeMap<String, String>,
+    /// The test figures of the evaluation just recorded ([`test_figures`]), empty when none.
+    tested: &'a BTreeMap<String, String>,
+    dims: &'a [Dimension],
+    /// The epoch whose weights are in model.onnx.
+    kept: Option<EpochRecord>,
+    params: PrepParams,
+}
+
 fn render(
     config: &TrainConfig,
     history: &[EpochRecord],
@@ -114,240 +135,284 @@ fn render(
     meta: &BTreeMap<String, String>,
     tested: &BTreeMap<String, String>,
 ) -> String {
-    let dims = config.targets.dimensions();
-    let kept = model_epoch(config, history);
-    let test = |k: &str| tested.get(k);
-    let params = prep.map(PrepInfo::prep_params).unwrap_or_default();
-    let kind = params.input_kind();
+    let card = Card {
+        config,
+        history,
+        prep,
+        meta,
+        tested,
+        dims: config.targets.dimensions(),
+        kept: model_epoch(config, history),
+        params: prep.map(PrepInfo::prep_params).unwrap_or_default(),
+    };
     let mut s = String::new();
-    // YAML front matter, as the Hugging Face Hub reads it.
-    s.push_str("---\nlibrary_name: valar\n");
-    s.push_str(
-        "tags:\n  - valence-arousal\n  - affective-computing\n  - facial-expression\n  - onnx\n",
-    );
-    let _ = writeln!(s, "datasets:\n  - {}", dataset_name(kind));
-    s.push_str("metrics:\n  - ccc\n  - rmse\n  - pcc\n  - sagr\n");
-    s.push_str("results:\n");
-    if let Some(r) = &kept {
-        for &d in dims {
-            if let Some(m) = r.metrics(d) {
-                let _ = writeln!(
-                    s,
-                    "  - {{split: validation, dimension: {}, epoch: {}, ccc: {}, rmse: {}, pcc: {}, sagr: {}}}",
-                    d.name(),
-                    r.epoch,
-                    f4(m.ccc),
-                    f4(m.rmse),
-                    f4(m.pcc),
-                    f4(m.sagr)
-                );
-            }
-        }
-    }
-    for &d in dims {
-        let n = d.name();
-        if let (Some(ccc), Some(rmse), Some(pcc), Some(sagr)) = (
-            test(&format!("{n}.ccc")),
-            test(&format!("{n}.rmse")),
-            test(&format!("{n}.pcc")),
-            test(&format!("{n}.sagr")),
-        ) {
-            let p = |v: &String| v.parse::<f64>().map(f4).unwrap_or_else(|_| v.clone());
-            let _ = writeln!(
-                s,
-                "  - {{split: test, dimension: {n}, ccc: {}, rmse: {}, pcc: {}, sagr: {}}}",
-                p(ccc),
-                p(rmse),
-                p(pcc),
-                p(sagr)
-            );
-        }
-    }
-    s.push_str("---\n\n");
+    card.front_matter(&mut s);
+    card.title(&mut s);
+    card.data(&mut s);
+    card.recipe(&mut s);
+    card.validation(&mut s);
+    card.test_section(&mut s);
+    card.training(&mut s);
+    card.limitations(&mut s);
+    s
+}
 
-    let _ = writeln!(
-        s,
-        "# valar model: {} on {}\n",
-        config.model,
-        dims.iter()
-            .map(|d| d.name())
-            .collect::<Vec<_>>()
-            .join(" and ")
-    );
-    let size = meta.get("valar.input_size").map_or("?", String::as_str);
-    let color = meta.get("valar.color").map_or("?", String::as_str);
-    let _ = writeln!(
-        s,
-        "`model.onnx` takes `[batch, {}, {size}, {size}]` ({color}) faces scaled by `{}` and returns `{}` \
-         (columns {}), clipped to [-1, 1]. Its `metadata_props` (`valar.*` keys) say how to cut and \
-         scale the faces; see valar's README, \"What model.onnx says about itself\".\n",
-        meta.get("valar.channels").map_or("?", String::as_str),
-        meta.get("valar.pixel_scaling")
-            .map_or("x/127.5-1", String::as_str),
-        meta.get("valar.outputs").map_or("?", String::as_str),
-        meta.get("valar.targets").map_or("?", String::as_str),
-    );
-
-    s.push_str("## Data\n\n");
-    let _ = writeln!(s, "- Prepared folder: `{}`", config.data.display());
-    match prep {
-        Some(p) => {
-            let source = params
-                .input
-                .as_ref()
-                .map(|i| {
-                    i.paths
-                        .iter()
-                        .map(|(k, v)| format!("{k} `{v}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let _ = writeln!(s, "- Source: {} ({kind}), {source}", dataset_name(kind));
-            let _ = writeln!(
-                s,
-                "- Counts: {} source rows read, {} faces written",
-                p.rows_read, p.faces
-            );
-            let splits: Vec<String> = p.splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            let _ = writeln!(s, "- Splits: {}", splits.join(", "));
-            let _ = writeln!(
-                s,
-                "- Stratification: {} over {} interval edges, seed {}",
-                p.stratify,
-                p.edges.len(),
-                p.seed
-            );
-            let rejects: Vec<String> = p
-                .rejects_by_reason
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            let _ = writeln!(
-                s,
-                "- Rejects: {}",
-                if rejects.is_empty() {
-                    "none".to_string()
-                } else {
-                    rejects.join(", ")
-                }
-            );
-            if let Some(sha) = meta.get("valar.prep_sha256") {
-                let _ = writeln!(s, "- prep.json SHA-256: `{sha}`");
-            }
-        }
-        None => s.push_str("- The prepared folder has no prep.json: source and counts unknown.\n"),
+impl Card<'_> {
+    fn figure(&self, key: &str) -> Option<&String> {
+        self.tested.get(key)
     }
 
-    s.push_str("\n## Recipe\n\n| setting | value |\n|---|---|\n");
-    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(config) {
-        for (k, v) in t {
-            if k != "data" {
-                let _ = writeln!(s, "| {k} | {v} |");
-            }
-        }
+    fn meta(&self, key: &str) -> Option<&str> {
+        self.meta.get(key).map(String::as_str)
     }
 
-    s.push_str("\n## Validation\n\n");
-    match &kept {
-        Some(r) => {
-            let how = match config.keep {
-                Keep::Best => "the epoch with the best mean validation CCC",
-                Keep::Last => "the last epoch (keep = last)",
-            };
-            let _ = writeln!(
-                s,
-                "Protocol: the val split of the prepared folder, epoch {} of {} run ({how}), \
-                 test-time flip averaging {}; mean baseline = the training split's mean label.\n",
-                r.epoch,
-                history.len(),
-                if config.tta { "on" } else { "off" }
-            );
-            s.push_str("| dimension | CCC | PCC | RMSE | SAGR | mean baseline RMSE |\n|---|---|---|---|---|---|\n");
-            for &d in dims {
+    /// YAML front matter, as the Hugging Face Hub reads it.
+    fn front_matter(&self, s: &mut String) {
+        s.push_str("---\nlibrary_name: valar\n");
+        s.push_str(
+            "tags:\n  - valence-arousal\n  - affective-computing\n  - facial-expression\n  - onnx\n",
+        );
+        let _ = writeln!(
+            s,
+            "datasets:\n  - {}",
+            dataset_name(self.params.input_kind())
+        );
+        s.push_str("metrics:\n  - ccc\n  - rmse\n  - pcc\n  - sagr\n");
+        s.push_str("results:\n");
+        if let Some(r) = &self.kept {
+            for &d in self.dims {
                 if let Some(m) = r.metrics(d) {
-                    let base = match d {
-                        Dimension::Valence => r.valence_baseline_rmse,
-                        Dimension::Arousal => r.arousal_baseline_rmse,
-                    };
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | {} | {} |",
+                        "  - {{split: validation, dimension: {}, epoch: {}, ccc: {}, rmse: {}, pcc: {}, sagr: {}}}",
                         d.name(),
+                        r.epoch,
                         f4(m.ccc),
-                        f4(m.pcc),
                         f4(m.rmse),
-                        f4(m.sagr),
-                        base.map_or("—".into(), f4)
+                        f4(m.pcc),
+                        f4(m.sagr)
                     );
                 }
             }
         }
-        None => s.push_str("No epoch has finished.\n"),
-    }
-
-    s.push_str("\n## Test\n\n");
-    match test("rows") {
-        Some(rows) => {
-            let _ = writeln!(
-                s,
-                "Protocol: `valar evaluate` on the {} split of `{}` ({rows} faces), with model.onnx as \
-                 it is (test-time flip averaging {}); mean baseline = the training split's mean label \
-                 (CCC 0).\n",
-                test("split").map_or("test", String::as_str),
-                test("data").map_or("?", String::as_str),
-                if config.tta { "on" } else { "off" }
-            );
-            s.push_str("| dimension | CCC | PCC | RMSE | SAGR | mean baseline RMSE |\n|---|---|---|---|---|---|\n");
-            for &d in dims {
-                let n = d.name();
-                let v = |k: &str| {
-                    test(&format!("{n}.{k}"))
-                        .and_then(|v| v.parse::<f64>().ok())
-                        .map_or("—".into(), f4)
-                };
-                let base = test(&format!("baseline.{n}.rmse"))
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .map_or("—".into(), f4);
+        for &d in self.dims {
+            let n = d.name();
+            let test = |k: &str| self.figure(&format!("{n}.{k}"));
+            if let (Some(ccc), Some(rmse), Some(pcc), Some(sagr)) =
+                (test("ccc"), test("rmse"), test("pcc"), test("sagr"))
+            {
+                let p = |v: &String| v.parse::<f64>().map(f4).unwrap_or_else(|_| v.clone());
                 let _ = writeln!(
                     s,
-                    "| {n} | {} | {} | {} | {} | {base} |",
-                    v("ccc"),
-                    v("pcc"),
-                    v("rmse"),
-                    v("sagr")
+                    "  - {{split: test, dimension: {n}, ccc: {}, rmse: {}, pcc: {}, sagr: {}}}",
+                    p(ccc),
+                    p(rmse),
+                    p(pcc),
+                    p(sagr)
                 );
             }
         }
-        None => s.push_str(
-            "Not evaluated yet: `valar evaluate --model model.onnx --data <test folder>` fills this section.\n",
-        ),
+        s.push_str("---\n\n");
     }
 
-    s.push_str("\n## Training\n\n");
-    let seconds: f64 = history.iter().map(|r| r.seconds).sum();
-    let _ = writeln!(
-        s,
-        "- {} epochs in {:.1} s on {}",
-        history.len(),
-        seconds,
-        meta.get("valar.device")
-            .map_or("an unrecorded device", String::as_str)
-    );
-    let _ = writeln!(
-        s,
-        "- valar {}",
-        meta.get("valar.version").map_or("?", String::as_str)
-    );
+    /// The heading and what model.onnx takes and returns.
+    fn title(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "# valar model: {} on {}\n",
+            self.config.model,
+            self.dims
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
+        let size = self.meta("valar.input_size").unwrap_or("?");
+        let color = self.meta("valar.color").unwrap_or("?");
+        let _ = writeln!(
+            s,
+            "`model.onnx` takes `[batch, {}, {size}, {size}]` ({color}) faces scaled by `{}` and returns `{}` \
+             (columns {}), clipped to [-1, 1]. Its `metadata_props` (`valar.*` keys) say how to cut and \
+             scale the faces; see valar's README, \"What model.onnx says about itself\".\n",
+            self.meta("valar.channels").unwrap_or("?"),
+            self.meta("valar.pixel_scaling").unwrap_or("x/127.5-1"),
+            self.meta("valar.outputs").unwrap_or("?"),
+            self.meta("valar.targets").unwrap_or("?"),
+        );
+    }
 
-    let _ = write!(
-        s,
-        "\n## Limitations\n\n\
-         - Faces are {size}×{size} {color}: expressions that need finer detail are lost at this resolution.\n\
-         - Faces must be cut as the metadata says (crop margin, box source, decode rule); other crops give other predictions.\n\
-         - The labels are single-annotator valence and arousal (as AffectNet's): annotators disagree with each other by RMSE about 0.34 (valence) and 0.36 (arousal), which bounds what any model can show.\n\
-         - Figures are on the splits named above, not on a benchmark's official protocol.\n\
-         - The training data's licence is not valar's: check the dataset's terms before sharing or using this model.\n"
-    );
-    s
+    /// The prepared folder: its source, counts, splits, stratification and rejects.
+    fn data(&self, s: &mut String) {
+        s.push_str("## Data\n\n");
+        let _ = writeln!(s, "- Prepared folder: `{}`", self.config.data.display());
+        let Some(p) = self.prep else {
+            s.push_str("- The prepared folder has no prep.json: source and counts unknown.\n");
+            return;
+        };
+        let kind = self.params.input_kind();
+        let source = self
+            .params
+            .input
+            .as_ref()
+            .map(|i| {
+                i.paths
+                    .iter()
+                    .map(|(k, v)| format!("{k} `{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let _ = writeln!(s, "- Source: {} ({kind}), {source}", dataset_name(kind));
+        let _ = writeln!(
+            s,
+            "- Counts: {} source rows read, {} faces written",
+            p.rows_read, p.faces
+        );
+        let splits: Vec<String> = p.splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s, "- Splits: {}", splits.join(", "));
+        let _ = writeln!(
+            s,
+            "- Stratification: {} over {} interval edges, seed {}",
+            p.stratify,
+            p.edges.len(),
+            p.seed
+        );
+        let rejects: Vec<String> = p
+            .rejects_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "- Rejects: {}",
+            if rejects.is_empty() {
+                "none".to_string()
+            } else {
+                rejects.join(", ")
+            }
+        );
+        if let Some(sha) = self.meta("valar.prep_sha256") {
+            let _ = writeln!(s, "- prep.json SHA-256: `{sha}`");
+        }
+    }
+
+    /// Every training setting but the data folder, as config.toml holds it.
+    fn recipe(&self, s: &mut String) {
+        s.push_str("\n## Recipe\n\n| setting | value |\n|---|---|\n");
+        if let Ok(toml::Value::Table(t)) = toml::Value::try_from(self.config) {
+            for (k, v) in t {
+                if k != "data" {
+                    let _ = writeln!(s, "| {k} | {v} |");
+                }
+            }
+        }
+    }
+
+    /// The kept epoch's validation metrics beside the mean baseline's RMSE.
+    fn validation(&self, s: &mut String) {
+        s.push_str("\n## Validation\n\n");
+        let Some(r) = &self.kept else {
+            s.push_str("No epoch has finished.\n");
+            return;
+        };
+        let how = match self.config.keep {
+            Keep::Best => "the epoch with the best mean validation CCC",
+            Keep::Last => "the last epoch (keep = last)",
+        };
+        let _ = writeln!(
+            s,
+            "Protocol: the val split of the prepared folder, epoch {} of {} run ({how}), \
+             test-time flip averaging {}; mean baseline = the training split's mean label.\n",
+            r.epoch,
+            self.history.len(),
+            if self.config.tta { "on" } else { "off" }
+        );
+        s.push_str(METRICS_HEADER);
+        for &d in self.dims {
+            if let Some(m) = r.metrics(d) {
+                let base = match d {
+                    Dimension::Valence => r.valence_baseline_rmse,
+                    Dimension::Arousal => r.arousal_baseline_rmse,
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    d.name(),
+                    f4(m.ccc),
+                    f4(m.pcc),
+                    f4(m.rmse),
+                    f4(m.sagr),
+                    base.map_or("—".into(), f4)
+                );
+            }
+        }
+    }
+
+    /// The test evaluation's metrics, or how to get them.
+    fn test_section(&self, s: &mut String) {
+        s.push_str("\n## Test\n\n");
+        let Some(rows) = self.figure("rows") else {
+            s.push_str(
+                "Not evaluated yet: `valar evaluate --model model.onnx --data <test folder>` fills this section.\n",
+            );
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "Protocol: `valar evaluate` on the {} split of `{}` ({rows} faces), with model.onnx as \
+             it is (test-time flip averaging {}); mean baseline = the training split's mean label \
+             (CCC 0).\n",
+            self.figure("split").map_or("test", String::as_str),
+            self.figure("data").map_or("?", String::as_str),
+            if self.config.tta { "on" } else { "off" }
+        );
+        s.push_str(METRICS_HEADER);
+        let number = |k: String| {
+            self.figure(&k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or("—".into(), f4)
+        };
+        for &d in self.dims {
+            let n = d.name();
+            let v = |k: &str| number(format!("{n}.{k}"));
+            let base = number(format!("baseline.{n}.rmse"));
+            let _ = writeln!(
+                s,
+                "| {n} | {} | {} | {} | {} | {base} |",
+                v("ccc"),
+                v("pcc"),
+                v("rmse"),
+                v("sagr")
+            );
+        }
+    }
+
+    /// How long training took, where, and with which valar.
+    fn training(&self, s: &mut String) {
+        s.push_str("\n## Training\n\n");
+        let seconds: f64 = self.history.iter().map(|r| r.seconds).sum();
+        let _ = writeln!(
+            s,
+            "- {} epochs in {:.1} s on {}",
+            self.history.len(),
+            seconds,
+            self.meta("valar.device").unwrap_or("an unrecorded device")
+        );
+        let _ = writeln!(s, "- valar {}", self.meta("valar.version").unwrap_or("?"));
+    }
+
+    /// What the figures cannot tell.
+    fn limitations(&self, s: &mut String) {
+        let size = self.meta("valar.input_size").unwrap_or("?");
+        let color = self.meta("valar.color").unwrap_or("?");
+        let _ = write!(
+            s,
+            "\n## Limitations\n\n\
+             - Faces are {size}×{size} {color}: expressions that need finer detail are lost at this resolution.\n\
+             - Faces must be cut as the metadata says (crop margin, box source, decode rule); other crops give other predictions.\n\
+             - The labels are single-annotator valence and arousal (as AffectNet's): annotators disagree with each other by RMSE about 0.34 (valence) and 0.36 (arousal), which bounds what any model can show.\n\
+             - Figures are on the splits named above, not on a benchmark's official protocol.\n\
+             - The training data's licence is not valar's: check the dataset's terms before sharing or using this model.\n"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use valar_core::{ColorMode, Dimension, FaceBox, MARGINS, Targets, write_atomic};
-use valar_engine::Device;
+use valar_engine::{Device, InferenceModel};
 use valar_face::{FaceSpec, load_face};
 
 /// Images decoded (in parallel) and predicted per batch.
@@ -94,6 +94,23 @@ pub fn predict(opts: &PredictOptions) -> Result<Predictions, TrainError> {
     };
     let mut model = load_model(&opts.model, opts.device)?;
     let (targets, mut notes) = model_targets(&opts.model, &model, opts.targets)?;
+    let spec = face_spec(opts, &model, &mut notes)?;
+    let dims = targets.dimensions();
+    let mut rows = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(BATCH) {
+        rows.extend(predict_batch(&mut model, &opts.model, chunk, &spec, dims)?);
+    }
+    Ok(Predictions { rows, notes })
+}
+
+/// How faces are cut for `model`: as it records (its input size, colour, margin and
+/// decode rule), with `--margin` overriding the margin; what contradicts the model goes in
+/// `notes`.
+fn face_spec(
+    opts: &PredictOptions,
+    model: &InferenceModel,
+    notes: &mut Vec<String>,
+) -> Result<FaceSpec, TrainError> {
     let crop = ModelInfo::read(&opts.model, model.metadata())?.crop;
     if let Some(m) = opts.margin
         && !MARGINS.contains(&m)
@@ -135,64 +152,74 @@ pub fn predict(opts: &PredictOptions) -> Result<Predictions, TrainError> {
             ));
         }
     };
-    let spec = FaceSpec {
+    Ok(FaceSpec {
         size: u32::try_from(model.input_size()).unwrap_or(u32::MAX),
         color,
         margin,
         full_scale: crop.is_some_and(|c| c.scale_rule == "full"),
         ..FaceSpec::default()
-    };
-    let dims = targets.dimensions();
-    let mut rows = Vec::with_capacity(jobs.len());
-    for chunk in jobs.chunks(BATCH) {
-        let faces: Vec<Result<Vec<u8>, String>> = chunk
-            .par_iter()
-            .map(|job| {
-                let face_box = job.face_box.clone()?;
-                load_face(&job.file, face_box, &spec)
-                    .map(|f| f.pixels)
-                    .map_err(|e| format!("{}: {e}", e.reason()))
-            })
-            .collect();
-        let x: Vec<f32> = faces
-            .iter()
-            .flatten()
-            .flat_map(|px| px.iter().map(|&p| normalize_pixel(p)))
-            .collect();
-        let ok = faces.iter().filter(|f| f.is_ok()).count();
-        let pred = if ok > 0 {
-            into_label_range(model.predict(&x, ok)?)
-        } else {
-            Vec::new()
-        };
-        check_finite_predictions(&opts.model, &pred)?;
-        let mut next = 0;
-        for (job, face) in chunk.iter().zip(&faces) {
-            let mut row = PredictRow {
-                path: job.path.clone(),
-                valence: None,
-                arousal: None,
-                error: None,
-            };
-            match face {
-                Ok(_) => {
-                    for (d, &dim) in dims.iter().enumerate() {
-                        let v = pred[next * dims.len() + d];
-                        match dim {
-                            Dimension::Valence => row.valence = Some(v),
-                            Dimension::Arousal => row.arousal = Some(v),
-                        }
-                    }
-                    next += 1;
-                }
-                Err(e) => row.error = Some(e.clone()),
-            }
-            rows.push(row);
-        }
-    }
-    Ok(Predictions { rows, notes })
+    })
 }
 
+/// Cuts the faces of `jobs` (in parallel) and predicts those that could be cut, one row per
+/// job, in order; `model_path` names the model in errors.
+fn predict_batch(
+    model: &mut InferenceModel,
+    model_path: &Path,
+    jobs: &[Job],
+    spec: &FaceSpec,
+    dims: &[Dimension],
+) -> Result<Vec<PredictRow>, TrainError> {
+    let faces: Vec<Result<Vec<u8>, String>> = jobs
+        .par_iter()
+        .map(|job| {
+            let face_box = job.face_box.clone()?;
+            load_face(&job.file, face_box, spec)
+                .map(|f| f.pixels)
+                .map_err(|e| format!("{}: {e}", e.reason()))
+        })
+        .collect();
+    let x: Vec<f32> = faces
+        .iter()
+        .flatten()
+        .flat_map(|px| px.iter().map(|&p| normalize_pixel(p)))
+        .collect();
+    let ok = faces.iter().filter(|f| f.is_ok()).count();
+    let pred = if ok > 0 {
+        into_label_range(model.predict(&x, ok)?)
+    } else {
+        Vec::new()
+    };
+    check_finite_predictions(model_path, &pred)?;
+    let mut next = 0;
+    let mut rows = Vec::with_capacity(jobs.len());
+    for (job, face) in jobs.iter().zip(&faces) {
+        let mut row = PredictRow {
+            path: job.path.clone(),
+            valence: None,
+            arousal: None,
+            error: None,
+        };
+        match face {
+            Ok(_) => {
+                for (d, &dim) in dims.iter().enumerate() {
+                    let v = pred[next * dims.len() + d];
+                    match dim {
+                        Dimension::Valence => row.valence = Some(v),
+                        Dimension::Arousal => row.arousal = Some(v),
+                    }
+                }
+                next += 1;
+            }
+            Err(e) => row.error = Some(e.clone()),
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Reads a predict CSV's jobs: each row's path (from `root`, else the CSV's folder) and face
+/// box; a row that cannot be used becomes a job carrying why.
 fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainError> {
     let bad = |reason: String| TrainError::data(file, reason);
     // Flexible: a row with too few or too many cells is reported on its own row of the
@@ -243,32 +270,6 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
             .iter()
             .map(|c| c.and_then(|c| record.get(c)).unwrap_or("").trim())
             .collect();
-        let face_box = if cells.iter().all(|c| c.is_empty()) {
-            Ok(None)
-        } else {
-            // As prepare: a box cell must be a finite number (`nan` and `inf` parse as f64).
-            let nums: Option<Vec<i64>> = cells
-                .iter()
-                .map(|c| {
-                    c.parse::<f64>()
-                        .ok()
-                        .filter(|v| v.is_finite())
-                        .map(|v| v.round() as i64)
-                })
-                .collect();
-            match nums {
-                Some(n) => Ok(Some(FaceBox {
-                    x: n[0],
-                    y: n[1],
-                    width: n[2],
-                    height: n[3],
-                })),
-                None => Err(format!(
-                    "bad_box: face box cells are not all finite numbers: {}",
-                    cells.join(",")
-                )),
-            }
-        };
         let rel = PathBuf::from(&path);
         let file = if rel.is_absolute() {
             rel
@@ -278,10 +279,40 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
         jobs.push(Job {
             path,
             file,
-            face_box,
+            face_box: face_box(&cells),
         });
     }
     Ok(jobs)
+}
+
+/// The face box of a row's four box cells: none when all are empty, else four finite
+/// numbers (as prepare reads them), or why not.
+fn face_box(cells: &[&str]) -> Result<Option<FaceBox>, String> {
+    if cells.iter().all(|c| c.is_empty()) {
+        return Ok(None);
+    }
+    // As prepare: a box cell must be a finite number (`nan` and `inf` parse as f64).
+    let nums: Option<Vec<i64>> = cells
+        .iter()
+        .map(|c| {
+            c.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(|v| v.round() as i64)
+        })
+        .collect();
+    match nums {
+        Some(n) => Ok(Some(FaceBox {
+            x: n[0],
+            y: n[1],
+            width: n[2],
+            height: n[3],
+        })),
+        None => Err(format!(
+            "bad_box: face box cells are not all finite numbers: {}",
+            cells.join(",")
+        )),
+    }
 }
 
 /// Every file `input` reads: the images, or the CSV and each image its rows name (resolved
@@ -324,6 +355,28 @@ pub fn save_predict_csv(path: &Path, rows: &[PredictRow]) -> Result<(), TrainErr
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_face_box_is_four_finite_numbers_or_none() {
+        assert_eq!(face_box(&["", "", "", ""]), Ok(None));
+        assert_eq!(
+            face_box(&["1.4", "2", "30", "40.6"]),
+            Ok(Some(FaceBox {
+                x: 1,
+                y: 2,
+                width: 30,
+                height: 41
+            }))
+        );
+        for cells in [
+            ["1", "nan", "3", "4"],
+            ["1", "", "3", "4"],
+            ["1", "2", "inf", "x"],
+        ] {
+            let err = face_box(&cells).unwrap_err();
+            assert!(err.starts_with("bad_box: "), "{err}");
+        }
+    }
 
     #[test]
     fn csv_rows_with_and_without_boxes() {

@@ -399,14 +399,16 @@ pub(crate) fn run_loop<M: StepModel>(
     interrupt_after: Option<u64>,
 ) -> Result<TrainSummary, TrainError> {
     let config = &job.config;
-    let targets = config.targets;
-    let dims = targets.dimensions().len();
-    let faces = &job.data.faces;
-    let schedule = LrSchedule::new(config, job.steps_per_epoch());
-    let val_truth = job.data.labels(&job.val_rows, targets);
-    let (valence_baseline_rmse, arousal_baseline_rmse) =
-        baseline_rmse(&job.data, &job.train_rows, &job.val_rows, targets);
-    let mut x = Vec::new();
+    let mut epochs = EpochLoop {
+        job,
+        model,
+        run,
+        schedule: LrSchedule::new(config, job.steps_per_epoch()),
+        val_truth: job.data.labels(&job.val_rows, config.targets),
+        baseline_rmse: baseline_rmse(&job.data, &job.train_rows, &job.val_rows, config.targets),
+        interrupt_after,
+        x: Vec::new(),
+    };
     let mut stop = StopReason::Completed;
     state.data_sha256 = Some(job.fingerprint.clone());
     // A process killed after writing an epoch's events but before committing it left them in
@@ -416,86 +418,9 @@ pub(crate) fn run_loop<M: StepModel>(
 
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
-        let batches = job.epoch_batches(epoch);
-        let images: usize = batches.iter().map(Vec::len).sum();
-        observer.epoch_started(epoch + 1, config.epochs, images, batches.len());
-        let mut aug_rng = epoch_rng(config.seed, AUGMENT_KEY, epoch);
-        let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
-        for (k, rows) in batches.iter().enumerate() {
-            if interrupt_after == Some(state.global_step) {
-                return Err(TrainError::Config("interrupted (test)".into()));
-            }
-            if config.augment == Augment::None {
-                job.data.inputs(rows, &mut x);
-            } else {
-                x.clear();
-                for &r in rows {
-                    let p = AugParams::draw(&mut aug_rng, faces.size, config.augment);
-                    augment_into(faces.face(r), faces.channels, faces.size, &p, &mut x);
-                }
-            }
-            let y = job.data.labels(rows, targets);
-            let lr = schedule.at(epoch, k) as f32;
-            let loss = model.step(&x, &y, rows.len(), lr)?;
-            if !loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch: epoch + 1,
-                    step: k + 1,
-                    what: "training loss",
-                    value: loss,
-                    last_good_epoch: state.epochs_done,
-                });
-            }
-            state.global_step += 1;
-            loss_sum += f64::from(loss) * rows.len() as f64;
-            loss_n += rows.len();
-            observer.step_done(rows.len(), loss);
-        }
-
-        let pred = predict_rows(model, &job.data, &job.val_rows)?;
-        if let Some(bad) = pred.iter().find(|v| !v.is_finite()) {
-            return Err(TrainError::Diverged {
-                epoch: epoch + 1,
-                step: 0,
-                what: "validation prediction",
-                value: *bad,
-                last_good_epoch: state.epochs_done,
-            });
-        }
-        let metrics = dim_metrics(targets, &val_truth, &pred);
-        let find = |d: Dimension| metrics.iter().find(|(m, _)| *m == d).map(|(_, m)| *m);
-        let mut record = EpochRecord {
-            epoch: epoch + 1,
-            train_loss: loss_sum / loss_n.max(1) as f64,
-            val_loss: host_loss(config.loss, &val_truth, &pred, dims),
-            valence: find(Dimension::Valence),
-            arousal: find(Dimension::Arousal),
-            valence_baseline_rmse,
-            arousal_baseline_rmse,
-            lr: schedule.at(epoch, 0),
-            seconds: 0.0,
-        };
-        let best = state.early.record(epoch + 1, record.score());
-        if best {
-            let name = best_name(epoch + 1);
-            model.save_state(&run.checkpoint_file(&name))?;
-            state.best_file = Some(name);
-        }
-        // model.onnx is the best epoch's, or with `keep = last` whichever epoch ran last.
-        if (best && config.keep == Keep::Best) || config.keep == Keep::Last {
-            model.export(&run.model(), &job.export)?;
-            write_predictions_csv(
-                &run.predictions(),
-                &job.data.rows,
-                &job.val_rows,
-                &pred,
-                targets,
-            )?;
-        }
-        let name = state_name(epoch + 1);
-        model.save_state(&run.checkpoint_file(&name))?;
-        state.state_file = Some(name);
-        state.epochs_done = epoch + 1;
+        let train_loss = epochs.train_epoch(epoch, &mut state, observer)?;
+        let (mut record, pred) = epochs.validate(epoch, train_loss, &state)?;
+        let best = epochs.save_epoch(epoch, &mut state, &record, &pred)?;
         record.seconds = started.elapsed().as_secs_f64();
         state.history.push(record.clone());
         write_metrics_csv(&run.metrics(), &state.history)?;
@@ -510,15 +435,9 @@ pub(crate) fn run_loop<M: StepModel>(
 
     if !run.model().is_file() {
         // No epoch ever scored (every CCC undefined): ship the last weights rather than nothing.
-        model.export(&run.model(), &job.export)?;
-        let pred = predict_rows(model, &job.data, &job.val_rows)?;
-        write_predictions_csv(
-            &run.predictions(),
-            &job.data.rows,
-            &job.val_rows,
-            &pred,
-            targets,
-        )?;
+        epochs.model.export(&run.model(), &job.export)?;
+        let pred = predict_rows(epochs.model, &job.data, &job.val_rows)?;
+        epochs.write_predictions(&pred)?;
     }
     state.finished = Some(stop.to_string());
     state.commit(run)?;
@@ -528,6 +447,155 @@ pub(crate) fn run_loop<M: StepModel>(
         best: best_record(&state),
         stop,
     })
+}
+
+/// What every epoch of a run works with.
+struct EpochLoop<'a, M> {
+    job: &'a Job,
+    model: &'a mut M,
+    run: &'a RunDir,
+    schedule: LrSchedule,
+    /// The validation rows' labels.
+    val_truth: Vec<f32>,
+    /// The mean baseline's RMSE on the validation rows: (valence, arousal).
+    baseline_rmse: (Option<f64>, Option<f64>),
+    /// Tests only: fail before this global step, like a kill.
+    interrupt_after: Option<u64>,
+    /// A batch's inputs, reused from step to step.
+    x: Vec<f32>,
+}
+
+impl<M: StepModel> EpochLoop<'_, M> {
+    /// Trains one epoch (0-based `epoch`), counting its steps in `state`; returns the mean
+    /// training loss per face.
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        state: &mut LoopState,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<f64, TrainError> {
+        let config = &self.job.config;
+        let faces = &self.job.data.faces;
+        let batches = self.job.epoch_batches(epoch);
+        let images: usize = batches.iter().map(Vec::len).sum();
+        observer.epoch_started(epoch + 1, config.epochs, images, batches.len());
+        let mut aug_rng = epoch_rng(config.seed, AUGMENT_KEY, epoch);
+        let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
+        for (k, rows) in batches.iter().enumerate() {
+            if self.interrupt_after == Some(state.global_step) {
+                return Err(TrainError::Config("interrupted (test)".into()));
+            }
+            if config.augment == Augment::None {
+                self.job.data.inputs(rows, &mut self.x);
+            } else {
+                self.x.clear();
+                for &r in rows {
+                    let p = AugParams::draw(&mut aug_rng, faces.size, config.augment);
+                    augment_into(faces.face(r), faces.channels, faces.size, &p, &mut self.x);
+                }
+            }
+            let y = self.job.data.labels(rows, config.targets);
+            let lr = self.schedule.at(epoch, k) as f32;
+            let loss = self.model.step(&self.x, &y, rows.len(), lr)?;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: epoch + 1,
+                    step: k + 1,
+                    what: "training loss",
+                    value: loss,
+                    last_good_epoch: state.epochs_done,
+                });
+            }
+            state.global_step += 1;
+            loss_sum += f64::from(loss) * rows.len() as f64;
+            loss_n += rows.len();
+            observer.step_done(rows.len(), loss);
+        }
+        Ok(loss_sum / loss_n.max(1) as f64)
+    }
+
+    /// Scores the model on the validation rows after `epoch`: its record (without the time
+    /// taken) and its predictions.
+    fn validate(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+        state: &LoopState,
+    ) -> Result<(EpochRecord, Vec<f32>), TrainError> {
+        let job = self.job;
+        let targets = job.config.targets;
+        let pred = predict_rows(self.model, &job.data, &job.val_rows)?;
+        if let Some(bad) = pred.iter().find(|v| !v.is_finite()) {
+            return Err(TrainError::Diverged {
+                epoch: epoch + 1,
+                step: 0,
+                what: "validation prediction",
+                value: *bad,
+                last_good_epoch: state.epochs_done,
+            });
+        }
+        let metrics = dim_metrics(targets, &self.val_truth, &pred);
+        let find = |d: Dimension| metrics.iter().find(|(m, _)| *m == d).map(|(_, m)| *m);
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss,
+            val_loss: host_loss(
+                job.config.loss,
+                &self.val_truth,
+                &pred,
+                targets.dimensions().len(),
+            ),
+            valence: find(Dimension::Valence),
+            arousal: find(Dimension::Arousal),
+            valence_baseline_rmse: self.baseline_rmse.0,
+            arousal_baseline_rmse: self.baseline_rmse.1,
+            lr: self.schedule.at(epoch, 0),
+            seconds: 0.0,
+        };
+        Ok((record, pred))
+    }
+
+    /// Saves what `epoch` leaves behind: its checkpoint (and the best one's, when it is the
+    /// best), and model.onnx with its predictions when it is the epoch to keep. Returns
+    /// whether it is the best so far.
+    fn save_epoch(
+        &mut self,
+        epoch: usize,
+        state: &mut LoopState,
+        record: &EpochRecord,
+        pred: &[f32],
+    ) -> Result<bool, TrainError> {
+        let run = self.run;
+        let best = state.early.record(epoch + 1, record.score());
+        if best {
+            let name = best_name(epoch + 1);
+            self.model.save_state(&run.checkpoint_file(&name))?;
+            state.best_file = Some(name);
+        }
+        // model.onnx is the best epoch's, or with `keep = last` whichever epoch ran last.
+        let keep = self.job.config.keep;
+        if (best && keep == Keep::Best) || keep == Keep::Last {
+            self.model.export(&run.model(), &self.job.export)?;
+            self.write_predictions(pred)?;
+        }
+        let name = state_name(epoch + 1);
+        self.model.save_state(&run.checkpoint_file(&name))?;
+        state.state_file = Some(name);
+        state.epochs_done = epoch + 1;
+        Ok(best)
+    }
+
+    /// Writes the validation predictions `pred` to the run's predictions.csv.
+    fn write_predictions(&self, pred: &[f32]) -> Result<(), TrainError> {
+        let job = self.job;
+        write_predictions_csv(
+            &self.run.predictions(),
+            &job.data.rows,
+            &job.val_rows,
+            pred,
+            job.config.targets,
+        )
+    }
 }
 
 #[cfg(test)]
