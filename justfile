@@ -60,10 +60,12 @@ test-wheel:
 fmt:
     cargo fmt --all
 
-# Lint: rustfmt check and clippy with warnings as errors.
+# Lint: rustfmt check and clippy with warnings as errors; production code (not tests) also
+# keeps every function under clippy.toml's 80 lines and 7 arguments.
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    cargo clippy --workspace --lib --bins -- -D warnings -W clippy::too_many_lines
 
 # Benchmark valar prepare against pandas + Pillow (draft) with 2 processes.
 bench-prep: build
