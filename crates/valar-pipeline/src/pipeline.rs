@@ -215,7 +215,7 @@ fn evaluate_stage(
         model: RunDir::new(run_dir).model(),
         data,
         split: None,
-        out: Some(dir.join("predictions.csv")),
+        out: Some(dir.join(RunDir::PREDICTIONS)),
         targets: Some(train_cfg.targets),
         device: train_cfg.device,
         smoothing: valar_train::Smoothing::Auto,
