@@ -693,3 +693,69 @@ fn predictions_are_clipped_to_the_label_range_and_a_model_worse_than_the_mean_sa
     assert_eq!(preds.len(), 8);
     assert!(preds.iter().all(|&p| p == 1.0), "{preds:?}");
 }
+
+/// A folder prepared with `--val-fraction 0` trains on every face when the run keeps its last
+/// epoch and stops on no patience (the defaults), as a PyTorch script that trains on all its
+/// faces does; the model card says no validation ran, and `--keep best` is refused, naming
+/// why and both ways out. The model then scores on a test set and the run draws its report.
+#[test]
+fn a_folder_without_val_faces_trains_on_every_face_and_says_no_validation_ran() {
+    let d = data();
+    let root = scratch("no-val");
+    let prepared = root.join("prepared");
+    ok(&prepare_args(
+        &d.csv,
+        &d.images,
+        &prepared,
+        &["--quota", "20", "--seed", "7", "--val-fraction", "0"],
+    ));
+    let manifest = read_manifest(&prepared.join("manifest.csv")).unwrap();
+    assert!(manifest.len() > 40);
+    assert!(manifest.iter().all(|r| r.split == Split::Train));
+
+    let best = root.join("best");
+    let refused = fails(&train_args(
+        &prepared,
+        &best,
+        &["--epochs", "1", "--keep", "best"],
+    ));
+    assert!(
+        refused.contains("val split is empty")
+            && refused.contains("--keep last --patience 0")
+            && refused.contains("--val-fraction"),
+        "{refused}"
+    );
+    assert!(!best.join("model.onnx").exists());
+
+    let run = root.join("run");
+    let _serial = serial();
+    ok(&train_args(
+        &prepared,
+        &run,
+        &["--epochs", "2", "--keep", "last", "--patience", "0"],
+    ));
+    let (header, rows) = read_csv(&run.join("metrics.csv"));
+    assert_eq!(rows.len(), 2, "one row per epoch");
+    let val_loss = header.iter().position(|h| h == "val_loss").unwrap();
+    assert!(rows.iter().all(|r| r[val_loss].is_empty()), "{rows:?}");
+    let train_loss = column(&header, &rows, "train_loss");
+    assert!(train_loss.iter().all(|l| l.is_finite() && *l > 0.0));
+    let card = std::fs::read_to_string(run.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("No validation was run"), "{card}");
+
+    let test = root.join("test");
+    ok(&prepare_args(&d.val_csv, &d.images, &test, &["--all"]));
+    let preds = root.join("predictions-test.csv");
+    ok(&[
+        "evaluate",
+        "--model",
+        s(&run.join("model.onnx")),
+        "--data",
+        s(&test),
+        "--out",
+        s(&preds),
+    ]);
+    assert_in_label_range(&preds, &["valence_pred", "arousal_pred"]);
+    ok(&["report", "--run", s(&run), "--out", s(&root.join("report"))]);
+    assert!(root.join("report/report.md").is_file());
+}

@@ -128,7 +128,7 @@ mod tests {
             .map(|epoch| EpochRecord {
                 epoch,
                 train_loss: 1.0,
-                val_loss: 1.0,
+                val_loss: Some(1.0),
                 valence: None,
                 arousal: None,
                 valence_baseline_rmse: None,
@@ -158,7 +158,7 @@ mod tests {
         s.history.push(EpochRecord {
             epoch: 1,
             train_loss: 1.0,
-            val_loss: 1.0,
+            val_loss: Some(1.0),
             valence: None,
             arousal: None,
             valence_baseline_rmse: Some(0.5),

@@ -315,6 +315,17 @@ impl Card<'_> {
             s.push_str("No epoch has finished.\n");
             return;
         };
+        if r.val_loss.is_none() {
+            let _ = writeln!(
+                s,
+                "No validation was run: the prepared folder has no val split (prepared with \
+                 `--val-fraction 0`), so every face trained and model.onnx holds the last \
+                 epoch's weights (epoch {} of {}).",
+                r.epoch,
+                self.history.len()
+            );
+            return;
+        }
         let how = match self.config.keep {
             Keep::Best => "the epoch with the best mean validation CCC",
             Keep::Last => "the last epoch (keep = last)",

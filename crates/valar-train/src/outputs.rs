@@ -54,8 +54,9 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean training loss over the epoch's faces (training mode, before each update).
     pub train_loss: f64,
-    /// The training loss over the whole validation split, in eval mode.
-    pub val_loss: f64,
+    /// The training loss over the whole validation split, in eval mode; `None` when the run
+    /// has no validation faces (a folder prepared with `--val-fraction 0`).
+    pub val_loss: Option<f64>,
     /// Validation metrics for valence, if trained.
     pub valence: Option<DimMetrics>,
     /// Validation metrics for arousal, if trained.
@@ -136,7 +137,7 @@ pub(crate) fn write_metrics_csv(path: &Path, history: &[EpochRecord]) -> Result<
         let mut row = vec![
             r.epoch.to_string(),
             r.train_loss.to_string(),
-            r.val_loss.to_string(),
+            r.val_loss.map(|v| v.to_string()).unwrap_or_default(),
         ];
         let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         row.extend(metric_cells(r.valence.as_ref()));
@@ -240,7 +241,7 @@ mod tests {
         let rec = EpochRecord {
             epoch: 1,
             train_loss: 1.5,
-            val_loss: 2.0,
+            val_loss: Some(2.0),
             valence: None,
             arousal: Some(m),
             valence_baseline_rmse: None,

@@ -119,11 +119,9 @@ impl EventWriter {
 
     /// One epoch's row of metrics.csv, as scalars at step = epoch.
     pub(crate) fn epoch(&mut self, r: &EpochRecord) -> Result<(), TrainError> {
-        let mut scalars = vec![
-            ("loss/train", r.train_loss),
-            ("loss/val", r.val_loss),
-            ("lr", r.lr),
-        ];
+        let mut scalars = vec![("loss/train", r.train_loss)];
+        scalars.extend(r.val_loss.map(|v| ("loss/val", v)));
+        scalars.push(("lr", r.lr));
         let dims = [
             ("valence", r.valence.as_ref(), r.valence_baseline_rmse),
             ("arousal", r.arousal.as_ref(), r.arousal_baseline_rmse),

@@ -281,10 +281,13 @@ impl Job {
                 ),
             ));
         }
-        if val_rows.is_empty() {
+        // Without validation faces a run can still keep its last epoch, as PyTorch scripts
+        // that train on every face do; only choosing an epoch or stopping early needs them.
+        if val_rows.is_empty() && (config.keep == Keep::Best || config.patience > 0) {
             return Err(TrainError::data(
                 &config.data,
-                "the val split is empty; training needs validation faces for early stopping and model choice",
+                "the val split is empty, and --keep best and --patience choose epochs by their validation score: \
+                 train with --keep last --patience 0, or prepare with --val-fraction above 0",
             ));
         }
         data.check_labels(&train_rows, config.targets)?;
@@ -524,6 +527,9 @@ impl<M: StepModel> EpochLoop<'_, M> {
     ) -> Result<(EpochRecord, Vec<f32>), TrainError> {
         let job = self.job;
         let targets = job.config.targets;
+        if job.val_rows.is_empty() {
+            return Ok((self.unvalidated(epoch, train_loss), Vec::new()));
+        }
         let pred = predict_rows(self.model, &job.data, &job.val_rows)?;
         if let Some(bad) = pred.iter().find(|v| !v.is_finite()) {
             return Err(TrainError::Diverged {
@@ -539,12 +545,12 @@ impl<M: StepModel> EpochLoop<'_, M> {
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss,
-            val_loss: host_loss(
+            val_loss: Some(host_loss(
                 job.config.loss,
                 &self.val_truth,
                 &pred,
                 targets.dimensions().len(),
-            ),
+            )),
             valence: find(Dimension::Valence),
             arousal: find(Dimension::Arousal),
             valence_baseline_rmse: self.baseline_rmse.0,
@@ -553,6 +559,21 @@ impl<M: StepModel> EpochLoop<'_, M> {
             seconds: 0.0,
         };
         Ok((record, pred))
+    }
+
+    /// The record of an epoch of a run without validation faces: its training loss alone.
+    fn unvalidated(&self, epoch: usize, train_loss: f64) -> EpochRecord {
+        EpochRecord {
+            epoch: epoch + 1,
+            train_loss,
+            val_loss: None,
+            valence: None,
+            arousal: None,
+            valence_baseline_rmse: None,
+            arousal_baseline_rmse: None,
+            lr: self.schedule.at(epoch, 0),
+            seconds: 0.0,
+        }
     }
 
     /// Saves what `epoch` leaves behind: its checkpoint (and the best one's, when it is the
@@ -576,7 +597,11 @@ impl<M: StepModel> EpochLoop<'_, M> {
         let keep = self.job.config.keep;
         if (best && keep == Keep::Best) || keep == Keep::Last {
             self.model.export(&run.model(), &self.job.export)?;
-            self.write_predictions(pred)?;
+            // A run without validation faces has no predictions to write (the report then
+            // leaves out the validation figures).
+            if !self.job.val_rows.is_empty() {
+                self.write_predictions(pred)?;
+            }
         }
         let name = state_name(epoch + 1);
         self.model.save_state(&run.checkpoint_file(&name))?;

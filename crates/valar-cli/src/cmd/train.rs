@@ -191,10 +191,10 @@ impl TrainObserver for TerminalProgress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        let mut line = format!(
-            "epoch {:>3}: train loss {:.4}, val loss {:.4}",
-            r.epoch, r.train_loss, r.val_loss
-        );
+        let mut line = format!("epoch {:>3}: train loss {:.4}", r.epoch, r.train_loss);
+        if let Some(v) = r.val_loss {
+            line += &format!(", val loss {v:.4}");
+        }
         for dim in Dimension::ALL {
             if let Some(m) = r.metrics(dim) {
                 line += &format!(
