@@ -129,19 +129,19 @@ pub(crate) fn bin_of(v: f64, bins: usize) -> usize {
     i
 }
 
+/// `c` in % of `total` (zero for an empty total).
+fn percent(c: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        100.0 * c as f64 / total as f64
+    }
+}
+
 /// Percentages of `counts`' total (all zero for an empty total).
 fn shares(counts: &[u64]) -> Vec<f64> {
     let total: u64 = counts.iter().sum();
-    counts
-        .iter()
-        .map(|&c| {
-            if total == 0 {
-                0.0
-            } else {
-                100.0 * c as f64 / total as f64
-            }
-        })
-        .collect()
+    counts.iter().map(|&c| percent(c, total)).collect()
 }
 
 fn histogram_of(rows: &[&ManifestRow], dim: Dimension, bins: usize) -> Vec<u64> {
@@ -364,17 +364,7 @@ const CAPTION: i32 = (PANEL_TITLE / 1.24) as i32 + 10;
 fn grid_shares(counts: &[Vec<u64>], total: u64) -> Vec<Vec<f64>> {
     counts
         .iter()
-        .map(|row| {
-            row.iter()
-                .map(|&c| {
-                    if total == 0 {
-                        0.0
-                    } else {
-                        100.0 * c as f64 / total as f64
-                    }
-                })
-                .collect()
-        })
+        .map(|row| row.iter().map(|&c| percent(c, total)).collect())
         .collect()
 }
 
