@@ -149,17 +149,24 @@ row_file() {
   if [ "$kind" = torch ]; then echo "$runs/torch-reference-seed$seed.json.row.json"
   else echo "$runs/${name// /-}-seed$seed.row.json"; fi
 }
-# worker K: runs jobs K, K + jobs, K + 2·jobs, … of the queue.
+# Only the jobs without a kept result are dealt out, so that a worker whose share was all
+# kept models does not sit idle while the other trains every new one.
+pending=()
+for job in "${queue[@]}"; do
+  tool=$valar; [ "${job%%|*}" = torch ] && tool="$root/scripts/quality_torch.py"
+  cached "$(row_file "$job")" "$tool" || pending+=("$job")
+done
+# worker K: runs jobs K, K + jobs, K + 2·jobs, … of the pending ones.
 worker() {
   local k=$1 i kind name seed flags
-  for ((i = k; i < ${#queue[@]}; i += jobs)); do
-    IFS='|' read -r kind name seed flags <<< "${queue[$i]}"
+  for ((i = k; i < ${#pending[@]}; i += jobs)); do
+    IFS='|' read -r kind name seed flags <<< "${pending[$i]}"
     if [ "$kind" = torch ]; then torch_row "$k" "$seed" || true
     # shellcheck disable=SC2086 # the flags are meant to split into words
     else valar_row "$k" "$name" "$seed" $flags || true; fi
   done
 }
-echo "== ${#queue[@]} models, $jobs at a time ($threads thread(s) each); logs in $runs"
+echo "== ${#queue[@]} models (${#pending[@]} to train), $jobs at a time ($threads thread(s) each); logs in $runs"
 pids=()
 for ((k = 0; k < jobs; k++)); do worker "$k" & pids+=($!); done
 wait "${pids[@]}"
@@ -170,6 +177,8 @@ for job in "${queue[@]}"; do
   f=$(row_file "$job")
   if [ -s "$f" ]; then cat "$f" >> "$results"; else echo "missing result: ${job%%|*} ${job#*|}"; missing=1; fi
 done
+title="Hard synthetic set"
+[ -n "${BENCH_DATA:-}" ] && title="Real faces ($(basename "$data"): train_set, tested on val_set)"
 python3 "$root/scripts/bench_quality.py" table --results "$results" --train "$train_dir" \
-  --test "$test_dir" | tee "$src/table.md"
+  --test "$test_dir" --title "$title" | tee "$src/table.md"
 exit "$missing"

@@ -88,7 +88,7 @@ def table(args):
         base[d] = math.sqrt(sum((t - mu) ** 2 for t in te) / len(te))
     names = list(dict.fromkeys(r["name"] for r in results))
     seeds = sorted({r["seed"] for r in results})
-    print(f"Hard synthetic set: {len(train_v)} training faces, {len(test_v)} test faces; "
+    print(f"{args.title}: {len(train_v)} training faces, {len(test_v)} test faces; "
           f"seeds {', '.join(map(str, seeds))}; test metrics, mean ± sd over seeds.\n")
     print("| recipe | valence CCC | arousal CCC | valence RMSE | arousal RMSE | final train loss | minutes |")
     print("|---|---|---|---|---|---|---|")
@@ -130,6 +130,7 @@ def main():
     t.add_argument("--results", required=True)
     t.add_argument("--train", required=True)
     t.add_argument("--test", required=True)
+    t.add_argument("--title", default="Hard synthetic set")
     args = ap.parse_args()
     row(args) if args.cmd == "row" else table(args)
 
