@@ -25,9 +25,11 @@
 #   TORCH_PYTHON    a python with torch (else it is installed into target/bench/torchenv)
 # Results: target/bench/quality/hard-TRAIN-TEST/results.jsonl (one line per trained model)
 # and table.md there; with BENCH_DATA, target/bench/quality/real-NAME-vVALFRACTION/.
-# Each trained model's row is kept in runs/NAME-seedS.row.json and reused by later runs on
-# the same prepared data (BENCH_FRESH=1 retrains everything), so an interrupted bench
-# resumes where it stopped and extra rows can be added without retraining the others.
+# Each trained model's row is kept in runs/NAME-seedS.row.json, beside the flags that trained
+# it, and reused by later runs on the same prepared data with the same flags, so an
+# interrupted bench resumes where it stopped and extra rows can be added without retraining
+# the others. A rebuilt valar does not retrain kept rows (a recipe's flags mean the same
+# thing across builds); BENCH_FRESH=1 retrains everything.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -87,11 +89,13 @@ results="$src/results.jsonl"
 runs="$src/runs"
 mkdir -p "$runs"
 export OMP_WAIT_POLICY=PASSIVE
-# cached ROWFILE TOOL: whether ROWFILE holds a result newer than the prepared data and the
-# tool that trained it (the valar binary or the PyTorch script).
+# cached ROWFILE FLAGS: whether ROWFILE holds a result newer than the prepared data, trained
+# with FLAGS (kept in ROWFILE.flags; the PyTorch rows' "flags" are the script's checksum).
 cached() {
-  [ -z "${BENCH_FRESH:-}" ] && [ -s "$1" ] && [ "$1" -nt "$train_dir/prep.json" ] && [ "$1" -nt "$2" ]
+  [ -z "${BENCH_FRESH:-}" ] && [ -s "$1" ] && [ "$1" -nt "$train_dir/prep.json" ] \
+    && [ -f "$1.flags" ] && [ "$(cat "$1.flags")" = "$2" ]
 }
+torch_flags="quality_torch.py $(sha256sum "$root/scripts/quality_torch.py" | cut -c1-16) epochs $epochs"
 now() { python3 -c 'import time; print(time.perf_counter())'; }
 
 # Every model is trained by one of BENCH_JOBS workers (default: one per core, at most 2),
@@ -104,13 +108,14 @@ pin() { if [ "$jobs" -gt 1 ] && command -v taskset >/dev/null; then taskset -c "
 # torch_row WORKER SEED: trains PyTorch's reference recipe; writes its row file.
 torch_row() {
   local worker=$1 seed=$2 out="$runs/torch-reference-seed$2.json"
-  cached "$out.row.json" "$root/scripts/quality_torch.py" && return
+  cached "$out.row.json" "$torch_flags" && return
   pin "$worker" "$py" "$root/scripts/quality_torch.py" "$train_dir" --test "$test_dir" \
     --epochs "$epochs" --seed "$seed" --threads "$threads" --json "$out" \
     > "$runs/torch-reference-seed$seed.log" 2>&1 \
     || { echo "PyTorch (seed $seed) failed; see $runs/torch-reference-seed$seed.log"; return 1; }
   python3 "$root/scripts/bench_quality.py" row --name "PyTorch reference" --seed "$seed" \
     --engine pytorch --torch-json "$out" > "$out.row.json"
+  echo "$torch_flags" > "$out.row.json.flags"
   echo "done: PyTorch reference, seed $seed"
 }
 
@@ -119,7 +124,7 @@ valar_row() {
   local worker=$1 name=$2 seed=$3; shift 3
   local run="$runs/${name// /-}-seed$seed"
   local t0 t1
-  cached "$run.row.json" "$valar" && return
+  cached "$run.row.json" "$*" && return
   t0=$(now)
   pin "$worker" "$valar" train --data "$train_dir" --out "$run" --force --seed "$seed" "$@" \
     > "$run.log" 2>&1 || { echo "valar $name (seed $seed) failed; see $run.log"; tail -5 "$run.log"; return 1; }
@@ -129,6 +134,7 @@ valar_row() {
   python3 "$root/scripts/bench_quality.py" row --name "$name" --seed "$seed" \
     --engine valar --predictions "$run/predictions-test.csv" --train "$train_dir" \
     --seconds "$(python3 -c "print($t1 - $t0)")" --metrics "$run/metrics.csv" > "$run.row.json"
+  echo "$*" > "$run.row.json.flags"
   echo "done: $name, seed $seed"
 }
 
@@ -153,8 +159,8 @@ row_file() {
 # kept models does not sit idle while the other trains every new one.
 pending=()
 for job in "${queue[@]}"; do
-  tool=$valar; [ "${job%%|*}" = torch ] && tool="$root/scripts/quality_torch.py"
-  cached "$(row_file "$job")" "$tool" || pending+=("$job")
+  flags=$torch_flags; [ "${job%%|*}" = torch ] || flags=$(echo ${job##*|})
+  cached "$(row_file "$job")" "$flags" || pending+=("$job")
 done
 # worker K: runs jobs K, K + jobs, K + 2·jobs, … of the pending ones.
 worker() {
