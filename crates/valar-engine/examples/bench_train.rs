@@ -73,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             input: valar_engine::InputAffine::IDENTITY,
             flip_average: false,
             ema: None,
+            expression: None,
         };
         let per = 48 * 48;
         let (batch, infer_batch) = (64, 256);

@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         input: InputAffine::IDENTITY,
         flip_average: false,
         ema: None,
+        expression: None,
     };
     let opt = OptimizerKind::AdamW {
         beta1: 0.9,

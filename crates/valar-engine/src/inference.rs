@@ -18,6 +18,8 @@ pub struct InferenceModel {
     input_size: usize,
     channels: usize,
     outputs: usize,
+    /// The expression logits' output and its class count, when the model has that head.
+    expression: Option<(String, usize)>,
     device: Device,
     metadata: BTreeMap<String, String>,
 }
@@ -61,7 +63,18 @@ impl InferenceModel {
                 "expected input [batch, channels, size, size] and output [batch, outputs], found {ins:?} and {outs:?}"
             )));
         }
+        // A second output named `expression` of shape [batch, classes]: the expression head.
+        let expression = session
+            .outputs()
+            .iter()
+            .skip(1)
+            .find(|o| o.name() == crate::names::EXPRESSION)
+            .and_then(|o| match dims(o.dtype()).as_deref() {
+                Some([_, c]) if *c > 0 => Some((o.name().to_string(), *c as usize)),
+                _ => None,
+            });
         Ok(Self {
+            expression,
             input_name: input.name().to_string(),
             output_name: output.name().to_string(),
             input_size: ins[2] as usize,
@@ -98,6 +111,12 @@ impl InferenceModel {
         self.outputs
     }
 
+    /// Expression classes of the model's expression head (its second output, logits); 0 for a
+    /// model without one.
+    pub fn expression_classes(&self) -> usize {
+        self.expression.as_ref().map_or(0, |e| e.1)
+    }
+
     /// The device the model runs on.
     pub fn device(&self) -> Device {
         self.device
@@ -105,6 +124,16 @@ impl InferenceModel {
 
     /// Predictions for `batch` images (`batch × channels × size × size`, row-major), `batch × outputs`.
     pub fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, EngineError> {
+        Ok(self.predict_with_expression(x, batch)?.0)
+    }
+
+    /// [`InferenceModel::predict`], with the expression logits (`batch × classes`) of a model
+    /// with an expression head (empty without one).
+    pub fn predict_with_expression(
+        &mut self,
+        x: &[f32],
+        batch: usize,
+    ) -> Result<(Vec<f32>, Vec<f32>), EngineError> {
         let per = self.channels * self.input_size * self.input_size;
         if batch == 0 || x.len() != batch * per {
             return Err(EngineError::InvalidInput(format!(
@@ -123,12 +152,18 @@ impl InferenceModel {
         let out = self
             .session
             .run(ort::inputs![self.input_name.as_str() => xt])?;
-        let (_, data) = out
-            .get(&self.output_name)
-            .ok_or_else(|| {
-                EngineError::Runtime(format!("the model returned no `{}`", self.output_name))
-            })?
-            .try_extract_tensor::<f32>()?;
-        Ok(data.to_vec())
+        let read = |name: &str| -> Result<Vec<f32>, EngineError> {
+            let (_, data) = out
+                .get(name)
+                .ok_or_else(|| EngineError::Runtime(format!("the model returned no `{name}`")))?
+                .try_extract_tensor::<f32>()?;
+            Ok(data.to_vec())
+        };
+        let va = read(&self.output_name)?;
+        let expression = match &self.expression {
+            Some((name, _)) => read(name)?,
+            None => Vec::new(),
+        };
+        Ok((va, expression))
     }
 }

@@ -76,7 +76,7 @@ mod trainer;
 pub use error::EngineError;
 pub use inference::InferenceModel;
 pub use metadata::{ExportInfo, read_metadata, update_metadata};
-pub use models::{InputAffine, LossKind, ModelKind, ModelSpec};
+pub use models::{ExpressionHead, InputAffine, LossKind, ModelKind, ModelSpec};
 pub use optim::OptimizerKind;
 pub use runtime::{Device, cuda_unavailable_reason, ort_library};
 pub use state::{NamedTensor, TrainState};

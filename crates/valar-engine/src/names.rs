@@ -15,6 +15,11 @@ pub(crate) const EMA_DECAY: &str = "ema_decay";
 pub(crate) const LOSS: &str = "loss";
 /// The network's outputs, `[batch, outputs]` (both graphs).
 pub(crate) const PREDICTIONS: &str = "predictions";
+/// The expression targets of a training batch, `[batch, classes]`: each face's class weight
+/// at its class (only with an expression head).
+pub(crate) const EXPRESSION_TARGETS: &str = "expression_targets";
+/// The inference graph's expression logits, `[batch, classes]` (only with an expression head).
+pub(crate) const EXPRESSION: &str = "expression";
 /// The training graph's own name.
 pub(crate) const TRAIN_GRAPH: &str = "valar_train_step";
 /// The inference graph's own name.
@@ -50,6 +55,10 @@ mod tests {
         assert_eq!(
             [IMAGE, TARGETS, LR, STEP, EMA_DECAY, LOSS, PREDICTIONS],
             ["x", "y", "lr", "step", "ema_decay", "loss", "predictions"]
+        );
+        assert_eq!(
+            [EXPRESSION_TARGETS, EXPRESSION],
+            ["expression_targets", "expression"]
         );
         assert_eq!(noise(2), "noise2");
         assert_eq!(new("fc.bias"), "new.fc.bias");

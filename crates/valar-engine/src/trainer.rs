@@ -264,15 +264,36 @@ impl Trainer {
         batch: usize,
         lr: f32,
     ) -> Result<StepOutput, EngineError> {
+        self.step_with(x, y, &[], batch, lr)
+    }
+
+    /// [`Trainer::step`] for a network with an expression head: `expression` is
+    /// `batch × classes`, each row the face's class weight at its class and zeros elsewhere
+    /// (all zeros for a face without a class). Empty for a network without the head.
+    pub fn step_with(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        expression: &[f32],
+        batch: usize,
+        lr: f32,
+    ) -> Result<StepOutput, EngineError> {
         let s = self.arch.spec;
         let per = s.channels * s.input_size * s.input_size;
-        if batch == 0 || x.len() != batch * per || y.len() != batch * s.outputs {
+        let classes = s.expression.map_or(0, |h| h.classes);
+        if batch == 0
+            || x.len() != batch * per
+            || y.len() != batch * s.outputs
+            || expression.len() != batch * classes
+        {
             return Err(EngineError::InvalidInput(format!(
-                "batch {batch} needs {} input values and {} targets, got {} and {}",
+                "batch {batch} needs {} input values, {} targets and {} expression targets, got {}, {} and {}",
                 batch * per,
                 batch * s.outputs,
+                batch * classes,
                 x.len(),
-                y.len()
+                y.len(),
+                expression.len()
             )));
         }
         if !lr.is_finite() || lr < 0.0 {
@@ -283,6 +304,9 @@ impl Trainer {
         let idx = self.session_index(batch)?;
         let xt = cpu_tensor(&[batch, s.channels, s.input_size, s.input_size], x.to_vec())?;
         let yt = cpu_tensor(&[batch, s.outputs], y.to_vec())?;
+        let et = (classes > 0)
+            .then(|| cpu_tensor(&[batch, classes], expression.to_vec()))
+            .transpose()?;
         let lrt = cpu_tensor(&[], vec![lr])?;
         // 1-based, as PyTorch's bias correction counts steps.
         let stept = cpu_tensor(&[], vec![(self.step + 1) as f32])?;
@@ -292,6 +316,9 @@ impl Trainer {
         let b = &mut ts.bindings[cur];
         b.bind_input(names::IMAGE, &xt)?;
         b.bind_input(names::TARGETS, &yt)?;
+        if let Some(et) = &et {
+            b.bind_input(names::EXPRESSION_TARGETS, et)?;
+        }
         b.bind_input(names::LR, &lrt)?;
         b.bind_input(names::STEP, &stept)?;
         if let Some(decay) = s.ema {
@@ -543,6 +570,7 @@ mod tests {
             input: crate::InputAffine::IDENTITY,
             flip_average: false,
             ema: None,
+            expression: None,
         }
     }
 
@@ -733,6 +761,7 @@ mod tests {
             input: crate::InputAffine::IDENTITY,
             flip_average: false,
             ema: None,
+            expression: None,
         };
         let mut t = Trainer::new(
             &spec,
@@ -780,6 +809,65 @@ mod tests {
             t.step(&[0.0; 3], &[0.0; 2], 1, 1e-3),
             Err(EngineError::InvalidInput(_))
         ));
+    }
+
+    /// A network with an expression head learns its classes (the training loss, which holds the
+    /// cross-entropy, falls), and its exported model gives both outputs: valence/arousal,
+    /// clipped, as the eval session predicts them, and the expression logits.
+    #[test]
+    fn expression_head_trains_and_exports_both_outputs() {
+        let head = crate::ExpressionHead {
+            classes: 4,
+            weight: 1.0,
+        };
+        let spec = ModelSpec {
+            expression: Some(head),
+            ..spec()
+        };
+        let (x, y) = batch(8, 5);
+        // Class = the quadrant of the two targets, weights 1, 2, 1, 2; the last face has none.
+        let mut e = vec![0.0; 8 * 4];
+        for i in 0..7 {
+            let c = usize::from(y[2 * i] > 0.0) * 2 + usize::from(y[2 * i + 1] > 0.0);
+            e[i * 4 + c] = 1.0 + (c % 2) as f32;
+        }
+        let opt = OptimizerKind::adamw_default();
+        let mut t = Trainer::new(&spec, LossKind::MseCcc, opt, Device::Cpu, 4).unwrap();
+        let first = t.step_with(&x, &y, &e, 8, 1e-2).unwrap().loss;
+        let mut last = first;
+        for _ in 0..30 {
+            last = t.step_with(&x, &y, &e, 8, 1e-2).unwrap().loss;
+        }
+        assert!(last < first * 0.5, "{first} → {last}");
+        assert!(matches!(
+            t.step(&x, &y, 8, 1e-2),
+            Err(EngineError::InvalidInput(_))
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        let info = ExportInfo {
+            output_name: "valence_arousal".into(),
+            clip: Some((-1.0, 1.0)),
+            metadata: Vec::new(),
+        };
+        t.export_onnx_with(&path, &info).unwrap();
+        let mine = t.predict(&x, 8).unwrap();
+        let mut m = InferenceModel::load(&path, Device::Cpu).unwrap();
+        assert_eq!((m.outputs(), m.expression_classes()), (2, 4));
+        let (va, logits) = m.predict_with_expression(&x, 8).unwrap();
+        assert_eq!(logits.len(), 8 * 4);
+        for (a, b) in mine.iter().zip(&va) {
+            assert!((a.clamp(-1.0, 1.0) - b).abs() <= 1e-5, "{a} vs {b}");
+        }
+        // The logits rank the trained classes first on most training faces.
+        let right = (0..7)
+            .filter(|&i| {
+                let row = &logits[i * 4..i * 4 + 4];
+                let best = (0..4).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+                e[i * 4 + best] > 0.0
+            })
+            .count();
+        assert!(right >= 5, "{right} of 7 faces classified as trained");
     }
 
     #[test]

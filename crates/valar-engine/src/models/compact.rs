@@ -22,5 +22,5 @@ fn build(n: &mut Net<'_>, x: &Var, spec: &ModelSpec) -> Var {
     let y = n.linear("fc1", &y, Linear::new(64));
     let y = n.relu(&y);
     let y = n.dropout(&y, 0.2);
-    n.linear("fc2", &y, Linear::new(spec.outputs))
+    n.linear("fc2", &y, Linear::new(spec.head_width()))
 }

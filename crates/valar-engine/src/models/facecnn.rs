@@ -26,5 +26,5 @@ fn build(n: &mut Net<'_>, x: &Var, spec: &ModelSpec) -> Var {
     let y = n.relu(&y);
     let y = n.linear("fc3", &y, Linear::new(256));
     let y = n.relu(&y);
-    n.linear("fc4", &y, Linear::new(spec.outputs))
+    n.linear("fc4", &y, Linear::new(spec.head_width()))
 }

@@ -37,7 +37,7 @@ fn build(n: &mut Net<'_>, x: &Var, spec: &ModelSpec) -> Var {
     let y = n.global_avg_pool(&y);
     let y = n.flatten(&y);
     let y = n.dropout(&y, 0.2);
-    n.linear("fc", &y, Linear::new(spec.outputs))
+    n.linear("fc", &y, Linear::new(spec.head_width()))
 }
 
 /// A 3×3 depthwise convolution (one filter per channel, stride `stride`) → BN → SiLU, then a

@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::EngineError;
-use crate::graph::{Dim, GraphBuilder, fixed};
+use crate::graph::{Attr, Dim, GraphBuilder, fixed};
 use crate::names;
 use crate::ops::{self, Tape, Var};
 use crate::optim::{self, OptimizerKind};
@@ -31,7 +31,7 @@ pub(crate) struct Network {
     /// positive multiple of it.
     pub stride: usize,
     /// The definition: the layers applied to the (affine-mapped) input image, ending in
-    /// `[batch, spec.outputs]`.
+    /// `[batch, spec.head_width()]`.
     pub build: fn(&mut Net<'_>, &Var, &ModelSpec) -> Var,
 }
 
@@ -116,6 +116,7 @@ impl Default for ModelSpec {
             input: InputAffine::IDENTITY,
             flip_average: false,
             ema: None,
+            expression: None,
         }
     }
 }
@@ -199,6 +200,28 @@ pub struct ModelSpec {
     /// decay per step (warmed up as timm's `ModelEma` does), and evaluate and export it
     /// instead of the raw weights.
     pub ema: Option<f32>,
+    /// An expression head beside the regression outputs: the last layer emits
+    /// `outputs + classes` values, training adds its weighted cross-entropy to the loss, and
+    /// the inference graph gets a second output, [`names::EXPRESSION`] (logits).
+    pub expression: Option<ExpressionHead>,
+}
+
+/// An expression-classification head trained beside valence and arousal (multi-task learning,
+/// as HSEmotion and EmoNet train theirs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExpressionHead {
+    /// Number of classes (AffectNet's 8 expressions).
+    pub classes: usize,
+    /// The cross-entropy's weight in the loss, beside the regression loss's 1.
+    pub weight: f32,
+}
+
+impl ModelSpec {
+    /// The width of the network's last layer: the regression outputs, then any expression
+    /// logits.
+    pub fn head_width(&self) -> usize {
+        self.outputs + self.expression.map_or(0, |e| e.classes)
+    }
 }
 
 /// The training loss.
@@ -285,6 +308,13 @@ impl Arch {
                 spec.outputs
             )));
         }
+        if let Some(e) = spec.expression
+            && !(e.classes >= 2 && e.weight.is_finite() && e.weight > 0.0)
+        {
+            return Err(EngineError::InvalidSpec(format!(
+                "an expression head needs at least 2 classes and a positive finite weight, not {e:?}"
+            )));
+        }
         if !(spec.input.scale.is_finite()
             && spec.input.scale != 0.0
             && spec.input.shift.is_finite())
@@ -317,11 +347,11 @@ impl Arch {
         if let Some(e) = net.error {
             return Err(EngineError::InvalidSpec(format!("{at}: {e}")));
         }
-        if y.shape != [1, spec.outputs] {
+        if y.shape != [1, spec.head_width()] {
             return Err(EngineError::InvalidSpec(format!(
                 "{at} ends in shape {:?}, not [batch, {}]",
                 &y.shape[1..],
-                spec.outputs
+                spec.head_width()
             )));
         }
         let mut seen = std::collections::HashSet::new();
@@ -447,6 +477,9 @@ impl Arch {
             &fixed(&[batch, s.channels, s.input_size, s.input_size]),
         );
         g.input(names::TARGETS, &fixed(&[batch, s.outputs]));
+        if let Some(head) = s.expression {
+            g.input(names::EXPRESSION_TARGETS, &fixed(&[batch, head.classes]));
+        }
         for (i, n) in self.noise.iter().enumerate() {
             let mut shape = vec![batch];
             shape.extend(n);
@@ -482,17 +515,17 @@ impl Arch {
         // The input needs no gradient, so the affine needs no backward rule.
         let x = Var::new(input_affine(g, names::IMAGE, s.input), xshape);
         let mut net = Net::train(g, &mut tape);
-        let pred = (self.network.build)(&mut net, &x, s);
+        let out = (self.network.build)(&mut net, &x, s);
         drop(net);
-        let (l, dpred) = ops::loss::loss(g, &pred, names::TARGETS, loss);
+        let (l, dout, pred) = self.loss_of_heads(g, &out, loss);
         let seed = if scale != 1.0 {
             let c = g.scalar(scale);
-            g.bin("Mul", &dpred, &c)
+            g.bin("Mul", &dout, &c)
         } else {
-            dpred
+            dout
         };
         let params: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
-        let found = tape.backward(g, &pred.name, seed, &params);
+        let found = tape.backward(g, &out.name, seed, &params);
         let grads = self
             .params
             .iter()
@@ -507,7 +540,37 @@ impl Arch {
                 (p.name.clone(), grad)
             })
             .collect();
-        (l, pred.name, grads)
+        (l, pred, grads)
+    }
+
+    /// The loss of the network's last layer `out` and its gradient, with the regression
+    /// predictions: the regression loss on the whole of `out`, or with an expression head the
+    /// regression loss on its first `outputs` columns plus the weighted cross-entropy on the
+    /// rest, their gradients side by side.
+    fn loss_of_heads(
+        &self,
+        g: &mut GraphBuilder,
+        out: &Var,
+        loss: LossKind,
+    ) -> (String, String, String) {
+        let Some(head) = self.spec.expression else {
+            let (l, d) = ops::loss::loss(g, out, names::TARGETS, loss);
+            return (l, d, out.name.clone());
+        };
+        let (batch, o) = (out.shape[0], self.spec.outputs);
+        let pred = Var::new(columns(g, &out.name, 0, o), vec![batch, o]);
+        let logits = Var::new(
+            columns(g, &out.name, o, o + head.classes),
+            vec![batch, head.classes],
+        );
+        let (lr, dr) = ops::loss::loss(g, &pred, names::TARGETS, loss);
+        let (le, de) = ops::loss::cross_entropy(g, &logits, names::EXPRESSION_TARGETS);
+        let w = g.scalar(head.weight);
+        let le = g.bin("Mul", &le, &w);
+        let de = g.bin("Mul", &de, &w);
+        let l = g.bin("Add", &lr, &le);
+        let d = g.node("Concat", &[&dr, &de], vec![("axis", Attr::Int(1))]);
+        (l, d, pred.name)
     }
 
     /// avg' = avg·d + new·(1 − d) for every parameter and running statistic, from the values
@@ -571,8 +634,17 @@ impl Arch {
             let half = g.scalar(0.5);
             y = g.bin("Mul", &sum, &half);
         }
+        if let Some(head) = s.expression {
+            let logits = columns(&mut g, &y, s.outputs, s.outputs + head.classes);
+            y = columns(&mut g, &y, 0, s.outputs);
+            g.rename(&logits, names::EXPRESSION);
+        }
         g.rename(&y, names::PREDICTIONS);
+        // The regression output comes first: export finishes (clips, renames) the first one.
         g.output(names::PREDICTIONS, &[Dim::Batch, Dim::Fixed(s.outputs)]);
+        if let Some(head) = s.expression {
+            g.output(names::EXPRESSION, &[Dim::Batch, Dim::Fixed(head.classes)]);
+        }
         g.finish(names::INFERENCE_GRAPH)
     }
 
@@ -584,6 +656,14 @@ impl Arch {
         let mut net = Net::eval(g);
         (self.network.build)(&mut net, &x, s).name
     }
+}
+
+/// Columns `start..end` of a `[batch, width]` value.
+fn columns(g: &mut GraphBuilder, x: &str, start: usize, end: usize) -> String {
+    let starts = g.const_i64(&[start as i64]);
+    let ends = g.const_i64(&[end as i64]);
+    let axes = g.const_i64(&[1]);
+    g.node("Slice", &[x, &starts, &ends, &axes], vec![])
 }
 
 /// `x · scale + shift`, or `x` itself for the identity.
@@ -634,6 +714,7 @@ mod tests {
             input: crate::InputAffine::IDENTITY,
             flip_average: false,
             ema: None,
+            expression: None,
         };
         let arch = Arch::new(&spec).unwrap();
         assert_eq!(arch.parameter_count(), 42_581_634);
@@ -663,10 +744,24 @@ mod tests {
         per_tensor: usize,
         tol: (f64, f64),
     ) {
+        check_gradients_with(network, size, batch, per_tensor, tol, None);
+    }
+
+    /// [`check_gradients`], with an expression head whose targets give face `i` class
+    /// `i % classes` with weight `1 + i/4`, except the last face, which has none.
+    fn check_gradients_with(
+        network: &'static Network,
+        size: usize,
+        batch: usize,
+        per_tensor: usize,
+        tol: (f64, f64),
+        expression: Option<ExpressionHead>,
+    ) {
         use crate::ops::tests::{In, compare, random};
         use prost::Message;
         let spec = ModelSpec {
             input_size: size,
+            expression,
             ..ModelSpec::default()
         };
         let arch = Arch::of(network, &spec).unwrap();
@@ -688,6 +783,19 @@ mod tests {
                 check: false,
             },
         ];
+        if let Some(head) = expression {
+            let c = head.classes;
+            let mut t = vec![0.0; batch * c];
+            for i in 0..batch - 1 {
+                t[i * c + i % c] = 1.0 + i as f32 / 4.0;
+            }
+            inputs.push(In {
+                name: names::EXPRESSION_TARGETS.into(),
+                shape: vec![batch, c],
+                data: t,
+                check: false,
+            });
+        }
         for (i, n) in arch.noise.iter().enumerate() {
             let mut shape = vec![batch];
             shape.extend(n);
@@ -735,6 +843,54 @@ mod tests {
     #[test]
     fn compact_model_gradients_match_finite_differences() {
         check_gradients(ModelKind::Compact.network(), 8, 4, 3, (2e-3, 2e-2));
+    }
+
+    /// The compact network with an 8-way expression head: the regression loss on the first two
+    /// columns of its last layer and the weighted cross-entropy on the other eight reach every
+    /// parameter through one backward pass (tolerances as above).
+    #[test]
+    fn expression_head_gradients_match_finite_differences() {
+        let head = ExpressionHead {
+            classes: 8,
+            weight: 0.5,
+        };
+        check_gradients_with(
+            ModelKind::Compact.network(),
+            8,
+            4,
+            3,
+            (2e-3, 2e-2),
+            Some(head),
+        );
+    }
+
+    /// The inference graph of a network with an expression head has two outputs,
+    /// `predictions` then `expression`, of widths 2 and 8.
+    #[test]
+    fn expression_head_adds_a_second_output() {
+        let spec = ModelSpec {
+            input_size: 16,
+            expression: Some(ExpressionHead {
+                classes: 8,
+                weight: 1.0,
+            }),
+            ..ModelSpec::default()
+        };
+        let graph = Arch::new(&spec)
+            .unwrap()
+            .inference_graph(None)
+            .graph
+            .unwrap();
+        let outs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(outs, [names::PREDICTIONS, names::EXPRESSION]);
+        let bad = ModelSpec {
+            expression: Some(ExpressionHead {
+                classes: 8,
+                weight: 0.0,
+            }),
+            ..spec
+        };
+        assert!(Arch::new(&bad).is_err());
     }
 
     /// The whole residual network at 16×16, batch 4: every one of its 62 parameter tensors,
@@ -790,6 +946,7 @@ mod tests {
             input: crate::InputAffine::IDENTITY,
             flip_average: false,
             ema: None,
+            expression: None,
         };
         let arch = Arch::new(&spec).unwrap();
         let opt = OptimizerKind::adamw_default();
@@ -1038,6 +1195,7 @@ mod tests {
             input: crate::InputAffine::IDENTITY,
             flip_average: false,
             ema: None,
+            expression: None,
         };
         let n = Arch::new(&spec).unwrap().parameter_count();
         assert!(n < 200_000, "{n}");
@@ -1054,6 +1212,7 @@ mod tests {
                 input: crate::InputAffine::IDENTITY,
                 flip_average: false,
                 ema: None,
+                expression: None,
             };
             assert!(matches!(Arch::new(&spec), Err(EngineError::InvalidSpec(_))));
         }

@@ -43,7 +43,7 @@ pub(super) fn resnet(n: &mut Net<'_>, x: &Var, spec: &ModelSpec, act: Activation
     }
     let y = n.global_avg_pool(&y);
     let y = n.flatten(&y);
-    n.linear("fc", &y, Linear::new(spec.outputs))
+    n.linear("fc", &y, Linear::new(spec.head_width()))
 }
 
 /// conv 3×3 (stride `stride`) → BN → ReLU → conv 3×3 → BN, plus the input (through a 1×1

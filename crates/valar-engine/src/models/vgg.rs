@@ -16,5 +16,5 @@ fn build(n: &mut Net<'_>, x: &Var, spec: &ModelSpec) -> Var {
     for (i, width) in [64, 128, 256].into_iter().enumerate() {
         y = vgg_block(n, &y, i + 1, width);
     }
-    mlp_head(n, &y, &[1024, 256], Some(0.5), spec.outputs)
+    mlp_head(n, &y, &[1024, 256], Some(0.5), spec.head_width())
 }

@@ -70,6 +70,39 @@ fn ccc(g: &mut GraphBuilder, pred: &Var, y: &str) -> (String, String) {
     (loss, g.bin("Mul", &num, &kd))
 }
 
+/// Keeps the cross-entropy's denominator positive when no face of a batch has a class; the
+/// loss and its gradient are then 0.
+const CE_EPS: f32 = 1e-12;
+
+/// Class-weighted cross-entropy of `logits` (`[batch, classes]`) against `targets` of the same
+/// shape, each row holding a face's class weight at its class and zeros elsewhere (a zero row
+/// for a face without a class; mixup's blended rows work the same way):
+/// `L = −Σ t ⊙ log softmax(z) / Σ t`, which for one-hot rows is PyTorch's
+/// `CrossEntropyLoss(weight=w)` with its weighted mean. Returns `(loss, dL/dz)` with
+/// `dL/dzᵢⱼ = (softmax(z)ᵢⱼ · Σⱼ tᵢⱼ − tᵢⱼ) / Σ t`. Softmax is shifted by the row maximum so
+/// large logits stay finite.
+pub(crate) fn cross_entropy(g: &mut GraphBuilder, logits: &Var, targets: &str) -> (String, String) {
+    let z = &logits.name;
+    let top = g.reduce("ReduceMax", z, &[1], true);
+    let shifted = g.bin("Sub", z, &top);
+    let e = g.node("Exp", &[&shifted], vec![]);
+    let se = g.reduce("ReduceSum", &e, &[1], true);
+    let lse = g.node("Log", &[&se], vec![]);
+    let logp = g.bin("Sub", &shifted, &lse);
+    let total = g.node("ReduceSum", &[targets], vec![("keepdims", Attr::Int(0))]);
+    let eps = g.scalar(CE_EPS);
+    let total = g.bin("Max", &total, &eps);
+    let tl = g.bin("Mul", targets, &logp);
+    let sum = g.node("ReduceSum", &[&tl], vec![("keepdims", Attr::Int(0))]);
+    let neg = g.node("Neg", &[&sum], vec![]);
+    let loss = g.bin("Div", &neg, &total);
+    let softmax = g.bin("Div", &e, &se);
+    let rows = g.reduce("ReduceSum", targets, &[1], true);
+    let sr = g.bin("Mul", &softmax, &rows);
+    let num = g.bin("Sub", &sr, targets);
+    (loss, g.bin("Div", &num, &total))
+}
+
 #[cfg(test)]
 mod tests {
     //! The value against a host computation in f64, and the gradient against central
@@ -162,6 +195,98 @@ mod tests {
             "{kind:?}: {value} vs {expect}"
         );
         value
+    }
+
+    /// The cross-entropy against a host computation in f64 (one face without a class, one
+    /// blended row as mixup makes), and its gradient against central differences.
+    #[test]
+    fn cross_entropy_value_and_grad() {
+        let (n, c) = (5, 4);
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let z = random(&mut rng, n * c, 2.0);
+        #[rustfmt::skip]
+        let t: Vec<f32> = vec![
+            0.0, 2.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, // no class: no term
+            0.5, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 1.5,
+            0.3, 0.0, 0.7, 0.0, // a mixed pair
+        ];
+        let mut g = GraphBuilder::new();
+        g.input("z", &fixed(&[n, c]));
+        g.input("t", &fixed(&[n, c]));
+        let (l, dz) = cross_entropy(&mut g, &Var::new("z", vec![n, c]), "t");
+        g.rename(&l, "loss");
+        g.rename(&dz, &names::grad("z"));
+        g.output("loss", &[]);
+        g.output(&names::grad("z"), &fixed(&[n, c]));
+        let mut s = session(g);
+        let ins = vec![
+            In {
+                name: "z".into(),
+                shape: vec![n, c],
+                data: z.clone(),
+                check: true,
+            },
+            In {
+                name: "t".into(),
+                shape: vec![n, c],
+                data: t.clone(),
+                check: false,
+            },
+        ];
+        let value = f64::from(run(&mut s, &ins, &["loss"])[0][0]);
+        compare(
+            &mut s,
+            ins,
+            &["loss"],
+            &|o| f64::from(o[0][0]),
+            1e-2,
+            12,
+            TOL,
+        );
+        let mut num = 0.0;
+        for i in 0..n {
+            let row: Vec<f64> = (0..c).map(|j| f64::from(z[i * c + j])).collect();
+            let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+            for j in 0..c {
+                num -= f64::from(t[i * c + j]) * (row[j] - lse);
+            }
+        }
+        let expect = num / t.iter().map(|&v| f64::from(v)).sum::<f64>();
+        assert!((value - expect).abs() < 1e-5, "{value} vs {expect}");
+    }
+
+    /// A batch in which no face has a class adds nothing: loss 0 and gradient 0, not NaN.
+    #[test]
+    fn cross_entropy_without_classes_is_zero() {
+        let (n, c) = (3, 4);
+        let mut g = GraphBuilder::new();
+        g.input("z", &fixed(&[n, c]));
+        g.input("t", &fixed(&[n, c]));
+        let (l, dz) = cross_entropy(&mut g, &Var::new("z", vec![n, c]), "t");
+        g.rename(&l, "loss");
+        g.rename(&dz, "dz");
+        g.output("loss", &[]);
+        g.output("dz", &fixed(&[n, c]));
+        let mut s = session(g);
+        let ins = vec![
+            In {
+                name: "z".into(),
+                shape: vec![n, c],
+                data: (0..n * c).map(|k| k as f32).collect(),
+                check: false,
+            },
+            In {
+                name: "t".into(),
+                shape: vec![n, c],
+                data: vec![0.0; n * c],
+                check: false,
+            },
+        ];
+        let out = run(&mut s, &ins, &["loss", "dz"]);
+        assert_eq!(out[0], vec![0.0]);
+        assert!(out[1].iter().all(|&v| v == 0.0), "{:?}", out[1]);
     }
 
     #[test]
