@@ -1,4 +1,4 @@
-use crate::{CoreError, DimMetrics, write_atomic};
+use crate::{CoreError, DimMetrics, ExpressionScore, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -34,6 +34,10 @@ pub struct EvaluationRecord {
     /// The `manifest.csv` whose `train` rows gave the baseline's mean.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_source: Option<PathBuf>,
+    /// How the model's expression head classified the faces with a class (a model with the
+    /// head, on faces with AffectNet's codes 0–7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<ExpressionScore>,
 }
 
 impl EvaluationRecord {
@@ -117,6 +121,7 @@ mod tests {
             )]),
             baseline: BTreeMap::new(),
             baseline_source: None,
+            expression: None,
         };
         assert_eq!(
             rec.model_sha256,

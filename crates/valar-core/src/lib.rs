@@ -11,6 +11,8 @@ mod audit_table;
 mod error;
 /// `<predictions>.model.json`: which model file a `valar evaluate` scored.
 mod evaluation_record;
+/// AffectNet's expression classes and expression-head scores.
+mod expression;
 /// Labels, dimensions, splits, boxes and colour modes.
 mod label;
 /// `<output>.lock`: one writer per output, released when the holder exits.
@@ -43,6 +45,7 @@ pub use atomic::{
 pub use audit_table::{AUDIT_COLUMNS, AuditKind, AuditRow, read_audit, write_audit};
 pub use error::{CoreError, IoError};
 pub use evaluation_record::{EvaluationRecord, sha256_file};
+pub use expression::{EXPRESSIONS, ExpressionScore, argmax, class_of};
 pub use label::{ColorMode, Dimension, FaceBox, Split, Targets};
 pub use lock::OutputLock;
 pub use manifest::{MANIFEST_COLUMNS, ManifestRow, read_manifest};

@@ -17,6 +17,8 @@ mod data_charts;
 mod error;
 /// Figures of a model's predictions: scatter, error by interval, residuals.
 mod error_charts;
+/// The expression head's confusion matrix.
+mod expression_chart;
 /// `report.md`: the figures, the key numbers and the run's configuration.
 mod markdown;
 /// The entry point: reads the inputs, draws what they allow, writes the summary.

@@ -1,6 +1,7 @@
 use crate::ReportError;
 use crate::data_charts::{self, Prepared};
 use crate::error_charts;
+use crate::expression_chart;
 use crate::markdown::{self, Contents, Figure};
 use crate::run_files::{self, Epoch, Predictions};
 use crate::training_charts;
@@ -503,6 +504,16 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
             error_charts::TEST_RESIDUALS,
         ];
         draw_error_figures(preds, view("test set"), files, out, &mut test_figures)?;
+    }
+    if let Some((path, _)) = &evaluation
+        && let Some(score) = EvaluationRecord::read(path)?.and_then(|r| r.expression)
+    {
+        let file = expression_chart::TEST_CONFUSION;
+        expression_chart::confusion(&score, "test set", &out.join(file))?;
+        test_figures.push(Figure {
+            file,
+            caption: "Expression head: share of each labelled class (rows) predicted as each class (columns), test set".into(),
+        });
     }
     let videos = video_files(inputs, evaluation.as_ref().map(|(p, _)| p.as_path()))?;
     let video_figures = match &videos {

@@ -210,6 +210,10 @@ settings! {
     /// Test-time flip averaging: validation and model.onnx predict the mean over the face and
     /// its mirror image; `--tta` alone turns it on, `--tta=false` off.
     tta: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
+    /// Weight of an 8-way expression head's class-weighted cross-entropy beside the
+    /// valence/arousal loss (multi-task learning; faces without one of AffectNet's codes 0–7
+    /// add nothing); 0 trains no head. model.onnx then has a second output, `expression`.
+    expression_weight: f64;
     /// Where to run: cpu or cuda (allowed with --resume).
     device: Device;
     /// Seeds weights, shuffling, dropout and augmentation.
@@ -245,6 +249,7 @@ impl TrainConfig {
             keep: Keep::Last,
             ema: 0.999,
             tta: true,
+            expression_weight: 0.0,
             device: Device::Cpu,
             seed: 0,
         }
@@ -259,6 +264,7 @@ impl TrainConfig {
             keep: Keep::Best,
             ema: 0.0,
             tta: false,
+            expression_weight: 0.0,
             ..TrainConfig::defaults(PathBuf::new())
         }
     }
@@ -283,6 +289,7 @@ impl TrainConfig {
                 keep: Keep::Best,
                 ema: 0.0,
                 tta: false,
+                expression_weight: 0.0,
                 ..TrainConfig::defaults(data)
             },
             Recipe::Reference => TrainConfig {
@@ -303,6 +310,7 @@ impl TrainConfig {
                 keep: Keep::Last,
                 ema: 0.0,
                 tta: false,
+                expression_weight: 0.0,
                 ..TrainConfig::defaults(data)
             },
         }
@@ -346,6 +354,12 @@ impl TrainConfig {
         }
         if !(self.ema.is_finite() && (0.0..1.0).contains(&self.ema)) {
             return bad(format!("ema must lie in [0, 1), not {}", self.ema));
+        }
+        if !(self.expression_weight.is_finite() && self.expression_weight >= 0.0) {
+            return bad(format!(
+                "expression_weight must be a non-negative number (0 trains no expression head), not {}",
+                self.expression_weight
+            ));
         }
         if i64::try_from(self.seed).is_err() {
             return bad(format!(

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use valar_core::IoError;
 use valar_core::{
-    CoreError, DimMetrics, Dimension, EvaluationRecord, FACE_SIZES, OutputLock, PreparedDir,
-    RunDir, Split, Targets, TrainingMean, mean_baseline, read_manifest, sha256_file,
+    CoreError, DimMetrics, Dimension, EvaluationRecord, ExpressionScore, FACE_SIZES, OutputLock,
+    PreparedDir, RunDir, Split, Targets, TrainingMean, mean_baseline, read_manifest, sha256_file,
 };
 use valar_engine::Device;
 use valar_engine::InferenceModel;
@@ -61,6 +61,9 @@ pub struct Evaluation {
     pub baseline: Option<Baseline>,
     /// CCC per video and pooled, P_VA and the smoothing sweep, for a video dataset.
     pub videos: Option<VideoEvaluation>,
+    /// Accuracy, balanced accuracy and the confusion matrix of the model's expression head,
+    /// on the scored faces with an expression class (a model with the head only).
+    pub expression: Option<ExpressionScore>,
     /// The prepared folder scored.
     pub data: PathBuf,
     /// Where the model's own description and the options or data disagree, or could not be
@@ -166,8 +169,10 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
     notes.extend(check_data_fits(&opts.model, &model, &opts.data, &data)?);
     data.check_labels(&rows, targets)?;
 
-    let pred = predict_rows(&mut model, &data, &rows)?;
+    let (pred, logits) = predict_rows(&mut model, &data, &rows)?;
     check_finite_predictions(&opts.model, &pred)?;
+    let codes: Vec<Option<i32>> = rows.iter().map(|&r| data.rows[r].expression).collect();
+    let expression = ExpressionScore::of(&codes, &logits);
     let truth = data.labels(&rows, targets);
     let metrics = dim_metrics(targets, &truth, &pred);
     check_finite_metrics(&opts.model, &metrics)?;
@@ -181,6 +186,7 @@ pub fn evaluate(opts: &EvaluateOptions) -> Result<Evaluation, TrainError> {
         predictions: out.clone(),
         baseline,
         videos: None,
+        expression,
         data: opts.data.clone(),
         notes,
     };
@@ -401,6 +407,7 @@ fn evaluation_record(model: &Path, e: &Evaluation) -> Result<EvaluationRecord, T
             .map(|b| by_name(&b.metrics))
             .unwrap_or_default(),
         baseline_source: e.baseline.as_ref().map(|b| b.source.clone()),
+        expression: e.expression.clone(),
     })
 }
 
@@ -510,24 +517,28 @@ fn window_split(
     Ok(Some(ValSet {
         groups: video_groups(&data.rows, &rows),
         truth: data.labels(&rows, targets),
-        pred: predict_rows(model, data, &rows)?,
+        pred: predict_rows(model, data, &rows)?.0,
         source: data.dir.clone(),
     }))
 }
 
-/// The model's predictions for `rows`, clipped to the label range.
+/// The model's predictions for `rows`, clipped to the label range, and its expression logits
+/// (`rows × classes`; empty for a model without an expression head).
 fn predict_rows(
     model: &mut InferenceModel,
     data: &Dataset,
     rows: &[usize],
-) -> Result<Vec<f32>, TrainError> {
+) -> Result<(Vec<f32>, Vec<f32>), TrainError> {
     let mut pred = Vec::with_capacity(rows.len() * model.outputs());
+    let mut logits = Vec::with_capacity(rows.len() * model.expression_classes());
     let mut x = Vec::new();
     for chunk in rows.chunks(BATCH) {
         data.inputs(chunk, &mut x);
-        pred.extend(into_label_range(model.predict(&x, chunk.len())?));
+        let (va, e) = model.predict_with_expression(&x, chunk.len())?;
+        pred.extend(into_label_range(va));
+        logits.extend(e);
     }
-    Ok(pred)
+    Ok((pred, logits))
 }
 
 /// Loads an inference model, saying which file when it is not one.

@@ -17,6 +17,8 @@ mod data;
 mod error;
 /// Scoring a saved model on a prepared dataset.
 mod evaluate;
+/// The expression head's class weights, targets and scores.
+mod expression;
 /// The engine as the loop sees it.
 mod model;
 /// MODEL_CARD.md beside a run's model.onnx.
@@ -53,6 +55,7 @@ pub use predict::{
 };
 pub use progress::{Quiet, RunStart, TrainObserver};
 pub use train_loop::{StopReason, TrainSummary, resume, train};
+pub use valar_core::ExpressionScore;
 pub use valar_core::{METRICS_COLUMNS, PREDICTIONS_COLUMNS};
 /// The engine's own enums are the settings' types: one enum per concept.
 pub use valar_engine::{Device, LossKind, ModelKind};

@@ -5,14 +5,24 @@ use crate::TrainError;
 use crate::config::{OptimizerChoice, TrainConfig};
 use std::path::Path;
 use valar_engine::{
-    ExportInfo, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState, Trainer,
+    ExportInfo, ExpressionHead, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState,
+    Trainer,
 };
 
 /// One trainable network, as the training loop sees it. Kept small so the loop's bookkeeping
 /// (schedule, early stopping, checkpoints, resume) can be tested with a pure-Rust model.
 pub(crate) trait StepModel {
-    /// One optimizer step; returns the batch loss before the update.
-    fn step(&mut self, x: &[f32], y: &[f32], batch: usize, lr: f32) -> Result<f32, TrainError>;
+    /// One optimizer step; returns the batch loss before the update. `expression` holds the
+    /// batch's expression targets (`batch × classes`) for a network with an expression head,
+    /// and is empty otherwise.
+    fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        expression: &[f32],
+        batch: usize,
+        lr: f32,
+    ) -> Result<f32, TrainError>;
     /// Eval-mode outputs, `batch × outputs`.
     fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, TrainError>;
     /// Writes the whole training state to a checksummed file, atomically.
@@ -26,8 +36,15 @@ pub(crate) trait StepModel {
 }
 
 impl StepModel for Trainer {
-    fn step(&mut self, x: &[f32], y: &[f32], batch: usize, lr: f32) -> Result<f32, TrainError> {
-        Ok(Trainer::step(self, x, y, batch, lr)?.loss)
+    fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        expression: &[f32],
+        batch: usize,
+        lr: f32,
+    ) -> Result<f32, TrainError> {
+        Ok(Trainer::step_with(self, x, y, expression, batch, lr)?.loss)
     }
 
     fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, TrainError> {
@@ -68,6 +85,10 @@ pub(crate) fn model_spec(
         input,
         flip_average: config.tta,
         ema: (config.ema > 0.0).then_some(config.ema as f32),
+        expression: (config.expression_weight > 0.0).then_some(ExpressionHead {
+            classes: crate::expression::CLASSES,
+            weight: config.expression_weight as f32,
+        }),
     }
 }
 

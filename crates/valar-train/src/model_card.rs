@@ -11,6 +11,7 @@
 use crate::TrainError;
 use crate::checkpoint::{LoopState, Resumable};
 use crate::config::{Keep, TrainConfig};
+use crate::model_meta::EXPRESSION_CLASSES_KEY;
 use crate::outputs::EpochRecord;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -81,6 +82,14 @@ fn test_figures(record: &EvaluationRecord) -> BTreeMap<String, String> {
     }
     for (dim, b) in &record.baseline {
         m.insert(format!("baseline.{dim}.rmse"), b.rmse.to_string());
+    }
+    if let Some(e) = &record.expression {
+        m.insert("expression.accuracy".into(), e.accuracy.to_string());
+        m.insert(
+            "expression.balanced_accuracy".into(),
+            e.balanced_accuracy.to_string(),
+        );
+        m.insert("expression.faces".into(), e.faces.to_string());
     }
     m
 }
@@ -239,6 +248,15 @@ impl Card<'_> {
             self.meta("valar.outputs").unwrap_or("?"),
             self.meta("valar.targets").unwrap_or("?"),
         );
+        if let Some(classes) = self.meta(EXPRESSION_CLASSES_KEY) {
+            let _ = writeln!(
+                s,
+                "A second output, `expression` (`[batch, {}]`), holds the expression head's logits                  (unnormalised; softmax gives probabilities) over {} (trained with weight {} beside                  the valence/arousal loss).\n",
+                classes.split(',').count(),
+                classes.replace(',', ", "),
+                self.config.expression_weight
+            );
+        }
     }
 
     /// The prepared folder: its source, counts, splits, stratification and rejects.
@@ -394,6 +412,23 @@ impl Card<'_> {
                 v("pcc"),
                 v("rmse"),
                 v("sagr")
+            );
+        }
+        if let (Some(acc), Some(bal), Some(n)) = (
+            self.figure("expression.accuracy"),
+            self.figure("expression.balanced_accuracy"),
+            self.figure("expression.faces"),
+        ) {
+            let pct = |v: &String| {
+                v.parse::<f64>()
+                    .map_or("?".into(), |v| format!("{:.1}%", v * 100.0))
+            };
+            let _ = writeln!(
+                s,
+                "\nExpression head: accuracy {}, balanced accuracy {} on the {n} faces with an expression class \
+                 (the confusion matrix is in the evaluation record and `valar report`'s figure).",
+                pct(acc),
+                pct(bal)
             );
         }
     }

@@ -6,7 +6,7 @@ use crate::TrainError;
 use crate::config::{InputNorm, TrainConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
-use valar_core::{MARGINS, PrepInfo, PreparedDir, Targets, VERSION};
+use valar_core::{EXPRESSIONS, MARGINS, PrepInfo, PreparedDir, Targets, VERSION};
 use valar_engine::ExportInfo;
 
 /// Version of the key set, raised when a key changes meaning.
@@ -35,6 +35,10 @@ pub const EXPORT_KEYS: [&str; 18] = [
     "valar.data",
     "valar.prep_sha256",
 ];
+
+/// The key naming the classes of a model's second output, `expression`, in column order
+/// (only a model trained with an expression head has it).
+pub const EXPRESSION_CLASSES_KEY: &str = "valar.expression_classes";
 
 /// The name of the output holding the predicted dimensions, in `targets`' order.
 pub fn output_name(targets: Targets) -> &'static str {
@@ -192,6 +196,10 @@ pub(crate) fn export_info(
     put("valar.outputs", output_name(config.targets).into());
     put("valar.targets", targets_text(config.targets));
     put("valar.label_range", "-1,1".into());
+    if config.expression_weight > 0.0 {
+        // Written only for a model with the head: its second output's columns, in order.
+        put(EXPRESSION_CLASSES_KEY, EXPRESSIONS.join(","));
+    }
     put("valar.input_size", size.to_string());
     put("valar.channels", channels.to_string());
     put(

@@ -4,19 +4,24 @@
 use crate::TrainError;
 use crate::data::normalize_pixel;
 use crate::evaluate::{check_finite_predictions, load_model, model_targets};
-use crate::model_meta::ModelInfo;
+use crate::expression::softmax;
+use crate::model_meta::{EXPRESSION_CLASSES_KEY, ModelInfo};
 use crate::outputs::into_label_range;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use valar_core::{ColorMode, Dimension, FaceBox, MARGINS, Targets, write_atomic};
+use valar_core::{
+    ColorMode, Dimension, EXPRESSIONS, FaceBox, MARGINS, Targets, argmax, write_atomic,
+};
 use valar_engine::{Device, InferenceModel};
 use valar_face::{FaceSpec, load_face};
 
 /// Images decoded (in parallel) and predicted per batch.
 const BATCH: usize = 256;
 
-/// The columns of predict's CSV output, in order.
+/// The columns of predict's CSV output, in order. A model with an expression head adds, before
+/// `error`, `expression` (the most likely class) and `p_<class>` (each class's softmax
+/// probability), in its classes' order.
 pub const PREDICT_COLUMNS: [&str; 4] = ["path", "valence", "arousal", "error"];
 
 /// The images to predict.
@@ -57,6 +62,8 @@ pub struct Predictions {
     pub rows: Vec<PredictRow>,
     /// Options that contradict the model's own description, or a model without one.
     pub notes: Vec<String>,
+    /// The classes of the model's expression head, in output order; empty without one.
+    pub classes: Vec<String>,
 }
 
 /// One image's prediction, or why there is none.
@@ -68,6 +75,9 @@ pub struct PredictRow {
     pub valence: Option<f32>,
     /// Predicted arousal, likewise.
     pub arousal: Option<f32>,
+    /// Each expression class's probability (softmax of the head's logits), for a model with an
+    /// expression head and an image that could be used; empty otherwise.
+    pub expression: Vec<f32>,
     /// Why the image could not be used (`reason: details`).
     pub error: Option<String>,
 }
@@ -96,11 +106,34 @@ pub fn predict(opts: &PredictOptions) -> Result<Predictions, TrainError> {
     let (targets, mut notes) = model_targets(&opts.model, &model, opts.targets)?;
     let spec = face_spec(opts, &model, &mut notes)?;
     let dims = targets.dimensions();
+    let classes = expression_classes(&model);
     let mut rows = Vec::with_capacity(jobs.len());
     for chunk in jobs.chunks(BATCH) {
         rows.extend(predict_batch(&mut model, &opts.model, chunk, &spec, dims)?);
     }
-    Ok(Predictions { rows, notes })
+    Ok(Predictions {
+        rows,
+        notes,
+        classes,
+    })
+}
+
+/// The names of a model's expression classes: as its metadata lists them, else AffectNet's
+/// eight for an 8-way head, else `class0`, `class1`, …
+fn expression_classes(model: &InferenceModel) -> Vec<String> {
+    let n = model.expression_classes();
+    let listed: Vec<String> = model
+        .metadata()
+        .get(EXPRESSION_CLASSES_KEY)
+        .map(|v| v.split(',').map(|c| c.trim().to_string()).collect())
+        .unwrap_or_default();
+    if listed.len() == n {
+        listed
+    } else if n == EXPRESSIONS.len() {
+        EXPRESSIONS.iter().map(|c| c.to_string()).collect()
+    } else {
+        (0..n).map(|k| format!("class{k}")).collect()
+    }
 }
 
 /// How faces are cut for `model`: as it records (its input size, colour, margin and
@@ -185,11 +218,13 @@ fn predict_batch(
         .flat_map(|px| px.iter().map(|&p| normalize_pixel(p)))
         .collect();
     let ok = faces.iter().filter(|f| f.is_ok()).count();
-    let pred = if ok > 0 {
-        into_label_range(model.predict(&x, ok)?)
+    let (pred, logits) = if ok > 0 {
+        let (va, logits) = model.predict_with_expression(&x, ok)?;
+        (into_label_range(va), logits)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
+    let classes = model.expression_classes();
     check_finite_predictions(model_path, &pred)?;
     let mut next = 0;
     let mut rows = Vec::with_capacity(jobs.len());
@@ -198,6 +233,7 @@ fn predict_batch(
             path: job.path.clone(),
             valence: None,
             arousal: None,
+            expression: Vec::new(),
             error: None,
         };
         match face {
@@ -208,6 +244,9 @@ fn predict_batch(
                         Dimension::Valence => row.valence = Some(v),
                         Dimension::Arousal => row.arousal = Some(v),
                     }
+                }
+                if classes > 0 {
+                    row.expression = softmax(&logits[next * classes..(next + 1) * classes]);
                 }
                 next += 1;
             }
@@ -331,24 +370,32 @@ pub fn input_files(input: &PredictInput) -> Result<Vec<PathBuf>, TrainError> {
 }
 
 /// Writes predict's CSV (`path,valence,arousal,error`; empty cells for what is missing).
-pub fn write_predict_csv(w: &mut dyn Write, rows: &[PredictRow]) -> std::io::Result<()> {
+pub fn write_predict_csv(w: &mut dyn Write, p: &Predictions) -> std::io::Result<()> {
     let mut out = csv::Writer::from_writer(w);
-    out.write_record(PREDICT_COLUMNS)?;
+    let mut header: Vec<String> = PREDICT_COLUMNS[..3].iter().map(|c| c.to_string()).collect();
+    if !p.classes.is_empty() {
+        header.push("expression".into());
+        header.extend(p.classes.iter().map(|c| format!("p_{c}")));
+    }
+    header.push(PREDICT_COLUMNS[3].into());
+    out.write_record(&header)?;
     let cell = |v: Option<f32>| v.map(|v| v.to_string()).unwrap_or_default();
-    for r in rows {
-        out.write_record([
-            r.path.clone(),
-            cell(r.valence),
-            cell(r.arousal),
-            r.error.clone().unwrap_or_default(),
-        ])?;
+    for r in &p.rows {
+        let mut record = vec![r.path.clone(), cell(r.valence), cell(r.arousal)];
+        if !p.classes.is_empty() {
+            let best = (!r.expression.is_empty()).then(|| argmax(&r.expression));
+            record.push(best.map(|k| p.classes[k].clone()).unwrap_or_default());
+            record.extend((0..p.classes.len()).map(|k| cell(r.expression.get(k).copied())));
+        }
+        record.push(r.error.clone().unwrap_or_default());
+        out.write_record(&record)?;
     }
     out.flush()
 }
 
 /// Writes predict's CSV to a file, atomically.
-pub fn save_predict_csv(path: &Path, rows: &[PredictRow]) -> Result<(), TrainError> {
-    Ok(write_atomic(path, |w| write_predict_csv(w, rows))?)
+pub fn save_predict_csv(path: &Path, p: &Predictions) -> Result<(), TrainError> {
+    Ok(write_atomic(path, |w| write_predict_csv(w, p))?)
 }
 
 #[cfg(test)]
@@ -424,20 +471,36 @@ mod tests {
                 path: "a.jpg".into(),
                 valence: Some(0.5),
                 arousal: Some(-0.25),
+                expression: Vec::new(),
                 error: None,
             },
             PredictRow {
                 path: "b,c.jpg".into(),
                 valence: None,
                 arousal: None,
+                expression: Vec::new(),
                 error: Some("missing_file: file not found".into()),
             },
         ];
+        let mut p = Predictions {
+            rows,
+            notes: Vec::new(),
+            classes: Vec::new(),
+        };
         let mut buf = Vec::new();
-        write_predict_csv(&mut buf, &rows).unwrap();
+        write_predict_csv(&mut buf, &p).unwrap();
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             "path,valence,arousal,error\na.jpg,0.5,-0.25,\n\"b,c.jpg\",,,missing_file: file not found\n"
+        );
+        // With an expression head: the likeliest class and each class's probability.
+        p.classes = vec!["Sad".into(), "Happy".into()];
+        p.rows[0].expression = vec![0.25, 0.75];
+        let mut buf = Vec::new();
+        write_predict_csv(&mut buf, &p).unwrap();
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "path,valence,arousal,expression,p_Sad,p_Happy,error\na.jpg,0.5,-0.25,Happy,0.25,0.75,\n\"b,c.jpg\",,,,,,missing_file: file not found\n"
         );
     }
 }

@@ -5,6 +5,7 @@ use crate::augment::{AugParams, augment_into};
 use crate::checkpoint::{LoopState, Resumable, best_name, state_name};
 use crate::config::{Augment, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
+use crate::expression::ClassWeights;
 use crate::model::{StepModel, build_trainer, host_loss};
 use crate::model_card::write_model_card;
 use crate::outputs::{
@@ -265,6 +266,8 @@ pub(crate) struct Job {
     pub input: InputAffine,
     /// How model.onnx is finished: output name, clip, metadata.
     pub export: valar_engine::ExportInfo,
+    /// The expression head's class weights (from the training rows), when it has one.
+    pub expression: Option<ClassWeights>,
 }
 
 impl Job {
@@ -302,7 +305,11 @@ impl Job {
             data.faces.size,
             data.faces.channels,
         )?;
+        let expression = (config.expression_weight > 0.0)
+            .then(|| ClassWeights::of(&data, &train_rows))
+            .transpose()?;
         Ok(Job {
+            expression,
             config: config.clone(),
             input,
             export,
@@ -498,8 +505,12 @@ impl<M: StepModel> EpochLoop<'_, M> {
                 }
             }
             let y = self.job.data.labels(rows, config.targets);
+            let e = match &self.job.expression {
+                Some(w) => w.targets(&self.job.data, rows),
+                None => Vec::new(),
+            };
             let lr = self.schedule.at(epoch, k) as f32;
-            let loss = self.model.step(&self.x, &y, rows.len(), lr)?;
+            let loss = self.model.step(&self.x, &y, &e, rows.len(), lr)?;
             if !loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch: epoch + 1,
@@ -684,7 +695,14 @@ mod tests {
     }
 
     impl StepModel for FakeModel {
-        fn step(&mut self, x: &[f32], y: &[f32], batch: usize, lr: f32) -> Result<f32, TrainError> {
+        fn step(
+            &mut self,
+            x: &[f32],
+            y: &[f32],
+            _expression: &[f32],
+            batch: usize,
+            lr: f32,
+        ) -> Result<f32, TrainError> {
             self.lrs.push(lr);
             if self.nan_at_step == Some(self.steps) {
                 self.steps += 1;

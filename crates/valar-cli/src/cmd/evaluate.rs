@@ -2,7 +2,7 @@
 
 use crate::ui::outln;
 use std::path::PathBuf;
-use valar_core::{PreparedDir, Targets, baseline_warnings};
+use valar_core::{EXPRESSIONS, ExpressionScore, PreparedDir, Targets, baseline_warnings};
 use valar_train::{
     Device, EvaluateOptions, Evaluation, Smoothing, SplitChoice, TrainError, VideoEvaluation,
 };
@@ -103,6 +103,9 @@ fn show(eval: &Evaluation, auto: bool) {
     }
     outln!("{} faces, split {}", eval.rows, eval.split);
     print_table(eval);
+    if let Some(e) = &eval.expression {
+        print_expression(e);
+    }
     if let Some(videos) = &eval.videos {
         print_videos(videos, eval.split, auto);
     }
@@ -161,6 +164,27 @@ fn print_table(eval: &Evaluation) {
     }
     for w in warnings {
         outln!("warning: {w}");
+    }
+}
+
+/// The expression head's accuracy, balanced accuracy and confusion matrix (rows: the labelled
+/// class, columns: the predicted one).
+fn print_expression(e: &ExpressionScore) {
+    outln!(
+        "expression: accuracy {:.4}, balanced accuracy {:.4} over {} faces with a class",
+        e.accuracy,
+        e.balanced_accuracy,
+        e.faces
+    );
+    let short = |n: &str| n.chars().take(8).collect::<String>();
+    let header: String = EXPRESSIONS
+        .iter()
+        .map(|n| format!(" {:>8}", short(n)))
+        .collect();
+    outln!("{:<10}{header}   (rows: labelled, columns: predicted)", "");
+    for (name, row) in EXPRESSIONS.iter().zip(&e.confusion) {
+        let cells: String = row.iter().map(|c| format!(" {c:>8}")).collect();
+        outln!("{:<10}{cells}", short(name));
     }
 }
 

@@ -62,11 +62,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     for note in &out.notes {
         eprintln!("note: {note}");
     }
-    let rows = &out.rows;
     match &args.out {
-        Some(path) => valar_train::save_predict_csv(path, rows)?,
-        None => valar_train::write_predict_csv(&mut std::io::stdout().lock(), rows)?,
+        Some(path) => valar_train::save_predict_csv(path, &out)?,
+        None => valar_train::write_predict_csv(&mut std::io::stdout().lock(), &out)?,
     }
+    let rows = &out.rows;
     let failed = rows.iter().filter(|r| r.error.is_some()).count();
     eprintln!(
         "{} images predicted, {failed} could not be used",
