@@ -116,10 +116,11 @@ fn a_fresh_model_carries_every_documented_key_and_a_named_clipped_output() {
         assert!(meta.contains_key(key), "{key} missing from {meta:?}");
     }
     for key in &documented {
-        // The device is known only once training starts; evaluate writes nothing into the
-        // model (its figures go beside its predictions), so no `valar.test.*` key exists.
+        // The device is known only once training starts, and only a model with an expression
+        // head names its classes; evaluate writes nothing into the model (its figures go
+        // beside its predictions), so no `valar.test.*` key exists.
         assert!(
-            written.contains(key) || key == "valar.device",
+            written.contains(key) || key == "valar.device" || key == "valar.expression_classes",
             "the README documents {key}, which valar does not write"
         );
     }
@@ -501,4 +502,107 @@ fn tensorboard_events_read_back_equal_metrics_csv() {
         checked,
         "no scalar beyond metrics.csv's: {got:?}"
     );
+}
+
+/// A run with an expression head: model.onnx has two outputs (valence/arousal clipped, then the
+/// expression logits) that ONNX Runtime in Python reads as valar does; `valar predict` gives each
+/// class's probability, `valar evaluate` scores the classes and records the confusion matrix,
+/// the model card says so and the report draws it.
+#[test]
+fn an_expression_head_gives_a_second_output_that_python_predict_evaluate_and_report_read() {
+    let f = fixture();
+    let python = python("numpy, onnxruntime, PIL, onnx");
+    let root = scratch("expression");
+    let run = root.join("run");
+    ok(&common::train_args(
+        &f.prepared,
+        &run,
+        &["--epochs", "2", "--expression-weight", "0.5"],
+    ));
+    let model = run.join("model.onnx");
+    let (meta, graph) = onnx_view(&python, &model);
+    assert_eq!(graph, "valence_arousal,expression Clip", "{graph}");
+    assert_eq!(meta["valar.outputs"], "valence_arousal,expression");
+    assert_eq!(
+        meta["valar.expression_classes"],
+        "Neutral,Happy,Sad,Surprise,Fear,Disgust,Anger,Contempt"
+    );
+    let card = std::fs::read_to_string(run.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("A second output, `expression`"), "{card}");
+
+    // predict: the likeliest class and a probability per class, as Python computes them.
+    let faces: Vec<PathBuf> = walk_png(&f.at("test").join("png"))
+        .into_iter()
+        .take(6)
+        .collect();
+    let mut args = vec!["predict", "--model", s(&model)];
+    args.extend(faces.iter().map(|p| s(p)));
+    let text = ok(&args);
+    let mut lines = text.lines().filter(|l| !l.contains("images predicted"));
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..4], ["path", "valence", "arousal", "expression"]);
+    assert_eq!(header[4], "p_Neutral");
+    assert_eq!(*header.last().unwrap(), "error");
+    let code = "import sys, numpy as np, onnxruntime as ort\n\
+                from PIL import Image\n\
+                s = ort.InferenceSession(sys.argv[1])\n\
+                print(','.join(o.name for o in s.get_outputs()))\n\
+                for p in sys.argv[2:]:\n\
+                \x20   x = np.asarray(Image.open(p).convert('L'), np.float32)[None, None] / 127.5 - 1\n\
+                \x20   va, z = s.run(None, {s.get_inputs()[0].name: x})\n\
+                \x20   e = np.exp(z[0] - z[0].max()); e /= e.sum()\n\
+                \x20   print(p, *va[0], *e, sep=',')";
+    let mut py_args = vec![s(&model)];
+    py_args.extend(faces.iter().map(|p| s(p)));
+    let py = run_python(&python, code, &py_args);
+    let mut py_lines = py.lines();
+    assert_eq!(py_lines.next().unwrap(), "valence_arousal,expression");
+    for (ours, theirs) in lines.zip(py_lines) {
+        let ours: Vec<&str> = ours.split(',').collect();
+        let theirs: Vec<&str> = theirs.split(',').collect();
+        assert_eq!(ours[0], theirs[0]);
+        let num = |c: &str| c.parse::<f64>().unwrap();
+        let probs: Vec<f64> = ours[4..12].iter().map(|c| num(c)).collect();
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{probs:?}");
+        let best = (0..8)
+            .max_by(|&a, &b| probs[a].total_cmp(&probs[b]))
+            .unwrap();
+        assert_eq!(ours[3], header[4 + best].trim_start_matches("p_"));
+        // valar's columns 1, 2 (valence, arousal) and 4–11 (probabilities) are Python's 1–10.
+        let ours_numbers = ours[1..3].iter().chain(&ours[4..12]);
+        for (k, (a, b)) in ours_numbers.zip(&theirs[1..]).enumerate() {
+            let (a, b) = (num(a), num(b));
+            assert!((a - b).abs() < 1e-5, "value {k}: valar {a} vs Python {b}");
+        }
+    }
+
+    // evaluate: accuracy, balanced accuracy and the confusion matrix, printed and recorded.
+    let printed = ok(&["evaluate", "--model", s(&model), "--data", s(&f.at("test"))]);
+    assert!(printed.contains("expression: accuracy"), "{printed}");
+    assert!(printed.contains("balanced accuracy"), "{printed}");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("predictions-test.model.json")).unwrap(),
+    )
+    .unwrap();
+    let e = &record["expression"];
+    let confusion = e["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 8);
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, e["faces"].as_u64().unwrap());
+    assert!(total > 0);
+    let acc = e["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let card = std::fs::read_to_string(run.join("MODEL_CARD.md")).unwrap();
+    assert!(card.contains("Expression head: accuracy"), "{card}");
+
+    // report: the confusion figure beside the test figures.
+    let report = root.join("report");
+    ok(&["report", "--run", s(&run), "--out", s(&report)]);
+    assert!(report.join("test_expression_confusion.png").is_file());
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("test_expression_confusion.png"), "{md}");
 }

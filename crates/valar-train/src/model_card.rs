@@ -245,7 +245,9 @@ impl Card<'_> {
              scale the faces; see valar's README, \"What model.onnx says about itself\".\n",
             self.meta("valar.channels").unwrap_or("?"),
             self.meta("valar.pixel_scaling").unwrap_or("x/127.5-1"),
-            self.meta("valar.outputs").unwrap_or("?"),
+            self.meta("valar.outputs")
+                .and_then(|o| o.split(',').next())
+                .unwrap_or("?"),
             self.meta("valar.targets").unwrap_or("?"),
         );
         if let Some(classes) = self.meta(EXPRESSION_CLASSES_KEY) {

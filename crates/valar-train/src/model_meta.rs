@@ -193,7 +193,11 @@ pub(crate) fn export_info(
     let mut put = |k: &str, v: String| m.push((k.to_string(), v));
     put("valar.format", METADATA_FORMAT.into());
     put("valar.version", VERSION.into());
-    put("valar.outputs", output_name(config.targets).into());
+    let mut outputs = output_name(config.targets).to_string();
+    if config.expression_weight > 0.0 {
+        outputs.push_str(",expression");
+    }
+    put("valar.outputs", outputs);
     put("valar.targets", targets_text(config.targets));
     put("valar.label_range", "-1,1".into());
     if config.expression_weight > 0.0 {
