@@ -80,4 +80,4 @@ pub use models::{ExpressionHead, InputAffine, LossKind, ModelKind, ModelSpec};
 pub use optim::OptimizerKind;
 pub use runtime::{Device, cuda_unavailable_reason, ort_library};
 pub use state::{NamedTensor, TrainState};
-pub use trainer::{StepOutput, Trainer};
+pub use trainer::{Batch, StepOutput, Trainer};

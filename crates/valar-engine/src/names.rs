@@ -15,6 +15,9 @@ pub(crate) const EMA_DECAY: &str = "ema_decay";
 pub(crate) const LOSS: &str = "loss";
 /// The network's outputs, `[batch, outputs]` (both graphs).
 pub(crate) const PREDICTIONS: &str = "predictions";
+/// Per-face weights of the squared-error term, `[batch, 1]` (ones unless the run reweights
+/// faces, as label-distribution smoothing does).
+pub(crate) const SAMPLE_WEIGHTS: &str = "sample_weights";
 /// The expression targets of a training batch, `[batch, classes]`: each face's class weight
 /// at its class (only with an expression head).
 pub(crate) const EXPRESSION_TARGETS: &str = "expression_targets";
@@ -57,8 +60,8 @@ mod tests {
             ["x", "y", "lr", "step", "ema_decay", "loss", "predictions"]
         );
         assert_eq!(
-            [EXPRESSION_TARGETS, EXPRESSION],
-            ["expression_targets", "expression"]
+            [EXPRESSION_TARGETS, EXPRESSION, SAMPLE_WEIGHTS],
+            ["expression_targets", "expression", "sample_weights"]
         );
         assert_eq!(noise(2), "noise2");
         assert_eq!(new("fc.bias"), "new.fc.bias");

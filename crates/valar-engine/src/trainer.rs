@@ -34,6 +34,37 @@ pub struct StepOutput {
     pub predictions: Vec<f32>,
 }
 
+/// One training batch, row-major.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// The images, `size × channels × side × side`.
+    pub x: &'a [f32],
+    /// The targets, `size × outputs`.
+    pub y: &'a [f32],
+    /// For a network with an expression head, `size × classes`: each row the face's class
+    /// weight at its class and zeros elsewhere (all zeros for a face without a class); empty
+    /// otherwise.
+    pub expression: &'a [f32],
+    /// Each face's weight in the squared-error term (label-distribution smoothing); empty
+    /// means 1 for every face.
+    pub weights: &'a [f32],
+    /// Faces in the batch.
+    pub size: usize,
+}
+
+impl<'a> Batch<'a> {
+    /// Images and targets alone: no expression targets, every face weighing 1.
+    pub fn new(x: &'a [f32], y: &'a [f32], size: usize) -> Self {
+        Batch {
+            x,
+            y,
+            expression: &[],
+            weights: &[],
+            size,
+        }
+    }
+}
+
 /// One compiled training step for a fixed batch size.
 struct TrainSession {
     batch: usize,
@@ -264,38 +295,39 @@ impl Trainer {
         batch: usize,
         lr: f32,
     ) -> Result<StepOutput, EngineError> {
-        self.step_with(x, y, &[], batch, lr)
+        self.step_with(&Batch::new(x, y, batch), lr)
     }
 
-    /// [`Trainer::step`] for a network with an expression head: `expression` is
-    /// `batch × classes`, each row the face's class weight at its class and zeros elsewhere
-    /// (all zeros for a face without a class). Empty for a network without the head.
-    pub fn step_with(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        expression: &[f32],
-        batch: usize,
-        lr: f32,
-    ) -> Result<StepOutput, EngineError> {
+    /// [`Trainer::step`] on a batch that may carry expression targets and face weights.
+    pub fn step_with(&mut self, input: &Batch<'_>, lr: f32) -> Result<StepOutput, EngineError> {
         let s = self.arch.spec;
         let per = s.channels * s.input_size * s.input_size;
         let classes = s.expression.map_or(0, |h| h.classes);
+        let batch = input.size;
+        let (x, y, expression) = (input.x, input.y, input.expression);
         if batch == 0
             || x.len() != batch * per
             || y.len() != batch * s.outputs
             || expression.len() != batch * classes
+            || !(input.weights.is_empty() || input.weights.len() == batch)
         {
             return Err(EngineError::InvalidInput(format!(
-                "batch {batch} needs {} input values, {} targets and {} expression targets, got {}, {} and {}",
+                "batch {batch} needs {} input values, {} targets, {} expression targets and {batch}                  face weights (or none), got {}, {}, {} and {}",
                 batch * per,
                 batch * s.outputs,
                 batch * classes,
                 x.len(),
                 y.len(),
-                expression.len()
+                expression.len(),
+                input.weights.len()
             )));
         }
+        let weights = if input.weights.is_empty() {
+            vec![1.0; batch]
+        } else {
+            input.weights.to_vec()
+        };
+        let wt = cpu_tensor(&[batch, 1], weights)?;
         if !lr.is_finite() || lr < 0.0 {
             return Err(EngineError::InvalidInput(format!(
                 "learning rate {lr} is not a finite non-negative number"
@@ -316,6 +348,7 @@ impl Trainer {
         let b = &mut ts.bindings[cur];
         b.bind_input(names::IMAGE, &xt)?;
         b.bind_input(names::TARGETS, &yt)?;
+        b.bind_input(names::SAMPLE_WEIGHTS, &wt)?;
         if let Some(et) = &et {
             b.bind_input(names::EXPRESSION_TARGETS, et)?;
         }
@@ -694,6 +727,12 @@ mod tests {
                 data: y.clone(),
                 check: false,
             },
+            In {
+                name: names::SAMPLE_WEIGHTS.into(),
+                shape: vec![4, 1],
+                data: vec![1.0; 4],
+                check: false,
+            },
         ];
         for (i, (shape, data)) in noise_values(&t.arch, 8, 0, 4).into_iter().enumerate() {
             ins.push(In {
@@ -833,10 +872,14 @@ mod tests {
         }
         let opt = OptimizerKind::adamw_default();
         let mut t = Trainer::new(&spec, LossKind::MseCcc, opt, Device::Cpu, 4).unwrap();
-        let first = t.step_with(&x, &y, &e, 8, 1e-2).unwrap().loss;
+        let batch = Batch {
+            expression: &e,
+            ..Batch::new(&x, &y, 8)
+        };
+        let first = t.step_with(&batch, 1e-2).unwrap().loss;
         let mut last = first;
         for _ in 0..30 {
-            last = t.step_with(&x, &y, &e, 8, 1e-2).unwrap().loss;
+            last = t.step_with(&batch, 1e-2).unwrap().loss;
         }
         assert!(last < first * 0.5, "{first} → {last}");
         assert!(matches!(

@@ -5,24 +5,15 @@ use crate::TrainError;
 use crate::config::{OptimizerChoice, TrainConfig};
 use std::path::Path;
 use valar_engine::{
-    ExportInfo, ExpressionHead, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState,
+    Batch, ExportInfo, ExpressionHead, InputAffine, LossKind, ModelSpec, OptimizerKind, TrainState,
     Trainer,
 };
 
 /// One trainable network, as the training loop sees it. Kept small so the loop's bookkeeping
 /// (schedule, early stopping, checkpoints, resume) can be tested with a pure-Rust model.
 pub(crate) trait StepModel {
-    /// One optimizer step; returns the batch loss before the update. `expression` holds the
-    /// batch's expression targets (`batch × classes`) for a network with an expression head,
-    /// and is empty otherwise.
-    fn step(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        expression: &[f32],
-        batch: usize,
-        lr: f32,
-    ) -> Result<f32, TrainError>;
+    /// One optimizer step; returns the batch loss before the update.
+    fn step(&mut self, batch: &Batch<'_>, lr: f32) -> Result<f32, TrainError>;
     /// Eval-mode outputs, `batch × outputs`.
     fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, TrainError>;
     /// Writes the whole training state to a checksummed file, atomically.
@@ -36,15 +27,8 @@ pub(crate) trait StepModel {
 }
 
 impl StepModel for Trainer {
-    fn step(
-        &mut self,
-        x: &[f32],
-        y: &[f32],
-        expression: &[f32],
-        batch: usize,
-        lr: f32,
-    ) -> Result<f32, TrainError> {
-        Ok(Trainer::step_with(self, x, y, expression, batch, lr)?.loss)
+    fn step(&mut self, batch: &Batch<'_>, lr: f32) -> Result<f32, TrainError> {
+        Ok(Trainer::step_with(self, batch, lr)?.loss)
     }
 
     fn predict(&mut self, x: &[f32], batch: usize) -> Result<Vec<f32>, TrainError> {

@@ -25,8 +25,7 @@ use valar_core::{
     Dimension, OutputDir, OutputLock, RunDir, output_dir_state, refuse_input_as_output,
     remove_replaced, write_atomic,
 };
-use valar_engine::Device;
-use valar_engine::InputAffine;
+use valar_engine::{Batch, Device, InputAffine};
 
 /// Faces per inference call during validation (eval mode is per-face, so any size gives the
 /// same numbers).
@@ -510,7 +509,11 @@ impl<M: StepModel> EpochLoop<'_, M> {
                 None => Vec::new(),
             };
             let lr = self.schedule.at(epoch, k) as f32;
-            let loss = self.model.step(&self.x, &y, &e, rows.len(), lr)?;
+            let batch = Batch {
+                expression: &e,
+                ..Batch::new(&self.x, &y, rows.len())
+            };
+            let loss = self.model.step(&batch, lr)?;
             if !loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch: epoch + 1,
@@ -695,14 +698,8 @@ mod tests {
     }
 
     impl StepModel for FakeModel {
-        fn step(
-            &mut self,
-            x: &[f32],
-            y: &[f32],
-            _expression: &[f32],
-            batch: usize,
-            lr: f32,
-        ) -> Result<f32, TrainError> {
+        fn step(&mut self, b: &Batch<'_>, lr: f32) -> Result<f32, TrainError> {
+            let (x, y, batch) = (b.x, b.y, b.size);
             self.lrs.push(lr);
             if self.nan_at_step == Some(self.steps) {
                 self.steps += 1;

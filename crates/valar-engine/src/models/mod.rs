@@ -477,6 +477,7 @@ impl Arch {
             &fixed(&[batch, s.channels, s.input_size, s.input_size]),
         );
         g.input(names::TARGETS, &fixed(&[batch, s.outputs]));
+        g.input(names::SAMPLE_WEIGHTS, &fixed(&[batch, 1]));
         if let Some(head) = s.expression {
             g.input(names::EXPRESSION_TARGETS, &fixed(&[batch, head.classes]));
         }
@@ -554,7 +555,7 @@ impl Arch {
         loss: LossKind,
     ) -> (String, String, String) {
         let Some(head) = self.spec.expression else {
-            let (l, d) = ops::loss::loss(g, out, names::TARGETS, loss);
+            let (l, d) = ops::loss::loss(g, out, names::TARGETS, names::SAMPLE_WEIGHTS, loss);
             return (l, d, out.name.clone());
         };
         let (batch, o) = (out.shape[0], self.spec.outputs);
@@ -563,7 +564,7 @@ impl Arch {
             columns(g, &out.name, o, o + head.classes),
             vec![batch, head.classes],
         );
-        let (lr, dr) = ops::loss::loss(g, &pred, names::TARGETS, loss);
+        let (lr, dr) = ops::loss::loss(g, &pred, names::TARGETS, names::SAMPLE_WEIGHTS, loss);
         let (le, de) = ops::loss::cross_entropy(g, &logits, names::EXPRESSION_TARGETS);
         let w = g.scalar(head.weight);
         let le = g.bin("Mul", &le, &w);
@@ -782,6 +783,13 @@ mod tests {
                 data: random(&mut rng, batch * 2, 0.8),
                 check: false,
             },
+            // Unequal face weights, so the weighted squared error is checked too.
+            In {
+                name: names::SAMPLE_WEIGHTS.into(),
+                shape: vec![batch, 1],
+                data: (0..batch).map(|i| 0.5 + i as f32 * 0.25).collect(),
+                check: false,
+            },
         ];
         if let Some(head) = expression {
             let c = head.classes;
@@ -963,6 +971,12 @@ mod tests {
                 name: names::TARGETS.into(),
                 shape: vec![batch, 2],
                 data: random(&mut rng, batch * 2, 0.8),
+                check: false,
+            },
+            In {
+                name: names::SAMPLE_WEIGHTS.into(),
+                shape: vec![batch, 1],
+                data: vec![1.0; batch],
                 check: false,
             },
             In {

@@ -3,32 +3,36 @@
 use super::Var;
 use crate::graph::{Attr, GraphBuilder};
 
-/// The loss functions; each returns `(loss, dloss/dpred)`.
+/// The loss functions; each returns `(loss, dloss/dpred)`. `w` (`[batch, 1]`) weights each
+/// face's squared error; the CCC term is a statistic of the whole batch and takes no weights.
 pub(crate) fn loss(
     g: &mut GraphBuilder,
     pred: &Var,
     y: &str,
+    w: &str,
     kind: crate::LossKind,
 ) -> (String, String) {
     match kind {
-        crate::LossKind::Mse => mse(g, pred, y),
+        crate::LossKind::Mse => mse(g, pred, y, w),
         crate::LossKind::Ccc => ccc(g, pred, y),
         crate::LossKind::MseCcc => {
-            let (l1, g1) = mse(g, pred, y);
+            let (l1, g1) = mse(g, pred, y, w);
             let (l2, g2) = ccc(g, pred, y);
             (g.bin("Add", &l1, &l2), g.bin("Add", &g1, &g2))
         }
     }
 }
 
-/// Mean squared error over every element, as PyTorch's `MSELoss()`.
-fn mse(g: &mut GraphBuilder, pred: &Var, y: &str) -> (String, String) {
+/// Mean over every element of the face-weighted squared error, `Σ wᵢ (ŷ − y)² / (N·O)`: PyTorch's
+/// `MSELoss()` when every weight is 1 (multiplying by 1 is exact, so the values are too).
+fn mse(g: &mut GraphBuilder, pred: &Var, y: &str, w: &str) -> (String, String) {
     let count = pred.shape.iter().product::<usize>() as f32;
     let diff = g.bin("Sub", &pred.name, y);
-    let sq = g.bin("Mul", &diff, &diff);
+    let wdiff = g.bin("Mul", &diff, w);
+    let sq = g.bin("Mul", &wdiff, &diff);
     let loss = g.node("ReduceMean", &[&sq], vec![("keepdims", Attr::Int(0))]);
     let k = g.scalar(2.0 / count);
-    (loss, g.bin("Mul", &diff, &k))
+    (loss, g.bin("Mul", &wdiff, &k))
 }
 
 /// Added to the CCC denominator so a batch with constant targets and predictions stays finite.
@@ -116,7 +120,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    fn check_loss(kind: crate::LossKind) -> f64 {
+    fn check_loss(kind: crate::LossKind, weights: &[f32]) -> f64 {
         let (n, o) = (6, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let pred = random(&mut rng, n * o, 0.8);
@@ -124,6 +128,7 @@ mod tests {
         let mut g = GraphBuilder::new();
         g.input("p", &fixed(&[n, o]));
         g.input("y", &fixed(&[n, o]));
+        g.input("w", &fixed(&[n, 1]));
         let (l, dp) = loss(
             &mut g,
             &Var {
@@ -131,6 +136,7 @@ mod tests {
                 shape: vec![n, o],
             },
             "y",
+            "w",
             kind,
         );
         g.rename(&l, "loss");
@@ -149,6 +155,12 @@ mod tests {
                 name: "y".into(),
                 shape: vec![n, o],
                 data: y.clone(),
+                check: false,
+            },
+            In {
+                name: "w".into(),
+                shape: vec![n, 1],
+                data: weights.to_vec(),
                 check: false,
             },
         ];
@@ -183,7 +195,13 @@ mod tests {
                     .collect::<Vec<_>>(),
             );
             one_minus_ccc += (1.0 - 2.0 * cov / (vp + vt + (mp - mt).powi(2))) / o as f64;
-            mse += p.iter().zip(&t).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / (n * o) as f64;
+            mse += p
+                .iter()
+                .zip(&t)
+                .zip(weights)
+                .map(|((a, b), w)| f64::from(*w) * (a - b).powi(2))
+                .sum::<f64>()
+                / (n * o) as f64;
         }
         let expect = match kind {
             crate::LossKind::Mse => mse,
@@ -291,9 +309,16 @@ mod tests {
 
     #[test]
     fn losses_values_and_grads() {
-        let mse = check_loss(crate::LossKind::Mse);
-        let ccc = check_loss(crate::LossKind::Ccc);
-        let both = check_loss(crate::LossKind::MseCcc);
+        let ones = [1.0; 6];
+        let mse = check_loss(crate::LossKind::Mse, &ones);
+        let ccc = check_loss(crate::LossKind::Ccc, &ones);
+        let both = check_loss(crate::LossKind::MseCcc, &ones);
         assert!((both - mse - ccc).abs() < 1e-5);
+        // Face weights scale each face's squared error; the CCC term ignores them.
+        let weights = [0.5, 2.0, 1.0, 0.25, 1.5, 0.75];
+        let weighted = check_loss(crate::LossKind::Mse, &weights);
+        assert!((weighted - mse).abs() > 1e-3, "{weighted} vs {mse}");
+        let ccc_w = check_loss(crate::LossKind::Ccc, &weights);
+        assert!((ccc_w - ccc).abs() < 1e-7);
     }
 }
