@@ -214,6 +214,10 @@ settings! {
     /// valence/arousal loss (multi-task learning; faces without one of AffectNet's codes 0–7
     /// add nothing); 0 trains no head. model.onnx then has a second output, `expression`.
     expression_weight: f64;
+    /// Label-distribution smoothing: weight each training face's squared error by the inverse
+    /// square root of its label's smoothed density (Yang et al. 2021; bins of 0.1, Gaussian
+    /// kernel of 5 bins, σ = 2, weights averaging 1); `--lds` alone turns it on.
+    lds: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
     /// Where to run: cpu or cuda (allowed with --resume).
     device: Device;
     /// Seeds weights, shuffling, dropout and augmentation.
@@ -250,6 +254,7 @@ impl TrainConfig {
             ema: 0.999,
             tta: true,
             expression_weight: 0.0,
+            lds: false,
             device: Device::Cpu,
             seed: 0,
         }
@@ -265,6 +270,7 @@ impl TrainConfig {
             ema: 0.0,
             tta: false,
             expression_weight: 0.0,
+            lds: false,
             ..TrainConfig::defaults(PathBuf::new())
         }
     }
@@ -290,6 +296,7 @@ impl TrainConfig {
                 ema: 0.0,
                 tta: false,
                 expression_weight: 0.0,
+                lds: false,
                 ..TrainConfig::defaults(data)
             },
             Recipe::Reference => TrainConfig {
@@ -311,6 +318,7 @@ impl TrainConfig {
                 ema: 0.0,
                 tta: false,
                 expression_weight: 0.0,
+                lds: false,
                 ..TrainConfig::defaults(data)
             },
         }

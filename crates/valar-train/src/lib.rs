@@ -19,6 +19,8 @@ mod error;
 mod evaluate;
 /// The expression head's class weights, targets and scores.
 mod expression;
+/// Label-distribution smoothing: face weights from the training labels' density.
+mod lds;
 /// The engine as the loop sees it.
 mod model;
 /// MODEL_CARD.md beside a run's model.onnx.

@@ -267,6 +267,9 @@ pub(crate) struct Job {
     pub export: valar_engine::ExportInfo,
     /// The expression head's class weights (from the training rows), when it has one.
     pub expression: Option<ClassWeights>,
+    /// Each face's weight in the squared error, by row of the dataset (training rows only),
+    /// with label-distribution smoothing.
+    pub face_weights: Option<Vec<f32>>,
 }
 
 impl Job {
@@ -307,8 +310,20 @@ impl Job {
         let expression = (config.expression_weight > 0.0)
             .then(|| ClassWeights::of(&data, &train_rows))
             .transpose()?;
+        let face_weights = config.lds.then(|| {
+            let mut by_row = vec![1.0; data.rows.len()];
+            for (&r, w) in
+                train_rows
+                    .iter()
+                    .zip(crate::lds::weights(&data, &train_rows, config.targets))
+            {
+                by_row[r] = w;
+            }
+            by_row
+        });
         Ok(Job {
             expression,
+            face_weights,
             config: config.clone(),
             input,
             export,
@@ -509,8 +524,13 @@ impl<M: StepModel> EpochLoop<'_, M> {
                 None => Vec::new(),
             };
             let lr = self.schedule.at(epoch, k) as f32;
+            let w: Vec<f32> = match &self.job.face_weights {
+                Some(by_row) => rows.iter().map(|&r| by_row[r]).collect(),
+                None => Vec::new(),
+            };
             let batch = Batch {
                 expression: &e,
+                weights: &w,
                 ..Batch::new(&self.x, &y, rows.len())
             };
             let loss = self.model.step(&batch, lr)?;
