@@ -126,6 +126,37 @@ fn draw_error_figures(
     Ok(())
 }
 
+/// The test evaluation's figures: its error figures and, for a model with an expression head,
+/// the confusion matrix its evaluation record holds.
+fn draw_test_figures(
+    evaluation: Option<&(PathBuf, Predictions)>,
+    view: error_charts::View<'_>,
+    out: &Path,
+) -> Result<Vec<Figure>, ReportError> {
+    let mut figures = Vec::new();
+    let Some((path, preds)) = evaluation else {
+        return Ok(figures);
+    };
+    let files = [
+        error_charts::TEST_SCATTER,
+        error_charts::TEST_BY_INTERVAL,
+        error_charts::TEST_RESIDUALS,
+    ];
+    draw_error_figures(preds, view, files, out, &mut figures)?;
+    if let Some(score) = EvaluationRecord::read(path)?.and_then(|r| r.expression) {
+        let file = expression_chart::TEST_CONFUSION;
+        expression_chart::confusion(&score, view.subject, &out.join(file))?;
+        figures.push(Figure {
+            file,
+            caption: format!(
+                "Expression head: share of each labelled class (rows) predicted as each class (columns), {}",
+                view.subject
+            ),
+        });
+    }
+    Ok(figures)
+}
+
 /// The video evaluation to show: the files `valar evaluate` wrote beside the evaluation's
 /// predictions, else beside the run folder's test or validation predictions; never those
 /// of a model other than the run's current one.
@@ -496,25 +527,7 @@ fn draw(inputs: &ReportInputs, out: &Path) -> Result<ReportSummary, ReportError>
         let view = view("validation split");
         draw_error_figures(preds, view, files, out, &mut error_figures)?;
     }
-    let mut test_figures = Vec::new();
-    if let Some((_, preds)) = &evaluation {
-        let files = [
-            error_charts::TEST_SCATTER,
-            error_charts::TEST_BY_INTERVAL,
-            error_charts::TEST_RESIDUALS,
-        ];
-        draw_error_figures(preds, view("test set"), files, out, &mut test_figures)?;
-    }
-    if let Some((path, _)) = &evaluation
-        && let Some(score) = EvaluationRecord::read(path)?.and_then(|r| r.expression)
-    {
-        let file = expression_chart::TEST_CONFUSION;
-        expression_chart::confusion(&score, "test set", &out.join(file))?;
-        test_figures.push(Figure {
-            file,
-            caption: "Expression head: share of each labelled class (rows) predicted as each class (columns), test set".into(),
-        });
-    }
+    let test_figures = draw_test_figures(evaluation.as_ref(), view("test set"), out)?;
     let videos = video_files(inputs, evaluation.as_ref().map(|(p, _)| p.as_path()))?;
     let video_figures = match &videos {
         Some(v) => video_charts::draw(v, out)?,

@@ -290,47 +290,7 @@ impl Arch {
 
     /// `network` (normally `spec.kind`'s) for `spec`'s input and outputs.
     pub(crate) fn of(network: &'static Network, spec: &ModelSpec) -> Result<Self, EngineError> {
-        if spec.input_size == 0 || !spec.input_size.is_multiple_of(network.stride) {
-            return Err(EngineError::InvalidSpec(format!(
-                "the {} network takes faces whose side is a positive multiple of {} (its total stride), not {}",
-                network.name, network.stride, spec.input_size
-            )));
-        }
-        if spec.channels != 1 && spec.channels != 3 {
-            return Err(EngineError::InvalidSpec(format!(
-                "channels must be 1 or 3, not {}",
-                spec.channels
-            )));
-        }
-        if spec.outputs != 1 && spec.outputs != 2 {
-            return Err(EngineError::InvalidSpec(format!(
-                "outputs must be 1 or 2, not {}",
-                spec.outputs
-            )));
-        }
-        if let Some(e) = spec.expression
-            && !(e.classes >= 2 && e.weight.is_finite() && e.weight > 0.0)
-        {
-            return Err(EngineError::InvalidSpec(format!(
-                "an expression head needs at least 2 classes and a positive finite weight, not {e:?}"
-            )));
-        }
-        if !(spec.input.scale.is_finite()
-            && spec.input.scale != 0.0
-            && spec.input.shift.is_finite())
-        {
-            return Err(EngineError::InvalidSpec(format!(
-                "the input affine must have a finite non-zero scale and a finite shift, not {:?}",
-                spec.input
-            )));
-        }
-        if let Some(d) = spec.ema
-            && !(d.is_finite() && (0.0..1.0).contains(&d))
-        {
-            return Err(EngineError::InvalidSpec(format!(
-                "the weight-average decay must lie in [0, 1), not {d}"
-            )));
-        }
+        check_spec(network, spec)?;
         // One eval-mode pass over the definition lists the tensors and checks every layer's
         // settings against the shapes this input size gives.
         let mut g = GraphBuilder::new();
@@ -657,6 +617,50 @@ impl Arch {
         let mut net = Net::eval(g);
         (self.network.build)(&mut net, &x, s).name
     }
+}
+
+/// Refuses a spec no network can be built for: an input side that is not a multiple of
+/// `network`'s stride, other channel or output counts, a degenerate head, input map or decay.
+fn check_spec(network: &Network, spec: &ModelSpec) -> Result<(), EngineError> {
+    if spec.input_size == 0 || !spec.input_size.is_multiple_of(network.stride) {
+        return Err(EngineError::InvalidSpec(format!(
+            "the {} network takes faces whose side is a positive multiple of {} (its total stride), not {}",
+            network.name, network.stride, spec.input_size
+        )));
+    }
+    if spec.channels != 1 && spec.channels != 3 {
+        return Err(EngineError::InvalidSpec(format!(
+            "channels must be 1 or 3, not {}",
+            spec.channels
+        )));
+    }
+    if spec.outputs != 1 && spec.outputs != 2 {
+        return Err(EngineError::InvalidSpec(format!(
+            "outputs must be 1 or 2, not {}",
+            spec.outputs
+        )));
+    }
+    if let Some(e) = spec.expression
+        && !(e.classes >= 2 && e.weight.is_finite() && e.weight > 0.0)
+    {
+        return Err(EngineError::InvalidSpec(format!(
+            "an expression head needs at least 2 classes and a positive finite weight, not {e:?}"
+        )));
+    }
+    if !(spec.input.scale.is_finite() && spec.input.scale != 0.0 && spec.input.shift.is_finite()) {
+        return Err(EngineError::InvalidSpec(format!(
+            "the input affine must have a finite non-zero scale and a finite shift, not {:?}",
+            spec.input
+        )));
+    }
+    if let Some(d) = spec.ema
+        && !(d.is_finite() && (0.0..1.0).contains(&d))
+    {
+        return Err(EngineError::InvalidSpec(format!(
+            "the weight-average decay must lie in [0, 1), not {d}"
+        )));
+    }
+    Ok(())
 }
 
 /// Columns `start..end` of a `[batch, width]` value.
