@@ -210,6 +210,12 @@ settings! {
     /// Test-time flip averaging: validation and model.onnx predict the mean over the face and
     /// its mirror image; `--tta` alone turns it on, `--tta=false` off.
     tta: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
+    /// Calibrate the outputs: fit per dimension, on the validation predictions of the epoch
+    /// that becomes model.onnx, the affine map that raises CCC while keeping RMSE under the
+    /// training mean's (README, "Calibration"), and fold it into model.onnx before the clip;
+    /// metrics.csv keeps the raw network's figures. Needs a val split. `--calibrate` alone
+    /// turns it on, `--calibrate=false` off.
+    calibrate: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
     /// Where to run: cpu or cuda (allowed with --resume).
     device: Device;
     /// Seeds weights, shuffling, dropout and augmentation.
@@ -245,6 +251,7 @@ impl TrainConfig {
             keep: Keep::Last,
             ema: 0.999,
             tta: true,
+            calibrate: false,
             device: Device::Cpu,
             seed: 0,
         }
@@ -259,6 +266,7 @@ impl TrainConfig {
             keep: Keep::Best,
             ema: 0.0,
             tta: false,
+            calibrate: false,
             ..TrainConfig::defaults(PathBuf::new())
         }
     }
@@ -283,6 +291,7 @@ impl TrainConfig {
                 keep: Keep::Best,
                 ema: 0.0,
                 tta: false,
+                calibrate: false,
                 ..TrainConfig::defaults(data)
             },
             Recipe::Reference => TrainConfig {
@@ -303,6 +312,7 @@ impl TrainConfig {
                 keep: Keep::Last,
                 ema: 0.0,
                 tta: false,
+                calibrate: false,
                 ..TrainConfig::defaults(data)
             },
         }
