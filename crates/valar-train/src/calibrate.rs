@@ -239,6 +239,20 @@ mod tests {
         (y, p)
     }
 
+    /// Off in the defaults, both presets and a config.toml written before the setting.
+    #[test]
+    fn the_setting_is_off_unless_asked_for() {
+        use crate::config::{Recipe, TrainConfig};
+        let data = std::path::PathBuf::from("d");
+        assert!(!TrainConfig::defaults(data.clone()).calibrate);
+        assert!(!TrainConfig::recipe(Recipe::Seed, data.clone()).calibrate);
+        assert!(!TrainConfig::recipe(Recipe::Reference, data).calibrate);
+        let old: TrainConfig = toml::from_str("data = \"d\"\nepochs = 3\n").unwrap();
+        assert!(!old.calibrate);
+        let on: TrainConfig = toml::from_str("data = \"d\"\ncalibrate = true\n").unwrap();
+        assert!(on.calibrate);
+    }
+
     #[test]
     fn k_is_min_of_one_and_1_6_r() {
         for (target_r, seed) in [(0.2, 1), (0.4, 2), (0.55, 3), (0.9, 4)] {
