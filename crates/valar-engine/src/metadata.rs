@@ -21,6 +21,9 @@ pub struct ExportInfo {
     pub output_name: String,
     /// Clip every output to `[lo, hi]` inside the graph (ONNX `Clip`, which keeps NaN as NaN).
     pub clip: Option<(f32, f32)>,
+    /// An affine map `(scale, shift)` per column of the first output (the predicted
+    /// dimensions), applied as `scale·x + shift` before the clip; other outputs are untouched.
+    pub calibration: Option<Vec<(f32, f32)>>,
     /// `metadata_props` entries, written in this order.
     pub metadata: Vec<(String, String)>,
 }

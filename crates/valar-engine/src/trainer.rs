@@ -508,6 +508,15 @@ impl Trainer {
     /// [`Trainer::export_onnx`], with the output renamed, clipped inside the graph and the
     /// model's `metadata_props` set, as `info` says.
     pub fn export_onnx_with(&self, path: &Path, info: &ExportInfo) -> Result<(), EngineError> {
+        if let Some(cal) = &info.calibration
+            && cal.len() != self.arch.spec.outputs
+        {
+            return Err(EngineError::InvalidInput(format!(
+                "the calibration has {} (scale, shift) pairs, the model has {} outputs",
+                cal.len(),
+                self.arch.spec.outputs
+            )));
+        }
         let mut values: HashMap<String, Vec<f32>> = HashMap::new();
         for (i, info) in self.infos.iter().enumerate() {
             values.insert(info.name.clone(), read(&self.bufs[self.cur][i])?);
@@ -535,6 +544,10 @@ fn finish_export(model: &mut ModelProto, info: &ExportInfo) {
     let Some(graph) = model.graph.as_mut() else {
         return;
     };
+    if let (Some(cal), Some(out)) = (&info.calibration, graph.output.first()) {
+        let raw = out.name.clone();
+        fold_calibration(graph, &raw, cal);
+    }
     let Some(out) = graph.output.first_mut() else {
         return;
     };
@@ -586,6 +599,49 @@ fn finish_export(model: &mut ModelProto, info: &ExportInfo) {
             value: value.clone(),
         })
         .collect();
+}
+
+/// Makes the value `out` `scale·out + shift` per column (ONNX `Mul` and `Add` of `[columns]`
+/// initializers, broadcast over the batch): its producer now writes `{out}.uncalibrated`, so
+/// the clip that [`finish_export`] appends afterwards comes after the map.
+fn fold_calibration(graph: &mut proto::GraphProto, out: &str, cal: &[(f32, f32)]) {
+    let uncalibrated = format!("{out}.uncalibrated");
+    let scaled = format!("{out}.calibration_scaled");
+    for n in &mut graph.node {
+        for v in n.input.iter_mut().chain(n.output.iter_mut()) {
+            if v == out {
+                v.clone_from(&uncalibrated);
+            }
+        }
+    }
+    let column = |name: &str, values: Vec<f32>| TensorProto {
+        dims: vec![values.len() as i64],
+        data_type: proto::FLOAT,
+        name: name.into(),
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    };
+    graph.initializer.push(column(
+        "calibration.scale",
+        cal.iter().map(|c| c.0).collect(),
+    ));
+    graph.initializer.push(column(
+        "calibration.shift",
+        cal.iter().map(|c| c.1).collect(),
+    ));
+    graph.node.push(NodeProto {
+        input: vec![uncalibrated, "calibration.scale".into()],
+        output: vec![scaled.clone()],
+        name: "calibration_scale".into(),
+        op_type: "Mul".into(),
+        ..Default::default()
+    });
+    graph.node.push(NodeProto {
+        input: vec![scaled, "calibration.shift".into()],
+        output: vec![out.into()],
+        name: "calibration_shift".into(),
+        op_type: "Add".into(),
+        ..Default::default()
+    });
 }
 
 #[cfg(test)]
@@ -891,6 +947,7 @@ mod tests {
         let info = ExportInfo {
             output_name: "valence_arousal".into(),
             clip: Some((-1.0, 1.0)),
+            calibration: None,
             metadata: Vec::new(),
         };
         t.export_onnx_with(&path, &info).unwrap();
@@ -935,6 +992,59 @@ mod tests {
         // and is deterministic.
         assert_eq!(t.predict(&x, 8).unwrap(), mine);
         assert_eq!(m.predict(&x[..256], 1).unwrap(), theirs[..2].to_vec());
+    }
+
+    /// A calibration folded into the export gives `scale·predict + shift`, then the clip, per
+    /// column: the map comes before the clip (the first column's is steep enough to need it),
+    /// and a map of the wrong length is refused.
+    #[test]
+    fn exported_calibration_is_the_host_side_map_then_the_clip() {
+        let (x, y) = batch(8, 5);
+        let mut t = trainer(OptimizerKind::adamw_default(), 4);
+        for _ in 0..3 {
+            t.step(&x, &y, 8, 1e-2).unwrap();
+        }
+        let cal = vec![(2.5f32, 0.25f32), (-0.5, 0.125)];
+        let info = ExportInfo {
+            output_name: "valence_arousal".into(),
+            clip: Some((-1.0, 1.0)),
+            calibration: Some(cal.clone()),
+            metadata: Vec::new(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        t.export_onnx_with(&path, &info).unwrap();
+        let raw = t.predict(&x, 8).unwrap();
+        let want: Vec<f32> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let (a, b) = cal[i % 2];
+                (a * p + b).clamp(-1.0, 1.0)
+            })
+            .collect();
+        let got = InferenceModel::load(&path, Device::Cpu)
+            .unwrap()
+            .predict(&x, 8)
+            .unwrap();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-5, "{g} vs {w}");
+        }
+        assert!(
+            want.iter().step_by(2).any(|v| v.abs() == 1.0)
+                && want.iter().step_by(2).any(|v| v.abs() < 1.0),
+            "the test needs values on both sides of the clip: {want:?}"
+        );
+        let wrong = ExportInfo {
+            calibration: Some(vec![(1.0, 0.0)]),
+            ..info
+        };
+        let err = t.export_onnx_with(&path, &wrong).unwrap_err().to_string();
+        assert!(
+            err.contains("calibration") && err.contains("2 outputs"),
+            "{err}"
+        );
     }
 
     /// A network that folds `x·scale + shift` into its graphs trains and predicts exactly as

@@ -218,6 +218,12 @@ settings! {
     /// square root of its label's smoothed density (Yang et al. 2021; bins of 0.1, Gaussian
     /// kernel of 5 bins, σ = 2, weights averaging 1); `--lds` alone turns it on.
     lds: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
+    /// Calibrate the outputs: fit per dimension, on the validation predictions of the epoch
+    /// that becomes model.onnx, the affine map that raises CCC while keeping RMSE under the
+    /// training mean's (README, "Calibration"), and fold it into model.onnx before the clip;
+    /// metrics.csv keeps the raw network's figures. Needs a val split. `--calibrate` alone
+    /// turns it on, `--calibrate=false` off.
+    calibrate: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true"];
     /// Where to run: cpu or cuda (allowed with --resume).
     device: Device;
     /// Seeds weights, shuffling, dropout and augmentation.
@@ -255,6 +261,7 @@ impl TrainConfig {
             tta: true,
             expression_weight: 0.0,
             lds: false,
+            calibrate: false,
             device: Device::Cpu,
             seed: 0,
         }
@@ -271,6 +278,7 @@ impl TrainConfig {
             tta: false,
             expression_weight: 0.0,
             lds: false,
+            calibrate: false,
             ..TrainConfig::defaults(PathBuf::new())
         }
     }
@@ -297,6 +305,7 @@ impl TrainConfig {
                 tta: false,
                 expression_weight: 0.0,
                 lds: false,
+                calibrate: false,
                 ..TrainConfig::defaults(data)
             },
             Recipe::Reference => TrainConfig {
@@ -319,6 +328,7 @@ impl TrainConfig {
                 tta: false,
                 expression_weight: 0.0,
                 lds: false,
+                calibrate: false,
                 ..TrainConfig::defaults(data)
             },
         }

@@ -7,6 +7,8 @@
 
 /// Seeded horizontal flips, shifts and scales of training faces.
 mod augment;
+/// The affine map `--calibrate` fits on the validation predictions.
+mod calibrate;
 /// The run folder's layout and the loop's checkpoint.
 mod checkpoint;
 /// The resolved configuration, presets, and TOML/flag overrides.
@@ -42,6 +44,7 @@ mod train_loop;
 /// Per-video CCC, P_VA and smoothing over frames, for video datasets.
 mod video_eval;
 
+pub use calibrate::{Calibration, DimCalibration};
 pub use config::{
     Augment, InputNorm, Keep, OptimizerChoice, Recipe, ScheduleKind, TrainConfig, TrainOverrides,
 };

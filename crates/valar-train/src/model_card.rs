@@ -9,6 +9,7 @@
 //! writes the card without one.
 
 use crate::TrainError;
+use crate::calibrate::Calibration;
 use crate::checkpoint::{LoopState, Resumable};
 use crate::config::{Keep, TrainConfig};
 use crate::model_meta::EXPRESSION_CLASSES_KEY;
@@ -160,6 +161,7 @@ fn render(
     card.data(&mut s);
     card.recipe(&mut s);
     card.validation(&mut s);
+    card.calibration(&mut s);
     card.test_section(&mut s);
     card.training(&mut s);
     card.limitations(&mut s);
@@ -379,6 +381,53 @@ impl Card<'_> {
         }
     }
 
+    /// The map `--calibrate` folded into model.onnx (its `valar.calibration` key), with the
+    /// validation figures before and after it; nothing for a model without one.
+    fn calibration(&self, s: &mut String) {
+        let Some(text) = self.meta(Calibration::KEY) else {
+            return;
+        };
+        s.push_str("\n## Calibration\n\n");
+        let Some(cal) = Calibration::from_json(text) else {
+            let _ = writeln!(
+                s,
+                "model.onnx has a `{}` key this valar cannot read: `{text}`",
+                Calibration::KEY
+            );
+            return;
+        };
+        let _ = writeln!(
+            s,
+            "model.onnx maps each raw output p to scale·p + shift before its clip (`--calibrate`), \
+             fitted on the validation predictions of epoch {}: k = min(1, 1.6·r), the share of the \
+             training labels' spread the predictions get, keeps RMSE under the mean's (see valar's \
+             README, \"Calibration\"). The validation table above is the network before the map; \
+             predictions.csv and the test section are model.onnx with it.\n",
+            cal.epoch
+        );
+        s.push_str(
+            "| dimension | r | k | scale | shift | CCC before → after | RMSE before → after | mean baseline RMSE |\n\
+             |---|---|---|---|---|---|---|---|\n",
+        );
+        let v = |x: Option<f64>| x.map_or("—".into(), f4);
+        for d in &cal.dimensions {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} → {} | {} → {} | {} |",
+                d.dimension.name(),
+                f4(d.r),
+                f4(d.k),
+                f4(f64::from(d.scale)),
+                f4(f64::from(d.shift)),
+                v(d.ccc_before),
+                v(d.ccc_after),
+                v(d.rmse_before),
+                v(d.rmse_after),
+                v(d.mean_rmse)
+            );
+        }
+    }
+
     /// The test evaluation's metrics, or how to get them.
     fn test_section(&self, s: &mut String) {
         s.push_str("\n## Test\n\n");
@@ -462,5 +511,45 @@ impl Card<'_> {
              - Figures are on the splits named above, not on a benchmark's official protocol.\n\
              - The training data's licence is not valar's: check the dataset's terms before sharing or using this model.\n"
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use valar_core::Targets;
+
+    /// The calibration section shows each dimension's r, k, map and figures before → after
+    /// beside the mean's RMSE, and is absent for a model without a map.
+    #[test]
+    fn calibration_section_reads_the_models_metadata() {
+        let config = TrainConfig::defaults(PathBuf::from("/data/prep"));
+        let truth = [0.1f32, -0.4, 0.3, 0.5, -0.2, 0.0];
+        let raw = [0.5f32, -1.5, 0.2, 1.9, -0.3, 0.4];
+        let cal = Calibration::fit(4, Targets::Arousal, &truth, &truth, &raw);
+        let meta = BTreeMap::from([(Calibration::KEY.to_string(), cal.to_json())]);
+        let none = BTreeMap::new();
+        let card = render(&config, &[], None, &meta, &none);
+        let d = &cal.dimensions[0];
+        let row = format!(
+            "| arousal | {} | {} | {} | {} | {} → {} | {} → {} | {} |",
+            f4(d.r),
+            f4(d.k),
+            f4(f64::from(d.scale)),
+            f4(f64::from(d.shift)),
+            f4(d.ccc_before.unwrap()),
+            f4(d.ccc_after.unwrap()),
+            f4(d.rmse_before.unwrap()),
+            f4(d.rmse_after.unwrap()),
+            f4(d.mean_rmse.unwrap())
+        );
+        assert!(
+            card.contains("## Calibration") && card.contains("epoch 4"),
+            "{card}"
+        );
+        assert!(card.contains(&row), "{row}\n{card}");
+        assert!(d.rmse_after.unwrap() < d.rmse_before.unwrap());
+        assert!(!render(&config, &[], None, &none, &none).contains("## Calibration"));
     }
 }

@@ -3,6 +3,7 @@
 //! about itself", documents every key; this file is where they are written and read.
 
 use crate::TrainError;
+use crate::calibrate::Calibration;
 use crate::config::{InputNorm, TrainConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -232,8 +233,19 @@ pub(crate) fn export_info(
     Ok(ExportInfo {
         output_name: output_name(config.targets).into(),
         clip: Some((-1.0, 1.0)),
+        calibration: None,
         metadata: m,
     })
+}
+
+/// `info` with `calibration` folded in: its map before the clip, and the map with its
+/// validation figures under the `valar.calibration` key (JSON, see [`Calibration`]).
+pub(crate) fn with_calibration(info: &ExportInfo, calibration: &Calibration) -> ExportInfo {
+    let mut info = info.clone();
+    info.calibration = Some(calibration.pairs());
+    info.metadata
+        .push((Calibration::KEY.into(), calibration.to_json()));
+    info
 }
 
 /// What a model's metadata says about its inputs and outputs; every field `None` for a model

@@ -2,12 +2,14 @@
 
 use crate::TrainError;
 use crate::augment::{AugParams, augment_into};
+use crate::calibrate::Calibration;
 use crate::checkpoint::{LoopState, Resumable, best_name, state_name};
 use crate::config::{Augment, InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::expression::ClassWeights;
 use crate::model::{StepModel, build_trainer, host_loss};
 use crate::model_card::write_model_card;
+use crate::model_meta::with_calibration;
 use crate::outputs::{
     EpochRecord, baseline_rmse, dim_metrics, into_label_range, write_metrics_csv,
     write_predictions_csv,
@@ -18,6 +20,7 @@ use crate::tensorboard::EventWriter;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -295,6 +298,13 @@ impl Job {
                  train with --keep last --patience 0, or prepare with --val-fraction above 0",
             ));
         }
+        if val_rows.is_empty() && config.calibrate {
+            return Err(TrainError::data(
+                &config.data,
+                "the val split is empty, and --calibrate fits its map on the validation predictions: \
+                 train without --calibrate, or prepare with --val-fraction above 0",
+            ));
+        }
         data.check_labels(&train_rows, config.targets)?;
         data.check_labels(&val_rows, config.targets)?;
         let input = match config.normalize {
@@ -396,7 +406,8 @@ fn epoch_rng(seed: u64, key: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
-/// Predictions of `model` (eval mode) for `rows`, `rows × outputs`, in the label range.
+/// Predictions of `model` (eval mode) for `rows`, `rows × outputs`, as the network gives
+/// them: unclipped (calibration is fitted on these; `into_label_range` makes them predictions).
 pub(crate) fn predict_rows<M: StepModel>(
     model: &mut M,
     data: &Dataset,
@@ -406,7 +417,7 @@ pub(crate) fn predict_rows<M: StepModel>(
     let mut x = Vec::new();
     for chunk in rows.chunks(EVAL_BATCH) {
         data.inputs(chunk, &mut x);
-        out.extend(into_label_range(model.predict(&x, chunk.len())?));
+        out.extend(model.predict(&x, chunk.len())?);
     }
     Ok(out)
 }
@@ -443,8 +454,8 @@ pub(crate) fn run_loop<M: StepModel>(
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
         let train_loss = epochs.train_epoch(epoch, &mut state, observer)?;
-        let (mut record, pred) = epochs.validate(epoch, train_loss, &state)?;
-        let best = epochs.save_epoch(epoch, &mut state, &record, &pred)?;
+        let (mut record, raw) = epochs.validate(epoch, train_loss, &state)?;
+        let best = epochs.save_epoch(epoch, &mut state, &record, &raw)?;
         record.seconds = started.elapsed().as_secs_f64();
         state.history.push(record.clone());
         write_metrics_csv(&run.metrics(), &state.history)?;
@@ -459,9 +470,8 @@ pub(crate) fn run_loop<M: StepModel>(
 
     if !run.model().is_file() {
         // No epoch ever scored (every CCC undefined): ship the last weights rather than nothing.
-        epochs.model.export(&run.model(), &job.export)?;
-        let pred = predict_rows(epochs.model, &job.data, &job.val_rows)?;
-        epochs.write_predictions(&pred)?;
+        let raw = predict_rows(epochs.model, &job.data, &job.val_rows)?;
+        epochs.export_kept(state.epochs_done, &raw)?;
     }
     state.finished = Some(stop.to_string());
     state.commit(run)?;
@@ -552,7 +562,9 @@ impl<M: StepModel> EpochLoop<'_, M> {
     }
 
     /// Scores the model on the validation rows after `epoch`: its record (without the time
-    /// taken) and its predictions.
+    /// taken) and its raw predictions (unclipped). The record is the raw network's, clipped
+    /// to the label range, also with `calibrate`: metrics.csv shows what the epoch trained to,
+    /// and the calibration's before and after figures go to model.onnx and the model card.
     fn validate(
         &mut self,
         epoch: usize,
@@ -564,7 +576,8 @@ impl<M: StepModel> EpochLoop<'_, M> {
         if job.val_rows.is_empty() {
             return Ok((self.unvalidated(epoch, train_loss), Vec::new()));
         }
-        let pred = predict_rows(self.model, &job.data, &job.val_rows)?;
+        let raw = predict_rows(self.model, &job.data, &job.val_rows)?;
+        let pred = into_label_range(raw.clone());
         if let Some(bad) = pred.iter().find(|v| !v.is_finite()) {
             return Err(TrainError::Diverged {
                 epoch: epoch + 1,
@@ -592,7 +605,7 @@ impl<M: StepModel> EpochLoop<'_, M> {
             lr: self.schedule.at(epoch, 0),
             seconds: 0.0,
         };
-        Ok((record, pred))
+        Ok((record, raw))
     }
 
     /// The record of an epoch of a run without validation faces: its training loss alone.
@@ -611,14 +624,14 @@ impl<M: StepModel> EpochLoop<'_, M> {
     }
 
     /// Saves what `epoch` leaves behind: its checkpoint (and the best one's, when it is the
-    /// best), and model.onnx with its predictions when it is the epoch to keep. Returns
-    /// whether it is the best so far.
+    /// best), and model.onnx with its predictions when it is the epoch to keep (`raw`: its
+    /// unclipped validation predictions). Returns whether it is the best so far.
     fn save_epoch(
         &mut self,
         epoch: usize,
         state: &mut LoopState,
         record: &EpochRecord,
-        pred: &[f32],
+        raw: &[f32],
     ) -> Result<bool, TrainError> {
         let run = self.run;
         let best = state.early.record(epoch + 1, record.score());
@@ -630,18 +643,36 @@ impl<M: StepModel> EpochLoop<'_, M> {
         // model.onnx is the best epoch's, or with `keep = last` whichever epoch ran last.
         let keep = self.job.config.keep;
         if (best && keep == Keep::Best) || keep == Keep::Last {
-            self.model.export(&run.model(), &self.job.export)?;
-            // A run without validation faces has no predictions to write (the report then
-            // leaves out the validation figures).
-            if !self.job.val_rows.is_empty() {
-                self.write_predictions(pred)?;
-            }
+            self.export_kept(epoch + 1, raw)?;
         }
         let name = state_name(epoch + 1);
         self.model.save_state(&run.checkpoint_file(&name))?;
         state.state_file = Some(name);
         state.epochs_done = epoch + 1;
         Ok(best)
+    }
+
+    /// Exports model.onnx and writes predictions.csv from `raw`, the unclipped validation
+    /// predictions of the 1-based `epoch` being kept. With `calibrate`, the map fitted on them
+    /// is folded into model.onnx and applied to predictions.csv, so the two agree.
+    fn export_kept(&mut self, epoch: usize, raw: &[f32]) -> Result<(), TrainError> {
+        let job = self.job;
+        let targets = job.config.targets;
+        let (export, pred) = if job.config.calibrate {
+            let train_truth = job.data.labels(&job.train_rows, targets);
+            let cal = Calibration::fit(epoch, targets, &train_truth, &self.val_truth, raw);
+            let pred = cal.apply(raw);
+            (Cow::Owned(with_calibration(&job.export, &cal)), pred)
+        } else {
+            (Cow::Borrowed(&job.export), into_label_range(raw.to_vec()))
+        };
+        self.model.export(&self.run.model(), &export)?;
+        // A run without validation faces has no predictions to write (the report then
+        // leaves out the validation figures).
+        if !job.val_rows.is_empty() {
+            self.write_predictions(&pred)?;
+        }
+        Ok(())
     }
 
     /// Writes the validation predictions `pred` to the run's predictions.csv.
@@ -773,8 +804,17 @@ mod tests {
             Ok(())
         }
 
-        fn export(&self, path: &Path, _: &valar_engine::ExportInfo) -> Result<(), TrainError> {
-            Ok(self.state().save(path)?)
+        /// The state, and the calibration's (scale, shift) pairs when there is one.
+        fn export(&self, path: &Path, info: &valar_engine::ExportInfo) -> Result<(), TrainError> {
+            let mut state = self.state();
+            if let Some(cal) = &info.calibration {
+                state.tensors.push(NamedTensor {
+                    name: "calibration".into(),
+                    shape: vec![cal.len(), 2],
+                    data: cal.iter().flat_map(|&(a, b)| [a, b]).collect(),
+                });
+            }
+            Ok(state.save(path)?)
         }
 
         fn steps_taken(&self) -> u64 {
@@ -900,8 +940,16 @@ mod tests {
 
     #[test]
     fn interrupted_and_resumed_run_matches_an_uninterrupted_one() {
+        for calibrate in [false, true] {
+            resumed_run_matches_an_uninterrupted_one(calibrate);
+        }
+    }
+
+    /// With or without calibration (whose map is then in the exported file).
+    fn resumed_run_matches_an_uninterrupted_one(calibrate: bool) {
         let dir = tempfile::tempdir().unwrap();
-        let j = job(dir.path(), 4, 0);
+        let mut j = job(dir.path(), 4, 0);
+        j.config.calibrate = calibrate;
         let full = fresh_run(&dir.path().join("full"));
         let mut a = FakeModel::new(2);
         run_loop(&j, &mut a, &full, LoopState::fresh(0), &mut Quiet, None).unwrap();
@@ -942,6 +990,77 @@ mod tests {
                 );
             }
         }
+        let exported = TrainState::load(&full.model()).unwrap();
+        let has_map = exported.tensors.iter().any(|t| t.name == "calibration");
+        assert_eq!(has_map, calibrate);
+    }
+
+    /// The predicted columns of a predictions.csv, in row order (valence, arousal).
+    fn predicted(path: &Path) -> Vec<f32> {
+        let mut r = csv::Reader::from_path(path).unwrap();
+        r.records()
+            .flat_map(|rec| {
+                let rec = rec.unwrap();
+                [3, 5].map(|i| rec[i].parse::<f32>().unwrap())
+            })
+            .collect()
+    }
+
+    /// With `calibrate`, the kept epoch's map (fitted on its raw validation predictions and
+    /// the training labels) is what the export gets, predictions.csv holds the calibrated and
+    /// clipped predictions, and metrics.csv the raw network's.
+    #[test]
+    fn calibration_is_fitted_on_the_kept_epoch_and_matches_predictions_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = job(dir.path(), 3, 0);
+        j.config.calibrate = true;
+        j.config.lr = 0.05; // still learning at the end: a spread worth calibrating
+        let run = fresh_run(&dir.path().join("run"));
+        let mut model = FakeModel::new(2);
+        let summary =
+            run_loop(&j, &mut model, &run, LoopState::fresh(0), &mut Quiet, None).unwrap();
+        let raw = predict_rows(&mut model, &j.data, &j.val_rows).unwrap();
+        let train_truth = j.data.labels(&j.train_rows, j.config.targets);
+        let val_truth = j.data.labels(&j.val_rows, j.config.targets);
+        let cal = Calibration::fit(3, j.config.targets, &train_truth, &val_truth, &raw);
+        let exported = TrainState::load(&run.model()).unwrap();
+        let map = exported.tensors.iter().find(|t| t.name == "calibration");
+        let pairs: Vec<f32> = cal.pairs().iter().flat_map(|&(a, b)| [a, b]).collect();
+        assert_eq!(map.unwrap().data, pairs);
+        assert!(
+            cal.dimensions.iter().all(|d| d.k > 0.0 && d.scale != 1.0),
+            "{cal:?}"
+        );
+        assert_eq!(predicted(&run.predictions()), cal.apply(&raw));
+        let raw_metrics = dim_metrics(j.config.targets, &val_truth, &into_label_range(raw));
+        assert_eq!(summary.epochs_done, 3);
+        let history = LoopState::load(&run).unwrap().unwrap().history;
+        assert_eq!(history[2].valence.unwrap(), raw_metrics[0].1);
+        assert_eq!(cal.dimensions[0].ccc_before, Some(raw_metrics[0].1.ccc));
+    }
+
+    /// --calibrate needs validation faces: a folder without them is refused, naming the
+    /// setting and the way out.
+    #[test]
+    fn calibration_without_a_val_split_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("prep");
+        write_dataset(
+            &data,
+            12,
+            |i| (i as f32 / 12.0, 0.0),
+            |_| "train",
+            |i, _| i as u8,
+        );
+        let mut c = TrainConfig::defaults(data);
+        c.calibrate = true;
+        let err = Job::load(&c).err().unwrap().to_string();
+        assert!(
+            err.contains("val split is empty") && err.contains("--calibrate"),
+            "{err}"
+        );
+        c.calibrate = false;
+        assert!(Job::load(&c).is_ok());
     }
 
     #[test]
