@@ -769,3 +769,47 @@ fn a_folder_without_val_faces_trains_on_every_face_and_says_no_validation_ran() 
     ok(&["report", "--run", s(&run), "--out", s(&root.join("report"))]);
     assert!(root.join("report/report.md").is_file());
 }
+
+/// `--lds` and `--expression-weight` train like any other setting and are saved in the run's
+/// config.toml; a folder whose training faces have no expression class is refused with
+/// `--expression-weight`, naming the folder and the flag.
+#[test]
+fn lds_and_the_expression_head_train_and_are_saved() {
+    let d = data();
+    let root = scratch("lds-expression");
+    let run = root.join("run");
+    let _serial = serial();
+    ok(&train_args(
+        &d.prepared,
+        &run,
+        &["--epochs", "1", "--lds", "--expression-weight", "0.5"],
+    ));
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("lds = true"), "{config}");
+    assert!(config.contains("expression_weight = 0.5"), "{config}");
+    let (header, rows) = read_csv(&run.join("metrics.csv"));
+    assert!(column(&header, &rows, "train_loss").iter().all(|l| l.is_finite()));
+
+    // The same faces with every expression code replaced by 9 (Uncertain): no class to learn.
+    let unlabelled = root.join("unlabelled");
+    common::copy_dir(&d.prepared, &unlabelled);
+    let manifest = unlabelled.join("manifest.csv");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let mut lines = text.lines();
+    let mut out = vec![lines.next().unwrap().to_string()];
+    for line in lines {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        cells[4] = "9";
+        out.push(cells.join(","));
+    }
+    std::fs::write(&manifest, out.join("\n") + "\n").unwrap();
+    let err = fails(&train_args(
+        &unlabelled,
+        &root.join("refused"),
+        &["--epochs", "1", "--expression-weight", "0.5"],
+    ));
+    assert!(
+        err.contains("--expression-weight") && err.contains("unlabelled"),
+        "{err}"
+    );
+}
