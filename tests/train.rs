@@ -769,3 +769,55 @@ fn a_folder_without_val_faces_trains_on_every_face_and_says_no_validation_ran() 
     ok(&["report", "--run", s(&run), "--out", s(&root.join("report"))]);
     assert!(root.join("report/report.md").is_file());
 }
+
+/// Every augmentation and the warm-up together: the run finishes, its config.toml holds the
+/// values it trained with, and the first epoch's rate is warm-up's first step, far below the
+/// second epoch's. `--augment` takes its value after `=` (alone it means `full`).
+#[test]
+fn a_run_with_every_augmentation_and_warm_up_finishes_and_records_them() {
+    let data = data();
+    let _serial = serial();
+    let run = scratch("augment").join("run");
+    let out = ok(&train_args(
+        &data.prepared,
+        &run,
+        &[
+            "--epochs",
+            "2",
+            "--augment=affine",
+            "--jitter",
+            "0.2",
+            "--erasing",
+            "0.25",
+            "--mixup",
+            "0.2",
+            "--warmup",
+            "1",
+        ],
+    ));
+    assert!(run.join("model.onnx").is_file(), "{out}");
+    let state = std::fs::read_to_string(run.join("checkpoint/loop.json")).unwrap();
+    assert!(!state.contains("\"finished\": null"), "{state}");
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in [
+        "augment = \"affine\"",
+        "jitter = 0.2",
+        "erasing = 0.25",
+        "mixup = 0.2",
+        "warmup = 1",
+    ] {
+        assert!(
+            config.lines().any(|l| l == line),
+            "{line} not in:\n{config}"
+        );
+    }
+    let (header, rows) = read_csv(&run.join("metrics.csv"));
+    assert_eq!(rows.len(), 2);
+    assert!(
+        column(&header, &rows, "train_loss")
+            .iter()
+            .all(|l| l.is_finite())
+    );
+    let lr = column(&header, &rows, "lr");
+    assert!(lr[0] < lr[1] / 5.0, "warm-up's first step: {lr:?}");
+}
