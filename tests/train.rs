@@ -788,7 +788,11 @@ fn lds_and_the_expression_head_train_and_are_saved() {
     assert!(config.contains("lds = true"), "{config}");
     assert!(config.contains("expression_weight = 0.5"), "{config}");
     let (header, rows) = read_csv(&run.join("metrics.csv"));
-    assert!(column(&header, &rows, "train_loss").iter().all(|l| l.is_finite()));
+    assert!(
+        column(&header, &rows, "train_loss")
+            .iter()
+            .all(|l| l.is_finite())
+    );
 
     // The same faces with every expression code replaced by 9 (Uncertain): no class to learn.
     let unlabelled = root.join("unlabelled");
@@ -812,4 +816,56 @@ fn lds_and_the_expression_head_train_and_are_saved() {
         err.contains("--expression-weight") && err.contains("unlabelled"),
         "{err}"
     );
+}
+
+/// Every augmentation and the warm-up together: the run finishes, its config.toml holds the
+/// values it trained with, and the first epoch's rate is warm-up's first step, far below the
+/// second epoch's. `--augment` takes its value after `=` (alone it means `full`).
+#[test]
+fn a_run_with_every_augmentation_and_warm_up_finishes_and_records_them() {
+    let data = data();
+    let _serial = serial();
+    let run = scratch("augment").join("run");
+    let out = ok(&train_args(
+        &data.prepared,
+        &run,
+        &[
+            "--epochs",
+            "2",
+            "--augment=affine",
+            "--jitter",
+            "0.2",
+            "--erasing",
+            "0.25",
+            "--mixup",
+            "0.2",
+            "--warmup",
+            "1",
+        ],
+    ));
+    assert!(run.join("model.onnx").is_file(), "{out}");
+    let state = std::fs::read_to_string(run.join("checkpoint/loop.json")).unwrap();
+    assert!(!state.contains("\"finished\": null"), "{state}");
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in [
+        "augment = \"affine\"",
+        "jitter = 0.2",
+        "erasing = 0.25",
+        "mixup = 0.2",
+        "warmup = 1",
+    ] {
+        assert!(
+            config.lines().any(|l| l == line),
+            "{line} not in:\n{config}"
+        );
+    }
+    let (header, rows) = read_csv(&run.join("metrics.csv"));
+    assert_eq!(rows.len(), 2);
+    assert!(
+        column(&header, &rows, "train_loss")
+            .iter()
+            .all(|l| l.is_finite())
+    );
+    let lr = column(&header, &rows, "lr");
+    assert!(lr[0] < lr[1] / 5.0, "warm-up's first step: {lr:?}");
 }

@@ -50,8 +50,15 @@ pub enum Augment {
     /// Flips plus random shifts (±10%) and scales (0.9–1.1), resampled bilinearly.
     #[serde(rename = "full")]
     Full,
+    /// Flips plus torchvision's `RandomAffine(degrees=10, translate=(0.08, 0.08),
+    /// scale=(0.9, 1.1))` about the face centre: rotations in ±10°, shifts in ±8% of the side
+    /// (rounded to whole pixels, as torchvision does) and scales in 0.9–1.1, resampled
+    /// bilinearly; where the face is moved off its edge the border pixels repeat
+    /// (torchvision fills with black and samples the nearest pixel).
+    #[serde(rename = "affine")]
+    Affine,
 }
-named_enum!(Augment, "augmentation", None => "none", Flip => "flip", Full => "full");
+named_enum!(Augment, "augmentation", None => "none", Flip => "flip", Full => "full", Affine => "affine");
 
 impl<'de> Deserialize<'de> for Augment {
     /// A name, or a boolean as earlier `config.toml` files wrote it (`true` was `full`).
@@ -196,9 +203,23 @@ settings! {
     momentum: f64;
     /// Epochs without a better validation CCC before stopping; 0 never stops early.
     patience: usize;
-    /// Augmentation of training faces: none, flip, or full (flips, shifts ±10%, scales
-    /// 0.9–1.1); `--augment` alone means full, `--augment=none` turns a file's value off.
+    /// Augmentation of training faces: none, flip, full (flips, shifts ±10%, scales 0.9–1.1)
+    /// or affine (flips, rotations ±10°, shifts ±8%, scales 0.9–1.1); `--augment` alone means
+    /// full, `--augment=none` turns a file's value off.
     augment: Augment [num_args = 0..=1, require_equals = true, default_missing_value = "full"];
+    /// Brightness and contrast jitter j, as torchvision's ColorJitter(brightness=j,
+    /// contrast=j): each face's pixels times b, and blended with its mean grey by c, both
+    /// drawn in [1 − j, 1 + j], in random order; 0 turns it off.
+    jitter: f64;
+    /// Probability of random erasing per face, as torchvision's RandomErasing (a box of 2–33%
+    /// of the face, aspect 0.3–3.3, set to mid grey); 0 turns it off.
+    erasing: f64;
+    /// Mixup's α: each batch is mixed with a shuffled copy of itself, images and labels alike,
+    /// by λ ~ Beta(α, α); 0 turns it off.
+    mixup: f64;
+    /// Epochs of linear learning-rate warm-up: step k of the first warmup × steps-per-epoch
+    /// steps trains at (k + 1)/(those steps) of the schedule's rate; 0 turns it off.
+    warmup: usize;
     /// Input scaling: fixed (x/127.5 − 1) or standardize (by the training split's pixel
     /// mean and sd, folded into model.onnx).
     normalize: InputNorm;
@@ -255,6 +276,10 @@ impl TrainConfig {
             // the cosine schedule ends training instead.
             patience: 0,
             augment: Augment::Flip,
+            jitter: 0.0,
+            erasing: 0.0,
+            mixup: 0.0,
+            warmup: 0,
             normalize: InputNorm::Standardize,
             keep: Keep::Last,
             ema: 0.999,
@@ -267,11 +292,16 @@ impl TrainConfig {
         }
     }
 
-    /// What a run did before `normalize`, `keep`, `ema` and `tta` existed (fixed inputs,
-    /// the best epoch, no averaging, no flips), so that run folders written by an earlier
-    /// valar still resume and evaluate. Every other key was always written.
+    /// What a run did before `normalize`, `keep`, `ema`, `tta`, `jitter`, `erasing`, `mixup`
+    /// and `warmup` existed (fixed inputs, the best epoch, no averaging, no flips, none of the
+    /// later augmentations, no warm-up), so that run folders written by an earlier valar still
+    /// resume and evaluate. Every other key was always written.
     pub fn before_settings() -> Self {
         TrainConfig {
+            jitter: 0.0,
+            erasing: 0.0,
+            mixup: 0.0,
+            warmup: 0,
             normalize: InputNorm::Fixed,
             keep: Keep::Best,
             ema: 0.0,
@@ -299,6 +329,10 @@ impl TrainConfig {
                 weight_decay: 0.01,
                 patience: 0,
                 augment: Augment::None,
+                jitter: 0.0,
+                erasing: 0.0,
+                mixup: 0.0,
+                warmup: 0,
                 normalize: InputNorm::Fixed,
                 keep: Keep::Best,
                 ema: 0.0,
@@ -322,6 +356,10 @@ impl TrainConfig {
                 weight_decay: 1e-4,
                 patience: 0,
                 augment: Augment::Flip,
+                jitter: 0.0,
+                erasing: 0.0,
+                mixup: 0.0,
+                warmup: 0,
                 normalize: InputNorm::Standardize,
                 keep: Keep::Last,
                 ema: 0.0,
@@ -379,10 +417,42 @@ impl TrainConfig {
                 self.expression_weight
             ));
         }
+        self.validate_augmentation()?;
         if i64::try_from(self.seed).is_err() {
             return bad(format!(
                 "seed must be at most {} (TOML stores signed integers)",
                 i64::MAX
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the augmentation and warm-up settings.
+    fn validate_augmentation(&self) -> Result<(), TrainError> {
+        let bad = |m: String| Err(TrainError::Config(m));
+        // A factor range reaching 0 could black a face out entirely.
+        if !(self.jitter.is_finite() && (0.0..1.0).contains(&self.jitter)) {
+            return bad(format!(
+                "jitter must lie in [0, 1) (factors are drawn in [1 − j, 1 + j]), not {}",
+                self.jitter
+            ));
+        }
+        if !(self.erasing.is_finite() && (0.0..=1.0).contains(&self.erasing)) {
+            return bad(format!(
+                "erasing is a probability and must lie in [0, 1], not {}",
+                self.erasing
+            ));
+        }
+        if !(self.mixup.is_finite() && self.mixup >= 0.0) {
+            return bad(format!(
+                "mixup is Beta(α, α)'s α and must be 0 (off) or positive, not {}",
+                self.mixup
+            ));
+        }
+        if self.warmup > self.epochs {
+            return bad(format!(
+                "warmup ({} epochs) must not exceed epochs ({}): the rate would never reach lr",
+                self.warmup, self.epochs
             ));
         }
         Ok(())
@@ -591,6 +661,7 @@ mod tests {
             (c.normalize, c.keep, c.ema, c.tta),
             (InputNorm::Fixed, Keep::Best, 0.0, false)
         );
+        assert_eq!((c.jitter, c.erasing, c.mixup, c.warmup), (0.0, 0.0, 0.0, 0));
         std::fs::write(&path, "epochs = 3\n").unwrap();
         let err = TrainConfig::read(&path).unwrap_err().to_string();
         assert!(err.contains("no `data` key"), "{err}");
@@ -627,6 +698,62 @@ mod tests {
             );
         }
         assert!("ResNet".parse::<ModelKind>().is_err());
+    }
+
+    /// The augmentation settings are off in both presets and the defaults, and out-of-range
+    /// values are refused naming the setting and its range.
+    #[test]
+    fn augmentation_settings_are_off_by_default_and_checked() {
+        for recipe in [None, Some(Recipe::Seed), Some(Recipe::Reference)] {
+            let c = TrainOverrides {
+                recipe,
+                data: Some("d".into()),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap();
+            assert_eq!((c.jitter, c.erasing, c.mixup, c.warmup), (0.0, 0.0, 0.0, 0));
+        }
+        let refused = |o: TrainOverrides| {
+            TrainOverrides {
+                data: Some("d".into()),
+                ..o
+            }
+            .resolve()
+            .unwrap_err()
+            .to_string()
+        };
+        let err = refused(TrainOverrides {
+            jitter: Some(1.0),
+            ..Default::default()
+        });
+        assert!(err.contains("jitter must lie in [0, 1)"), "{err}");
+        let err = refused(TrainOverrides {
+            erasing: Some(1.5),
+            ..Default::default()
+        });
+        assert!(err.contains("erasing") && err.contains("[0, 1]"), "{err}");
+        let err = refused(TrainOverrides {
+            mixup: Some(-0.2),
+            ..Default::default()
+        });
+        assert!(err.contains("mixup"), "{err}");
+        let err = refused(TrainOverrides {
+            epochs: Some(3),
+            warmup: Some(4),
+            ..Default::default()
+        });
+        assert!(err.contains("warmup (4 epochs)"), "{err}");
+        let ok = TrainOverrides {
+            data: Some("d".into()),
+            augment: Some(Augment::Affine),
+            jitter: Some(0.2),
+            erasing: Some(1.0),
+            mixup: Some(0.2),
+            warmup: Some(25),
+            ..Default::default()
+        };
+        assert_eq!(ok.resolve().unwrap().augment, Augment::Affine);
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub(crate) struct LrSchedule {
     gamma: f64,
     total_steps: usize,
     steps_per_epoch: usize,
+    /// Steps of linear warm-up at the start; 0 for none.
+    warmup_steps: usize,
 }
 
 impl LrSchedule {
@@ -27,12 +29,27 @@ impl LrSchedule {
             gamma: config.gamma,
             total_steps: (config.epochs * steps_per_epoch).max(1),
             steps_per_epoch,
+            warmup_steps: config.warmup * steps_per_epoch,
         }
     }
 
     /// The rate for step `step` (0-based) of epoch `epoch` (0-based). Cosine decays per step,
     /// reaching `min_lr` only after the last step; the step schedule changes at epoch boundaries.
+    /// During warm-up, global step k (0-based) of W warm-up steps takes (k + 1)/W of that rate,
+    /// as timm's and transformers' linear warm-up, so the first step trains at lr/W and step W
+    /// at the schedule's own rate.
     pub(crate) fn at(&self, epoch: usize, step: usize) -> f64 {
+        let rate = self.scheduled(epoch, step);
+        let k = epoch * self.steps_per_epoch + step;
+        if k < self.warmup_steps {
+            rate * (k + 1) as f64 / self.warmup_steps as f64
+        } else {
+            rate
+        }
+    }
+
+    /// The schedule's rate, before any warm-up.
+    fn scheduled(&self, epoch: usize, step: usize) -> f64 {
         match self.kind {
             ScheduleKind::Constant => self.lr,
             ScheduleKind::Step => {
@@ -169,6 +186,36 @@ mod tests {
     fn constant_is_constant() {
         let s = LrSchedule::new(&config(ScheduleKind::Constant), 10);
         assert!(close(s.at(0, 0), 0.1) && close(s.at(3, 9), 0.1));
+    }
+
+    /// Two warm-up epochs of 10 steps ramp the cosine-epoch rate by (k + 1)/20, then the
+    /// schedule goes on as without warm-up; warm-up 0 changes nothing.
+    #[test]
+    fn warmup_ramps_linearly_to_the_schedule() {
+        let plain = LrSchedule::new(&config(ScheduleKind::CosineEpoch), 10);
+        let mut c = config(ScheduleKind::CosineEpoch);
+        c.warmup = 2;
+        let warm = LrSchedule::new(&c, 10);
+        assert!(close(warm.at(0, 0), 0.1 / 20.0));
+        assert!(close(warm.at(0, 9), 0.1 * 10.0 / 20.0));
+        // Epoch 1 trains at 0.05·(1 + cos(π/4)) under cosine-epoch, ramped by 11/20 … 20/20.
+        assert!(close(warm.at(1, 0), plain.at(1, 0) * 11.0 / 20.0));
+        assert!(close(warm.at(1, 9), plain.at(1, 9)));
+        for (e, k) in [(2, 0), (2, 5), (3, 9)] {
+            assert!(close(warm.at(e, k), plain.at(e, k)), "epoch {e} step {k}");
+        }
+        let mut c = config(ScheduleKind::Constant);
+        c.warmup = 0;
+        assert_eq!(
+            LrSchedule::new(&c, 10),
+            LrSchedule::new(&config(ScheduleKind::Constant), 10)
+        );
+        // One epoch of 4 steps on a constant rate: lr/4, 2lr/4, 3lr/4, then lr.
+        c.warmup = 1;
+        let s = LrSchedule::new(&c, 4);
+        let got: Vec<f64> = (0..6).map(|k| s.at(k / 4, k % 4)).collect();
+        let want = [0.025, 0.05, 0.075, 0.1, 0.1, 0.1];
+        assert!(got.iter().zip(want).all(|(&g, w)| close(g, w)), "{got:?}");
     }
 
     #[test]

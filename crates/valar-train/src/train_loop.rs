@@ -1,10 +1,10 @@
 //! `valar train`: the epoch loop, validation, model selection, checkpoints and resume.
 
 use crate::TrainError;
-use crate::augment::{AugParams, augment_into};
+use crate::augment::{AugStreams, EpochAugmenter, Mix, mix_batch};
 use crate::calibrate::Calibration;
 use crate::checkpoint::{LoopState, Resumable, best_name, state_name};
-use crate::config::{Augment, InputNorm, Keep, TrainConfig};
+use crate::config::{InputNorm, Keep, TrainConfig};
 use crate::data::{Dataset, SplitChoice};
 use crate::expression::ClassWeights;
 use crate::model::{StepModel, build_trainer, host_loss};
@@ -37,6 +37,11 @@ const EVAL_BATCH: usize = 256;
 /// Keys that separate the generators of the loop's random choices.
 const SHUFFLE_KEY: u64 = 0x5348_5546_464c_4531; // "SHUFFLE1"
 const AUGMENT_KEY: u64 = 0x4155_474d_454e_5431; // "AUGMENT1"
+// Each later augmentation draws from its own stream, so turning one on leaves the shuffle,
+// the flips and the other augmentations drawn as they were.
+const JITTER_KEY: u64 = 0x4a49_5454_4552_3031; // "JITTER01"
+const ERASING_KEY: u64 = 0x4552_4153_494e_4731; // "ERASING1"
+const MIXUP_KEY: u64 = 0x4d49_5855_5030_3031; // "MIXUP001"
 
 /// Why a training run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +369,21 @@ impl Job {
             .push(("valar.device".into(), model.device().to_string()));
     }
 
+    /// The training targets of `rows`: labels (`rows × dimensions`), expression targets
+    /// (`rows × classes`, empty without the head) and face weights (empty without LDS).
+    fn targets(&self, rows: &[usize]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let y = self.data.labels(rows, self.config.targets);
+        let e = match &self.expression {
+            Some(w) => w.targets(&self.data, rows),
+            None => Vec::new(),
+        };
+        let w = match &self.face_weights {
+            Some(by_row) => rows.iter().map(|&r| by_row[r]).collect(),
+            None => Vec::new(),
+        };
+        (y, e, w)
+    }
+
     /// A fresh engine trainer for this job's data.
     fn trainer(&self, config: &TrainConfig) -> Result<valar_engine::Trainer, TrainError> {
         let f = &self.data.faces;
@@ -513,31 +533,43 @@ impl<M: StepModel> EpochLoop<'_, M> {
         let batches = self.job.epoch_batches(epoch);
         let images: usize = batches.iter().map(Vec::len).sum();
         observer.epoch_started(epoch + 1, config.epochs, images, batches.len());
-        let mut aug_rng = epoch_rng(config.seed, AUGMENT_KEY, epoch);
+        let stream = |key| epoch_rng(config.seed, key, epoch);
+        let mut aug = EpochAugmenter::new(
+            config,
+            AugStreams {
+                geometry: stream(AUGMENT_KEY),
+                jitter: stream(JITTER_KEY),
+                erasing: stream(ERASING_KEY),
+            },
+        );
+        let mut mix_rng = stream(MIXUP_KEY);
         let (mut loss_sum, mut loss_n) = (0.0f64, 0usize);
         for (k, rows) in batches.iter().enumerate() {
             if self.interrupt_after == Some(state.global_step) {
                 return Err(TrainError::Config("interrupted (test)".into()));
             }
-            if config.augment == Augment::None {
-                self.job.data.inputs(rows, &mut self.x);
-            } else {
+            if aug.is_active() {
                 self.x.clear();
                 for &r in rows {
-                    let p = AugParams::draw(&mut aug_rng, faces.size, config.augment);
-                    augment_into(faces.face(r), faces.channels, faces.size, &p, &mut self.x);
+                    aug.face_into(faces.face(r), faces.channels, faces.size, &mut self.x);
                 }
+            } else {
+                self.job.data.inputs(rows, &mut self.x);
             }
-            let y = self.job.data.labels(rows, config.targets);
-            let e = match &self.job.expression {
-                Some(w) => w.targets(&self.job.data, rows),
-                None => Vec::new(),
-            };
+            let (mut y, mut e, mut w) = self.job.targets(rows);
+            if config.mixup > 0.0 {
+                let mix = Mix::draw(&mut mix_rng, config.mixup, rows.len());
+                // Expression targets and face weights are mixed as the labels are.
+                let mut targets: Vec<&mut [f32]> = vec![&mut y];
+                targets.extend(
+                    [&mut e, &mut w]
+                        .into_iter()
+                        .filter(|t| !t.is_empty())
+                        .map(|t| t.as_mut_slice()),
+                );
+                mix_batch(&mix, &mut self.x, &mut targets);
+            }
             let lr = self.schedule.at(epoch, k) as f32;
-            let w: Vec<f32> = match &self.job.face_weights {
-                Some(by_row) => rows.iter().map(|&r| by_row[r]).collect(),
-                None => Vec::new(),
-            };
             let batch = Batch {
                 expression: &e,
                 weights: &w,
@@ -692,6 +724,7 @@ impl<M: StepModel> EpochLoop<'_, M> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::config::Augment;
     use crate::data::tests::write_dataset;
     use crate::progress::Quiet;
     use valar_core::PreparedDir;
@@ -707,6 +740,8 @@ mod tests {
         frozen: bool,
         nan_at_step: Option<u64>,
         lrs: Vec<f32>,
+        /// Per step, each face's mean input and its label row.
+        seen: Vec<(Vec<f32>, Vec<f32>)>,
     }
 
     impl FakeModel {
@@ -719,6 +754,7 @@ mod tests {
                 frozen: false,
                 nan_at_step: None,
                 lrs: Vec::new(),
+                seen: Vec::new(),
             }
         }
 
@@ -752,6 +788,7 @@ mod tests {
         fn step(&mut self, b: &Batch<'_>, lr: f32) -> Result<f32, TrainError> {
             let (x, y, batch) = (b.x, b.y, b.size);
             self.lrs.push(lr);
+            self.seen.push((Self::means(x, batch), y.to_vec()));
             if self.nan_at_step == Some(self.steps) {
                 self.steps += 1;
                 return Ok(f32::NAN);
@@ -936,6 +973,63 @@ mod tests {
                 .ends_with(".ckpt")
         });
         assert!(ckpts.count() <= 2);
+    }
+
+    /// Mixup reaches the model with each face's labels mixed as its pixels: the job's faces
+    /// are as bright as their valence (arousal = −valence), so every mixed face's mean input
+    /// still matches its mixed valence, and some labels are new values between the faces'.
+    #[test]
+    fn mixup_mixes_each_batch_s_labels_with_its_faces() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = job(dir.path(), 2, 0);
+        j.config.augment = Augment::None;
+        j.config.mixup = 0.4;
+        let run = fresh_run(&dir.path().join("run"));
+        let mut model = FakeModel::new(2);
+        run_loop(&j, &mut model, &run, LoopState::fresh(0), &mut Quiet, None).unwrap();
+        let own: Vec<f32> = j.data.labels(&j.train_rows, j.config.targets);
+        let mut mixed = 0;
+        for (means, y) in &model.seen {
+            for (m, row) in means.iter().zip(y.chunks(2)) {
+                assert!((m - row[0]).abs() < 0.01, "input {m} vs valence {}", row[0]);
+                assert!((row[0] + row[1]).abs() < 1e-6, "{row:?}");
+                mixed += usize::from(own.iter().all(|v| (v - row[0]).abs() > 1e-4));
+            }
+        }
+        assert!(mixed > 20, "{mixed} mixed labels");
+    }
+
+    /// With every augmentation and warm-up on, a run stopped mid-epoch and resumed draws the
+    /// same faces, mixes and rates as one that ran through.
+    #[test]
+    fn resumed_run_with_every_augmentation_matches_an_uninterrupted_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = job(dir.path(), 3, 0);
+        j.config.augment = Augment::Affine;
+        j.config.jitter = 0.2;
+        j.config.erasing = 0.5;
+        j.config.mixup = 0.2;
+        j.config.warmup = 1;
+        let full = fresh_run(&dir.path().join("full"));
+        let mut a = FakeModel::new(2);
+        run_loop(&j, &mut a, &full, LoopState::fresh(0), &mut Quiet, None).unwrap();
+        assert_eq!(a.lrs[0], (j.config.lr / 4.0) as f32, "warm-up's first step");
+        let broken = fresh_run(&dir.path().join("broken"));
+        let mut b = FakeModel::new(2);
+        let stopped = run_loop(
+            &j,
+            &mut b,
+            &broken,
+            LoopState::fresh(0),
+            &mut Quiet,
+            Some(6),
+        );
+        assert!(stopped.is_err());
+        let state = LoopState::load(&broken).unwrap().unwrap();
+        let mut c = FakeModel::new(2);
+        continue_run(&j, &mut c, &broken, state, &mut Quiet, None, None).unwrap();
+        assert_eq!((&c.w, &c.b, c.steps), (&a.w, &a.b, a.steps));
+        assert_eq!(c.seen[..], a.seen[4..]);
     }
 
     #[test]
