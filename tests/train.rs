@@ -771,8 +771,8 @@ fn a_folder_without_val_faces_trains_on_every_face_and_says_no_validation_ran() 
 }
 
 /// `--lds` and `--expression-weight` train like any other setting and are saved in the run's
-/// config.toml; a folder whose training faces have no expression class is refused with
-/// `--expression-weight`, naming the folder and the flag.
+/// config.toml; on a folder whose training faces have no expression class the run trains
+/// without the head, says so, and its config.toml and model.onnx record what it did.
 #[test]
 fn lds_and_the_expression_head_train_and_are_saved() {
     let d = data();
@@ -807,15 +807,20 @@ fn lds_and_the_expression_head_train_and_are_saved() {
         out.push(cells.join(","));
     }
     std::fs::write(&manifest, out.join("\n") + "\n").unwrap();
-    let err = fails(&train_args(
+    let plain = root.join("plain");
+    let out = ok(&train_args(
         &unlabelled,
-        &root.join("refused"),
+        &plain,
         &["--epochs", "1", "--expression-weight", "0.5"],
     ));
     assert!(
-        err.contains("--expression-weight") && err.contains("unlabelled"),
-        "{err}"
+        out.contains("note: no training face has an expression class"),
+        "{out}"
     );
+    let config = std::fs::read_to_string(plain.join("config.toml")).unwrap();
+    assert!(config.contains("expression_weight = 0.0"), "{config}");
+    let meta = valar_engine::read_metadata(&plain.join("model.onnx")).unwrap();
+    assert!(!meta.contains_key("valar.expression_classes"), "{meta:?}");
 }
 
 /// Every augmentation and the warm-up together: the run finishes, its config.toml holds the

@@ -5,6 +5,8 @@ use crate::outputs::EpochRecord;
 /// Facts about a run, reported once when it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStart {
+    /// Settings the data could not serve, turned off, each with why (for the user to read).
+    pub notes: Vec<String>,
     /// The device the engine runs on (after any CUDA fallback).
     pub device: String,
     /// Why CUDA was not used, when it was asked for and not used.

@@ -118,6 +118,8 @@ pub fn train(
     // Every check that can fail (the data, the network for its faces) runs before the old
     // run is removed: a refused --force leaves it whole.
     let mut job = Job::load(&config)?;
+    // What the run really does: settings the data cannot serve are off (`fit_to_data`).
+    let config = job.config.clone();
     let mut model = job.trainer(&config)?;
     let text = config.to_toml()?;
     if replace {
@@ -278,6 +280,33 @@ pub(crate) struct Job {
     /// Each face's weight in the squared error, by row of the dataset (training rows only),
     /// with label-distribution smoothing.
     pub face_weights: Option<Vec<f32>>,
+    /// Settings the data cannot serve, turned off (see [`fit_to_data`]), each with why.
+    pub notes: Vec<String>,
+}
+
+/// Turns off, in `config`, the settings the data cannot serve, and says so: an expression head
+/// when no training face has an expression class (AFEW-VA, Aff-Wild2, a CSV without them), and
+/// calibration without validation faces. Both are in the default recipe, which must train on
+/// any prepared folder; the run's config.toml then records what it really did.
+fn fit_to_data(config: &mut TrainConfig, has_classes: bool, has_val: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if config.expression_weight > 0.0 && !has_classes {
+        config.expression_weight = 0.0;
+        notes.push(
+            "no training face has an expression class (AffectNet's codes 0–7), so no expression head \
+             is trained (expression_weight = 0 in config.toml)"
+                .to_string(),
+        );
+    }
+    if config.calibrate && !has_val {
+        config.calibrate = false;
+        notes.push(
+            "the val split is empty, so model.onnx is not calibrated (calibration fits its map on \
+             the validation predictions; prepare with --val-fraction above 0 to calibrate)"
+                .to_string(),
+        );
+    }
+    notes
 }
 
 impl Job {
@@ -303,13 +332,12 @@ impl Job {
                  train with --keep last --patience 0, or prepare with --val-fraction above 0",
             ));
         }
-        if val_rows.is_empty() && config.calibrate {
-            return Err(TrainError::data(
-                &config.data,
-                "the val split is empty, and --calibrate fits its map on the validation predictions: \
-                 train without --calibrate, or prepare with --val-fraction above 0",
-            ));
-        }
+        let mut config = config.clone();
+        let has_classes = train_rows
+            .iter()
+            .any(|&r| valar_core::class_of(data.rows[r].expression).is_some());
+        let notes = fit_to_data(&mut config, has_classes, !val_rows.is_empty());
+        let config = &config;
         data.check_labels(&train_rows, config.targets)?;
         data.check_labels(&val_rows, config.targets)?;
         let input = match config.normalize {
@@ -339,6 +367,7 @@ impl Job {
         Ok(Job {
             expression,
             face_weights,
+            notes,
             config: config.clone(),
             input,
             export,
@@ -406,6 +435,7 @@ impl Job {
                 valar_engine::cuda_unavailable_reason().unwrap_or_else(|| "unknown reason".into())
             });
         RunStart {
+            notes: self.notes.clone(),
             device: model.device().to_string(),
             cuda_fallback,
             parameters: model.parameter_count(),
@@ -1133,10 +1163,10 @@ mod tests {
         assert_eq!(cal.dimensions[0].ccc_before, Some(raw_metrics[0].1.ccc));
     }
 
-    /// --calibrate needs validation faces: a folder without them is refused, naming the
-    /// setting and the way out.
+    /// Calibration needs validation faces and the expression head needs classes: a folder
+    /// without them trains without each (the job's config says so) and a note says why.
     #[test]
-    fn calibration_without_a_val_split_is_refused() {
+    fn settings_the_data_cannot_serve_are_turned_off_with_a_note() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("prep");
         write_dataset(
@@ -1148,13 +1178,23 @@ mod tests {
         );
         let mut c = TrainConfig::defaults(data);
         c.calibrate = true;
-        let err = Job::load(&c).err().unwrap().to_string();
+        c.expression_weight = 0.5;
+        // write_dataset gives every face class 1 (Happy): the head stays, calibration goes.
+        let job = Job::load(&c).unwrap();
+        assert!(!job.config.calibrate && job.config.expression_weight == 0.5);
+        assert_eq!(job.notes.len(), 1);
         assert!(
-            err.contains("val split is empty") && err.contains("--calibrate"),
-            "{err}"
+            job.notes[0].contains("val split is empty"),
+            "{:?}",
+            job.notes
         );
-        c.calibrate = false;
-        assert!(Job::load(&c).is_ok());
+        let mut off = c.clone();
+        let notes = fit_to_data(&mut off, false, true);
+        assert!(off.calibrate && off.expression_weight == 0.0);
+        assert!(notes[0].contains("expression class"), "{notes:?}");
+        let mut kept = c.clone();
+        assert!(fit_to_data(&mut kept, true, true).is_empty());
+        assert_eq!(kept, c);
     }
 
     #[test]

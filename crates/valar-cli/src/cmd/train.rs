@@ -145,6 +145,9 @@ pub(crate) struct TerminalProgress {
 
 impl TrainObserver for TerminalProgress {
     fn run_started(&mut self, s: &RunStart) {
+        for note in &s.notes {
+            eprintln!("note: {note}");
+        }
         if let Some(reason) = &s.cuda_fallback {
             eprintln!("warning: CUDA not used ({reason}); training on the CPU");
         }
