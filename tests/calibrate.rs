@@ -9,8 +9,8 @@ use common::{Data, Fixture, fails, ok, s, scratch, train_args};
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 use valar_core::{Split, read_manifest};
 use valar_train::Calibration;
 
@@ -244,24 +244,12 @@ fn a_killed_and_resumed_calibrated_run_matches_an_uninterrupted_one() {
     ok(&train_args(&f.prepared, &whole, &extra));
 
     let killed = dir.join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_valar"))
-        .args(train_args(&f.prepared, &killed, &extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    common::kill_after_first_checkpoint(
+        &train_args(&f.prepared, &killed, &extra),
+        &killed,
+        Duration::ZERO,
+    );
     let loop_state = killed.join("checkpoint/loop.json");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !loop_state.exists() {
-        assert!(Instant::now() < deadline, "no checkpoint after 5 minutes");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "training ended before its first checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
     let state = std::fs::read_to_string(&loop_state).unwrap();
     assert!(
         state.contains("\"finished\": null"),

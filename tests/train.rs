@@ -6,7 +6,7 @@ mod common;
 use common::{Data, Fixture, fails, ok, prepare_args, s, scratch, train_args, valar};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use valar_core::{Split, read_manifest};
@@ -378,26 +378,14 @@ fn killed_and_resumed_run_matches_an_uninterrupted_run() {
     let epoch_secs = column(&mh, &mrows, "seconds")[1];
 
     let killed = dir.join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_valar"))
-        .args(args(&killed))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let killed_args = args(&killed);
+    // Killed half-way through the second epoch.
+    common::kill_after_first_checkpoint(
+        &killed_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &killed,
+        Duration::from_secs_f64(epoch_secs / 2.0),
+    );
     let loop_state = killed.join("checkpoint/loop.json");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !loop_state.exists() {
-        assert!(Instant::now() < deadline, "no checkpoint after 5 minutes");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "training ended before its first checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Half-way through the second epoch.
-    std::thread::sleep(Duration::from_secs_f64(epoch_secs / 2.0));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
     let state = std::fs::read_to_string(&loop_state).unwrap();
     assert!(
         state.contains("\"finished\": null"),

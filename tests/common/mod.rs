@@ -30,6 +30,32 @@ pub fn spawn(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Starts `valar args` training into `run`, waits for the run's first checkpoint
+/// (`checkpoint/loop.json`, at most 5 minutes), waits `then` more, and kills it with SIGKILL,
+/// as a crash or `kill -9` would; fails if training ends before its first checkpoint.
+pub fn kill_after_first_checkpoint(args: &[&str], run: &Path, then: std::time::Duration) {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_valar"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let loop_state = run.join("checkpoint/loop.json");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !loop_state.exists() {
+        assert!(Instant::now() < deadline, "no checkpoint after 5 minutes");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training ended before its first checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(then);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 /// Runs `valar`, asserts it succeeded, and returns its stdout and stderr.
 pub fn ok(args: &[&str]) -> String {
     let out = valar(args);
