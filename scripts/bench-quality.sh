@@ -19,7 +19,9 @@
 #   BENCH_EPOCHS    epochs for the reference recipes (default 25, the recipe's)
 #   BENCH_TRAIN_N   synthetic training images (default 3333: 3,000 train + 333 validation)
 #   BENCH_TEST_N    synthetic test images (default 1000)
-#   BENCH_ROWS      which standard rows to run (default "torch,reference,default")
+#   BENCH_ROWS      which standard rows to run (default "torch,reference,default", or "none")
+#   BENCH_PRUNE     names of BENCH_VARIANTS rows to run with the first seed only (comma-separated):
+#                   candidates pruned on one seed before the finalists get all of them
 #   BENCH_JOBS      models trained at once, each on its own core (default: 2 on 2+ cores)
 #   BENCH_THREADS   threads per model (default 1, or every core when BENCH_JOBS=1)
 #   TORCH_PYTHON    a python with torch (else it is installed into target/bench/torchenv)
@@ -146,7 +148,9 @@ for seed in $(seq 1 "$seeds"); do
   [[ ",$rows," == *",reference,"* ]] && queue+=("valar|valar reference|$seed|--recipe reference --epochs $epochs")
   [[ ",$rows," == *",default,"* ]] && queue+=("valar|valar default|$seed|")
   for v in "${extra[@]}"; do
-    [ -n "$v" ] && queue+=("valar|${v%%=*}|$seed|${v#*=}")
+    [ -z "$v" ] && continue
+    if [ "$seed" -gt 1 ] && [[ ",${BENCH_PRUNE:-}," == *",${v%%=*},"* ]]; then continue; fi
+    queue+=("valar|${v%%=*}|$seed|${v#*=}")
   done
 done
 row_file() {

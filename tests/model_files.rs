@@ -131,7 +131,8 @@ fn a_fresh_model_carries_every_documented_key_and_a_named_clipped_output() {
         );
     }
     assert!(meta.contains_key("valar.device"), "{meta:?}");
-    assert_eq!(meta["valar.outputs"], "valence_arousal");
+    // The default recipe trains an expression head: its logits are the second output.
+    assert_eq!(meta["valar.outputs"], "valence_arousal,expression");
     assert_eq!(meta["valar.targets"], "valence,arousal");
     assert_eq!(meta["valar.input_size"], "48");
     assert_eq!(meta["valar.channels"], "1");
@@ -146,7 +147,7 @@ fn a_fresh_model_carries_every_documented_key_and_a_named_clipped_output() {
         .collect();
     assert_eq!(meta["valar.prep_sha256"], sha);
     assert!(!meta.keys().any(|k| k.starts_with("valar.test.")));
-    assert_eq!(graph, "valence_arousal Clip");
+    assert_eq!(graph, "valence_arousal,expression Clip");
 }
 
 #[test]

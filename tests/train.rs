@@ -114,7 +114,21 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
     let dir = scratch("learn");
     let run = dir.join("run");
     let started = Instant::now();
-    let extra = ["--epochs", "5", "--seed", "1", "--patience", "0"];
+    // Flips alone: the default's affine augmentation and jitter pay over 50 epochs, not 5.
+    // Uncalibrated, so that evaluate's figures are metrics.csv's (tests/calibrate.rs checks
+    // a calibrated model against its predictions.csv).
+    let extra = [
+        "--epochs",
+        "5",
+        "--seed",
+        "1",
+        "--patience",
+        "0",
+        "--augment=flip",
+        "--jitter",
+        "0",
+        "--calibrate=false",
+    ];
     ok(&train_args(&data.prepared, &run, &extra));
     eprintln!("training took {:.1} s", started.elapsed().as_secs_f64());
 
@@ -293,7 +307,10 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
         s(&preds),
     ]);
     let (hh, hrow) = read_csv(&preds);
-    assert_eq!(hh, ["path", "valence", "arousal", "error"]);
+    // The default recipe's expression head adds the likeliest class and a probability per
+    // class between arousal and error.
+    assert_eq!(hh[..4], ["path", "valence", "arousal", "expression"]);
+    assert_eq!((hh.len(), hh[12].as_str()), (13, "error"));
     assert_eq!(hrow.len(), 6);
     let eval_v = column(&eh, &erow, "valence_pred");
     let eval_a = column(&eh, &erow, "arousal_pred");
@@ -303,7 +320,7 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
             .position(|row| row[0] == r.index.to_string())
             .unwrap();
         assert_eq!(hrow[k][0], r.path);
-        assert!(hrow[k][3].is_empty(), "{:?}", hrow[k]);
+        assert!(hrow[k][12].is_empty(), "{:?}", hrow[k]);
         let (pv, pa): (f64, f64) = (hrow[k][1].parse().unwrap(), hrow[k][2].parse().unwrap());
         assert!(
             (pv - eval_v[e]).abs() < 1e-4 && (pa - eval_a[e]).abs() < 1e-4,
@@ -315,7 +332,7 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
     }
     assert_eq!(hrow[5][0], "does/not/exist.jpg");
     assert!(
-        hrow[5][1].is_empty() && hrow[5][3].starts_with("missing_file"),
+        hrow[5][1].is_empty() && hrow[5][12].starts_with("missing_file"),
         "{:?}",
         hrow[5]
     );
@@ -342,7 +359,7 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
             cells[1].parse::<f32>().is_ok() && cells[2].parse::<f32>().is_ok(),
             "{line}"
         );
-        assert!(cells[3].is_empty(), "{line}");
+        assert!(cells[12].is_empty(), "{line}");
     }
 }
 
@@ -601,6 +618,11 @@ fn predictions_are_clipped_to_the_label_range_and_a_model_worse_than_the_mean_sa
         "3",
         "--patience",
         "0",
+        // The output layer alone then has one value per target (no expression logits), and
+        // no calibration pulls the pushed outputs back into the range.
+        "--expression-weight",
+        "0",
+        "--calibrate=false",
     ]);
     let loop_json = run.join("checkpoint/loop.json");
     let mut state: serde_json::Value =

@@ -46,7 +46,7 @@ pub struct ReportSummary {
 
 /// Every figure name this crate writes: a folder of these, `report.md` and the marker is an
 /// earlier report, redrawn without `--force`.
-const ALL_FIGURES: [&str; 15] = [
+const ALL_FIGURES: [&str; 16] = [
     data_charts::HISTOGRAM_VALENCE,
     data_charts::HISTOGRAM_AROUSAL,
     data_charts::DENSITY,
@@ -60,6 +60,7 @@ const ALL_FIGURES: [&str; 15] = [
     error_charts::TEST_SCATTER,
     error_charts::TEST_BY_INTERVAL,
     error_charts::TEST_RESIDUALS,
+    expression_chart::TEST_CONFUSION,
     video_charts::VIDEO_CCC,
     video_charts::VIDEO_TRACES,
 ];

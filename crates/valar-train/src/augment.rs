@@ -830,6 +830,7 @@ mod tests {
         };
         let mut c = TrainConfig::defaults("d".into());
         c.augment = Augment::None;
+        c.jitter = 0.0;
         assert!(!EpochAugmenter::new(&c, streams()).is_active());
         c.augment = Augment::Flip;
         let mut aug = EpochAugmenter::new(&c, streams());

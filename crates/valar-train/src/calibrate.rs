@@ -239,12 +239,12 @@ mod tests {
         (y, p)
     }
 
-    /// Off in the defaults, both presets and a config.toml written before the setting.
+    /// On in the defaults; off in both presets and in a config.toml written before the setting.
     #[test]
-    fn the_setting_is_off_unless_asked_for() {
+    fn the_setting_is_on_by_default_only() {
         use crate::config::{Recipe, TrainConfig};
         let data = std::path::PathBuf::from("d");
-        assert!(!TrainConfig::defaults(data.clone()).calibrate);
+        assert!(TrainConfig::defaults(data.clone()).calibrate);
         assert!(!TrainConfig::recipe(Recipe::Seed, data.clone()).calibrate);
         assert!(!TrainConfig::recipe(Recipe::Reference, data).calibrate);
         let old: TrainConfig = toml::from_str("data = \"d\"\nepochs = 3\n").unwrap();

@@ -705,11 +705,15 @@ mod tests {
         assert!("ResNet".parse::<ModelKind>().is_err());
     }
 
-    /// The augmentation settings are off in both presets and the defaults, and out-of-range
-    /// values are refused naming the setting and its range.
+    /// The augmentation settings are off in both presets; the defaults jitter by 0.2 and
+    /// nothing else; out-of-range values are refused naming the setting and its range.
     #[test]
-    fn augmentation_settings_are_off_by_default_and_checked() {
-        for recipe in [None, Some(Recipe::Seed), Some(Recipe::Reference)] {
+    fn augmentation_settings_are_as_documented_and_checked() {
+        for (recipe, jitter) in [
+            (None, 0.2),
+            (Some(Recipe::Seed), 0.0),
+            (Some(Recipe::Reference), 0.0),
+        ] {
             let c = TrainOverrides {
                 recipe,
                 data: Some("d".into()),
@@ -717,7 +721,10 @@ mod tests {
             }
             .resolve()
             .unwrap();
-            assert_eq!((c.jitter, c.erasing, c.mixup, c.warmup), (0.0, 0.0, 0.0, 0));
+            assert_eq!(
+                (c.jitter, c.erasing, c.mixup, c.warmup),
+                (jitter, 0.0, 0.0, 0)
+            );
         }
         let refused = |o: TrainOverrides| {
             TrainOverrides {
