@@ -20,6 +20,7 @@
 #   BENCH_TRAIN_N   synthetic training images (default 3333: 3,000 train + 333 validation)
 #   BENCH_TEST_N    synthetic test images (default 1000)
 #   BENCH_ROWS      which standard rows to run (default "torch,reference,default", or "none")
+#   BENCH_LIST      if set, list the models that would train (those without a kept row) and stop
 #   BENCH_PRUNE     names of BENCH_VARIANTS rows to run with the first seed only (comma-separated):
 #                   candidates pruned on one seed before the finalists get all of them
 #   BENCH_JOBS      models trained at once, each on its own core (default: 2 on 2+ cores)
@@ -166,6 +167,11 @@ for job in "${queue[@]}"; do
   flags=$torch_flags; [ "${job%%|*}" = torch ] || flags=$(echo ${job##*|})
   cached "$(row_file "$job")" "$flags" || pending+=("$job")
 done
+if [ -n "${BENCH_LIST:-}" ]; then
+  echo "== ${#queue[@]} models, ${#pending[@]} to train (BENCH_LIST: nothing trains):"
+  for job in "${pending[@]}"; do echo "  ${job#*|}"; done
+  exit 0
+fi
 # worker K: runs jobs K, K + jobs, K + 2·jobs, … of the pending ones.
 worker() {
   local k=$1 i kind name seed flags
