@@ -135,13 +135,7 @@ fn the_calibration_is_in_the_model_and_evaluate_and_predict_reproduce_prediction
         .filter(|r| r.split == Split::Val)
         .take(6)
         .collect();
-    let mut list = String::from("path,face_x,face_y,face_width,face_height\n");
-    for r in &val {
-        list += &format!(
-            "{},{},{},{},{}\n",
-            r.path, r.face_x, r.face_y, r.face_width, r.face_height
-        );
-    }
+    let list = common::face_box_list(&val);
     let list_file = dir.join("list.csv");
     std::fs::write(&list_file, list).unwrap();
     let preds = dir.join("preds.csv");

@@ -284,13 +284,7 @@ fn compact_model_learns_and_evaluate_and_predict_agree_with_training() {
         .filter(|r| r.split == Split::Val)
         .take(5)
         .collect();
-    let mut list = String::from("path,face_x,face_y,face_width,face_height\n");
-    for r in &val_rows {
-        list += &format!(
-            "{},{},{},{},{}\n",
-            r.path, r.face_x, r.face_y, r.face_width, r.face_height
-        );
-    }
+    let mut list = common::face_box_list(&val_rows);
     list += "does/not/exist.jpg,,,,\n";
     let list_file = dir.join("list.csv");
     std::fs::write(&list_file, list).unwrap();

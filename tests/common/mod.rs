@@ -56,6 +56,19 @@ pub fn kill_after_first_checkpoint(args: &[&str], run: &Path, then: std::time::D
     child.wait().unwrap();
 }
 
+/// A `valar predict --csv` list of `rows`' paths and face boxes, so that predict cuts the
+/// faces prepare cut.
+pub fn face_box_list(rows: &[&valar_core::ManifestRow]) -> String {
+    let mut list = String::from("path,face_x,face_y,face_width,face_height\n");
+    for r in rows {
+        list += &format!(
+            "{},{},{},{},{}\n",
+            r.path, r.face_x, r.face_y, r.face_width, r.face_height
+        );
+    }
+    list
+}
+
 /// Runs `valar`, asserts it succeeded, and returns its stdout and stderr.
 pub fn ok(args: &[&str]) -> String {
     let out = valar(args);
