@@ -56,12 +56,20 @@ pub(crate) fn confusion(
                 .get(i)
                 .map_or_else(|| format!("class {i}"), |n| n.to_string())
         };
+        // Segmented axes put each class's name at the centre of its cell; the top row is the
+        // first class.
+        let last = k.saturating_sub(1);
         let mut chart = ChartBuilder::on(&area)
             .margin(20)
             .margin_right(60)
             .x_label_area_size(110)
             .y_label_area_size(200)
-            .build_cartesian_2d(0f64..k as f64, 0f64..k as f64)?;
+            // `(0..n).into_segmented()` holds the n + 1 segments 0..=n.
+            .build_cartesian_2d((0..last).into_segmented(), (0..last).into_segmented())?;
+        let centre = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => Some(*i),
+            _ => None,
+        };
         chart
             .configure_mesh()
             .disable_mesh()
@@ -71,32 +79,33 @@ pub(crate) fn confusion(
             .y_desc("labelled class")
             .label_style(font(TICK))
             .axis_desc_style(font(TICK))
-            // Labels sit at cell centres; the top row is the first class.
-            .x_label_formatter(&|x| label((x.floor() as usize).min(k.saturating_sub(1))))
-            .y_label_formatter(&|y| {
-                label(k.saturating_sub(1) - (y.floor() as usize).min(k.saturating_sub(1)))
+            .x_label_formatter(&|v| centre(v).filter(|&i| i < k).map(label).unwrap_or_default())
+            .y_label_formatter(&|v| {
+                centre(v)
+                    .filter(|&i| i < k)
+                    .map(|i| label(k - 1 - i))
+                    .unwrap_or_default()
             })
             .draw()?;
         for (i, row) in shares.iter().enumerate() {
-            let y0 = (k - 1 - i) as f64;
-            for (j, &s) in row.iter().enumerate() {
-                let x0 = j as f64;
+            let y = k - 1 - i;
+            for (j, &share) in row.iter().enumerate() {
                 chart.draw_series(std::iter::once(Rectangle::new(
-                    [(x0, y0), (x0 + 1.0, y0 + 1.0)],
-                    viridis(s).filled(),
+                    [
+                        (SegmentValue::Exact(j), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    viridis(share).filled(),
                 )))?;
-                let colour = if s < WHITE_TEXT_BELOW { WHITE } else { INK };
+                let colour = if share < WHITE_TEXT_BELOW { WHITE } else { INK };
                 let style = font(TICK)
                     .color(&colour)
                     .pos(Pos::new(HPos::Center, VPos::Center));
-                let text = format!("{:.0}%\n{}", s * 100.0, score.confusion[i][j]);
-                for (line, dy) in text.lines().zip([0.35, 0.65]) {
-                    chart.draw_series(std::iter::once(Text::new(
-                        line.to_string(),
-                        (x0 + 0.5, y0 + 1.0 - dy),
-                        style.clone(),
-                    )))?;
-                }
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("{:.0}% ({})", share * 100.0, score.confusion[i][j]),
+                    (SegmentValue::CenterOf(j), SegmentValue::CenterOf(y)),
+                    style,
+                )))?;
             }
         }
         Ok(())
