@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{Data, Fixture, fails, ok, s, scratch, train_args};
+use common::{Data, Fixture, fails, ok, s, scratch, serial, train_args};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,21 +13,6 @@ use std::process::Command;
 use std::time::Duration;
 use valar_core::{Split, read_manifest};
 use valar_train::Calibration;
-
-/// Training runs use every core; one at a time (a file lock: nextest runs each test in its
-/// own process).
-fn serial() -> std::fs::File {
-    let dir = common::fixture::root();
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("serial.lock"))
-        .unwrap();
-    file.lock().unwrap();
-    file
-}
 
 /// About 400 synthetic faces (a tenth of them val) and a two-epoch calibrated run on them.
 fn fixture() -> Data {

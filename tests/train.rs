@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{Data, Fixture, fails, ok, prepare_args, s, scratch, train_args, valar};
+use common::{Data, Fixture, fails, ok, prepare_args, s, scratch, serial, train_args, valar};
 
 use std::path::{Path, PathBuf};
 
@@ -11,26 +11,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use valar_core::{Split, read_manifest};
 use valar_engine::TrainState;
-
-/// Training runs use every core; running two at once would only slow both down. nextest
-/// runs each test in its own process, so the lock is a file lock, not a mutex.
-fn serial() -> std::fs::File {
-    lock_file("serial.lock")
-}
-
-/// An exclusive lock on a file under the tests' scratch folder, held until dropped.
-fn lock_file(name: &str) -> std::fs::File {
-    let dir = common::fixture::root();
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(name))
-        .unwrap();
-    file.lock().unwrap();
-    file
-}
 
 /// 1200 synthetic images, prepared with 80 faces per arousal interval: about 800 faces,
 /// 718 train and 80 val. Made once per build of the binary and shared by the tests.

@@ -30,6 +30,22 @@ pub fn spawn(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Training runs use every core; running two at once would only slow both down. nextest
+/// runs each test in its own process, so the lock is a file lock under the tests' scratch
+/// folder, not a mutex; held until dropped.
+pub fn serial() -> std::fs::File {
+    let dir = fixture::root();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("serial.lock"))
+        .unwrap();
+    file.lock().unwrap();
+    file
+}
+
 /// Starts `valar args` training into `run`, waits for the run's first checkpoint
 /// (`checkpoint/loop.json`, at most 5 minutes), waits `then` more, and kills it with SIGKILL,
 /// as a crash or `kill -9` would; fails if training ends before its first checkpoint.

@@ -120,50 +120,47 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    /// An input of the given values.
+    fn input(name: &str, shape: &[usize], data: Vec<f32>, check: bool) -> In {
+        In {
+            name: name.into(),
+            shape: shape.to_vec(),
+            data,
+            check,
+        }
+    }
+
+    /// A session of the loss `build` emits over `ins` (declared in order): its outputs are
+    /// `loss` and the gradient of the first input, `grad.<first>`.
+    fn loss_session(
+        ins: &[In],
+        build: impl FnOnce(&mut GraphBuilder) -> (String, String),
+    ) -> ort::session::Session {
+        let mut g = GraphBuilder::new();
+        for i in ins {
+            g.input(&i.name, &fixed(&i.shape));
+        }
+        let (l, d) = build(&mut g);
+        let first = &ins[0];
+        g.rename(&l, "loss");
+        g.rename(&d, &names::grad(&first.name));
+        g.output("loss", &[]);
+        g.output(&names::grad(&first.name), &fixed(&first.shape));
+        session(g)
+    }
+
     fn check_loss(kind: crate::LossKind, weights: &[f32]) -> f64 {
         let (n, o) = (6, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let pred = random(&mut rng, n * o, 0.8);
         let y = random(&mut rng, n * o, 0.8);
-        let mut g = GraphBuilder::new();
-        g.input("p", &fixed(&[n, o]));
-        g.input("y", &fixed(&[n, o]));
-        g.input("w", &fixed(&[n, 1]));
-        let (l, dp) = loss(
-            &mut g,
-            &Var {
-                name: "p".into(),
-                shape: vec![n, o],
-            },
-            "y",
-            "w",
-            kind,
-        );
-        g.rename(&l, "loss");
-        g.rename(&dp, &names::grad("p"));
-        g.output("loss", &[]);
-        g.output(&names::grad("p"), &fixed(&[n, o]));
-        let mut s = session(g);
         let ins = vec![
-            In {
-                name: "p".into(),
-                shape: vec![n, o],
-                data: pred.clone(),
-                check: true,
-            },
-            In {
-                name: "y".into(),
-                shape: vec![n, o],
-                data: y.clone(),
-                check: false,
-            },
-            In {
-                name: "w".into(),
-                shape: vec![n, 1],
-                data: weights.to_vec(),
-                check: false,
-            },
+            input("p", &[n, o], pred.clone(), true),
+            input("y", &[n, o], y.clone(), false),
+            input("w", &[n, 1], weights.to_vec(), false),
         ];
+        let p = Var::new("p", vec![n, o]);
+        let mut s = loss_session(&ins, |g| loss(g, &p, "y", "w", kind));
         let value = f64::from(run(&mut s, &ins, &["loss"])[0][0]);
         compare(
             &mut s,
@@ -230,29 +227,12 @@ mod tests {
             0.0, 0.0, 0.0, 1.5,
             0.3, 0.0, 0.7, 0.0, // a mixed pair
         ];
-        let mut g = GraphBuilder::new();
-        g.input("z", &fixed(&[n, c]));
-        g.input("t", &fixed(&[n, c]));
-        let (l, dz) = cross_entropy(&mut g, &Var::new("z", vec![n, c]), "t");
-        g.rename(&l, "loss");
-        g.rename(&dz, &names::grad("z"));
-        g.output("loss", &[]);
-        g.output(&names::grad("z"), &fixed(&[n, c]));
-        let mut s = session(g);
         let ins = vec![
-            In {
-                name: "z".into(),
-                shape: vec![n, c],
-                data: z.clone(),
-                check: true,
-            },
-            In {
-                name: "t".into(),
-                shape: vec![n, c],
-                data: t.clone(),
-                check: false,
-            },
+            input("z", &[n, c], z.clone(), true),
+            input("t", &[n, c], t.clone(), false),
         ];
+        let zv = Var::new("z", vec![n, c]);
+        let mut s = loss_session(&ins, |g| cross_entropy(g, &zv, "t"));
         let value = f64::from(run(&mut s, &ins, &["loss"])[0][0]);
         compare(
             &mut s,
@@ -279,30 +259,13 @@ mod tests {
     #[test]
     fn cross_entropy_without_classes_is_zero() {
         let (n, c) = (3, 4);
-        let mut g = GraphBuilder::new();
-        g.input("z", &fixed(&[n, c]));
-        g.input("t", &fixed(&[n, c]));
-        let (l, dz) = cross_entropy(&mut g, &Var::new("z", vec![n, c]), "t");
-        g.rename(&l, "loss");
-        g.rename(&dz, "dz");
-        g.output("loss", &[]);
-        g.output("dz", &fixed(&[n, c]));
-        let mut s = session(g);
         let ins = vec![
-            In {
-                name: "z".into(),
-                shape: vec![n, c],
-                data: (0..n * c).map(|k| k as f32).collect(),
-                check: false,
-            },
-            In {
-                name: "t".into(),
-                shape: vec![n, c],
-                data: vec![0.0; n * c],
-                check: false,
-            },
+            input("z", &[n, c], (0..n * c).map(|k| k as f32).collect(), false),
+            input("t", &[n, c], vec![0.0; n * c], false),
         ];
-        let out = run(&mut s, &ins, &["loss", "dz"]);
+        let zv = Var::new("z", vec![n, c]);
+        let mut s = loss_session(&ins, |g| cross_entropy(g, &zv, "t"));
+        let out = run(&mut s, &ins, &["loss", &names::grad("z")]);
         assert_eq!(out[0], vec![0.0]);
         assert!(out[1].iter().all(|&v| v == 0.0), "{:?}", out[1]);
     }
