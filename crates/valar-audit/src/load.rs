@@ -117,6 +117,7 @@ fn load_source(
         margin,
         max_pixels,
         full_scale: false,
+        align: None,
     };
     let (audited, skipped): (Vec<_>, Vec<_>) = source.rows.iter().partition(|r| {
         let no_label = r.valence == -2.0 || r.arousal == -2.0;

@@ -53,8 +53,9 @@ pub use metrics::{
     DimMetrics, NEAR_ZERO_CCC, TrainingMean, baseline_warnings, ccc, mean_baseline, pcc, rmse, sagr,
 };
 pub use npy::{
-    Faces, FacesWriter, NpyScalar, npy_string_scalar, parse_npy_scalar, parse_npy_string_scalar,
-    read_faces, read_npy_scalar, read_npy_string_scalar, write_faces,
+    Faces, FacesWriter, NpyScalar, npy_string_scalar, parse_npy_numbers, parse_npy_scalar,
+    parse_npy_string_scalar, read_faces, read_npy_numbers, read_npy_scalar, read_npy_string_scalar,
+    write_faces,
 };
 pub use prep_info::{
     FACE_SIZES, InputParams, IntervalCount, MARGINS, PrepInfo, PrepParams, SourceHistograms,

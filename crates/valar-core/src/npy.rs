@@ -337,6 +337,58 @@ pub fn parse_npy_scalar(bytes: &[u8]) -> Result<NpyScalar, String> {
     }
 }
 
+/// Reads a `.npy` file of numbers (see [`parse_npy_numbers`]): AffectNet's `_lnd.npy`.
+pub fn read_npy_numbers(path: &Path) -> Result<Vec<f64>, CoreError> {
+    let bytes = read_label_file(path)?;
+    parse_npy_numbers(&bytes).map_err(|e| CoreError::format(path, e))
+}
+
+/// Parses the bytes of a `.npy` array of numbers, any shape, flattened in C order: floats
+/// (`f4`, `f8`) or integers, as AffectNet's newer release stores landmarks (float64, 136);
+/// or a string scalar of numbers separated by `;`, `,` or spaces.
+pub fn parse_npy_numbers(bytes: &[u8]) -> Result<Vec<f64>, String> {
+    use npyz::TypeChar::{Float, Int, Uint, UnicodeStr};
+    check_flat_header(bytes)?;
+    let npy = npyz::NpyFile::new(bytes).map_err(|e| e.to_string())?;
+    if npy.order() == npyz::Order::Fortran {
+        return Err("the array is in Fortran order; valar reads C order".into());
+    }
+    let npyz::DType::Plain(type_str) = npy.dtype() else {
+        return Err(format!(
+            "dtype {} is a record, not numbers",
+            npy.dtype().descr()
+        ));
+    };
+    fn all<T: npyz::Deserialize + Into<f64>>(
+        npy: npyz::NpyFile<&[u8]>,
+    ) -> Result<Vec<f64>, String> {
+        let values: Vec<T> = npy.into_vec().map_err(|e| e.to_string())?;
+        Ok(values.into_iter().map(Into::into).collect())
+    }
+    match (type_str.type_char(), type_str.size_field()) {
+        (UnicodeStr, _) if npy.shape().is_empty() => {
+            let text = one::<String>(npy)?;
+            text.split([';', ',', ' ', '\n'])
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| {
+                    s.trim()
+                        .parse::<f64>()
+                        .map_err(|_| format!("`{}` is not a number", s.trim()))
+                })
+                .collect()
+        }
+        (Float, 8) => all::<f64>(npy),
+        (Float, 4) => all::<f32>(npy),
+        (Int, 2) => all::<i16>(npy),
+        (Int, 4) => all::<i32>(npy),
+        (Uint, 2) => all::<u16>(npy),
+        (Uint, 4) => all::<u32>(npy),
+        _ => Err(format!(
+            "dtype {type_str} is not one valar reads numbers from (float, 16- or 32-bit integer, or a string)"
+        )),
+    }
+}
+
 /// The one value of a 0-d array.
 fn one<T: npyz::Deserialize>(npy: npyz::NpyFile<&[u8]>) -> Result<T, String> {
     let mut values: Vec<T> = npy.into_vec().map_err(|e| e.to_string())?;
@@ -356,6 +408,24 @@ mod tests {
             size: 3,
             data: (0..18).collect(),
         }
+    }
+
+    #[test]
+    fn numbers_come_from_float_arrays_and_from_string_scalars() {
+        let mut buf = Vec::new();
+        let mut w = npyz::WriteOptions::<f64>::new()
+            .default_dtype()
+            .shape(&[2, 2])
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend([1.5, -2.0, 3.25, 4.0]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(parse_npy_numbers(&buf).unwrap(), [1.5, -2.0, 3.25, 4.0]);
+        let text = npy_string_scalar("1.5;-2;3.25;4").unwrap();
+        assert_eq!(parse_npy_numbers(&text).unwrap(), [1.5, -2.0, 3.25, 4.0]);
+        let bad = npy_string_scalar("1;x").unwrap();
+        assert!(parse_npy_numbers(&bad).unwrap_err().contains("`x`"));
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub struct PrepParams {
     pub margin: Option<f64>,
     /// Whether images were decoded at full scale (`params.full_scale`).
     pub full_scale: Option<bool>,
+    /// Where aligned faces put the eyes (`params.align_eye_distance` and
+    /// `params.align_eye_y`, shares of the side); `None` when faces were cut from boxes.
+    pub align: Option<(f64, f64)>,
 }
 
 /// `params.input` of `prep.json`: which kind of source, and its paths.
@@ -166,6 +169,14 @@ impl PrepParams {
         PrepParams {
             input,
             margin: params.get("margin").and_then(serde_json::Value::as_f64),
+            align: params
+                .get("align_eye_distance")
+                .and_then(serde_json::Value::as_f64)
+                .zip(
+                    params
+                        .get("align_eye_y")
+                        .and_then(serde_json::Value::as_f64),
+                ),
             full_scale: params
                 .get("full_scale")
                 .and_then(serde_json::Value::as_bool),

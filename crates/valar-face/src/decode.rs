@@ -30,6 +30,10 @@ pub(crate) struct Request<F> {
     /// With `Some(size)`, a JPEG is decoded at the smallest DCT scale that keeps the
     /// crop at least `size` pixels on its shorter side, and only down to the crop.
     pub reduce_to: Option<u32>,
+    /// The face's side in full-image pixels when it is not the crop's shorter side: an
+    /// aligned face is a turned square inside the crop, and the scale must keep that square
+    /// `reduce_to` pixels across.
+    pub face_side: Option<f64>,
     /// Given the full width and height, the region that will be cropped (or why the
     /// image cannot be used), called before any pixel is decoded.
     pub crop: F,
@@ -68,10 +72,14 @@ fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), FaceError> {
 /// side still has at least `size` pixels: the rule of Pillow's `draft`, applied to the
 /// face rather than the whole image.
 pub(crate) fn scale_numerator(crop: FaceBox, size: u32) -> u8 {
-    let short = crop.width.min(crop.height);
+    numerator_for(crop.width.min(crop.height) as f64, size)
+}
+
+/// The smallest n/8 (n = 1, 2, 4, 8) that keeps `side` full-image pixels at least `size`.
+fn numerator_for(side: f64, size: u32) -> u8 {
     [1u8, 2, 4]
         .into_iter()
-        .find(|&n| short * i64::from(n) >= i64::from(size) * 8)
+        .find(|&n| side * f64::from(n) >= f64::from(size) * 8.0)
         .unwrap_or(8)
 }
 
@@ -173,9 +181,11 @@ where
         check_pixels(width, height, request.max_pixels)?;
         let (shown_w, shown_h) = displayed(width, height, orientation);
         let crop = (request.crop)(shown_w, shown_h)?;
-        let numerator = request
-            .reduce_to
-            .map_or(8, |size| scale_numerator(crop, size));
+        let numerator = match (request.reduce_to, request.face_side) {
+            (None, _) => 8,
+            (Some(size), None) => scale_numerator(crop, size),
+            (Some(size), Some(side)) => numerator_for(side, size),
+        };
         header.scale(numerator);
         let mut started = if request.gray {
             header.grayscale()

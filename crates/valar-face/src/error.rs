@@ -41,6 +41,9 @@ pub enum FaceError {
         /// Image height.
         height: u32,
     },
+    /// Faces are aligned and this one has no landmarks that place its eyes.
+    #[error("no landmarks place this face's eyes, and faces are aligned by them (--align)")]
+    NoLandmarks,
     /// The path leaves the image root (`..`, or an absolute path).
     #[error("path escapes the image root")]
     EscapesRoot,
@@ -58,6 +61,7 @@ impl FaceError {
             FaceError::TooManyPixels { .. } => "too_many_pixels",
             FaceError::EmptyBox(_) => "bad_box",
             FaceError::BoxOutsideImage { .. } => "box_outside_image",
+            FaceError::NoLandmarks => "no_landmarks",
             FaceError::EscapesRoot => "path_escapes_root",
         }
     }

@@ -4,6 +4,8 @@
 //! Both stages call [`decode_face`], so a model sees at prediction time exactly the
 //! pixels it was trained on.
 
+/// Alignment from landmarks: eyes levelled and placed.
+mod align;
 /// Decoding: JPEG through libjpeg-turbo at a reduced DCT scale, straight to luma; the rest through `image`.
 mod decode;
 /// The error type, with a short reason code per failure.
@@ -13,6 +15,10 @@ mod paths;
 /// Crop, colour conversion and resize.
 mod pipeline;
 
+pub use align::{Alignment, Eyes, LANDMARKS};
 pub use error::FaceError;
 pub use paths::{check_relative, resolve_under_root};
-pub use pipeline::{Face, FaceSpec, decode_face, image_file_limit, load_face, read_image};
+pub use pipeline::{
+    Face, FaceSpec, decode_aligned, decode_face, image_file_limit, load_aligned, load_face,
+    read_image,
+};

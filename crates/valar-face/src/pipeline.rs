@@ -1,4 +1,5 @@
 use crate::FaceError;
+use crate::align::{Alignment, Eyes, Square, sample};
 use crate::decode::{Decoded, Request, decode};
 use fast_image_resize::images::Image;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -23,6 +24,11 @@ pub struct FaceSpec {
     /// scale (1/8, 1/4, 1/2 or 1) that keeps the face at least `size` pixels on its
     /// shorter side, as Pillow's `draft` does, and only down to the face's last row.
     pub full_scale: bool,
+    /// Faces levelled and placed by their eyes (`valar prepare --align`) instead of cut
+    /// from a box: see [`decode_aligned`]. Absent from `prep.json` when off, so folders
+    /// prepared without it keep their bytes.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub align: Option<Alignment>,
 }
 
 impl FaceSpec {
@@ -34,6 +40,7 @@ impl FaceSpec {
         margin: 0.0,
         max_pixels: 89_478_485,
         full_scale: false,
+        align: None,
     };
 }
 
@@ -125,9 +132,66 @@ pub fn decode_face(
         max_pixels: spec.max_pixels,
         gray,
         reduce_to: (!spec.full_scale).then_some(size),
+        face_side: None,
         crop: |w, h| crop_region(face_box, spec.margin, w, h),
     };
     face_from(decode(bytes, &request)?, face_box, spec)
+}
+
+/// Reads an image file and cuts the face aligned by `eyes`, as [`decode_aligned`].
+pub fn load_aligned(path: &Path, eyes: Eyes, spec: &FaceSpec) -> Result<Face, FaceError> {
+    let bytes = read_image(path, spec.max_pixels)?;
+    decode_aligned(&bytes, eyes, spec)
+}
+
+/// Preprocesses a face aligned by its eyes (in full-image pixels): the image is turned so
+/// that the eyes are level and scaled so that they land where `spec.align` places them
+/// ([`Alignment::DEFAULT`] when it is `None`). The square this cuts is sampled at the
+/// decode's scale and then resized as a box is, so an aligned face is as sharp as a boxed
+/// one. `Face::face_box` is the part of the image the turned square covers.
+pub fn decode_aligned(bytes: &[u8], eyes: Eyes, spec: &FaceSpec) -> Result<Face, FaceError> {
+    let size = spec.size.max(1);
+    let square = Square::of(eyes, spec.align.unwrap_or(Alignment::DEFAULT));
+    let bounds = square.bounds();
+    let request = Request {
+        max_pixels: spec.max_pixels,
+        gray: spec.color == ColorMode::Gray,
+        reduce_to: (!spec.full_scale).then_some(size),
+        face_side: Some(square.side),
+        crop: |w, h| crop_region(Some(bounds), 0.0, w, h),
+    };
+    let decoded = decode(bytes, &request)?;
+    let crop = crop_region(Some(bounds), 0.0, decoded.full_width, decoded.full_height)?;
+    let scale = [
+        f64::from(decoded.width) / f64::from(decoded.full_width),
+        f64::from(decoded.height) / f64::from(decoded.full_height),
+    ];
+    // The square at the decode's scale: neither enlarged nor shrunk before the resize.
+    let n = (square.side * scale[0]).round().clamp(1.0, 8192.0) as u32;
+    let upright = sample(
+        &decoded.pixels,
+        decoded.channels,
+        (decoded.width, decoded.rows),
+        scale,
+        &square,
+        n,
+    );
+    let turned = Decoded {
+        pixels: upright,
+        channels: decoded.channels,
+        width: n,
+        height: n,
+        rows: n,
+        full_width: n,
+        full_height: n,
+    };
+    let pixels = crop_and_resize(&turned, FaceBox::whole(n, n), size, spec.color)?;
+    Ok(Face {
+        pixels,
+        face_box: crop,
+        image_width: decoded.full_width,
+        image_height: decoded.full_height,
+    })
 }
 
 /// Cuts and scales the face out of decoded pixels.
@@ -306,6 +370,128 @@ mod tests {
         );
         assert!(black.pixels.iter().all(|&v| v < 15));
         assert_eq!((white.image_width, white.image_height), (400, 300));
+    }
+
+    /// A gray image with two bright 5×5 eyes at `left` and `right` (their centres).
+    fn eyes_image(width: u32, height: u32, left: [f64; 2], right: [f64; 2]) -> Vec<u8> {
+        let img = RgbImage::from_fn(width, height, |x, y| {
+            let near = |c: [f64; 2]| {
+                (f64::from(x) + 0.5 - c[0]).abs() < 2.5 && (f64::from(y) + 0.5 - c[1]).abs() < 2.5
+            };
+            if near(left) || near(right) {
+                Rgb([255, 255, 255])
+            } else {
+                Rgb([40, 40, 40])
+            }
+        });
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        out
+    }
+
+    /// The brightness-weighted centre of the pixels of `face` (S×S gray) brighter than the
+    /// background, within columns `cols`.
+    fn bright_centre(face: &[u8], size: usize, cols: std::ops::Range<usize>) -> [f64; 2] {
+        let (mut sx, mut sy, mut sw) = (0.0, 0.0, 0.0);
+        for y in 0..size {
+            for x in cols.clone() {
+                let w = f64::from(face[y * size + x].saturating_sub(60));
+                sx += w * (x as f64 + 0.5);
+                sy += w * (y as f64 + 0.5);
+                sw += w;
+            }
+        }
+        assert!(sw > 0.0, "no bright pixel in columns {cols:?}");
+        [sx / sw, sy / sw]
+    }
+
+    #[test]
+    fn alignment_puts_the_eyes_where_it_says() {
+        // Eyes 60 px apart, the face turned by 25°, in a 320×260 image; and the same eyes
+        // level and close to the top-left corner, where the square leaves the image.
+        let t = 25f64.to_radians();
+        for (left, right) in [
+            (
+                [120.0, 100.0],
+                [120.0 + 60.0 * t.cos(), 100.0 + 60.0 * t.sin()],
+            ),
+            ([30.0, 30.0], [90.0, 30.0]),
+        ] {
+            let bytes = eyes_image(320, 260, left, right);
+            let points: Vec<[f64; 2]> = (0..68)
+                .map(|i| match i {
+                    36..=41 => left,
+                    42..=47 => right,
+                    _ => [200.0, 200.0],
+                })
+                .collect();
+            let eyes = Eyes::from_landmarks(&points).unwrap();
+            for (size, placement) in [
+                (48u32, Alignment::DEFAULT),
+                (
+                    64,
+                    Alignment {
+                        eye_distance: 0.5,
+                        eye_y: 0.45,
+                    },
+                ),
+            ] {
+                let spec = FaceSpec {
+                    size,
+                    align: Some(placement),
+                    ..FaceSpec::default()
+                };
+                let face = decode_aligned(&bytes, eyes, &spec).unwrap();
+                let s = size as usize;
+                let got_left = bright_centre(&face.pixels, s, 0..s / 2);
+                let got_right = bright_centre(&face.pixels, s, s / 2..s);
+                let sf = f64::from(size);
+                let want_y = placement.eye_y * sf;
+                let want_left = (0.5 - placement.eye_distance / 2.0) * sf;
+                let want_right = (0.5 + placement.eye_distance / 2.0) * sf;
+                for (got, want) in [
+                    (got_left, [want_left, want_y]),
+                    (got_right, [want_right, want_y]),
+                ] {
+                    assert!(
+                        (got[0] - want[0]).abs() < 0.5 && (got[1] - want[1]).abs() < 0.5,
+                        "size {size}, eyes {left:?} {right:?}: found {got:?}, expected {want:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_jpeg_decoded_at_reduced_scale_aligns_like_the_full_scale_one() {
+        let t = (-12f64).to_radians();
+        let (left, right) = (
+            [400.0, 300.0],
+            [400.0 + 200.0 * t.cos(), 300.0 + 200.0 * t.sin()],
+        );
+        let png = eyes_image(900, 700, left, right);
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        let jpeg = encode_jpeg(&img);
+        let eyes = Eyes { left, right };
+        let spec = FaceSpec {
+            align: Some(Alignment::DEFAULT),
+            ..FaceSpec::default()
+        };
+        let reduced = decode_aligned(&jpeg, eyes, &spec).unwrap();
+        let full = decode_aligned(
+            &jpeg,
+            eyes,
+            &FaceSpec {
+                full_scale: true,
+                ..spec.clone()
+            },
+        )
+        .unwrap();
+        assert!(mean_difference(&reduced.pixels, &full.pixels) < 3.0);
+        // The part of the image the turned square covers.
+        assert!(reduced.face_box.width > 540 && reduced.face_box.height > 540);
     }
 
     #[test]
@@ -508,6 +694,7 @@ mod tests {
                         max_pixels: u64::MAX,
                         gray: color == ColorMode::Gray,
                         reduce_to: Some(size),
+                        face_side: None,
                         crop: move |_, _| Ok(b),
                     };
                     assert_eq!(scale_numerator(face, size), scale_numerator(tall, size));
@@ -729,6 +916,7 @@ mod tests {
                     max_pixels: u64::MAX,
                     gray: true,
                     reduce_to: None,
+                    face_side: None,
                     crop: |w, h| crop_region(Some(face), 0.0, w, h),
                 };
                 let decoded = crate::decode::decode_other(b, &request).unwrap();

@@ -2,7 +2,7 @@ use crate::PrepError;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use valar_core::{ColorMode, Dimension};
-use valar_face::FaceSpec;
+use valar_face::{Alignment, FaceSpec};
 
 /// Where the samples come from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -295,12 +295,24 @@ prepare_settings! {
     /// (1/8 to 1) that keeps the face at least --size pixels across, as Pillow's
     /// `draft` does: several times faster, and within a gray level or so on average.
     full_scale: bool => face.full_scale [long, default_value_t = D.full_scale];
+    /// Level and place each face by its eyes, from the 68 landmarks the input carries
+    /// (AffectNet's, AFEW-VA's), instead of cutting its box: the eyes 0.37 of the side apart
+    /// on the row at 0.38 of it.
+    align: bool => face.align via alignment, is_aligned [long, default_value_t = D.align];
     /// Also write every face as a PNG, in a folder per interval.
     png: bool => png [long, default_value_t = D.png];
     /// Video inputs: use every k-th frame of each video.
     frame_step: usize => frames.step [long, default_value_t = D.frame_step];
     /// Video inputs: then at most N frames per video, a seeded draw.
     frames_per_video: Option<usize> => frames.per_video [long];
+}
+
+fn alignment(on: bool) -> Option<Alignment> {
+    on.then_some(Alignment::DEFAULT)
+}
+
+fn is_aligned(align: Option<Alignment>) -> bool {
+    align.is_some()
 }
 
 fn color_mode(rgb: bool) -> ColorMode {
@@ -326,6 +338,7 @@ impl PrepareSettings {
         margin: FaceSpec::DEFAULT.margin,
         max_pixels: FaceSpec::DEFAULT.max_pixels,
         full_scale: FaceSpec::DEFAULT.full_scale,
+        align: false,
         png: false,
         frame_step: 1,
         frames_per_video: None,
@@ -366,6 +379,14 @@ impl PrepareSettings {
         if !margins.contains(&self.margin) {
             let range = format!("must be between {} and {}", margins.start(), margins.end());
             return bad("margin", range);
+        }
+        if self.align && self.margin != 0.0 {
+            // An aligned face is framed by its eyes, not its box: a margin would say nothing.
+            return Err(PrepError::Conflict {
+                key: "align",
+                other: "margin",
+                why: "an aligned face is framed by its eyes, not a box".into(),
+            });
         }
         if self.frame_step == 0 {
             return bad("frame_step", "must be at least 1".into());

@@ -5,7 +5,9 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use valar_core::{FaceBox, Progress};
-use valar_face::{Face, FaceError, FaceSpec, decode_face, read_image, resolve_under_root};
+use valar_face::{
+    Eyes, Face, FaceError, FaceSpec, decode_aligned, decode_face, read_image, resolve_under_root,
+};
 
 /// A face that made it into the dataset. Its pixels went to the sink as it came.
 pub(crate) struct Chosen {
@@ -41,6 +43,7 @@ struct Rows<'a> {
     row: Vec<u64>,
     path: Vec<&'a str>,
     face_box: Vec<Option<FaceBox>>,
+    eyes: Vec<Option<Eyes>>,
 }
 
 impl<'a> Rows<'a> {
@@ -65,7 +68,22 @@ impl<'a> Rows<'a> {
                 _ => None,
             })
             .collect();
+        let eye = |n: &str| -> PolarsResult<Vec<Option<f64>>> {
+            Ok(table.column(n)?.f64()?.iter().collect())
+        };
+        let [lx, ly, rx, ry] = crate::input::EYE_COLUMNS.map(eye);
+        let (lx, ly, rx, ry) = (lx?, ly?, rx?, ry?);
+        let eyes = (0..table.height())
+            .map(|i| match (lx[i], ly[i], rx[i], ry[i]) {
+                (Some(a), Some(b), Some(c), Some(d)) => Some(Eyes {
+                    left: [a, b],
+                    right: [c, d],
+                }),
+                _ => None,
+            })
+            .collect();
         Ok(Rows {
+            eyes,
             row: table.column("row")?.u64()?.into_no_null_iter().collect(),
             path: table
                 .column("path")?
@@ -115,7 +133,10 @@ pub(crate) fn select(
             let end = (next + (want[cell] - kept).min(CHUNK)).min(order.len());
             let results: Vec<Outcome> = order[next..end]
                 .par_iter()
-                .map(|&pos| (pos, process(root, rows.path[pos], rows.face_box[pos], spec)))
+                .map(|&pos| {
+                    let at = (rows.face_box[pos], rows.eyes[pos]);
+                    (pos, process(root, rows.path[pos], at, spec))
+                })
                 .collect();
             next = end;
             for (pos, out) in results {
@@ -175,15 +196,23 @@ fn image_detail(e: &FaceError, path: &str, face_box: Option<FaceBox>) -> String 
 }
 
 /// Reads the file once, hashing and decoding the same bytes.
+/// With `spec.align`, the face is cut by its eyes, and a row without them is refused
+/// before its file is read.
 fn process(
     root: &Path,
     rel: &str,
-    face_box: Option<FaceBox>,
+    (face_box, eyes): (Option<FaceBox>, Option<Eyes>),
     spec: &FaceSpec,
 ) -> Result<(Face, String), FaceError> {
+    if spec.align.is_some() && eyes.is_none() {
+        return Err(FaceError::NoLandmarks);
+    }
     let path = resolve_under_root(root, rel)?;
     let bytes = read_image(&path, spec.max_pixels)?;
-    let face = decode_face(&bytes, face_box, spec)?;
+    let face = match eyes.filter(|_| spec.align.is_some()) {
+        Some(eyes) => decode_aligned(&bytes, eyes, spec)?,
+        None => decode_face(&bytes, face_box, spec)?,
+    };
     let sha256 = format!("{:x}", Sha256::digest(&bytes));
     Ok((face, sha256))
 }

@@ -1,7 +1,8 @@
 //! Each reader turns its input into the same table of samples, plus the rows it
 //! could not parse. Columns: `row` (u64), `path` (str), `face_x`, `face_y`,
 //! `face_width`, `face_height` (i64, null without a box), `expression` (i32, null
-//! when unknown), `valence`, `arousal` (f64).
+//! when unknown), `valence`, `arousal` (f64), then the eyes' centres [`EYE_COLUMNS`] (f64,
+//! null where the input gives no landmarks or they were not asked for).
 
 /// AFEW-VA: clip folders of PNG frames with one JSON of labels and landmarks each.
 mod afew_va;
@@ -21,7 +22,7 @@ mod rows;
 mod video_csv;
 
 use crate::{Input, PrepError, Reject};
-use polars::prelude::DataFrame;
+use polars::prelude::{Column, DataFrame};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -155,12 +156,44 @@ pub(crate) struct Loaded {
     pub found: String,
 }
 
-/// Reads any input kind.
-pub(crate) fn load(input: &Input) -> Result<Loaded, PrepError> {
+/// The table's columns holding each row's eye centres, in full-image pixels.
+pub(crate) const EYE_COLUMNS: [&str; 4] =
+    ["eye_left_x", "eye_left_y", "eye_right_x", "eye_right_y"];
+
+/// The [`EYE_COLUMNS`] of rows whose eyes are `eyes`.
+pub(crate) fn eye_columns(eyes: &[Option<valar_face::Eyes>]) -> [Column; 4] {
+    let part = |f: fn(&valar_face::Eyes) -> f64| -> Vec<Option<f64>> {
+        eyes.iter().map(|e| e.as_ref().map(f)).collect()
+    };
+    [
+        Column::new(EYE_COLUMNS[0].into(), part(|e| e.left[0])),
+        Column::new(EYE_COLUMNS[1].into(), part(|e| e.left[1])),
+        Column::new(EYE_COLUMNS[2].into(), part(|e| e.right[0])),
+        Column::new(EYE_COLUMNS[3].into(), part(|e| e.right[1])),
+    ]
+}
+
+/// Reads any input kind. With `landmarks` (`prepare --align`), every row kept has its eyes:
+/// a row whose landmarks are missing or unusable is a `no_landmarks` reject, and an input
+/// that never carries landmarks is an error. Without it, only inputs whose landmarks cost
+/// nothing to read (AFEW-VA's) fill the eye columns.
+pub(crate) fn load(input: &Input, landmarks: bool) -> Result<Loaded, PrepError> {
+    if landmarks {
+        let none = match input {
+            Input::AffWild2 { .. } => Some("Aff-Wild2's VA annotations"),
+            Input::VideoCsv { .. } => Some("a video CSV"),
+            _ => None,
+        };
+        if let Some(what) = none {
+            return Err(PrepError::Config(format!(
+                "--align levels faces by the eyes of their 68 landmarks, and {what} carries none                  (AffectNet's both releases, AFEW-VA and a CSV with a facial_landmarks column do)"
+            )));
+        }
+    }
     match input {
-        Input::AffectNet { csv, images } => csv::load_affectnet(csv, images),
-        Input::Generic { csv, images } => csv::load_generic(csv, images),
-        Input::AffectNetNewer { dir } => newer::load(dir),
+        Input::AffectNet { csv, images } => csv::load_affectnet(csv, images, landmarks),
+        Input::Generic { csv, images } => csv::load_generic(csv, images, landmarks),
+        Input::AffectNetNewer { dir } => newer::load(dir, landmarks),
         Input::AfewVa { dir } => afew_va::load(dir),
         Input::AffWild2 {
             annotations,

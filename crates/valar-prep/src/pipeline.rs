@@ -203,7 +203,7 @@ pub(crate) fn read_and_stratify(
     let started = Instant::now();
     let table_err = || PrepError::table(cfg.input.source());
     progress.start("reading", 0);
-    let loaded = input::load(&cfg.input)?;
+    let loaded = input::load(&cfg.input, cfg.face.align.is_some())?;
     progress.finish();
     let mut loaded = crate::video::prepare_frames(loaded, cfg, progress)?;
     let read_seconds = started.elapsed().as_secs_f64();

@@ -19,6 +19,8 @@ pub struct Reject {
 pub(crate) mod reason {
     /// Wrong number of fields, or a field that is not a number.
     pub const MALFORMED: &str = "malformed_row";
+    /// `--align` was asked for and the row's 68 landmarks are missing or cannot place the eyes.
+    pub const NO_LANDMARKS: &str = "no_landmarks";
     /// Valence or arousal is −2: AffectNet's mark for Uncertain and Non-Face.
     pub const NO_LABEL: &str = "no_label";
     /// Expression 8 (None), 9 (Uncertain) or 10 (Non-Face).

@@ -34,7 +34,7 @@ pub struct SourceRows {
 /// Reads any input kind into plain rows, for stages (such as `valar audit`) that
 /// must see the same rows, row numbers and boxes as `prepare`.
 pub fn read_source(input: &Input) -> Result<SourceRows, PrepError> {
-    let loaded = input::load(input)?;
+    let loaded = input::load(input, false)?;
     let rows = to_rows(&loaded.table).map_err(PrepError::table(input.source()))?;
     Ok(SourceRows {
         rows,

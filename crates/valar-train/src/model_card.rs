@@ -502,11 +502,21 @@ impl Card<'_> {
     fn limitations(&self, s: &mut String) {
         let size = self.meta("valar.input_size").unwrap_or("?");
         let color = self.meta("valar.color").unwrap_or("?");
+        let aligned = self
+            .meta("valar.crop.alignment")
+            .filter(|a| *a != "none")
+            .map(|a| {
+                format!(
+                    "- Faces were aligned by their eyes (`{a}`): every face it is given needs its 68 landmarks (`valar predict` reads them from a CSV's `facial_landmarks` column or from AffectNet's `annotations/<id>_lnd.npy`), and landmarks found by another detector place the eyes slightly differently.\n"
+                )
+            })
+            .unwrap_or_default();
         let _ = write!(
             s,
             "\n## Limitations\n\n\
              - Faces are {size}×{size} {color}: expressions that need finer detail are lost at this resolution.\n\
-             - Faces must be cut as the metadata says (crop margin, box source, decode rule); other crops give other predictions.\n\
+             - Faces must be cut as the metadata says (crop margin, box source, alignment, decode rule); other crops give other predictions.\n\
+             {aligned}\
              - The labels are single-annotator valence and arousal (as AffectNet's): annotators disagree with each other by RMSE about 0.34 (valence) and 0.36 (arousal), which bounds what any model can show.\n\
              - Figures are on the splits named above, not on a benchmark's official protocol.\n\
              - The training data's licence is not valar's: check the dataset's terms before sharing or using this model.\n"

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use valar_core::{EXPRESSIONS, MARGINS, PrepInfo, PreparedDir, Targets, VERSION};
 use valar_engine::ExportInfo;
+use valar_face::Alignment;
 
 /// Version of the key set, raised when a key changes meaning.
 pub const METADATA_FORMAT: &str = "1";
@@ -77,6 +78,8 @@ pub struct CropRule {
     /// `jpeg_draft` (JPEGs decoded at the smallest DCT scale that keeps the face at least the
     /// face size) or `full`.
     pub scale_rule: String,
+    /// Where the eyes were placed, for faces aligned by their landmarks (`prepare --align`).
+    pub alignment: Option<Alignment>,
 }
 
 /// Where each input kind of `valar prepare` takes its face box from.
@@ -109,6 +112,10 @@ impl CropRule {
             } else {
                 "jpeg_draft".into()
             },
+            alignment: p.align.map(|(eye_distance, eye_y)| Alignment {
+                eye_distance,
+                eye_y,
+            }),
         };
         Ok(Some((rule, sha256_hex(&bytes))))
     }
@@ -147,10 +154,17 @@ impl CropRule {
         ) else {
             return Ok(None);
         };
+        // Models from before alignment existed say nothing: their faces were cut from boxes.
+        let alignment = match meta.get("valar.crop.alignment") {
+            None => None,
+            Some(text) => Alignment::from_key_text(text)
+                .map_err(|why| bad_key(model, "valar.crop.alignment", text, why))?,
+        };
         Ok(Some(CropRule {
             margin,
             box_source: box_source.clone(),
             scale_rule: scale_rule.clone(),
+            alignment,
         }))
     }
 }
@@ -220,7 +234,8 @@ pub(crate) fn export_info(
     if let Some((rule, _)) = &prepared {
         put("valar.crop.margin", rule.margin.to_string());
         put("valar.crop.box_source", rule.box_source.clone());
-        put("valar.crop.alignment", "none".into());
+        let alignment = rule.alignment.map_or("none".into(), |a| a.key_text());
+        put("valar.crop.alignment", alignment);
         put("valar.decode.scale_rule", rule.scale_rule.clone());
     }
     // Catmull-Rom, the filter of Pillow's `Image.BICUBIC`.

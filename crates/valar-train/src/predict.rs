@@ -14,7 +14,7 @@ use valar_core::{
     ColorMode, Dimension, EXPRESSIONS, FaceBox, MARGINS, Targets, argmax, write_atomic,
 };
 use valar_engine::{Device, InferenceModel};
-use valar_face::{FaceSpec, load_face};
+use valar_face::{Eyes, FaceSpec, load_aligned, load_face};
 
 /// Images decoded (in parallel) and predicted per batch.
 const BATCH: usize = 256;
@@ -30,7 +30,9 @@ pub enum PredictInput {
     /// Image files, whole images.
     Images(Vec<PathBuf>),
     /// A CSV with a `path` column (or AffectNet's `subDirectory_filePath`) and optionally
-    /// `face_x,face_y,face_width,face_height`; a row with all four uses that face box.
+    /// `face_x,face_y,face_width,face_height`; a row with all four uses that face box. For a
+    /// model trained on aligned faces, a `facial_landmarks` column (AffectNet's 136 numbers,
+    /// `x;y;…`) gives each row's eyes.
     Csv {
         /// The CSV file.
         file: PathBuf,
@@ -86,6 +88,8 @@ struct Job {
     path: String,
     file: PathBuf,
     face_box: Result<Option<FaceBox>, String>,
+    /// The row's `facial_landmarks` text, from a CSV that has the column.
+    landmarks: Option<String>,
 }
 
 /// Predicts every image; an image that cannot be read becomes a row with its error and the
@@ -98,6 +102,7 @@ pub fn predict(opts: &PredictOptions) -> Result<Predictions, TrainError> {
                 path: p.display().to_string(),
                 file: p.clone(),
                 face_box: Ok(None),
+                landmarks: None,
             })
             .collect(),
         PredictInput::Csv { file, root } => read_csv_jobs(file, root.as_deref())?,
@@ -189,9 +194,42 @@ fn face_spec(
         size: u32::try_from(model.input_size()).unwrap_or(u32::MAX),
         color,
         margin,
-        full_scale: crop.is_some_and(|c| c.scale_rule == "full"),
+        full_scale: crop.as_ref().is_some_and(|c| c.scale_rule == "full"),
+        align: crop.and_then(|c| c.alignment),
         ..FaceSpec::default()
     })
+}
+
+/// The eyes of a job, for a model trained on aligned faces: from the CSV's
+/// `facial_landmarks`, else from AffectNet's newer layout beside the image
+/// (`<set>/images/<id>.jpg` → `<set>/annotations/<id>_lnd.npy`); or why there are none.
+fn job_eyes(job: &Job) -> Result<Eyes, String> {
+    let refuse = |why: String| format!("no_landmarks: {why}");
+    if let Some(text) = &job.landmarks {
+        return Eyes::parse(text).map_err(|e| refuse(format!("facial_landmarks: {e}")));
+    }
+    let beside = job
+        .file
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "images"))
+        .and_then(Path::parent)
+        .zip(job.file.file_stem())
+        .map(|(set, id)| {
+            set.join("annotations")
+                .join(format!("{}_lnd.npy", id.to_string_lossy()))
+        });
+    match beside {
+        Some(lnd) if lnd.is_file() => {
+            let numbers = valar_core::read_npy_numbers(&lnd).map_err(|e| refuse(e.to_string()))?;
+            Eyes::from_flat(&numbers).map_err(|e| refuse(format!("{}: {e}", lnd.display())))
+        }
+        _ => Err(refuse(
+            "the model was trained on faces aligned by their eyes (valar.crop.alignment), and \
+             this image has no landmarks: give a CSV with a facial_landmarks column, or \
+             AffectNet's annotations/<id>_lnd.npy beside images/"
+                .into(),
+        )),
+    }
 }
 
 /// Cuts the faces of `jobs` (in parallel) and predicts those that could be cut, one row per
@@ -207,8 +245,11 @@ fn predict_batch(
         .par_iter()
         .map(|job| {
             let face_box = job.face_box.clone()?;
-            load_face(&job.file, face_box, spec)
-                .map(|f| f.pixels)
+            let face = match spec.align {
+                Some(_) => load_aligned(&job.file, job_eyes(job)?, spec),
+                None => load_face(&job.file, face_box, spec),
+            };
+            face.map(|f| f.pixels)
                 .map_err(|e| format!("{}: {e}", e.reason()))
         })
         .collect();
@@ -283,6 +324,7 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
         col("face_width"),
         col("face_height"),
     ];
+    let landmarks_col = col("facial_landmarks");
     let root = root
         .map(Path::to_path_buf)
         .or_else(|| file.parent().map(Path::to_path_buf))
@@ -302,6 +344,7 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
                     header.len()
                 )),
                 path,
+                landmarks: None,
             });
             continue;
         }
@@ -319,6 +362,9 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
             path,
             file,
             face_box: face_box(&cells),
+            landmarks: landmarks_col
+                .and_then(|c| record.get(c))
+                .map(|s| s.trim().to_string()),
         });
     }
     Ok(jobs)

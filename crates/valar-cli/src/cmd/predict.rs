@@ -11,9 +11,11 @@ pub struct PredictArgs {
     /// The model (a run's model.onnx).
     #[arg(long)]
     pub model: PathBuf,
-    /// Image files, each used whole (no face detection).
+    /// Image files, each used whole (no face detection). For a model trained on aligned
+    /// faces, each needs AffectNet's annotations/<id>_lnd.npy beside its images/ folder.
     pub images: Vec<PathBuf>,
-    /// A CSV with a `path` column and optionally face_x, face_y, face_width, face_height.
+    /// A CSV with a `path` column and optionally face_x, face_y, face_width, face_height, and
+    /// facial_landmarks (136 numbers, x;y;…) for a model trained on aligned faces.
     #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Folder the CSV's relative paths start from [default: the CSV's folder].

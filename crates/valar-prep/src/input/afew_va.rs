@@ -155,10 +155,13 @@ fn parse_frame(value: &Value) -> Result<Labels, String> {
             _ => return Err(format!("landmark {p} is not an [x, y] pair")),
         }
     }
+    let points: Vec<[f64; 2]> = xy.iter().map(|&(x, y)| [x, y]).collect();
     Ok(Labels {
         valence,
         arousal,
         face_box: Some(landmark_box(&xy)),
+        // Whether or not prepare aligns: a clip whose eyes coincide still has its box.
+        eyes: valar_face::Eyes::from_landmarks(&points).ok(),
     })
 }
 

@@ -166,6 +166,7 @@ fn line_verdict(at: &str, line: &str, frame: u64) -> Result<Labels, Refusal> {
             valence,
             arousal,
             face_box: None,
+            eyes: None,
         }),
     }
 }

@@ -24,7 +24,12 @@ const EXTRA: &str = "__extra";
 const ROW: &str = "__row";
 
 /// Reads AffectNet's `training.csv` or `validation.csv`, with or without a header row.
-pub(super) fn load_affectnet(csv: &Path, images: &Path) -> Result<Loaded, PrepError> {
+/// With `landmarks`, each row's eyes come from `facial_landmarks` (see [`super::load`]).
+pub(super) fn load_affectnet(
+    csv: &Path,
+    images: &Path,
+    landmarks: bool,
+) -> Result<Loaded, PrepError> {
     let first = first_line(csv)?;
     let fields = split_fields(&first);
     // Some copies of validation.csv have no header. A header is recognised by
@@ -41,10 +46,13 @@ pub(super) fn load_affectnet(csv: &Path, images: &Path) -> Result<Loaded, PrepEr
     let needed: Vec<&str> = AFFECTNET_COLUMNS
         .iter()
         .copied()
-        .filter(|&c| c != "facial_landmarks")
+        .filter(|&c| landmarks || c != "facial_landmarks")
         .collect();
     require(csv, &names, &needed, &AFFECTNET_COLUMNS)?;
-    let mapping = affectnet_mapping();
+    let mapping = Mapping {
+        landmarks: landmarks.then_some("facial_landmarks"),
+        ..affectnet_mapping()
+    };
     if names == AFFECTNET_COLUMNS
         && let Some(rows) = super::lines::read(csv, has_header, &mapping)?
     {
@@ -55,7 +63,12 @@ pub(super) fn load_affectnet(csv: &Path, images: &Path) -> Result<Loaded, PrepEr
 
 /// Reads a CSV with a header naming `path`, `valence`, `arousal` and, optionally,
 /// the four box columns and `expression`. Other columns are ignored.
-pub(super) fn load_generic(csv: &Path, images: &Path) -> Result<Loaded, PrepError> {
+/// With `landmarks`, each row's eyes come from a `facial_landmarks` column, then required.
+pub(super) fn load_generic(
+    csv: &Path,
+    images: &Path,
+    landmarks: bool,
+) -> Result<Loaded, PrepError> {
     const BOX: [&str; 4] = ["face_x", "face_y", "face_width", "face_height"];
     let expected = [
         "path",
@@ -66,9 +79,13 @@ pub(super) fn load_generic(csv: &Path, images: &Path) -> Result<Loaded, PrepErro
         "face_width (optional)",
         "face_height (optional)",
         "expression (optional)",
+        "facial_landmarks (with --align)",
     ];
     let names = split_fields(&first_line(csv)?);
     let mut needed = vec!["path", "valence", "arousal"];
+    if landmarks {
+        needed.push("facial_landmarks");
+    }
     let box_count = BOX.iter().filter(|c| names.iter().any(|n| n == *c)).count();
     if box_count > 0 {
         // Half a box is a broken file, not an optional column.
@@ -83,6 +100,7 @@ pub(super) fn load_generic(csv: &Path, images: &Path) -> Result<Loaded, PrepErro
         expression: has("expression").then_some("expression"),
         valence: "valence",
         arousal: "arousal",
+        landmarks: landmarks.then_some("facial_landmarks"),
     };
     read_rows(csv, images, &names, true, &mapping)
 }
@@ -147,6 +165,7 @@ fn read_rows(
     let mut used: Vec<&str> = vec![m.path, m.valence, m.arousal];
     used.extend(m.boxes.iter().flatten());
     used.extend(m.expression);
+    used.extend(m.landmarks);
     used.push(EXTRA);
     let projection: Arc<[PlSmallStr]> = used.iter().map(|&c| PlSmallStr::from(c)).collect();
     let raw = CsvReadOptions::default()
@@ -200,6 +219,7 @@ fn parse_rows(csv: &Path, images: &Path, raw: DataFrame, m: &Mapping) -> Result<
         None => None,
     };
     let expression = m.expression.map(text).transpose()?;
+    let landmarks = m.landmarks.map(text).transpose()?;
     let mut parsed = ParsedRows::with_capacity(rows.len());
     for (i, &row) in rows.iter().enumerate() {
         let mut f = RowFields {
@@ -207,6 +227,7 @@ fn parse_rows(csv: &Path, images: &Path, raw: DataFrame, m: &Mapping) -> Result<
             valence: valence.get(i),
             arousal: arousal.get(i),
             expression: expression.as_ref().and_then(|e| e.get(i)),
+            landmarks: landmarks.as_ref().and_then(|l| l.get(i)),
             extra: extra.get(i),
             ..RowFields::default()
         };
@@ -230,9 +251,9 @@ mod tests {
         let csv = dir.path().join("t.csv");
         std::fs::write(&csv, text).unwrap();
         if generic {
-            load_generic(&csv, dir.path())
+            load_generic(&csv, dir.path(), false)
         } else {
-            load_affectnet(&csv, dir.path())
+            load_affectnet(&csv, dir.path(), false)
         }
     }
 
@@ -245,6 +266,52 @@ mod tests {
             .iter()
             .flatten()
             .collect()
+    }
+
+    #[test]
+    fn with_landmarks_each_row_gets_its_eyes_or_a_no_landmarks_reject() {
+        // Eyes at (10, 20) and (30, 24); every other point at the origin.
+        let points: Vec<String> = (0..68)
+            .map(|i| match i {
+                36..=41 => "10;20".to_string(),
+                42..=47 => "30;24".to_string(),
+                _ => "0;0".to_string(),
+            })
+            .collect();
+        let lm = points.join(";");
+        let rows = format!(
+            "1/a.jpg,10,20,30,30,{lm},1,0.5,-0.25\n2/b.jpg,0,0,40,40,,2,-0.75,0.125\n3/c.jpg,0,0,40,40,1;2;3,2,0.1,0.1\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("t.csv");
+        std::fs::write(&csv, format!("{HEADER}\n{rows}")).unwrap();
+        // The fast reader and polars' (a quote sends a file to the latter) agree.
+        let quoted = dir.path().join("q.csv");
+        std::fs::write(&quoted, format!("{HEADER}\n\"1/a.jpg\"{}", &rows[7..])).unwrap();
+        for file in [&csv, &quoted] {
+            let l = load_affectnet(file, dir.path(), true).unwrap();
+            assert_eq!(column_f64(&l, "eye_left_x"), [10.0]);
+            assert_eq!(column_f64(&l, "eye_right_y"), [24.0]);
+            let why: Vec<(u64, &str)> = l.rejects.iter().map(|r| (r.row, r.reason)).collect();
+            assert_eq!(why, [(3, "no_landmarks"), (4, "no_landmarks")]);
+            assert!(
+                l.rejects[1].detail.contains("3 numbers"),
+                "{}",
+                l.rejects[1].detail
+            );
+            // Without --align the same rows are kept and the eye columns stay empty.
+            let plain = load_affectnet(file, dir.path(), false).unwrap();
+            assert_eq!(plain.table.height(), 3);
+            assert!(column_f64(&plain, "eye_left_x").is_empty());
+        }
+        // A generic CSV must then have the column.
+        let generic = dir.path().join("g.csv");
+        std::fs::write(&generic, "path,valence,arousal\na.jpg,0.1,0.2\n").unwrap();
+        let err = load_generic(&generic, dir.path(), true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("facial_landmarks"), "{err}");
     }
 
     #[test]
@@ -391,7 +458,7 @@ mod tests {
                 "{text:?}"
             );
             // And the whole load still reads it.
-            assert!(load_affectnet(&csv, dir.path()).is_ok(), "{text:?}");
+            assert!(load_affectnet(&csv, dir.path(), false).is_ok(), "{text:?}");
         }
     }
 

@@ -3,6 +3,7 @@ use crate::{PrepError, Reject};
 use polars::prelude::*;
 use std::path::Path;
 use valar_core::FaceBox;
+use valar_face::Eyes;
 
 /// One labelled video frame whose image is on disk.
 pub(super) struct FrameRow {
@@ -12,6 +13,8 @@ pub(super) struct FrameRow {
     pub path: String,
     /// The face box, when the layout gives one (AFEW-VA's landmarks do).
     pub face_box: Option<FaceBox>,
+    /// The eyes, when the layout gives landmarks (AFEW-VA does).
+    pub eyes: Option<Eyes>,
     /// Valence in [-1, 1].
     pub valence: f64,
     /// Arousal in [-1, 1].
@@ -42,6 +45,7 @@ pub(super) struct Labels {
     pub valence: f64,
     pub arousal: f64,
     pub face_box: Option<FaceBox>,
+    pub eyes: Option<Eyes>,
 }
 
 /// Why a frame is not kept: its reason in `rejects.csv` and the detail.
@@ -93,6 +97,7 @@ impl Frames {
             row: self.rows_read as u64,
             path,
             face_box: labels.face_box,
+            eyes: labels.eyes,
             valence: labels.valence,
             arousal: labels.arousal,
             video: video.id.clone(),
@@ -115,46 +120,45 @@ impl Frames {
         let boxed = |f: fn(&FaceBox) -> i64| -> Vec<Option<i64>> {
             r.iter().map(|x| x.face_box.as_ref().map(f)).collect()
         };
-        let table = DataFrame::new(
-            n,
-            vec![
-                Column::new("row".into(), r.iter().map(|x| x.row).collect::<Vec<_>>()),
-                Column::new(
-                    "path".into(),
-                    r.iter().map(|x| x.path.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new("face_x".into(), boxed(|b| b.x)),
-                Column::new("face_y".into(), boxed(|b| b.y)),
-                Column::new("face_width".into(), boxed(|b| b.width)),
-                Column::new("face_height".into(), boxed(|b| b.height)),
-                Column::full_null("expression".into(), n, &DataType::Int32),
-                Column::new(
-                    "valence".into(),
-                    r.iter().map(|x| x.valence).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "arousal".into(),
-                    r.iter().map(|x| x.arousal).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "video".into(),
-                    r.iter().map(|x| x.video.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "frame".into(),
-                    r.iter().map(|x| x.frame).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "group".into(),
-                    r.iter().map(|x| x.group.as_str()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "given_split".into(),
-                    r.iter().map(|x| x.given_split).collect::<Vec<_>>(),
-                ),
-            ],
-        )
-        .map_err(PrepError::table(source))?;
+        let eyes: Vec<Option<Eyes>> = r.iter().map(|x| x.eyes).collect();
+        let mut columns = vec![
+            Column::new("row".into(), r.iter().map(|x| x.row).collect::<Vec<_>>()),
+            Column::new(
+                "path".into(),
+                r.iter().map(|x| x.path.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new("face_x".into(), boxed(|b| b.x)),
+            Column::new("face_y".into(), boxed(|b| b.y)),
+            Column::new("face_width".into(), boxed(|b| b.width)),
+            Column::new("face_height".into(), boxed(|b| b.height)),
+            Column::full_null("expression".into(), n, &DataType::Int32),
+            Column::new(
+                "valence".into(),
+                r.iter().map(|x| x.valence).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "arousal".into(),
+                r.iter().map(|x| x.arousal).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "video".into(),
+                r.iter().map(|x| x.video.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "frame".into(),
+                r.iter().map(|x| x.frame).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "group".into(),
+                r.iter().map(|x| x.group.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "given_split".into(),
+                r.iter().map(|x| x.given_split).collect::<Vec<_>>(),
+            ),
+        ];
+        columns.extend(super::eye_columns(&eyes));
+        let table = DataFrame::new(n, columns).map_err(PrepError::table(source))?;
         Ok(Loaded {
             table,
             rejects: self.rejects,

@@ -202,6 +202,7 @@ impl Line {
                 text(f2 + 1, f3)?,
                 text(f3 + 1, f4)?,
             ],
+            landmarks: text(f4 + 1, third)?,
             expression: text(third + 1, second)?,
             valence: text(second + 1, last)?,
             arousal: text(last + 1, line.len())?,

@@ -4,12 +4,14 @@ use crate::{PrepError, Reject};
 use polars::prelude::*;
 use rayon::prelude::*;
 use std::path::Path;
-use valar_core::{NpyScalar, read_npy_scalar};
+use valar_core::{NpyScalar, read_npy_numbers, read_npy_scalar};
+use valar_face::Eyes;
 
 /// Reads a `train_set` or `val_set` folder of AffectNet's newer release:
 /// `images/<id>.jpg` with `annotations/<id>_{exp,val,aro}.npy`, each a NumPy
-/// string scalar (or a number). The image is the face, so there is no box.
-pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
+/// string scalar (or a number). The image is the face, so there is no box. With
+/// `landmarks`, the eyes come from `annotations/<id>_lnd.npy` (68 x, y pairs).
+pub(super) fn load(dir: &Path, landmarks: bool) -> Result<Loaded, PrepError> {
     let images = dir.join("images");
     let annotations = dir.join("annotations");
     for needed in [&images, &annotations] {
@@ -27,50 +29,58 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
         let key = |s: &str| stem(s).parse::<u64>().ok();
         key(a).cmp(&key(b)).then_with(|| a.cmp(b))
     });
-    let parsed: Vec<Result<Labels, String>> = files
+    let parsed: Vec<Result<(Labels, Option<Eyes>), Refusal>> = files
         .par_iter()
-        .map(|file| read_labels(&annotations, stem(file)))
+        .map(|file| {
+            let labels =
+                read_labels(&annotations, stem(file)).map_err(|e| (reason::MALFORMED, e))?;
+            let eyes = if landmarks {
+                Some(read_eyes(&annotations, stem(file)).map_err(|e| (reason::NO_LANDMARKS, e))?)
+            } else {
+                None
+            };
+            Ok((labels, eyes))
+        })
         .collect();
 
     let mut rejects = Vec::new();
-    let (mut rows, mut paths, mut vs, mut as_, mut exprs) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut rows, mut paths, mut vs, mut as_, mut exprs, mut eyes) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
     for (i, (file, labels)) in files.iter().zip(parsed).enumerate() {
         let row = i as u64 + 1;
         let path = format!("images/{file}");
         match labels {
-            Ok((v, a, e)) => {
+            Ok(((v, a, e), eye)) => {
                 rows.push(row);
                 paths.push(path);
                 vs.push(v);
                 as_.push(a);
                 exprs.push(e);
+                eyes.push(eye);
             }
-            Err(detail) => rejects.push(Reject {
+            Err((reason, detail)) => rejects.push(Reject {
                 row,
                 path,
-                reason: reason::MALFORMED,
+                reason,
                 detail,
             }),
         }
     }
     let n = rows.len();
     let none = || Column::full_null("".into(), n, &DataType::Int64);
-    let table = DataFrame::new(
-        n,
-        vec![
-            Column::new("row".into(), rows),
-            Column::new("path".into(), paths),
-            none().with_name("face_x".into()),
-            none().with_name("face_y".into()),
-            none().with_name("face_width".into()),
-            none().with_name("face_height".into()),
-            Column::new("expression".into(), exprs),
-            Column::new("valence".into(), vs),
-            Column::new("arousal".into(), as_),
-        ],
-    )
-    .map_err(PrepError::table(dir))?;
+    let mut columns = vec![
+        Column::new("row".into(), rows),
+        Column::new("path".into(), paths),
+        none().with_name("face_x".into()),
+        none().with_name("face_y".into()),
+        none().with_name("face_width".into()),
+        none().with_name("face_height".into()),
+        Column::new("expression".into(), exprs),
+        Column::new("valence".into(), vs),
+        Column::new("arousal".into(), as_),
+    ];
+    columns.extend(super::eye_columns(&eyes));
+    let table = DataFrame::new(n, columns).map_err(PrepError::table(dir))?;
     Ok(Loaded {
         table,
         rejects,
@@ -126,8 +136,25 @@ fn stem(file: &str) -> &str {
     file.rsplit_once('.').map_or(file, |(s, _)| s)
 }
 
+/// Why a sample is not kept: its reason in `rejects.csv` and the detail.
+type Refusal = (&'static str, String);
+
 /// Valence, arousal and expression of one sample.
 type Labels = (f64, f64, Option<i32>);
+
+/// The eyes of `<id>_lnd.npy`: 136 numbers (a float array, as AffectNet stores them, or a
+/// string of them).
+fn read_eyes(annotations: &Path, id: &str) -> Result<Eyes, String> {
+    let path = annotations.join(format!("{id}_lnd.npy"));
+    if !path.exists() {
+        return Err(format!(
+            "annotation {} is missing: --align needs the 68 landmarks",
+            path.display()
+        ));
+    }
+    let numbers = read_npy_numbers(&path).map_err(|e| e.to_string())?;
+    Eyes::from_flat(&numbers).map_err(|e| format!("{id}_lnd.npy: {e}"))
+}
 
 fn read_labels(annotations: &Path, id: &str) -> Result<Labels, String> {
     // A string scalar (AffectNet's own files) is parsed; a number (the same labels
@@ -180,7 +207,7 @@ mod tests {
             }
         }
         std::fs::write(dir.path().join("images/11.jpg"), b"x").unwrap();
-        let l = load(dir.path()).unwrap();
+        let l = load(dir.path(), false).unwrap();
         assert_eq!(l.rows_read, 4);
         let paths: Vec<&str> = l
             .table
@@ -223,7 +250,7 @@ mod tests {
     fn a_folder_without_annotations_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("images")).unwrap();
-        let err = load(dir.path()).err().unwrap().to_string();
+        let err = load(dir.path(), false).err().unwrap().to_string();
         assert!(err.contains("annotations"), "{err}");
     }
 }

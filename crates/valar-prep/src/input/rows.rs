@@ -7,6 +7,7 @@ use crate::rejects::reason;
 use crate::{PrepError, Reject};
 use polars::prelude::*;
 use std::path::Path;
+use valar_face::Eyes;
 
 /// Which input column feeds each sample field.
 pub(super) struct Mapping<'a> {
@@ -17,6 +18,8 @@ pub(super) struct Mapping<'a> {
     pub expression: Option<&'a str>,
     pub valence: &'a str,
     pub arousal: &'a str,
+    /// The 68 landmarks' column, read only when faces are aligned (`prepare --align`).
+    pub landmarks: Option<&'a str>,
 }
 
 /// Where AffectNet's fields are: every row has a box.
@@ -28,6 +31,7 @@ pub(super) fn affectnet_mapping() -> Mapping<'static> {
         expression: Some("expression"),
         valence: "valence",
         arousal: "arousal",
+        landmarks: None,
     }
 }
 
@@ -41,6 +45,7 @@ pub(super) struct ParsedRows {
     arousal: Vec<f64>,
     boxes: [Vec<Option<i64>>; 4],
     expression: Vec<Option<i32>>,
+    eyes: Vec<Option<Eyes>>,
     pub rejects: Vec<Reject>,
 }
 
@@ -54,6 +59,7 @@ impl ParsedRows {
             arousal: Vec::with_capacity(n),
             boxes: std::array::from_fn(|_| Vec::with_capacity(n)),
             expression: Vec::with_capacity(n),
+            eyes: Vec::with_capacity(n),
             rejects: Vec::new(),
         }
     }
@@ -61,8 +67,17 @@ impl ParsedRows {
     pub(super) fn push(&mut self, row: u64, m: &Mapping, f: &RowFields) {
         self.read += 1;
         let path = f.path.unwrap_or("").to_string();
-        match parse_one(m, f) {
-            Ok((v, a, b, e)) => {
+        let eyes = match m.landmarks {
+            None => Ok(None),
+            Some(name) => landmarks(f.landmarks, name).map(Some),
+        };
+        let parsed = match (parse_one(m, f), eyes) {
+            (Ok(p), Ok(eyes)) => Ok((p, eyes)),
+            (Err(detail), _) => Err((reason::MALFORMED, detail)),
+            (Ok(_), Err(detail)) => Err((reason::NO_LANDMARKS, detail)),
+        };
+        match parsed {
+            Ok(((v, a, b, e), eyes)) => {
                 self.row.push(row);
                 self.path.push(path);
                 self.valence.push(v);
@@ -71,11 +86,12 @@ impl ParsedRows {
                     self.boxes[k].push(b.map(|b| b[k]));
                 }
                 self.expression.push(e);
+                self.eyes.push(eyes);
             }
-            Err(detail) => self.rejects.push(Reject {
+            Err((reason, detail)) => self.rejects.push(Reject {
                 row,
                 path,
-                reason: reason::MALFORMED,
+                reason,
                 detail,
             }),
         }
@@ -92,27 +108,27 @@ impl ParsedRows {
             mine.extend(theirs);
         }
         self.expression.extend(other.expression);
+        self.eyes.extend(other.eyes);
         self.rejects.extend(other.rejects);
     }
 
     pub(super) fn into_loaded(self, csv: &Path, images: &Path) -> Result<Loaded, PrepError> {
         let rows_read = self.read;
         let [bx, by, bw, bh] = self.boxes;
-        let table = DataFrame::new(
-            self.row.len(),
-            vec![
-                Column::new("row".into(), self.row),
-                Column::new("path".into(), self.path),
-                Column::new("face_x".into(), bx),
-                Column::new("face_y".into(), by),
-                Column::new("face_width".into(), bw),
-                Column::new("face_height".into(), bh),
-                Column::new("expression".into(), self.expression),
-                Column::new("valence".into(), self.valence),
-                Column::new("arousal".into(), self.arousal),
-            ],
-        )
-        .map_err(PrepError::table(csv))?;
+        let n = self.row.len();
+        let mut columns = vec![
+            Column::new("row".into(), self.row),
+            Column::new("path".into(), self.path),
+            Column::new("face_x".into(), bx),
+            Column::new("face_y".into(), by),
+            Column::new("face_width".into(), bw),
+            Column::new("face_height".into(), bh),
+            Column::new("expression".into(), self.expression),
+            Column::new("valence".into(), self.valence),
+            Column::new("arousal".into(), self.arousal),
+        ];
+        columns.extend(super::eye_columns(&self.eyes));
+        let table = DataFrame::new(n, columns).map_err(PrepError::table(csv))?;
         Ok(Loaded {
             table,
             rejects: self.rejects,
@@ -133,6 +149,8 @@ pub(super) struct RowFields<'a> {
     pub arousal: Option<&'a str>,
     pub boxes: [Option<&'a str>; 4],
     pub expression: Option<&'a str>,
+    /// The 68 landmarks, `x;y;x;y;…`.
+    pub landmarks: Option<&'a str>,
     /// Text past the header's last column: the row has too many fields.
     pub extra: Option<&'a str>,
 }
@@ -157,6 +175,12 @@ fn integer(value: Option<&str>, name: &str) -> Result<i64, String> {
     let s = field(value, name)?;
     s.parse::<i64>()
         .map_err(|_| format!("field `{name}` is `{s}`, not an integer"))
+}
+
+/// The eyes of a row's landmarks field, or why it cannot place them.
+fn landmarks(value: Option<&str>, name: &str) -> Result<Eyes, String> {
+    let text = field(value, name).map_err(|e| format!("{e}: --align needs the 68 landmarks"))?;
+    Eyes::parse(text).map_err(|e| format!("field `{name}`: {e}"))
 }
 
 /// Parses one row's fields, or says in a sentence why they are malformed.

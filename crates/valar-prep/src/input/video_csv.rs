@@ -172,6 +172,7 @@ fn parse_row<'a>(field: &dyn Fn(&str) -> Option<&'a str>) -> Result<FrameRow, St
         row: 0,
         path: String::new(),
         face_box,
+        eyes: None,
         valence: number("valence")?,
         arousal: number("arousal")?,
         video,
