@@ -13,6 +13,9 @@
 #   BENCH_DATA      a folder holding train_set/ and val_set/ in AffectNet's newer layout (the
 #                   real faces of ../shared/real-faces/setup): train on train_set, test on
 #                   val_set, instead of the hard synthetic set. Nothing is written into it.
+#   BENCH_PREP_FLAGS  extra `valar prepare` flags for both the training and the test faces (for
+#                   example --align); the prepared folders and kept rows then live apart,
+#                   under a name ending in those flags, and PyTorch trains on the same faces
 #   BENCH_VAL_FRACTION  the share of training faces prepare holds out for validation
 #                   (default 0.1, prepare's own default); PyTorch trains on the same faces
 #   BENCH_SEEDS     seeds per row (default 3; the README's figures use 3)
@@ -43,6 +46,10 @@ test_n=${BENCH_TEST_N:-1000}
 rows=${BENCH_ROWS:-torch,reference,default}
 variants=${BENCH_VARIANTS:-}
 val_fraction=${BENCH_VAL_FRACTION:-0.1}
+prep_flags=${BENCH_PREP_FLAGS:-}
+# The prepared folders' name says which prepare flags made them: "--align" → "-align".
+prep_tag=$(echo "$prep_flags" | tr -cs 'a-zA-Z0-9.' '-' | sed 's/^-*//; s/-*$//')
+prep_tag=${prep_tag:+-$prep_tag}
 work="$root/target/bench/quality"
 valar="$root/target/release/valar"
 mkdir -p "$work"
@@ -65,27 +72,31 @@ if [ -n "${BENCH_DATA:-}" ]; then
   for d in train_set val_set; do
     [ -d "$data/$d" ] || { echo "BENCH_DATA=$BENCH_DATA has no $d/ (see ../shared/real-faces/setup)"; exit 2; }
   done
-  src="$work/real-$(basename "$data")-v$val_fraction"
+  src="$work/real-$(basename "$data")-v$val_fraction$prep_tag"
   mkdir -p "$src"
   # Stands for "the data changed" below: the newest file of the two folders' listings.
   [ -f "$src/.done" ] || touch "$src/.done"
 else
   data="$work/hard-$train_n-$test_n"
-  src="$data"
-  if [ ! -f "$src/.done" ]; then
-    rm -rf "$src"
+  src="$data$prep_tag"
+  if [ ! -f "$data/.done" ]; then
+    rm -rf "$data"
     "$valar" synth --difficulty hard --layout newer --n "$train_n" --val-n "$test_n" --seed 1 \
-      --invalid-fraction 0 --out "$src"
-    touch "$src/.done"
+      --invalid-fraction 0 --out "$data"
+    touch "$data/.done"
   fi
+  mkdir -p "$src"
+  [ -f "$src/.done" ] || touch "$src/.done"
 fi
 train_dir="$src/prepared-train"; test_dir="$src/prepared-test"
 if [ ! -f "$train_dir/prep.json" ] || [ "$src/.done" -nt "$train_dir/prep.json" ]; then
   # One interval with a quota above the row count keeps every face (the sample's own label
   # distribution, as a random AffectNet sample has) and holds a share out for validation.
+  # shellcheck disable=SC2086 # the flags are meant to split into words
   "$valar" prepare --set "$data/train_set" --out "$train_dir" --force --intervals 1 \
-    --quota 1000000 --val-fraction "$val_fraction" --seed 0 > "$work/prepare-train.log"
-  "$valar" prepare --set "$data/val_set" --out "$test_dir" --force --all > "$work/prepare-test.log"
+    --quota 1000000 --val-fraction "$val_fraction" --seed 0 $prep_flags > "$src/prepare-train.log"
+  # shellcheck disable=SC2086 # the flags are meant to split into words
+  "$valar" prepare --set "$data/val_set" --out "$test_dir" --force --all $prep_flags > "$src/prepare-test.log"
 fi
 
 results="$src/results.jsonl"

@@ -180,13 +180,14 @@ pub(crate) fn eye_columns(eyes: &[Option<valar_face::Eyes>]) -> [Column; 4] {
 pub(crate) fn load(input: &Input, landmarks: bool) -> Result<Loaded, PrepError> {
     if landmarks {
         let none = match input {
-            Input::AffWild2 { .. } => Some("Aff-Wild2's VA annotations"),
-            Input::VideoCsv { .. } => Some("a video CSV"),
+            Input::AffWild2 { .. } => Some("Aff-Wild2's VA annotations carry"),
+            Input::VideoCsv { .. } => Some("a video CSV carries"),
             _ => None,
         };
         if let Some(what) = none {
             return Err(PrepError::Config(format!(
-                "--align levels faces by the eyes of their 68 landmarks, and {what} carries none                  (AffectNet's both releases, AFEW-VA and a CSV with a facial_landmarks column do)"
+                "--align levels faces by the eyes of their 68 landmarks, and {what} none \
+                 (AffectNet's both releases, AFEW-VA and a CSV with a facial_landmarks column do)"
             )));
         }
     }
