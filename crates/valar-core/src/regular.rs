@@ -80,7 +80,7 @@ pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> 
     Ok(bytes)
 }
 
-fn check_regular(path: &Path, meta: &Metadata, limit: u64) -> Result<(), ReadError> {
+pub(crate) fn check_regular(path: &Path, meta: &Metadata, limit: u64) -> Result<(), ReadError> {
     if !meta.is_file() {
         let link = match std::fs::symlink_metadata(path) {
             Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)

@@ -13,8 +13,15 @@ pub fn strip_bom(text: &str) -> &str {
 /// Refuses a text file that is UTF-16, as Excel's "Unicode text" writes it, with the
 /// encoding named and the command that converts it; valar's readers all read UTF-8
 /// (with or without a byte-order mark). Told by the byte-order mark, or, without one,
-/// by ASCII text with a zero byte before or after every character.
+/// by ASCII text with a zero byte before or after every character. Anything but a regular
+/// file (a FIFO, a device, a folder) is refused before it is opened: opening a FIFO waits
+/// for a writer that never comes, and every text reader of valar calls this first.
 pub fn check_utf8_text(path: &Path) -> Result<(), CoreError> {
+    let meta = std::fs::metadata(path).map_err(CoreError::io(path))?;
+    crate::regular::check_regular(path, &meta, u64::MAX).map_err(|source| CoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut head = [0u8; 4];
     let mut n = 0;
     let mut file = std::fs::File::open(path).map_err(CoreError::io(path))?;
@@ -58,6 +65,23 @@ mod tests {
         let mut out = if bom { vec![0xFF, 0xFE] } else { Vec::new() };
         out.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
         out
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_folder_is_refused_before_it_is_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("labels.csv");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opened, it would block this test forever.
+        let err = check_utf8_text(&fifo).unwrap_err().to_string();
+        assert!(err.contains("FIFO") && err.contains("labels.csv"), "{err}");
+        let err = check_utf8_text(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 
     #[test]

@@ -302,6 +302,7 @@ fn predict_batch(
 /// box; a row that cannot be used becomes a job carrying why.
 fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainError> {
     let bad = |reason: String| TrainError::data(file, reason);
+    valar_core::check_utf8_text(file)?;
     // Flexible: a row with too few or too many cells is reported on its own row of the
     // output rather than ending the run.
     let mut reader = csv::ReaderBuilder::new()

@@ -46,6 +46,7 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
 
 /// Appends one clip's frames (or its rejects) to `out`.
 fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<(), PrepError> {
+    valar_core::check_utf8_text(json)?;
     let text = std::fs::read_to_string(json).map_err(PrepError::io(json))?;
     let clip_json = format!("{clip}/{clip}.json");
     let doc: Value = match serde_json::from_str(valar_core::strip_bom(&text)) {
