@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{cached, fails, ok, s, scratch, train_args};
+use common::{cached, fails, number, ok, prepare_args, rows_by_key, s, scratch, train_args};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -144,17 +144,7 @@ fn the_original_release_aligns_by_its_facial_landmarks_column() {
     let csv = synth.join("Manually_Annotated_file_lists/training.csv");
     let images = synth.join("Manually_Annotated_Images");
     let out = dir.join("prepared");
-    ok(&[
-        "prepare",
-        "--csv",
-        s(&csv),
-        "--images",
-        s(&images),
-        "--out",
-        s(&out),
-        "--align",
-        "--all",
-    ]);
+    ok(&prepare_args(&csv, &images, &out, &["--align", "--all"]));
     let landmarks: BTreeMap<String, String> = csv::Reader::from_path(&csv)
         .unwrap()
         .records()
@@ -173,29 +163,6 @@ fn the_original_release_aligns_by_its_facial_landmarks_column() {
             &aligned(&images.join(&row.path), eyes)[..]
         );
     }
-}
-
-/// A CSV's rows by their first cell, each with its cells by column name.
-fn rows_by_key(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            let cells: BTreeMap<String, String> = header
-                .iter()
-                .cloned()
-                .zip(rec.iter().map(String::from))
-                .collect();
-            (rec[0].to_string(), cells)
-        })
-        .collect()
-}
-
-fn number(cells: &BTreeMap<String, String>, column: &str) -> f64 {
-    cells[column]
-        .parse()
-        .unwrap_or_else(|_| panic!("{column} in {cells:?}"))
 }
 
 #[test]

@@ -5,9 +5,8 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod common;
-use common::{Data, Fixture, fails, ok, s, scratch, serial, train_args};
+use common::{Data, Fixture, fails, number, ok, rows_by_key, s, scratch, serial, train_args};
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -20,27 +19,6 @@ fn fixture() -> Data {
         .prepare(&["--quota", "40", "--seed", "3"])
         .train(&["--epochs", "2", "--seed", "2", "--calibrate"])
         .cached("fixture")
-}
-
-/// A CSV file's rows by their first cell, each with its cells by column name.
-fn rows_by_key(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    r.records()
-        .map(|rec| {
-            let rec = rec.unwrap();
-            let cells: BTreeMap<String, String> = header
-                .iter()
-                .cloned()
-                .zip(rec.iter().map(String::from))
-                .collect();
-            (rec[0].to_string(), cells)
-        })
-        .collect()
-}
-
-fn number(cells: &BTreeMap<String, String>, column: &str) -> f64 {
-    cells[column].parse().unwrap()
 }
 
 fn calibration(model: &Path) -> Calibration {

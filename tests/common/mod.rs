@@ -146,3 +146,27 @@ pub fn split_per_video(prepared: &Path) -> BTreeMap<String, Split> {
         })
         .collect()
 }
+
+/// A CSV file's rows by their first cell, each with its cells by column name.
+pub fn rows_by_key(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let cells: BTreeMap<String, String> = header
+                .iter()
+                .cloned()
+                .zip(rec.iter().map(String::from))
+                .collect();
+            (rec[0].to_string(), cells)
+        })
+        .collect()
+}
+
+/// The number in `column` of a row of [`rows_by_key`].
+pub fn number(cells: &BTreeMap<String, String>, column: &str) -> f64 {
+    cells[column]
+        .parse()
+        .unwrap_or_else(|_| panic!("{column} in {cells:?}"))
+}
