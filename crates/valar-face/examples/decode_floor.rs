@@ -19,6 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use valar_core::FaceBox;
+use valar_face::{rows_needed, scale_numerator};
 
 struct Args {
     manifest: PathBuf,
@@ -58,26 +59,6 @@ fn parse_args() -> Result<Args> {
         size,
         all_rows,
     })
-}
-
-/// valar's rule (decode.rs, `numerator_for`): the smallest n/8, n in 1, 2, 4, 8, that keeps
-/// the box's shorter side at least `size` pixels.
-fn scale_numerator(crop: FaceBox, size: u32) -> u8 {
-    let side = crop.width.min(crop.height) as f64;
-    [1u8, 2, 4]
-        .into_iter()
-        .find(|&n| side * f64::from(n) >= f64::from(size) * 8.0)
-        .unwrap_or(8)
-}
-
-/// valar's rows (decode.rs, `rows_needed`): the box's bottom edge at the decode scale plus
-/// the resize kernel's reach below it and one row for rounding.
-fn rows_needed(crop: FaceBox, size: u32, height: u32, full_height: u32) -> u32 {
-    let scale = f64::from(height) / f64::from(full_height.max(1));
-    let bottom = ((crop.y + crop.height) as f64 * scale).ceil();
-    let ratio = crop.height as f64 * scale / f64::from(size);
-    let reach = (2.0 * ratio.max(1.0)).ceil() + 1.0;
-    (bottom + reach).clamp(1.0, f64::from(height)) as u32
 }
 
 /// Reads one file and decodes it to gray; returns the pixels decoded.

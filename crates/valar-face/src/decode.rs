@@ -71,7 +71,7 @@ fn check_pixels(width: u32, height: u32, limit: u64) -> Result<(), FaceError> {
 /// The smallest of libjpeg's scales n/8 (n = 1, 2, 4, 8) at which the crop's shorter
 /// side still has at least `size` pixels: the rule of Pillow's `draft`, applied to the
 /// face rather than the whole image.
-pub(crate) fn scale_numerator(crop: FaceBox, size: u32) -> u8 {
+pub fn scale_numerator(crop: FaceBox, size: u32) -> u8 {
     numerator_for(crop.width.min(crop.height) as f64, size)
 }
 
@@ -88,7 +88,7 @@ fn numerator_for(side: f64, size: u32) -> u8 {
 /// kernel below it (2 source pixels per output pixel, wider when downscaling), plus
 /// one row for rounding. With these rows the face is identical to one cut from the
 /// whole decoded image (test `stopping_below_the_face_changes_no_pixel`).
-fn rows_needed(crop: FaceBox, size: u32, height: u32, full_height: u32) -> u32 {
+pub fn rows_needed(crop: FaceBox, size: u32, height: u32, full_height: u32) -> u32 {
     let scale = f64::from(height) / f64::from(full_height.max(1));
     let bottom = ((crop.y + crop.height) as f64 * scale).ceil();
     let ratio = crop.height as f64 * scale / f64::from(size.max(1));

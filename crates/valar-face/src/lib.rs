@@ -16,6 +16,9 @@ mod paths;
 mod pipeline;
 
 pub use align::{Alignment, Eyes, LANDMARKS};
+/// The reduced-scale decoding rules, public for the decode-floor example (`just bench-prep`),
+/// which must decode exactly as `prepare` does.
+pub use decode::{rows_needed, scale_numerator};
 pub use error::FaceError;
 pub use paths::{check_relative, resolve_under_root};
 pub use pipeline::{
