@@ -127,6 +127,8 @@ mod tests {
         c.epochs = 4;
         c.step_size = 2;
         c.gamma = 0.5;
+        // The schedules alone; warm-up has its own test.
+        c.warmup = 0;
         c
     }
 
