@@ -9,7 +9,9 @@
 #   - valar,   default recipe     (valar train with no settings)
 #   - any extra valar rows given as BENCH_VARIANTS="name=flags;name=flags"
 # and prints test CCC and RMSE per dimension, mean ± sd over seeds, beside the
-# mean-prediction baseline. Settings (environment):
+# mean-prediction baseline, and the whole-run speed of valar's reference recipe against
+# PyTorch's (each side's process wall time on the same faces; fair with BENCH_JOBS=1, or with
+# each model pinned to its own core as the default does). Settings (environment):
 #   BENCH_DATA      a folder holding train_set/ and val_set/ in AffectNet's newer layout (the
 #                   real faces of ../shared/real-faces/setup): train on train_set, test on
 #                   val_set, instead of the hard synthetic set. Nothing is written into it.
@@ -122,13 +124,18 @@ pin() { if [ "$jobs" -gt 1 ] && command -v taskset >/dev/null; then taskset -c "
 # torch_row WORKER SEED: trains PyTorch's reference recipe; writes its row file.
 torch_row() {
   local worker=$1 seed=$2 out="$runs/torch-reference-seed$2.json"
+  local t0 t1
   cached "$out.row.json" "$torch_flags" && return
+  t0=$(now)
   pin "$worker" "$py" "$root/scripts/quality_torch.py" "$train_dir" --test "$test_dir" \
     --epochs "$epochs" --seed "$seed" --threads "$threads" --json "$out" \
     > "$runs/torch-reference-seed$seed.log" 2>&1 \
     || { echo "PyTorch (seed $seed) failed; see $runs/torch-reference-seed$seed.log"; return 1; }
+  t1=$(now)
+  # The whole process, as valar's rows are timed: start-up, loading, training, testing.
   python3 "$root/scripts/bench_quality.py" row --name "PyTorch reference" --seed "$seed" \
-    --engine pytorch --torch-json "$out" > "$out.row.json"
+    --engine pytorch --torch-json "$out" --seconds "$(python3 -c "print($t1 - $t0)")" \
+    > "$out.row.json"
   echo "$torch_flags" > "$out.row.json.flags"
   echo "done: PyTorch reference, seed $seed"
 }

@@ -53,6 +53,9 @@ def row(args):
         for d in DIMS:
             out[d] = {k: res[d][k] for k in ("rmse", "pcc", "ccc", "sagr")}
         out["seconds"] = res["seconds"]
+        if args.seconds is not None:
+            # The whole process (the script's own "seconds" is its training loop alone).
+            out["process_seconds"] = args.seconds
         out["final_train_loss"] = res["train_loss"][-1]
     else:
         with open(args.predictions, newline="") as f:
@@ -112,6 +115,22 @@ def table(args):
             verdict = "within" if abs(gap) <= 0.03 else "OUTSIDE"
             print(f"parity, {d}: valar reference − PyTorch reference = {gap:+.3f} CCC "
                   f"({verdict} ±0.03)")
+        whole_run(ref, mine, common)
+
+
+def whole_run(ref, mine, seeds):
+    """The whole-run speed of valar's reference recipe against PyTorch's, seed by seed: each
+    side's process wall time (start-up, loading, training, testing) on the same faces. Fair
+    only when both ran alike: one model at a time (BENCH_JOBS=1) or each on its own core."""
+    timed = [s for s in seeds
+             if ref[s].get("process_seconds") and mine[s].get("seconds")]
+    if not timed:
+        return
+    ratios = sorted(ref[s]["process_seconds"] / mine[s]["seconds"] for s in timed)
+    mins = lambda side, key: statistics.median(side[s][key] / 60 for s in timed)
+    print(f"whole run, reference recipe: valar {mins(mine, 'seconds'):.1f} min, PyTorch "
+          f"{mins(ref, 'process_seconds'):.1f} min (medians): {statistics.median(ratios):.2f}x "
+          f"PyTorch's speed (seeds {ratios[0]:.2f}-{ratios[-1]:.2f}; above 1 is faster)")
 
 
 def main():
