@@ -363,9 +363,12 @@ fn read_csv_jobs(file: &Path, root: Option<&Path>) -> Result<Vec<Job>, TrainErro
             path,
             file,
             face_box: face_box(&cells),
+            // An empty cell is no landmarks, which the image's annotations may still give.
             landmarks: landmarks_col
                 .and_then(|c| record.get(c))
-                .map(|s| s.trim().to_string()),
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
         });
     }
     Ok(jobs)
