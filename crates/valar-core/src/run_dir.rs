@@ -23,6 +23,9 @@ impl RunDir {
     pub const PREDICTIONS: &str = "predictions.csv";
     /// What the model is, on what data and how well it does.
     pub const MODEL_CARD: &str = "MODEL_CARD.md";
+    /// Where the last training process spent its time (not part of the model's outputs:
+    /// its figures differ from run to run).
+    pub const TIMINGS: &str = "timings.json";
     /// The subfolder of the loop state and engine states.
     pub const CHECKPOINT_DIR: &str = "checkpoint";
     /// The loop state inside [`RunDir::CHECKPOINT_DIR`].
@@ -68,6 +71,10 @@ impl RunDir {
     pub fn model_card(&self) -> PathBuf {
         self.root.join(Self::MODEL_CARD)
     }
+    /// `timings.json`.
+    pub fn timings(&self) -> PathBuf {
+        self.root.join(Self::TIMINGS)
+    }
 
     /// Whether `path` is one of the run's own files (or the folder itself): what train writes
     /// and evaluate reads, which no other output may replace. Compared through the existing
@@ -85,6 +92,7 @@ impl RunDir {
             Self::METRICS,
             Self::PREDICTIONS,
             Self::MODEL_CARD,
+            Self::TIMINGS,
         ];
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         path.parent() == Some(root.as_path())

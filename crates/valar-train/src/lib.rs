@@ -39,6 +39,8 @@ mod progress;
 mod schedule;
 /// TensorBoard event files of a run's per-epoch metrics.
 mod tensorboard;
+/// Where a training process spends its time: `timings.json`.
+mod timings;
 /// The epoch loop, checkpoints and resume.
 mod train_loop;
 /// Per-video CCC, P_VA and smoothing over frames, for video datasets.

@@ -17,6 +17,7 @@ use crate::outputs::{
 use crate::progress::{RunStart, TrainObserver};
 use crate::schedule::LrSchedule;
 use crate::tensorboard::EventWriter;
+use crate::timings::RunTimings;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -493,7 +494,9 @@ pub(crate) fn run_loop<M: StepModel>(
         baseline_rmse: baseline_rmse(&job.data, &job.train_rows, &job.val_rows, config.targets),
         interrupt_after,
         x: Vec::new(),
+        times: RunTimings::default(),
     };
+    let loop_started = Instant::now();
     let mut stop = StopReason::Completed;
     state.data_sha256 = Some(job.fingerprint.clone());
     // A process killed after writing an epoch's events but before committing it left them in
@@ -504,13 +507,22 @@ pub(crate) fn run_loop<M: StepModel>(
     for epoch in state.epochs_done..config.epochs {
         let started = Instant::now();
         let train_loss = epochs.train_epoch(epoch, &mut state, observer)?;
+        let validating = Instant::now();
         let (mut record, raw) = epochs.validate(epoch, train_loss, &state)?;
+        epochs
+            .times
+            .add(|t| &mut t.validation, validating.elapsed());
+        let saving = Instant::now();
         let best = epochs.save_epoch(epoch, &mut state, &record, &raw)?;
+        epochs.times.add(|t| &mut t.saving, saving.elapsed());
         record.seconds = started.elapsed().as_secs_f64();
+        let recording = Instant::now();
         state.history.push(record.clone());
         write_metrics_csv(&run.metrics(), &state.history)?;
         events.epoch(&record)?;
         state.commit(run)?;
+        epochs.times.add(|t| &mut t.records, recording.elapsed());
+        epochs.times.epochs += 1;
         observer.epoch_done(&record, best);
         if state.early.should_stop() {
             stop = StopReason::EarlyStopped;
@@ -525,6 +537,8 @@ pub(crate) fn run_loop<M: StepModel>(
     }
     state.finished = Some(stop.to_string());
     state.commit(run)?;
+    epochs.times.total = loop_started.elapsed().as_secs_f64();
+    epochs.times.write(run)?;
     Ok(TrainSummary {
         run_dir: run.root.clone(),
         epochs_done: state.epochs_done,
@@ -547,6 +561,8 @@ struct EpochLoop<'a, M> {
     interrupt_after: Option<u64>,
     /// A batch's inputs, reused from step to step.
     x: Vec<f32>,
+    /// Where this process's time went.
+    times: RunTimings,
 }
 
 impl<M: StepModel> EpochLoop<'_, M> {
@@ -578,6 +594,7 @@ impl<M: StepModel> EpochLoop<'_, M> {
             if self.interrupt_after == Some(state.global_step) {
                 return Err(TrainError::Config("interrupted (test)".into()));
             }
+            let assembling = Instant::now();
             if aug.is_active() {
                 self.x.clear();
                 for &r in rows {
@@ -605,7 +622,11 @@ impl<M: StepModel> EpochLoop<'_, M> {
                 weights: &w,
                 ..Batch::new(&self.x, &y, rows.len())
             };
-            let loss = self.model.step(&batch, lr)?;
+            self.times.add(|t| &mut t.batches, assembling.elapsed());
+            let model = &mut *self.model;
+            let loss = self
+                .times
+                .time(|t| &mut t.steps, || model.step(&batch, lr))?;
             if !loss.is_finite() {
                 return Err(TrainError::Diverged {
                     epoch: epoch + 1,
@@ -1008,6 +1029,16 @@ mod tests {
                 .ends_with(".ckpt")
         });
         assert!(ckpts.count() <= 2);
+
+        // timings.json: every epoch of this process, phases that fit inside the whole loop.
+        let t: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.timings()).unwrap()).unwrap();
+        assert_eq!(t["epochs"], 6, "{t}");
+        let phases = ["batches", "steps", "validation", "saving", "records"];
+        let sum: f64 = phases.iter().map(|p| t[p].as_f64().unwrap()).sum();
+        assert!(phases.iter().all(|p| t[p].as_f64().unwrap() > 0.0), "{t}");
+        assert!(sum <= t["total"].as_f64().unwrap(), "{t}");
+        assert!(run.owns(&run.timings()));
     }
 
     /// Mixup reaches the model with each face's labels mixed as its pixels: the job's faces
