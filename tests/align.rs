@@ -78,8 +78,7 @@ fn aligned(image: &Path, eyes: Eyes) -> Vec<u8> {
 /// The eyes of the newer layout's `annotations/<id>_lnd.npy` for `images/<id>.jpg`.
 fn eyes_of(set: &Path, path: &str) -> Eyes {
     let id = Path::new(path).file_stem().unwrap().to_string_lossy();
-    let numbers = read_npy_numbers(&set.join(format!("annotations/{id}_lnd.npy"))).unwrap();
-    Eyes::from_flat(&numbers).unwrap()
+    Eyes::read_npy(&set.join(format!("annotations/{id}_lnd.npy"))).unwrap()
 }
 
 #[test]

@@ -132,6 +132,14 @@ impl Eyes {
         Eyes::from_landmarks(&points)
     }
 
+    /// The eyes of a `.npy` file of the 136 numbers (AffectNet's newer release's
+    /// `annotations/<id>_lnd.npy`: a float array, or a string of numbers); the error names
+    /// the file.
+    pub fn read_npy(path: &std::path::Path) -> Result<Eyes, String> {
+        let numbers = valar_core::read_npy_numbers(path).map_err(|e| e.to_string())?;
+        Eyes::from_flat(&numbers).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     /// AffectNet's `facial_landmarks` text: 136 numbers separated by `;` (or `,`).
     pub fn parse(text: &str) -> Result<Eyes, String> {
         let numbers: Vec<f64> = text

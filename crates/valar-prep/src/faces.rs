@@ -68,22 +68,8 @@ impl<'a> Rows<'a> {
                 _ => None,
             })
             .collect();
-        let eye = |n: &str| -> PolarsResult<Vec<Option<f64>>> {
-            Ok(table.column(n)?.f64()?.iter().collect())
-        };
-        let [lx, ly, rx, ry] = crate::input::EYE_COLUMNS.map(eye);
-        let (lx, ly, rx, ry) = (lx?, ly?, rx?, ry?);
-        let eyes = (0..table.height())
-            .map(|i| match (lx[i], ly[i], rx[i], ry[i]) {
-                (Some(a), Some(b), Some(c), Some(d)) => Some(Eyes {
-                    left: [a, b],
-                    right: [c, d],
-                }),
-                _ => None,
-            })
-            .collect();
         Ok(Rows {
-            eyes,
+            eyes: crate::input::eyes_of(table)?,
             row: table.column("row")?.u64()?.into_no_null_iter().collect(),
             path: table
                 .column("path")?

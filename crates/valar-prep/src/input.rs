@@ -22,7 +22,7 @@ mod rows;
 mod video_csv;
 
 use crate::{Input, PrepError, Reject};
-use polars::prelude::{Column, DataFrame};
+use polars::prelude::{Column, DataFrame, PolarsResult};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -171,6 +171,24 @@ pub(crate) fn eye_columns(eyes: &[Option<valar_face::Eyes>]) -> [Column; 4] {
         Column::new(EYE_COLUMNS[2].into(), part(|e| e.right[0])),
         Column::new(EYE_COLUMNS[3].into(), part(|e| e.right[1])),
     ]
+}
+
+/// Each row's eyes from a table's [`EYE_COLUMNS`], as [`eye_columns`] wrote them.
+pub(crate) fn eyes_of(table: &DataFrame) -> PolarsResult<Vec<Option<valar_face::Eyes>>> {
+    let column = |n: &str| -> PolarsResult<Vec<Option<f64>>> {
+        Ok(table.column(n)?.f64()?.iter().collect())
+    };
+    let [lx, ly, rx, ry] = EYE_COLUMNS.map(column);
+    let (lx, ly, rx, ry) = (lx?, ly?, rx?, ry?);
+    Ok((0..table.height())
+        .map(|i| match (lx[i], ly[i], rx[i], ry[i]) {
+            (Some(a), Some(b), Some(c), Some(d)) => Some(valar_face::Eyes {
+                left: [a, b],
+                right: [c, d],
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Reads any input kind. With `landmarks` (`prepare --align`), every row kept has its eyes:

@@ -219,10 +219,7 @@ fn job_eyes(job: &Job) -> Result<Eyes, String> {
                 .join(format!("{}_lnd.npy", id.to_string_lossy()))
         });
     match beside {
-        Some(lnd) if lnd.is_file() => {
-            let numbers = valar_core::read_npy_numbers(&lnd).map_err(|e| refuse(e.to_string()))?;
-            Eyes::from_flat(&numbers).map_err(|e| refuse(format!("{}: {e}", lnd.display())))
-        }
+        Some(lnd) if lnd.is_file() => Eyes::read_npy(&lnd).map_err(refuse),
         _ => Err(refuse(
             "the model was trained on faces aligned by their eyes (valar.crop.alignment), and \
              this image has no landmarks: give a CSV with a facial_landmarks column, or \

@@ -3,7 +3,7 @@
 //! small (README, "Where a run's time goes").
 
 use crate::TrainError;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use valar_core::{RunDir, write_atomic};
 
 /// Seconds spent by one `valar train` (or `--resume`) process, phase by phase. A resumed run
@@ -27,14 +27,6 @@ pub(crate) struct RunTimings {
 }
 
 impl RunTimings {
-    /// Runs `f`, adding its time to the phase `at` picks.
-    pub fn time<T>(&mut self, at: fn(&mut Self) -> &mut f64, f: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
-        let out = f();
-        *at(self) += started.elapsed().as_secs_f64();
-        out
-    }
-
     /// Adds `d` to the phase `at` picks.
     pub fn add(&mut self, at: fn(&mut Self) -> &mut f64, d: Duration) {
         *at(self) += d.as_secs_f64();

@@ -4,7 +4,7 @@ use crate::{PrepError, Reject};
 use polars::prelude::*;
 use rayon::prelude::*;
 use std::path::Path;
-use valar_core::{NpyScalar, read_npy_numbers, read_npy_scalar};
+use valar_core::{NpyScalar, read_npy_scalar};
 use valar_face::Eyes;
 
 /// Reads a `train_set` or `val_set` folder of AffectNet's newer release:
@@ -152,8 +152,7 @@ fn read_eyes(annotations: &Path, id: &str) -> Result<Eyes, String> {
             path.display()
         ));
     }
-    let numbers = read_npy_numbers(&path).map_err(|e| e.to_string())?;
-    Eyes::from_flat(&numbers).map_err(|e| format!("{id}_lnd.npy: {e}"))
+    Eyes::read_npy(&path)
 }
 
 fn read_labels(annotations: &Path, id: &str) -> Result<Labels, String> {
