@@ -144,17 +144,28 @@ torch_row() {
 valar_row() {
   local worker=$1 name=$2 seed=$3; shift 3
   local run="$runs/${name// /-}-seed$seed"
-  local t0 t1
+  local t0
   cached "$run.row.json" "$*" && return
   t0=$(now)
-  pin "$worker" "$valar" train --data "$train_dir" --out "$run" --force --seed "$seed" "$@" \
-    > "$run.log" 2>&1 || { echo "valar $name (seed $seed) failed; see $run.log"; tail -5 "$run.log"; return 1; }
-  t1=$(now)
+  # A run killed part-way (the session ended, the machine rebooted) resumes from its last
+  # checkpoint when it was started with the same flags; its time is then not a whole run's.
+  local seconds
+  if [ -z "${BENCH_FRESH:-}" ] && [ -f "$run.started" ] && [ "$(cat "$run.started")" = "$*" ] \
+    && [ -d "$run/checkpoint" ]; then
+    pin "$worker" "$valar" train --resume "$run" >> "$run.log" 2>&1 \
+      || { echo "valar $name (seed $seed) failed to resume; see $run.log"; tail -5 "$run.log"; return 1; }
+    seconds=""
+  else
+    echo "$*" > "$run.started"
+    pin "$worker" "$valar" train --data "$train_dir" --out "$run" --force --seed "$seed" "$@" \
+      > "$run.log" 2>&1 || { echo "valar $name (seed $seed) failed; see $run.log"; tail -5 "$run.log"; return 1; }
+    seconds=$(python3 -c "print($(now) - $t0)")
+  fi
   pin "$worker" "$valar" evaluate --model "$run/model.onnx" --data "$test_dir" --split all \
     --out "$run/predictions-test.csv" > "$run/evaluate.txt" 2>&1
   python3 "$root/scripts/bench_quality.py" row --name "$name" --seed "$seed" \
     --engine valar --predictions "$run/predictions-test.csv" --train "$train_dir" \
-    --seconds "$(python3 -c "print($t1 - $t0)")" --metrics "$run/metrics.csv" > "$run.row.json"
+    ${seconds:+--seconds "$seconds"} --metrics "$run/metrics.csv" > "$run.row.json"
   echo "$*" > "$run.row.json.flags"
   echo "done: $name, seed $seed"
 }
