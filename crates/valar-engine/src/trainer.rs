@@ -517,16 +517,27 @@ impl Trainer {
                 self.arch.spec.outputs
             )));
         }
-        let mut values: HashMap<String, Vec<f32>> = HashMap::new();
-        for (i, info) in self.infos.iter().enumerate() {
-            values.insert(info.name.clone(), read(&self.bufs[self.cur][i])?);
-        }
+        // Each buffer is read when the graph asks for it: the optimizer's moments (and, with
+        // weight averaging, the raw weights) are two thirds of the state and never copied out.
+        let index: HashMap<&str, usize> = (self.infos.iter().enumerate())
+            .map(|(i, info)| (info.name.as_str(), i))
+            .collect();
         let sources: HashMap<String, String> = self.arch.eval_sources().into_iter().collect();
+        let failed = std::cell::RefCell::new(None);
         let lookup = |name: &str| {
             let src = sources.get(name).map_or(name, String::as_str);
-            values.get(src).cloned().unwrap_or_default()
+            let Some(&i) = index.get(src) else {
+                return Vec::new();
+            };
+            read(&self.bufs[self.cur][i]).unwrap_or_else(|e| {
+                failed.borrow_mut().get_or_insert(e);
+                Vec::new()
+            })
         };
         let mut model = self.arch.inference_graph(Some(&lookup));
+        if let Some(e) = failed.into_inner() {
+            return Err(e);
+        }
         finish_export(&mut model, info);
         state::write_atomic(path, &model.encode_to_vec())
     }

@@ -705,9 +705,11 @@ impl<M: StepModel> EpochLoop<'_, M> {
         }
     }
 
-    /// Saves what `epoch` leaves behind: its checkpoint (and the best one's, when it is the
-    /// best), and model.onnx with its predictions when it is the epoch to keep (`raw`: its
-    /// unclipped validation predictions). Returns whether it is the best so far.
+    /// Saves what `epoch` leaves behind: its checkpoint, and model.onnx with its predictions
+    /// when it is the epoch to keep (`raw`: its unclipped validation predictions). With
+    /// `keep = best` that is each new best, whose checkpoint is kept too; with `keep = last`
+    /// it is every epoch (a killed run still has a model to evaluate), and no best checkpoint
+    /// is written, since nothing would ever load it. Returns whether it is the best so far.
     fn save_epoch(
         &mut self,
         epoch: usize,
@@ -717,13 +719,12 @@ impl<M: StepModel> EpochLoop<'_, M> {
     ) -> Result<bool, TrainError> {
         let run = self.run;
         let best = state.early.record(epoch + 1, record.score());
-        if best {
+        let keep = self.job.config.keep;
+        if best && keep == Keep::Best {
             let name = best_name(epoch + 1);
             self.model.save_state(&run.checkpoint_file(&name))?;
             state.best_file = Some(name);
         }
-        // model.onnx is the best epoch's, or with `keep = last` whichever epoch ran last.
-        let keep = self.job.config.keep;
         if (best && keep == Keep::Best) || keep == Keep::Last {
             self.export_kept(epoch + 1, raw)?;
         }
