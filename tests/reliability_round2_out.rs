@@ -233,6 +233,33 @@ fn predict_refuses_an_out_that_the_csv_lists_as_an_input() {
     );
 }
 
+/// An image's landmarks beside it (`annotations/<id>_lnd.npy`, which a model trained on
+/// aligned faces reads) are an input too: predict refuses to write over them.
+#[test]
+fn predict_refuses_an_out_that_is_an_images_landmarks_file() {
+    let f = fixture();
+    let dir = scratch("landmarks-out");
+    std::fs::create_dir_all(dir.join("set/images")).unwrap();
+    std::fs::create_dir_all(dir.join("set/annotations")).unwrap();
+    let image = dir.join("set/images/7.jpg");
+    an_image(&image);
+    let landmarks = dir.join("set/annotations/7_lnd.npy");
+    std::fs::write(&landmarks, b"landmarks").unwrap();
+    let err = fails(&[
+        "predict",
+        "--model",
+        s(&f.run.join("model.onnx")),
+        s(&image),
+        "--out",
+        s(&landmarks),
+    ]);
+    assert!(
+        err.contains("is an input of this run") && err.contains("7_lnd.npy"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&landmarks).unwrap(), b"landmarks");
+}
+
 /// Finding 5: `train --force` deleted the old run, then found that `--model compact` cannot
 /// take 44-pixel faces, leaving only a new config.toml and an empty checkpoint/.
 #[test]

@@ -208,17 +208,7 @@ fn job_eyes(job: &Job) -> Result<Eyes, String> {
     if let Some(text) = &job.landmarks {
         return Eyes::parse(text).map_err(|e| refuse(format!("facial_landmarks: {e}")));
     }
-    let beside = job
-        .file
-        .parent()
-        .filter(|d| d.file_name().is_some_and(|n| n == "images"))
-        .and_then(Path::parent)
-        .zip(job.file.file_stem())
-        .map(|(set, id)| {
-            set.join("annotations")
-                .join(format!("{}_lnd.npy", id.to_string_lossy()))
-        });
-    match beside {
+    match landmarks_beside(&job.file) {
         Some(lnd) if lnd.is_file() => Eyes::read_npy(&lnd).map_err(refuse),
         _ => Err(refuse(
             "the model was trained on faces aligned by their eyes (valar.crop.alignment), and \
@@ -227,6 +217,20 @@ fn job_eyes(job: &Job) -> Result<Eyes, String> {
                 .into(),
         )),
     }
+}
+
+/// Where AffectNet's newer layout keeps an image's landmarks:
+/// `<set>/images/<id>.jpg` → `<set>/annotations/<id>_lnd.npy`.
+fn landmarks_beside(image: &Path) -> Option<PathBuf> {
+    image
+        .parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "images"))
+        .and_then(Path::parent)
+        .zip(image.file_stem())
+        .map(|(set, id)| {
+            set.join("annotations")
+                .join(format!("{}_lnd.npy", id.to_string_lossy()))
+        })
 }
 
 /// Cuts the faces of `jobs` (in parallel) and predicts those that could be cut, one row per
@@ -402,9 +406,10 @@ fn face_box(cells: &[&str]) -> Result<Option<FaceBox>, String> {
 }
 
 /// Every file `input` reads: the images, or the CSV and each image its rows name (resolved
-/// as [`predict`] resolves them), so that an output can be checked against all of them.
+/// as [`predict`] resolves them), and any landmarks file beside an image in AffectNet's
+/// newer layout, so that an output can be checked against all of them.
 pub fn input_files(input: &PredictInput) -> Result<Vec<PathBuf>, TrainError> {
-    Ok(match input {
+    let mut files = match input {
         PredictInput::Images(paths) => paths.clone(),
         PredictInput::Csv { file, root } => std::iter::once(file.clone())
             .chain(
@@ -413,7 +418,14 @@ pub fn input_files(input: &PredictInput) -> Result<Vec<PathBuf>, TrainError> {
                     .map(|job| job.file),
             )
             .collect(),
-    })
+    };
+    // A model trained on aligned faces reads each image's landmarks file beside it.
+    let landmarks: Vec<PathBuf> = (files.iter())
+        .filter_map(|f| landmarks_beside(f))
+        .filter(|l| l.is_file())
+        .collect();
+    files.extend(landmarks);
+    Ok(files)
 }
 
 /// Writes predict's CSV (`path,valence,arousal,error`; empty cells for what is missing).
