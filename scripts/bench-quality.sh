@@ -36,7 +36,8 @@
 # Each trained model's row is kept in runs/NAME-seedS.row.json, beside the flags that trained
 # it, and reused by later runs on the same prepared data with the same flags, so an
 # interrupted bench resumes where it stopped and extra rows can be added without retraining
-# the others. A rebuilt valar does not retrain kept rows (a recipe's flags mean the same
+# the others; a valar model killed part-way continues from its checkpoint (runs/NAME-seedS.started
+# holds the flags it was started with). A rebuilt valar does not retrain kept rows (a recipe's flags mean the same
 # thing across builds); BENCH_FRESH=1 retrains everything.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
