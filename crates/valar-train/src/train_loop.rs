@@ -719,14 +719,15 @@ impl<M: StepModel> EpochLoop<'_, M> {
     ) -> Result<bool, TrainError> {
         let run = self.run;
         let best = state.early.record(epoch + 1, record.score());
-        let keep = self.job.config.keep;
-        if best && keep == Keep::Best {
-            let name = best_name(epoch + 1);
-            self.model.save_state(&run.checkpoint_file(&name))?;
-            state.best_file = Some(name);
-        }
-        if (best && keep == Keep::Best) || keep == Keep::Last {
-            self.export_kept(epoch + 1, raw)?;
+        match self.job.config.keep {
+            Keep::Best if best => {
+                let name = best_name(epoch + 1);
+                self.model.save_state(&run.checkpoint_file(&name))?;
+                state.best_file = Some(name);
+                self.export_kept(epoch + 1, raw)?;
+            }
+            Keep::Best => {}
+            Keep::Last => self.export_kept(epoch + 1, raw)?,
         }
         let name = state_name(epoch + 1);
         self.model.save_state(&run.checkpoint_file(&name))?;
