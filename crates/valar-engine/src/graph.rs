@@ -1,5 +1,7 @@
 //! A small ONNX graph builder: fresh names, constants, nodes, inputs and outputs.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::proto::{
     self, AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     TensorProto, TensorShapeProto, TypeProto, TypeProtoTensor, ValueInfoProto,
@@ -56,6 +58,35 @@ fn value_info(name: &str, elem_type: i32, shape: &[Dim]) -> ValueInfoProto {
             }),
         }),
     }
+}
+
+/// Every node of `nodes` that `value` is computed from, its producer included.
+pub(crate) fn ancestors_in(nodes: &[NodeProto], value: &str) -> HashSet<usize> {
+    let producer: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut todo: Vec<&str> = vec![value];
+    while let Some(v) = todo.pop() {
+        if let Some(&i) = producer.get(v)
+            && seen.insert(i)
+        {
+            todo.extend(nodes[i].input.iter().map(String::as_str));
+        }
+    }
+    seen
+}
+
+/// The nodes of `nodes` that read `value`, in graph order.
+pub(crate) fn consumers_in(nodes: &[NodeProto], value: &str) -> Vec<usize> {
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.input.iter().any(|i| i == value))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Fixed dimensions from sizes.
@@ -218,6 +249,48 @@ impl GraphBuilder {
                 }
             }
         }
+    }
+
+    /// Every node `value` is computed from, its producer included (indices into the node list).
+    pub(crate) fn ancestors(&self, value: &str) -> HashSet<usize> {
+        ancestors_in(&self.nodes, value)
+    }
+
+    /// The nodes that read `value`, in graph order.
+    pub(crate) fn consumers(&self, value: &str) -> Vec<usize> {
+        consumers_in(&self.nodes, value)
+    }
+
+    /// The first output of node `i`.
+    pub(crate) fn node_output(&self, i: usize) -> &str {
+        &self.nodes[i].output[0]
+    }
+
+    /// A scalar zero that ONNX Runtime can only compute after every value in `after` exists:
+    /// 0 · (the sum of each value's first element). Adding it to a scalar leaves the scalar's
+    /// bits unchanged (x + ±0 = x for finite x) and makes whatever reads the sum wait for
+    /// `after`; ONNX has no control edges, so this is how an order is imposed with data alone.
+    /// It reads one element of each value, so the cost is a few tiny nodes.
+    pub(crate) fn zero_after(&mut self, after: &[String]) -> String {
+        let firsts: Vec<String> = after
+            .iter()
+            .map(|v| {
+                let flat = self.reshape(v, &[-1]);
+                let start = self.const_i64(&[0]);
+                let end = self.const_i64(&[1]);
+                self.node("Slice", &[&flat, &start, &end], vec![])
+            })
+            .collect();
+        let joined = match firsts.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                let refs: Vec<&str> = firsts.iter().map(String::as_str).collect();
+                self.node("Concat", &refs, vec![("axis", Attr::Int(0))])
+            }
+        };
+        let sum = self.reduce("ReduceSum", &joined, &[0], false);
+        let zero = self.scalar(0.0);
+        self.bin("Mul", &sum, &zero)
     }
 
     pub(crate) fn finish(self, name: &str) -> ModelProto {

@@ -72,11 +72,14 @@ pub(crate) fn grad_scale(kind: &OptimizerKind) -> f32 {
 /// Emits one update step for every `(parameter, gradient)` pair, where each gradient is the true
 /// gradient times `scale` (see [`grad_scale`]), writing [`names::new`] of every parameter and
 /// optimizer state tensor. `lr` and `step` are scalar graph inputs; `step` is the 1-based
-/// number of this step (PyTorch's `state["step"]` after increment).
+/// number of this step (PyTorch's `state["step"]` after increment). `after[i]` lists values
+/// that must exist before parameter `i` is overwritten (the trainer updates in place; see
+/// `Arch::update_waits`); the update's per-parameter scalar waits for them, with the same bits.
 pub(crate) fn emit_update(
     g: &mut GraphBuilder,
     kind: &OptimizerKind,
     grads: &[(String, String)],
+    after: &[Vec<String>],
     scale: f32,
     lr: &str,
     step: &str,
@@ -89,12 +92,24 @@ pub(crate) fn emit_update(
             weight_decay,
         } => {
             let sc = adam_scalars(g, [beta1, beta2, eps, weight_decay], scale, lr, step);
-            emit_adamw(g, kind, &sc, grads);
+            emit_adamw(g, kind, &sc, grads, after);
         }
         OptimizerKind::Sgd {
             momentum,
             weight_decay,
-        } => emit_sgd(g, kind, (momentum, weight_decay), grads, scale, lr),
+        } => emit_sgd(g, kind, (momentum, weight_decay), grads, after, scale, lr),
+    }
+}
+
+/// `scalar` itself, or, when `after` lists values, `scalar` + 0 computed after them (see
+/// [`GraphBuilder::zero_after`]).
+fn waiting(g: &mut GraphBuilder, scalar: &str, after: Option<&Vec<String>>) -> String {
+    match after {
+        Some(after) if !after.is_empty() => {
+            let zero = g.zero_after(after);
+            g.bin("Add", scalar, &zero)
+        }
+        _ => scalar.to_string(),
     }
 }
 
@@ -122,8 +137,9 @@ fn emit_adamw(
     kind: &OptimizerKind,
     sc: &AdamScalars,
     grads: &[(String, String)],
+    after: &[Vec<String>],
 ) {
-    for (p, grad) in grads {
+    for (i, (p, grad)) in grads.iter().enumerate() {
         let state = kind.state_names(p);
         let (m, v) = (&state[0], &state[1]);
         let mb = g.bin("Mul", m, &sc.b1);
@@ -139,7 +155,8 @@ fn emit_adamw(
         let new_v = names::new(v);
         g.node_to("Add", &[&vb, &gg], &[&new_v], vec![]);
         let sv = g.node("Sqrt", &[&new_v], vec![]);
-        let svk = g.bin("Mul", &sv, &sc.k_over_s);
+        let k_over_s = waiting(g, &sc.k_over_s, after.get(i));
+        let svk = g.bin("Mul", &sv, &k_over_s);
         let denom = g.bin("Add", &svk, &sc.eps_over_s);
         let upd = g.bin("Div", &new_m, &denom);
         let base = match &sc.decay {
@@ -200,13 +217,14 @@ fn emit_sgd(
     kind: &OptimizerKind,
     (momentum, weight_decay): (f32, f32),
     grads: &[(String, String)],
+    after: &[Vec<String>],
     scale: f32,
     lr: &str,
 ) {
     let mom = g.scalar(momentum);
     let wd = g.scalar(weight_decay);
     let unscale = g.scalar(1.0 / scale);
-    for (p, grad) in grads {
+    for (i, (p, grad)) in grads.iter().enumerate() {
         let buf = &kind.state_names(p)[0];
         let grad = &if scale != 1.0 {
             g.bin("Mul", grad, &unscale)
@@ -223,7 +241,8 @@ fn emit_sgd(
         let bm = g.bin("Mul", buf, &mom);
         let new_buf = names::new(buf);
         g.node_to("Add", &[&bm, &d], &[&new_buf], vec![]);
-        let upd = g.bin("Mul", &new_buf, lr);
+        let lr = waiting(g, lr, after.get(i));
+        let upd = g.bin("Mul", &new_buf, &lr);
         g.node_to("Sub", &[p, &upd], &[&names::new(p)], vec![]);
     }
 }
@@ -253,6 +272,7 @@ mod tests {
             &mut g,
             &kind,
             &[("p".into(), "g".into())],
+            &[],
             scale,
             "lr",
             "step",

@@ -69,8 +69,8 @@ impl<'a> Batch<'a> {
 struct TrainSession {
     batch: usize,
     session: Session,
-    /// `bindings[k]` reads state from buffer set `k` and writes the updated state into set `1 - k`.
-    bindings: [IoBinding; 2],
+    /// Binds every state tensor as both input and output: the step updates the state in place.
+    binding: IoBinding,
     loss: Tensor<f32>,
     predictions: Tensor<f32>,
 }
@@ -90,9 +90,11 @@ pub struct Trainer {
     seed: u64,
     step: u64,
     infos: Vec<TensorInfo>,
-    /// Two buffer sets of every state tensor; `bufs[cur]` holds the current state.
-    bufs: [Vec<Tensor<f32>>; 2],
-    cur: usize,
+    /// Every state tensor, held once: the training graph orders each overwrite after the
+    /// tensor's last read (`Arch::update_waits`), so a step reads and writes the same buffers.
+    /// A step that fails part-way leaves them mixed; the run stops and resumes from its last
+    /// checkpoint.
+    bufs: Vec<Tensor<f32>>,
     sessions: Vec<TrainSession>,
     eval: Session,
 }
@@ -184,7 +186,7 @@ impl Trainer {
                 .map(|i| Ok(Tensor::<f32>::new(&allocator, shape_i64(&i.shape))?))
                 .collect()
         };
-        let bufs = [make()?, make()?];
+        let bufs = make()?;
         let mut t = Self {
             arch,
             loss,
@@ -195,7 +197,6 @@ impl Trainer {
             step: 0,
             infos,
             bufs,
-            cur: 0,
             sessions: Vec::new(),
             eval,
         };
@@ -203,7 +204,7 @@ impl Trainer {
         let mut start: HashMap<String, Vec<f32>> = HashMap::new();
         for (i, info) in t.infos.iter().enumerate() {
             let values = models::init_tensor(info, &mut rng);
-            write(&mut t.bufs[0][i], &values)?;
+            write(&mut t.bufs[i], &values)?;
             start.insert(info.name.clone(), values);
         }
         // A moving average starts at the starting weights.
@@ -212,7 +213,7 @@ impl Trainer {
                 && let (Some(i), Some(values)) =
                     (t.infos.iter().position(|x| x.name == src), start.get(&name))
             {
-                write(&mut t.bufs[0][i], values)?;
+                write(&mut t.bufs[i], values)?;
             }
         }
         Ok(t)
@@ -259,27 +260,17 @@ impl Trainer {
         let mut loss = Tensor::<f32>::new(&host, Vec::<i64>::new())?;
         let mut predictions =
             Tensor::<f32>::new(&host, [batch as i64, self.arch.spec.outputs as i64])?;
-        let mut bind = |k: usize| -> Result<IoBinding, EngineError> {
-            let mut b = session.create_binding()?;
-            let (b0, b1) = self.bufs.split_at_mut(1);
-            let (ins, outs) = if k == 0 {
-                (&b0[0], &mut b1[0])
-            } else {
-                (&b1[0], &mut b0[0])
-            };
-            for (i, info) in self.infos.iter().enumerate() {
-                b.bind_input(info.name.as_str(), &ins[i])?;
-                b.bind_output(names::new(&info.name), &mut outs[i])?;
-            }
-            b.bind_output(names::LOSS, &mut loss)?;
-            b.bind_output(names::PREDICTIONS, &mut predictions)?;
-            Ok(b)
-        };
-        let bindings = [bind(0)?, bind(1)?];
+        let mut binding = session.create_binding()?;
+        for (info, buf) in self.infos.iter().zip(&mut self.bufs) {
+            binding.bind_input(info.name.as_str(), buf)?;
+            binding.bind_output(names::new(&info.name), buf)?;
+        }
+        binding.bind_output(names::LOSS, &mut loss)?;
+        binding.bind_output(names::PREDICTIONS, &mut predictions)?;
         self.sessions.push(TrainSession {
             batch,
             session,
-            bindings,
+            binding,
             loss,
             predictions,
         });
@@ -343,9 +334,8 @@ impl Trainer {
         // 1-based, as PyTorch's bias correction counts steps.
         let stept = cpu_tensor(&[], vec![(self.step + 1) as f32])?;
         let noise = self.noise(batch)?;
-        let cur = self.cur;
         let ts = &mut self.sessions[idx];
-        let b = &mut ts.bindings[cur];
+        let b = &mut ts.binding;
         b.bind_input(names::IMAGE, &xt)?;
         b.bind_input(names::TARGETS, &yt)?;
         b.bind_input(names::SAMPLE_WEIGHTS, &wt)?;
@@ -363,7 +353,7 @@ impl Trainer {
         for (i, n) in noise.iter().enumerate() {
             b.bind_input(names::noise(i), n)?;
         }
-        ts.session.run_binding(&ts.bindings[cur])?;
+        ts.session.run_binding(&ts.binding)?;
         let loss = ts
             .loss
             .extract_tensor()
@@ -372,7 +362,6 @@ impl Trainer {
             .copied()
             .unwrap_or(f32::NAN);
         let predictions = ts.predictions.extract_tensor().1.to_vec();
-        self.cur = 1 - cur;
         self.step += 1;
         Ok(StepOutput { loss, predictions })
     }
@@ -401,7 +390,7 @@ impl Trainer {
         b.bind_input(names::IMAGE, &xt)?;
         for (name, src) in self.arch.eval_sources() {
             if let Some(i) = self.infos.iter().position(|x| x.name == src) {
-                b.bind_input(name.as_str(), &self.bufs[self.cur][i])?;
+                b.bind_input(name.as_str(), &self.bufs[i])?;
             }
         }
         b.bind_output_to_device(names::PREDICTIONS, &MemoryInfo::default())?;
@@ -430,7 +419,7 @@ impl Trainer {
             tensors.push(NamedTensor {
                 name: info.name.clone(),
                 shape: info.shape.clone(),
-                data: read(&self.bufs[self.cur][i])?,
+                data: read(&self.bufs[i])?,
             });
         }
         tensors.push(NamedTensor {
@@ -490,7 +479,7 @@ impl Trainer {
         }
         for (i, info) in self.infos.iter().enumerate() {
             if let Some(t) = by_name.get(info.name.as_str()) {
-                write(&mut self.bufs[self.cur][i], &t.data)?;
+                write(&mut self.bufs[i], &t.data)?;
             }
         }
         self.seed = seed.unwrap_or(self.seed);
@@ -529,7 +518,7 @@ impl Trainer {
             let Some(&i) = index.get(src) else {
                 return Vec::new();
             };
-            read(&self.bufs[self.cur][i]).unwrap_or_else(|e| {
+            read(&self.bufs[i]).unwrap_or_else(|e| {
                 failed.borrow_mut().get_or_insert(e);
                 Vec::new()
             })
@@ -1275,6 +1264,93 @@ mod tests {
             d.step(&x, &y, 4, 1e-3).unwrap();
             assert_eq!(a.state(), d.state(), "{kind}: resumed");
             assert_ne!(a.state(), make(6).state(), "{kind}: another seed");
+        }
+    }
+
+    /// Every network, with a weight average: two steps on the trainer's one in-place copy of
+    /// the state end bit for bit where the same training graph run with separate inputs and
+    /// outputs does (no update overwrites a tensor that a later node of the step still reads).
+    #[test]
+    fn every_network_steps_in_place_exactly_as_out_of_place() {
+        use crate::ops::tests::{In, run};
+        use prost::Message;
+        for &kind in ModelKind::ALL {
+            let spec = ModelSpec {
+                ema: Some(0.9),
+                ..spec_of(kind)
+            };
+            let (x, y) = random_batch(&spec, 4, 9);
+            let opt = OptimizerKind::adamw_default();
+            let mut t = Trainer::new(&spec, LossKind::MseCcc, opt, Device::Cpu, 2).unwrap();
+            let model = t
+                .arch
+                .train_graph(4, LossKind::MseCcc, Some(&opt), Device::Cpu);
+            let mut session = runtime::session(&model.encode_to_vec(), Device::Cpu)
+                .unwrap()
+                .0;
+            // The state less the dropout generator's seed, which the host keeps.
+            let mut state: Vec<_> = t
+                .state()
+                .tensors
+                .into_iter()
+                .filter(|n| n.name != SEED_TENSOR)
+                .collect();
+            let plain = |name: &str, shape: &[usize], data: Vec<f32>| In {
+                name: name.into(),
+                shape: shape.to_vec(),
+                data,
+                check: false,
+            };
+            for step in 0..2u64 {
+                let mut ins = vec![
+                    plain(
+                        names::IMAGE,
+                        &[4, 1, spec.input_size, spec.input_size],
+                        x.clone(),
+                    ),
+                    plain(names::TARGETS, &[4, 2], y.clone()),
+                    plain(names::SAMPLE_WEIGHTS, &[4, 1], vec![1.0; 4]),
+                    plain(names::LR, &[], vec![1e-3]),
+                    plain(names::STEP, &[], vec![(step + 1) as f32]),
+                    plain(
+                        names::EMA_DECAY,
+                        &[],
+                        vec![0.9f32.min((1.0 + step as f32) / (10.0 + step as f32))],
+                    ),
+                ];
+                for (i, (shape, data)) in noise_values(&t.arch, 2, step, 4).into_iter().enumerate()
+                {
+                    ins.push(plain(&names::noise(i), &shape, data));
+                }
+                ins.extend(
+                    state
+                        .iter()
+                        .map(|n| plain(&n.name, &n.shape, n.data.clone())),
+                );
+                let outs: Vec<String> = state.iter().map(|n| names::new(&n.name)).collect();
+                let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+                let values = run(&mut session, &ins, &refs);
+                for (n, v) in state.iter_mut().zip(values) {
+                    n.data = v;
+                }
+                t.step(&x, &y, 4, 1e-3).unwrap();
+            }
+            let in_place: Vec<_> = t
+                .state()
+                .tensors
+                .into_iter()
+                .filter(|n| n.name != SEED_TENSOR)
+                .collect();
+            assert_eq!(in_place.len(), state.len());
+            for (a, b) in in_place.iter().zip(&state) {
+                assert_eq!(a.name, b.name);
+                let same = a
+                    .data
+                    .iter()
+                    .zip(&b.data)
+                    .all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{kind}: {} differs after two steps", a.name);
+            }
         }
     }
 

@@ -8,6 +8,8 @@
 mod blocks;
 mod net;
 
+use std::collections::HashSet;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -411,7 +413,8 @@ impl Arch {
         g.output(names::PREDICTIONS, &fixed(&[batch, self.spec.outputs]));
         match opt {
             Some(opt) => {
-                optim::emit_update(&mut g, opt, &grads, scale, names::LR, names::STEP);
+                let after = update_waits(&g, &grads);
+                optim::emit_update(&mut g, opt, &grads, &after, scale, names::LR, names::STEP);
                 if self.spec.ema.is_some() {
                     self.emit_ema(&mut g);
                 }
@@ -663,6 +666,45 @@ fn check_spec(network: &Network, spec: &ModelSpec) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// What each parameter's update must wait for. The trainer binds every state tensor as both
+/// input and output of the training step (one copy of the state, not two), so a parameter may
+/// only be overwritten after every node that reads it has run. Its forward use and its own
+/// gradient come before its update by construction, but the backward pass also reads it to pass
+/// the gradient down (dX = dY·Wᵀ), and nothing in the data orders that read before the update.
+/// For each parameter this gives the gradient of a lower layer that every such read flows into
+/// (the nearest one: it exists until its own update anyway, so waiting for it costs little
+/// memory), or, when there is none, the reads' own outputs; empty when nothing is left to wait
+/// for. `overwrite_hazards` (tests) checks the result on every network.
+fn update_waits(g: &GraphBuilder, grads: &[(String, String)]) -> Vec<Vec<String>> {
+    let before: Vec<HashSet<usize>> = grads.iter().map(|(_, d)| g.ancestors(d)).collect();
+    grads
+        .iter()
+        .zip(&before)
+        .map(|((p, _), own)| {
+            let reads: Vec<usize> = g
+                .consumers(p)
+                .into_iter()
+                .filter(|i| !own.contains(i))
+                .collect();
+            if reads.is_empty() {
+                return Vec::new();
+            }
+            let nearest = before
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| reads.iter().all(|r| a.contains(r)))
+                .min_by_key(|(_, a)| a.len());
+            match nearest {
+                Some((q, _)) => vec![grads[q].1.clone()],
+                None => reads
+                    .iter()
+                    .map(|&r| g.node_output(r).to_string())
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// Columns `start..end` of a `[batch, width]` value.
 fn columns(g: &mut GraphBuilder, x: &str, start: usize, end: usize) -> String {
     let starts = g.const_i64(&[start as i64]);
@@ -708,6 +750,87 @@ pub(crate) fn init_rng(seed: u64) -> ChaCha8Rng {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The state inputs of a training graph that some node may read after the node writing
+    /// their new value has run (it is not among that writer's ancestors): with the state bound
+    /// in place, such a read could see the updated value.
+    fn overwrite_hazards(model: &ModelProto) -> Vec<String> {
+        use crate::graph::{ancestors_in, consumers_in};
+        let graph = model.graph.as_ref().unwrap();
+        let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+        let mut hazards = Vec::new();
+        for input in &graph.input {
+            let new = names::new(&input.name);
+            if !outputs.contains(new.as_str()) {
+                continue;
+            }
+            let before = ancestors_in(&graph.node, &new);
+            for c in consumers_in(&graph.node, &input.name) {
+                if !before.contains(&c) {
+                    let n = &graph.node[c];
+                    hazards.push(format!("{} read by {} ({})", input.name, n.name, n.op_type));
+                }
+            }
+        }
+        hazards
+    }
+
+    /// The check sees a read the update does not wait for.
+    #[test]
+    fn an_unordered_read_of_updated_state_is_a_hazard() {
+        let mut g = GraphBuilder::new();
+        g.input("w", &fixed(&[2]));
+        g.input("d", &fixed(&[2]));
+        let dx = g.bin("Mul", "d", "w");
+        g.node_to("Sub", &["w", "d"], &[&names::new("w")], vec![]);
+        g.output(&names::new("w"), &fixed(&[2]));
+        g.rename(&dx, "dx");
+        g.output("dx", &fixed(&[2]));
+        let hazards = overwrite_hazards(&g.finish("t"));
+        assert_eq!(hazards, vec!["w read by n0 (Mul)".to_string()]);
+    }
+
+    /// Every state tensor of every network's training graph (AdamW and SGD, with and without
+    /// a weight average and an expression head, both device flavours) is overwritten only after
+    /// its last read: the trainer's one-copy, in-place binding depends on it.
+    #[test]
+    fn training_graphs_overwrite_state_only_after_its_last_read() {
+        let sgd = OptimizerKind::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-4,
+        };
+        for &kind in ModelKind::ALL {
+            for (opt, ema, expression) in [
+                (OptimizerKind::adamw_default(), None, None),
+                (
+                    OptimizerKind::adamw(0.0),
+                    Some(0.99),
+                    Some(ExpressionHead {
+                        classes: 8,
+                        weight: 0.5,
+                    }),
+                ),
+                (sgd, Some(0.9), None),
+            ] {
+                let spec = ModelSpec {
+                    kind,
+                    input_size: kind.input_multiple(),
+                    ema,
+                    expression,
+                    ..ModelSpec::default()
+                };
+                let arch = Arch::new(&spec).unwrap();
+                for device in [Device::Cpu, Device::Cuda] {
+                    let model = arch.train_graph(3, LossKind::Mse, Some(&opt), device);
+                    let hazards = overwrite_hazards(&model);
+                    assert!(
+                        hazards.is_empty(),
+                        "{kind} {opt:?} on {device}: {hazards:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn facecnn_has_the_recipe_parameter_count() {
