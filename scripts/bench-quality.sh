@@ -7,11 +7,14 @@
 #   - PyTorch, reference recipe   (scripts/quality_torch.py)
 #   - valar,   reference recipe   (valar train --recipe reference)
 #   - valar,   default recipe     (valar train with no settings)
+#   - PyTorch, default recipe     (scripts/quality_torch.py --recipe default: valar's default
+#                                  written in PyTorch; only when BENCH_ROWS names torch-default)
 #   - any extra valar rows given as BENCH_VARIANTS="name=flags;name=flags"
 # and prints test CCC and RMSE per dimension, mean ± sd over seeds, beside the
 # mean-prediction baseline, and the whole-run speed of valar's reference recipe against
-# PyTorch's (each side's process wall time on the same faces; fair with BENCH_JOBS=1, or with
-# each model pinned to its own core as the default does). Settings (environment):
+# PyTorch's, and of valar's default against PyTorch's default when both ran (each side's
+# process wall time on the same faces; fair with BENCH_JOBS=1, or with each model pinned to
+# its own core as the default does). Settings (environment):
 #   BENCH_DATA      a folder holding train_set/ and val_set/ in AffectNet's newer layout (the
 #                   real faces of ../shared/real-faces/setup): train on train_set, test on
 #                   val_set, instead of the hard synthetic set. Nothing is written into it.
@@ -22,9 +25,12 @@
 #                   (default 0.1, prepare's own default); PyTorch trains on the same faces
 #   BENCH_SEEDS     seeds per row (default 3; the README's figures use 3)
 #   BENCH_EPOCHS    epochs for the reference recipes (default 25, the recipe's)
+#   BENCH_DEFAULT_EPOCHS  epochs for the default recipes, valar's and PyTorch's (default: the
+#                   recipe's own, 50); fewer only for a quick check of the bench itself
 #   BENCH_TRAIN_N   synthetic training images (default 3333: 3,000 train + 333 validation)
 #   BENCH_TEST_N    synthetic test images (default 1000)
-#   BENCH_ROWS      which standard rows to run (default "torch,reference,default", or "none")
+#   BENCH_ROWS      which standard rows to run, of torch, reference, default and torch-default
+#                   (default "torch,reference,default"; "none" for none)
 #   BENCH_LIST      if set, list the models that would train (those without a kept row) and stop
 #   BENCH_PRUNE     names of BENCH_VARIANTS rows to run with the first seed only (comma-separated):
 #                   candidates pruned on one seed before the finalists get all of them
@@ -44,6 +50,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 seeds=${BENCH_SEEDS:-3}
 epochs=${BENCH_EPOCHS:-25}
+default_epochs=${BENCH_DEFAULT_EPOCHS:-}
 train_n=${BENCH_TRAIN_N:-3333}
 test_n=${BENCH_TEST_N:-1000}
 rows=${BENCH_ROWS:-torch,reference,default}
@@ -112,7 +119,12 @@ cached() {
   [ -z "${BENCH_FRESH:-}" ] && [ -s "$1" ] && [ "$1" -nt "$train_dir/prep.json" ] \
     && [ -f "$1.flags" ] && [ "$(cat "$1.flags")" = "$2" ]
 }
-torch_flags="quality_torch.py $(sha256sum "$root/scripts/quality_torch.py" | cut -c1-16) epochs $epochs"
+torch_sum=$(sha256sum "$root/scripts/quality_torch.py" | cut -c1-16)
+# torch_flags RECIPE: what trained a PyTorch row of that recipe.
+torch_flags() {
+  if [ "$1" = reference ]; then echo "quality_torch.py $torch_sum epochs $epochs"
+  else echo "quality_torch.py $torch_sum recipe $1 epochs ${default_epochs:-50}"; fi
+}
 now() { python3 -c 'import time; print(time.perf_counter())'; }
 
 # Every model is trained by one of BENCH_JOBS workers (default: one per core, at most 2),
@@ -122,23 +134,28 @@ jobs=${BENCH_JOBS:-$(( $(nproc) >= 2 ? 2 : 1 ))}
 threads=${BENCH_THREADS:-$(( jobs == 1 ? $(nproc) : 1 ))}
 pin() { if [ "$jobs" -gt 1 ] && command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 
-# torch_row WORKER SEED: trains PyTorch's reference recipe; writes its row file.
+# torch_row WORKER SEED RECIPE: trains PyTorch's reference recipe, or valar's default recipe
+# written in PyTorch (RECIPE default, checkpointed every epoch into runs/torch-default-seedS/
+# as valar's run is); writes its row file.
 torch_row() {
-  local worker=$1 seed=$2 out="$runs/torch-reference-seed$2.json"
-  local t0 t1
-  cached "$out.row.json" "$torch_flags" && return
+  local worker=$1 seed=$2 recipe=$3 out="$runs/torch-$3-seed$2.json"
+  local flags t0 t1 args
+  flags=$(torch_flags "$recipe")
+  cached "$out.row.json" "$flags" && return
+  if [ "$recipe" = reference ]; then args=(--epochs "$epochs")
+  else args=(--recipe "$recipe" --epochs "${default_epochs:-50}" --out "$runs/torch-$recipe-seed$seed"); fi
   t0=$(now)
   pin "$worker" "$py" "$root/scripts/quality_torch.py" "$train_dir" --test "$test_dir" \
-    --epochs "$epochs" --seed "$seed" --threads "$threads" --json "$out" \
-    > "$runs/torch-reference-seed$seed.log" 2>&1 \
-    || { echo "PyTorch (seed $seed) failed; see $runs/torch-reference-seed$seed.log"; return 1; }
+    "${args[@]}" --seed "$seed" --threads "$threads" --json "$out" \
+    > "$runs/torch-$recipe-seed$seed.log" 2>&1 \
+    || { echo "PyTorch $recipe (seed $seed) failed; see $runs/torch-$recipe-seed$seed.log"; return 1; }
   t1=$(now)
   # The whole process, as valar's rows are timed: start-up, loading, training, testing.
-  python3 "$root/scripts/bench_quality.py" row --name "PyTorch reference" --seed "$seed" \
+  python3 "$root/scripts/bench_quality.py" row --name "PyTorch $recipe" --seed "$seed" \
     --engine pytorch --torch-json "$out" --seconds "$(python3 -c "print($t1 - $t0)")" \
     > "$out.row.json"
-  echo "$torch_flags" > "$out.row.json.flags"
-  echo "done: PyTorch reference, seed $seed"
+  echo "$flags" > "$out.row.json.flags"
+  echo "done: PyTorch $recipe, seed $seed"
 }
 
 # valar_row WORKER NAME SEED FLAGS...: trains, evaluates on the test set; writes its row file.
@@ -171,13 +188,15 @@ valar_row() {
   echo "done: $name, seed $seed"
 }
 
-# The job list, seed by seed; each line is "KIND|NAME|SEED|FLAGS".
+# The job list, seed by seed; each line is "KIND|NAME|SEED|FLAGS" (a PyTorch row's FLAGS: its
+# recipe).
 queue=()
 IFS=';' read -ra extra <<< "$variants"
 for seed in $(seq 1 "$seeds"); do
-  [[ ",$rows," == *",torch,"* ]] && queue+=("torch|PyTorch reference|$seed|")
+  [[ ",$rows," == *",torch,"* ]] && queue+=("torch|PyTorch reference|$seed|reference")
   [[ ",$rows," == *",reference,"* ]] && queue+=("valar|valar reference|$seed|--recipe reference --epochs $epochs")
-  [[ ",$rows," == *",default,"* ]] && queue+=("valar|valar default|$seed|")
+  [[ ",$rows," == *",default,"* ]] && queue+=("valar|valar default|$seed|${default_epochs:+--epochs $default_epochs}")
+  [[ ",$rows," == *",torch-default,"* ]] && queue+=("torch|PyTorch default|$seed|default")
   for v in "${extra[@]}"; do
     [ -z "$v" ] && continue
     if [ "$seed" -gt 1 ] && [[ ",${BENCH_PRUNE:-}," == *",${v%%=*},"* ]]; then continue; fi
@@ -185,16 +204,16 @@ for seed in $(seq 1 "$seeds"); do
   done
 done
 row_file() {
-  local kind name seed
-  IFS='|' read -r kind name seed _ <<< "$1"
-  if [ "$kind" = torch ]; then echo "$runs/torch-reference-seed$seed.json.row.json"
+  local kind name seed flags
+  IFS='|' read -r kind name seed flags <<< "$1"
+  if [ "$kind" = torch ]; then echo "$runs/torch-$flags-seed$seed.json.row.json"
   else echo "$runs/${name// /-}-seed$seed.row.json"; fi
 }
 # Only the jobs without a kept result are dealt out, so that a worker whose share was all
 # kept models does not sit idle while the other trains every new one.
 pending=()
 for job in "${queue[@]}"; do
-  flags=$torch_flags; [ "${job%%|*}" = torch ] || flags=$(echo ${job##*|})
+  if [ "${job%%|*}" = torch ]; then flags=$(torch_flags "${job##*|}"); else flags=$(echo ${job##*|}); fi
   cached "$(row_file "$job")" "$flags" || pending+=("$job")
 done
 if [ -n "${BENCH_LIST:-}" ]; then
@@ -207,7 +226,7 @@ worker() {
   local k=$1 i kind name seed flags
   for ((i = k; i < ${#pending[@]}; i += jobs)); do
     IFS='|' read -r kind name seed flags <<< "${pending[$i]}"
-    if [ "$kind" = torch ]; then torch_row "$k" "$seed" || true
+    if [ "$kind" = torch ]; then torch_row "$k" "$seed" "$flags" || true
     # shellcheck disable=SC2086 # the flags are meant to split into words
     else valar_row "$k" "$name" "$seed" $flags || true; fi
   done

@@ -7,9 +7,11 @@
 
 `row` prints one JSON line: test RMSE, PCC, CCC and SAGR per dimension, computed here from a
 valar predictions CSV with the field's definitions (population statistics), or read from
-scripts/quality_torch.py's JSON, which computes them the same way. `table` prints a Markdown
-table of every row name, mean ± sd over seeds, with the mean-prediction baseline (the training
-split's mean predicted for every test face) first.
+scripts/quality_torch.py's JSON (either recipe), which computes them the same way. `table`
+prints a Markdown table of every row name, mean ± sd over seeds, with the mean-prediction
+baseline (the training split's mean predicted for every test face) first; under it, valar's
+reference against PyTorch's (parity, whole-run speed) and valar's default against PyTorch's
+default (whole-run speed), for the seeds both sides have.
 """
 import argparse
 import csv
@@ -105,32 +107,39 @@ def table(args):
         secs = [r["seconds"] for r in rs if r.get("seconds") is not None]
         cells.append(f"{statistics.fmean(secs) / 60:.1f}" if secs else "")
         print(f"| {name} (n={len(rs)}) | " + " | ".join(cells) + " |")
-    ref = {r["seed"]: r for r in results if r["name"] == "PyTorch reference"}
-    mine = {r["seed"]: r for r in results if r["name"] == "valar reference"}
+    by_seed = lambda name: {r["seed"]: r for r in results if r["name"] == name}
+    lines = []
+    ref, mine = by_seed("PyTorch reference"), by_seed("valar reference")
     common = sorted(set(ref) & set(mine))
     if common:
-        print()
         for d in DIMS:
             gap = statistics.fmean(mine[s][d]["ccc"] - ref[s][d]["ccc"] for s in common)
             verdict = "within" if abs(gap) <= 0.03 else "OUTSIDE"
-            print(f"parity, {d}: valar reference − PyTorch reference = {gap:+.3f} CCC "
-                  f"({verdict} ±0.03)")
-        whole_run(ref, mine, common)
+            lines.append(f"parity, {d}: valar reference − PyTorch reference = {gap:+.3f} CCC "
+                         f"({verdict} ±0.03)")
+        lines += whole_run(ref, mine, common, "reference")
+    ref, mine = by_seed("PyTorch default"), by_seed("valar default")
+    lines += whole_run(ref, mine, sorted(set(ref) & set(mine)), "default")
+    if lines:
+        print()
+        print("\n".join(lines))
 
 
-def whole_run(ref, mine, seeds):
-    """The whole-run speed of valar's reference recipe against PyTorch's, seed by seed: each
-    side's process wall time (start-up, loading, training, testing) on the same faces. Fair
-    only when both ran alike: one model at a time (BENCH_JOBS=1) or each on its own core."""
+def whole_run(ref, mine, seeds, recipe):
+    """The whole-run speed of valar's `recipe` (reference or default) against the same recipe
+    in PyTorch (scripts/quality_torch.py), seed by seed: each side's process wall time
+    (start-up, loading, training, testing) on the same faces, as a list of one line, or none
+    when no seed has both sides' whole-process times. Fair only when both ran alike: one model
+    at a time (BENCH_JOBS=1) or each on its own core."""
     timed = [s for s in seeds
              if ref[s].get("process_seconds") and mine[s].get("seconds")]
     if not timed:
-        return
+        return []
     ratios = sorted(ref[s]["process_seconds"] / mine[s]["seconds"] for s in timed)
     mins = lambda side, key: statistics.median(side[s][key] / 60 for s in timed)
-    print(f"whole run, reference recipe: valar {mins(mine, 'seconds'):.1f} min, PyTorch "
-          f"{mins(ref, 'process_seconds'):.1f} min (medians): {statistics.median(ratios):.2f}x "
-          f"PyTorch's speed (seeds {ratios[0]:.2f}-{ratios[-1]:.2f}; above 1 is faster)")
+    return [f"whole run, {recipe} recipe: valar {mins(mine, 'seconds'):.1f} min, PyTorch "
+            f"{mins(ref, 'process_seconds'):.1f} min (medians): {statistics.median(ratios):.2f}x "
+            f"PyTorch's speed (seeds {ratios[0]:.2f}-{ratios[-1]:.2f}; above 1 is faster)"]
 
 
 def main():
