@@ -298,6 +298,36 @@ def fit_calibration(train_y, val_y, val_raw):
     return r, k, np.float32(a), np.float32(mu_y - a * mu_p)
 
 
+def summary(recipe, args, n, t_labels, y_train, pred, seconds, mean, sd, losses, extra=None):
+    """The result object both recipes print: the run, then `extra`, then each dimension's test
+    metrics beside the mean-prediction baseline."""
+    base = y_train.astype(np.float64).mean(axis=0)
+    result = {
+        "recipe": recipe,
+        "data": args.data,
+        "test": args.test or f"{args.data} (test split)",
+        "train_faces": int(n),
+        "test_faces": int(t_labels.shape[0]),
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "threads": args.threads,
+        "seconds": round(seconds, 1),
+        "input_mean": mean,
+        "input_sd": sd,
+        "train_loss": [round(x, 5) for x in losses],
+    }
+    result.update(extra or {})
+    for d, name in enumerate(("valence", "arousal")):
+        m = metrics(t_labels[:, d], pred[:, d])
+        m["baseline_rmse"] = float(np.sqrt(((t_labels[:, d].astype(np.float64) - base[d]) ** 2).mean()))
+        m["train_mean"] = float(base[d])
+        # A spread near zero means the network collapsed to a constant prediction.
+        m["pred_mean"] = float(pred[:, d].astype(np.float64).mean())
+        m["pred_sd"] = float(pred[:, d].astype(np.float64).std())
+        result[name] = m
+    return result
+
+
 def train_default(args):
     """valar's default recipe (see the module doc); returns the result object."""
     faces, labels, splits = read_prepared(args.data)
@@ -428,36 +458,16 @@ def train_default(args):
     # valar's model.onnx: a p + b (float32), then the clip to the label range.
     pred = np.clip(raw * scale + shift, -1, 1)
 
-    base = y_train.astype(np.float64).mean(axis=0)
-    result = {
-        "recipe": "pytorch-default",
-        "data": args.data,
-        "test": args.test or f"{args.data} (test split)",
-        "train_faces": int(n),
-        "test_faces": int(t_labels.shape[0]),
-        "seed": args.seed,
-        "epochs": args.epochs,
-        "threads": args.threads,
-        "seconds": round(seconds, 1),
-        "input_mean": mean,
-        "input_sd": sd,
-        "train_loss": [round(x, 5) for x in losses],
+    result = summary("pytorch-default", args, n, t_labels, y_train, pred, seconds, mean, sd, losses, {
         "val_faces": int(len(y_val)),
         "expression_head": bool(head),
         "class_weights": [round(float(w), 5) for w in class_weights] if head else None,
         "val": history,
         "calibration": calibration or None,
-    }
+    })
     unclipped = np.clip(raw, -1, 1)
-    result["uncalibrated"] = {}
-    for d, name in enumerate(("valence", "arousal")):
-        m = metrics(t_labels[:, d], pred[:, d])
-        m["baseline_rmse"] = float(np.sqrt(((t_labels[:, d].astype(np.float64) - base[d]) ** 2).mean()))
-        m["train_mean"] = float(base[d])
-        m["pred_mean"] = float(pred[:, d].astype(np.float64).mean())
-        m["pred_sd"] = float(pred[:, d].astype(np.float64).std())
-        result[name] = m
-        result["uncalibrated"][name] = metrics(t_labels[:, d], unclipped[:, d])
+    result["uncalibrated"] = {name: metrics(t_labels[:, d], unclipped[:, d])
+                              for d, name in enumerate(("valence", "arousal"))}
     return result
 
 
@@ -557,29 +567,7 @@ def main():
     model.eval()
     with torch.no_grad():
         pred = torch.cat([model(x_test_t[i : i + 256]) for i in range(0, x_test_t.shape[0], 256)]).numpy()
-    base = y_train.astype(np.float64).mean(axis=0)
-    result = {
-        "recipe": "pytorch-reference",
-        "data": args.data,
-        "test": args.test or f"{args.data} (test split)",
-        "train_faces": int(n),
-        "test_faces": int(t_labels.shape[0]),
-        "seed": args.seed,
-        "epochs": args.epochs,
-        "threads": args.threads,
-        "seconds": round(seconds, 1),
-        "input_mean": mean,
-        "input_sd": sd,
-        "train_loss": [round(x, 5) for x in losses],
-    }
-    for d, name in enumerate(("valence", "arousal")):
-        m = metrics(t_labels[:, d], pred[:, d])
-        m["baseline_rmse"] = float(np.sqrt(((t_labels[:, d].astype(np.float64) - base[d]) ** 2).mean()))
-        m["train_mean"] = float(base[d])
-        # A spread near zero means the network collapsed to a constant prediction.
-        m["pred_mean"] = float(pred[:, d].astype(np.float64).mean())
-        m["pred_sd"] = float(pred[:, d].astype(np.float64).std())
-        result[name] = m
+    result = summary("pytorch-reference", args, n, t_labels, y_train, pred, seconds, mean, sd, losses)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
