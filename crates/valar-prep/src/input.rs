@@ -213,7 +213,7 @@ pub(crate) fn load(input: &Input, landmarks: bool) -> Result<Loaded, PrepError> 
         Input::AffectNet { csv, images } => csv::load_affectnet(csv, images, landmarks),
         Input::Generic { csv, images } => csv::load_generic(csv, images, landmarks),
         Input::AffectNetNewer { dir } => newer::load(dir, landmarks),
-        Input::AfewVa { dir } => afew_va::load(dir),
+        Input::AfewVa { dir } => afew_va::load(dir, landmarks),
         Input::AffWild2 {
             annotations,
             frames,

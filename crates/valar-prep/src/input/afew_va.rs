@@ -17,8 +17,10 @@ const LABEL_SCALE: f64 = 10.0;
 /// Reads AFEW-VA: clip folders (`001`…`600`) each holding `<clip>.json` and its PNG frames.
 /// The JSON's `frames` maps a frame number to `valence`, `arousal` (−10…10) and 68
 /// `landmarks`; the face box is the landmarks' bounding square with a margin. A clip
-/// belongs to its `actor` for the split, so one actor's clips stay together.
-pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
+/// belongs to its `actor` for the split, so one actor's clips stay together. With `align`
+/// (`prepare --align`) a frame whose landmarks cannot place the eyes is a `no_landmarks`
+/// reject saying why; without it the frame keeps its box and no eyes.
+pub(super) fn load(dir: &Path, align: bool) -> Result<Loaded, PrepError> {
     if !dir.is_dir() {
         return Err(PrepError::Config(format!(
             "{} is not a folder: AFEW-VA is a folder of clip folders (001 … 600)",
@@ -34,7 +36,7 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
             continue;
         }
         with_json += 1;
-        read_clip(dir, clip, &json, &mut out)?;
+        read_clip(dir, clip, &json, align, &mut out)?;
     }
     let found = format!(
         "{} holds {} folders, {with_json} of them with a <clip>.json",
@@ -45,7 +47,13 @@ pub(super) fn load(dir: &Path) -> Result<Loaded, PrepError> {
 }
 
 /// Appends one clip's frames (or its rejects) to `out`.
-fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<(), PrepError> {
+fn read_clip(
+    dir: &Path,
+    clip: &str,
+    json: &Path,
+    align: bool,
+    out: &mut Frames,
+) -> Result<(), PrepError> {
     valar_core::check_utf8_text(json)?;
     let text = std::fs::read_to_string(json).map_err(PrepError::io(json))?;
     let clip_json = format!("{clip}/{clip}.json");
@@ -79,7 +87,11 @@ fn read_clip(dir: &Path, clip: &str, json: &Path, out: &mut Frames) -> Result<()
                     json.display()
                 ),
             )),
-            Ok(labels) => Ok(labels),
+            Ok((_, Err(why))) if align => Err((
+                reason::NO_LANDMARKS,
+                format!("{} frame {key}: {why}", json.display()),
+            )),
+            Ok((labels, _)) => Ok(labels),
         };
         out.annotated(&video, frame, path, verdict);
     }
@@ -130,8 +142,9 @@ fn numbered<'a>(
     numbered
 }
 
-/// Valence and arousal divided by 10, and the box from the landmarks.
-fn parse_frame(value: &Value) -> Result<Labels, String> {
+/// Valence and arousal divided by 10, and the box from the landmarks; beside them, the eyes
+/// the landmarks place, or why they cannot.
+fn parse_frame(value: &Value) -> Result<(Labels, Result<valar_face::Eyes, String>), String> {
     let label = |name: &str| {
         value
             .get(name)
@@ -157,13 +170,15 @@ fn parse_frame(value: &Value) -> Result<Labels, String> {
         }
     }
     let points: Vec<[f64; 2]> = xy.iter().map(|&(x, y)| [x, y]).collect();
-    Ok(Labels {
+    let eyes = valar_face::Eyes::from_landmarks(&points);
+    let labels = Labels {
         valence,
         arousal,
         face_box: Some(landmark_box(&xy)),
         // Whether or not prepare aligns: a clip whose eyes coincide still has its box.
-        eyes: valar_face::Eyes::from_landmarks(&points).ok(),
-    })
+        eyes: eyes.as_ref().ok().copied(),
+    };
+    Ok((labels, eyes))
 }
 
 /// The bounding square of `points`, grown by [`LANDMARK_MARGIN`] on each side.
@@ -213,7 +228,7 @@ mod tests {
         std::fs::write(clip.join("007.json"), doc.to_string()).unwrap();
         std::fs::write(clip.join("00000.png"), b"x").unwrap();
         std::fs::write(clip.join("00001.png"), b"x").unwrap();
-        let l = load(dir.path()).unwrap();
+        let l = load(dir.path(), false).unwrap();
         assert_eq!(l.rows_read, 3);
         assert_eq!(l.table.height(), 1);
         let col = |n: &str| l.table.column(n).unwrap().clone();
@@ -230,12 +245,52 @@ mod tests {
         );
     }
 
+    /// Under `--align`, a frame whose eye landmarks meet at one point is a `no_landmarks`
+    /// reject naming the clip's JSON, the frame and why; without it the frame is kept.
+    #[test]
+    fn under_align_a_frame_whose_eyes_cannot_be_placed_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("003");
+        std::fs::create_dir_all(&clip).unwrap();
+        let mut level: Vec<[f64; 2]> = vec![[40.0, 40.0]; 68];
+        for (i, p) in level.iter_mut().enumerate().take(48).skip(36) {
+            *p = [if i < 42 { 30.0 } else { 50.0 }, 35.0];
+        }
+        let one_point: Vec<[f64; 2]> = vec![[40.0, 40.0]; 68];
+        let frame =
+            |lm: &Vec<[f64; 2]>| serde_json::json!({"valence": 1, "arousal": 2, "landmarks": lm});
+        let doc =
+            serde_json::json!({"frames": {"00000": frame(&level), "00001": frame(&one_point)}});
+        std::fs::write(clip.join("003.json"), doc.to_string()).unwrap();
+        std::fs::write(clip.join("00000.png"), b"x").unwrap();
+        std::fs::write(clip.join("00001.png"), b"x").unwrap();
+
+        let aligned = load(dir.path(), true).unwrap();
+        assert_eq!(aligned.table.height(), 1);
+        assert_eq!(aligned.rejects.len(), 1);
+        let r = &aligned.rejects[0];
+        assert_eq!(
+            (r.path.as_str(), r.reason),
+            ("003/00001.png", reason::NO_LANDMARKS)
+        );
+        assert!(
+            r.detail.contains("003.json frame 00001")
+                && r.detail
+                    .contains("the two eyes' landmarks are at one point"),
+            "{}",
+            r.detail
+        );
+        let plain = load(dir.path(), false).unwrap();
+        assert_eq!(plain.table.height(), 2);
+        assert!(plain.rejects.is_empty());
+    }
+
     #[test]
     fn a_file_that_is_not_a_folder_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("x.json");
         std::fs::write(&f, "{}").unwrap();
-        let err = load(&f).err().unwrap().to_string();
+        let err = load(&f, false).err().unwrap().to_string();
         assert!(err.contains("clip folders"), "{err}");
     }
 }
