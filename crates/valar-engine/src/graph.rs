@@ -270,7 +270,9 @@ impl GraphBuilder {
     /// 0 · (the sum of each value's first element). Adding it to a scalar leaves the scalar's
     /// bits unchanged (x + ±0 = x for finite x) and makes whatever reads the sum wait for
     /// `after`; ONNX has no control edges, so this is how an order is imposed with data alone.
-    /// It reads one element of each value, so the cost is a few tiny nodes.
+    /// It reads one element of each value, so the cost is a few tiny nodes. A non-finite first
+    /// element makes the sum NaN; the values waited for are a lower layer's gradient, whose own
+    /// update is then non-finite too, and the run stops on its loss either way.
     pub(crate) fn zero_after(&mut self, after: &[String]) -> String {
         let firsts: Vec<String> = after
             .iter()
