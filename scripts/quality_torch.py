@@ -298,6 +298,18 @@ def fit_calibration(train_y, val_y, val_raw):
     return r, k, np.float32(a), np.float32(mu_y - a * mu_p)
 
 
+def test_faces(args, faces, labels, splits):
+    """The faces and labels to test on: every row of --test's folder (prepared with `valar
+    prepare --all`), else DATA's own test split."""
+    if args.test:
+        t_faces, t_labels, _ = read_prepared(args.test)
+        return t_faces, t_labels
+    test = splits == "test"
+    if not test.any():
+        sys.exit(f"{args.data} has no test rows; pass --test DIR")
+    return faces[test], labels[test]
+
+
 def summary(recipe, args, n, t_labels, y_train, pred, seconds, mean, sd, losses, extra=None):
     """The result object both recipes print: the run, then `extra`, then each dimension's test
     metrics beside the mean-prediction baseline."""
@@ -336,13 +348,7 @@ def train_default(args):
     val = splits == "val"
     if train.sum() < 2:
         sys.exit(f"{args.data} has {int(train.sum())} train rows; training needs at least 2")
-    if args.test:
-        t_faces, t_labels, _ = read_prepared(args.test)  # every row of an --all folder
-    else:
-        test = splits == "test"
-        if not test.any():
-            sys.exit(f"{args.data} has no test rows; pass --test DIR")
-        t_faces, t_labels = faces[test], labels[test]
+    t_faces, t_labels = test_faces(args, faces, labels, splits)
     x_train, y_train, c_train = faces[train], labels[train], classes[train]
     if t_faces.shape[1:] != x_train.shape[1:]:
         sys.exit(f"test faces are {t_faces.shape[1:]}, training faces {x_train.shape[1:]}")
@@ -512,13 +518,7 @@ def main():
     train = splits == "train"
     if not train.any():
         sys.exit(f"{args.data} has no train rows")
-    if args.test:
-        t_faces, t_labels, _ = read_prepared(args.test)  # every row of an --all folder
-    else:
-        test = splits == "test"
-        if not test.any():
-            sys.exit(f"{args.data} has no test rows; pass --test DIR")
-        t_faces, t_labels = faces[test], labels[test]
+    t_faces, t_labels = test_faces(args, faces, labels, splits)
     x_train = faces[train]
     y_train = labels[train]
     if t_faces.shape[1:] != x_train.shape[1:]:
